@@ -1,0 +1,35 @@
+# Two commands set everything up on a fresh machine:
+#   make run    both reference tasks on the embedded synthetic data, then a summary table
+#   make test   the test suite on KERAS_BACKEND=jax, then on KERAS_BACKEND=tensorflow
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: install run test lint bench clean-venv
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	KERAS_BACKEND=$${KERAS_BACKEND:-tensorflow} $(PY) -m kmodels.demo
+
+test: install
+	@status=0; \
+	for backend in jax tensorflow; do \
+	  echo "=== pytest on KERAS_BACKEND=$$backend"; \
+	  KERAS_BACKEND=$$backend $(PY) -m pytest -q -p no:cacheprovider tests || status=1; \
+	done; \
+	$(VENV)/bin/ruff check . || status=1; \
+	exit $$status
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,68 @@
+"""Backend information and seeding.
+
+The backend is chosen with `KERAS_BACKEND` (`jax`, `tensorflow`, `torch`)
+before Keras is imported. Example:
+
+    >>> from kmodels import backend
+    >>> backend.info(devices=False)["backend"] in {"jax", "tensorflow", "torch", "numpy"}
+    True
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from importlib import metadata
+from typing import Any
+
+_PACKAGES = ("kmodels", "keras", "jax", "jaxlib", "tensorflow-cpu", "tensorflow", "torch",
+             "numpy", "pandas", "scikit-learn")
+
+
+def versions() -> dict[str, str | None]:
+    """Installed versions of the packages that matter, read without importing them."""
+    out: dict[str, str | None] = {}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def name() -> str:
+    import keras
+
+    return keras.backend.backend()
+
+
+def devices() -> list[str]:
+    """Devices the current backend sees (e.g. `['cpu:0']`)."""
+    import keras
+
+    try:
+        return [str(d) for d in keras.distribution.list_devices()]
+    except (NotImplementedError, RuntimeError, AttributeError):
+        return ["cpu:0"]
+
+
+def info(devices: bool = True) -> dict[str, Any]:
+    """Backend, devices, versions, Python and host facts, as a dict."""
+    out: dict[str, Any] = {
+        "backend": name(),
+        "versions": versions(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+    }
+    if devices:
+        out["devices"] = globals()["devices"]()
+    return out
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and the backend (`keras.utils.set_random_seed`)."""
+    import keras
+
+    keras.utils.set_random_seed(int(seed))

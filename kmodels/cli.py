@@ -1,0 +1,243 @@
+"""The `kmodels` command.
+
+    kmodels info                         backend, devices, versions
+    kmodels list [KIND] [PATTERN]        registered names (glob)
+    kmodels show NAME [--set K=V]        a task's resolved spec as TOML, or an item's signature
+    kmodels run TASK_OR_SPEC [--data PATH] [--set K=V]... [--out DIR]
+    kmodels evaluate RUN_DIR             re-evaluate a finished run on its test split
+    kmodels predict RUN_DIR_OR_MODEL INPUT... [--output CSV]
+
+Exit codes: 0 success, 1 the run failed, 2 usage/config/data error, 130 interrupted.
+Errors go to stderr without a traceback unless `--debug` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+logger = logging.getLogger("kmodels")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="kmodels",
+        description="Declaratively assembled Keras 3 models on JAX or TensorFlow "
+                    "(choose with KERAS_BACKEND=jax|tensorflow).",
+        epilog="Exit codes: 0 ok, 1 run failed, 2 usage/config/data error, 130 interrupted.",
+    )
+    p.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
+    p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    info = sub.add_parser("info", help="backend, devices and package versions")
+    info.add_argument("--json", action="store_true", help="print JSON")
+
+    ls = sub.add_parser("list", help="list registered names")
+    ls.add_argument("kind", nargs="?", default=None,
+                    help="models, preprocessors, callbacks, datasets or tasks (default: all)")
+    ls.add_argument("pattern", nargs="?", default="*", help="glob over names, e.g. '*cnn*'")
+
+    show = sub.add_parser("show", help="a task's resolved spec (TOML) or an item's signature")
+    show.add_argument("name", help="a task name, a spec file, or any registered name")
+    show.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V",
+                      help="dotted override, e.g. train.epochs=3 (repeatable)")
+
+    run = sub.add_parser("run", help="run a task end to end")
+    run.add_argument("task", metavar="TASK_OR_SPEC", help="a registered task or a spec .toml file")
+    run.add_argument("--data", type=Path, default=None, help="your data (file or folder); default: embedded")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V",
+                     help="dotted override, e.g. train.epochs=3 (repeatable)")
+    run.add_argument("--out", type=Path, default=None, help="run directory (must be new or empty)")
+
+    ev = sub.add_parser("evaluate", help="re-evaluate a finished run on its test split")
+    ev.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+
+    pr = sub.add_parser("predict", help="predict with a run (or a .keras file)")
+    pr.add_argument("source", type=Path, metavar="RUN_DIR_OR_MODEL")
+    pr.add_argument("inputs", type=Path, nargs="+", metavar="INPUT")
+    pr.add_argument("--output", type=Path, default=None, help="write the CSV here (default: stdout)")
+    return p
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from kmodels import backend
+
+    data = backend.info()
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return EXIT_OK
+    print(f"backend   {data['backend']}")
+    print(f"devices   {', '.join(data['devices'])}")
+    print(f"python    {data['python']} on {data['platform']} ({data['cpu_count']} CPUs)")
+    for pkg, ver in data["versions"].items():
+        if ver:
+            print(f"{pkg:<14}{ver}")
+    return EXIT_OK
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from kmodels import registry
+
+    kinds = list(registry.KINDS)
+    pattern = args.pattern
+    if args.kind is not None:
+        kind = args.kind if args.kind in registry.KINDS else f"{args.kind}s"
+        if kind not in registry.KINDS:
+            if args.pattern == "*":  # `kmodels list '*cnn*'`: a pattern over every kind
+                pattern = args.kind
+            else:
+                registry.get_registry(args.kind)
+        else:
+            kinds = [kind]
+    for kind in kinds:
+        reg = registry.KINDS[kind]
+        names = reg.list(pattern)
+        if len(kinds) > 1:
+            if not names:
+                continue
+            print(f"{kind}:")
+        for name in names:
+            summary = reg.describe(name).summary
+            print(f"  {name:<28} {summary}" if len(kinds) > 1 else f"{name:<28} {summary}")
+    for name, error in registry.plugins.errors.items():
+        print(f"kmodels: warning: plugin {name!r} failed to load: {error}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from kmodels import registry
+    from kmodels.spec import _looks_like_path, load_spec
+
+    if _looks_like_path(args.name) or args.name in registry.tasks:
+        print(load_spec(args.name, args.overrides).to_toml(), end="")
+        return EXIT_OK
+    found = [kind for kind, reg in registry.KINDS.items() if args.name in reg]
+    if not found:
+        registry.models.get(args.name)  # raises with suggestions
+    for kind in found:
+        info = registry.KINDS[kind].describe(args.name)
+        print(f"{kind[:-1]} {info.name}: {info.summary}")
+        print(f"  defined in {info.source}")
+        for p in info.params:
+            print(f"  {p.name}: {p.type}" + (" (required)" if p.required else f" = {p.default!r}"))
+    return EXIT_OK
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import kmodels
+
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        result = kmodels.run(args.task, data=args.data, overrides=args.overrides, out=args.out)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print(f"\n{result.task}: test-split results\n{result.table}\nartifacts: {result.run_dir}")
+    return EXIT_OK
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from kmodels.evaluation import format_table
+    from kmodels.task import TABLE_COLUMNS, evaluate_run
+
+    metrics = evaluate_run(args.run_dir)
+    print(format_table([{"model": "keras", **metrics}], TABLE_COLUMNS))
+    return EXIT_OK
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from kmodels.errors import RunError
+    from kmodels.task import predict
+
+    if args.output is not None and args.output.exists():
+        raise RunError(f"--output {str(args.output)!r} exists; kmodels does not overwrite files. Choose a new path.")
+    frame = predict(args.source, args.inputs)
+    if args.output is None:
+        frame.to_csv(sys.stdout, index=False)
+    else:
+        from kmodels.runs import atomic_write
+
+        atomic_write(args.output, frame.to_csv(index=False))
+        print(f"wrote {len(frame)} predictions to {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
+COMMANDS = {"info": _cmd_info, "list": _cmd_list, "show": _cmd_show, "run": _cmd_run,
+            "evaluate": _cmd_evaluate, "predict": _cmd_predict}
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is at the time of each record."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter("kmodels: %(message)s"))
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+def _setup_logging(quiet: bool) -> None:
+    log = logging.getLogger("kmodels")
+    if not any(isinstance(h, _StderrHandler) for h in log.handlers):
+        log.addHandler(_StderrHandler())
+    log.setLevel(logging.WARNING if quiet else logging.INFO)
+    log.propagate = False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI with `argv` (default: `sys.argv[1:]`); return the exit code."""
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        return int(exc.code or 0)
+    _setup_logging(args.quiet)
+    from kmodels.errors import ConfigError, DataError, KModelsError
+
+    try:
+        return COMMANDS[args.command](args)
+    except (ConfigError, DataError) as exc:
+        if args.debug:
+            raise
+        print(f"kmodels: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("kmodels: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except KModelsError as exc:
+        if args.debug:
+            raise
+        print(f"kmodels: error: {exc}", file=sys.stderr)
+        return EXIT_RUN_FAILED
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(f"kmodels: run failed: {type(exc).__name__}: {exc} (re-run with --debug for the traceback)",
+              file=sys.stderr)
+        return EXIT_RUN_FAILED
+
+
+def console_main() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    console_main()

@@ -1,0 +1,66 @@
+"""`Table`: what a tabular dataset builder returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kmodels.errors import DataError
+
+
+@dataclass
+class Table:
+    """A raw table and what the task needs to know about it.
+
+    Args:
+        frame: the rows, as read (nothing cleaned yet).
+        target: the column to predict.
+        classes: the two class values, negative first (`("M", "F")` predicts F).
+            `None` takes the sorted distinct values of the target.
+        group: a column whose values must not cross splits (e.g. `CustomerID`).
+        source: where the rows came from, for messages and reports.
+        notes: remarks made while reading (dropped columns, inferred types).
+
+    Example:
+        >>> import pandas as pd
+        >>> t = Table(pd.DataFrame({"x": [1, 2], "y": ["a", "b"]}), target="y")
+        >>> t.resolved_classes()
+        ('a', 'b')
+    """
+
+    frame: pd.DataFrame
+    target: str
+    classes: tuple[Any, Any] | None = None
+    group: str | None = None
+    source: str = "<memory>"
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.target not in self.frame.columns:
+            raise DataError(
+                f"{self.source}: target column {self.target!r} not found. Columns: "
+                f"{', '.join(map(str, self.frame.columns))}. Set it with --set data.target=COLUMN."
+            )
+        if self.group is not None and self.group not in self.frame.columns:
+            raise DataError(f"{self.source}: group column {self.group!r} not found.")
+
+    def resolved_classes(self) -> tuple[Any, Any]:
+        if self.classes is not None:
+            return tuple(self.classes)  # type: ignore[return-value]
+        values = sorted(self.frame[self.target].dropna().unique().tolist(), key=str)
+        if len(values) != 2:
+            shown = ", ".join(map(repr, values[:10])) + (" ..." if len(values) > 10 else "")
+            raise DataError(
+                f"{self.source}: target {self.target!r} must have exactly two classes for binary "
+                f"classification; found {len(values)}: {shown}."
+            )
+        return values[0], values[1]
+
+    def labels(self, frame: pd.DataFrame | None = None) -> np.ndarray:
+        """0/1 labels of `frame` (default: the whole table); rows must hold a valid class."""
+        frame = self.frame if frame is None else frame
+        negative, positive = self.resolved_classes()
+        return (frame[self.target] == positive).to_numpy(dtype=np.int64)

@@ -1,0 +1,169 @@
+"""Run directories: where a run's artifacts and metadata live.
+
+Each run gets its own directory (default `runs/<task>/<UTC timestamp>/`). It
+holds the resolved `spec.toml`, `metadata.json` (backend, versions, seed, host,
+start/end time and `status`), and whatever the task writes: `history.csv`,
+`model.keras`, `metrics.json`, plots. Files are written atomically (a temporary
+file renamed into place), an existing run directory is never reused, and a run
+that fails or is interrupted is marked `failed` / `interrupted`, never left
+looking complete.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> from kmodels.runs import RunDir
+    >>> rd = RunDir.create("demo", out=pathlib.Path(tempfile.mkdtemp()) / "run")
+    >>> _ = rd.write_json("metrics.json", {"accuracy": 1.0})
+    >>> sorted(p.name for p in rd.path.iterdir())
+    ['metrics.json']
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+import socket
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from kmodels.errors import RunError
+
+logger = logging.getLogger("kmodels")
+
+STATUS_RUNNING = "running"
+STATUS_COMPLETED = "completed"
+STATUS_FAILED = "failed"
+STATUS_INTERRUPTED = "interrupted"
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def atomic_write(path: Path, data: bytes | str) -> Path:
+    """Write `data` to `path` via a temporary file renamed into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+class RunDir:
+    """One run's directory.
+
+    Args:
+        path: an existing run directory (use `RunDir.create` for a new one).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    @classmethod
+    def create(cls, task: str, out: str | Path | None = None, root: str | Path = "runs") -> RunDir:
+        """Make a fresh run directory.
+
+        Args:
+            task: task name, used in the default location.
+            out: put the run exactly here; refused unless missing or empty.
+            root: parent of the default `<task>/<UTC timestamp>` location.
+        """
+        if out is not None:
+            path = Path(out).expanduser()
+            if path.exists() and (not path.is_dir() or any(path.iterdir())):
+                raise RunError(
+                    f"--out {str(path)!r} exists and is not an empty directory; kmodels never "
+                    "writes into existing results. Choose a new path or remove it yourself."
+                )
+            path.mkdir(parents=True, exist_ok=True)
+            return cls(path)
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        base = Path(root).expanduser() / task
+        base.mkdir(parents=True, exist_ok=True)
+        for i in range(1000):
+            path = base / (stamp if i == 0 else f"{stamp}-{i}")
+            try:
+                path.mkdir()
+            except FileExistsError:
+                continue
+            return cls(path)
+        raise RunError(f"Could not create a new run directory under {str(base)!r}.")
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def exists(self, name: str) -> bool:
+        return self.file(name).exists()
+
+    def write_text(self, name: str, text: str) -> Path:
+        return atomic_write(self.file(name), text)
+
+    def write_json(self, name: str, obj: Any) -> Path:
+        return self.write_text(name, json.dumps(obj, indent=2, default=_json_default) + "\n")
+
+    def read_json(self, name: str) -> Any:
+        try:
+            return json.loads(self.file(name).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise RunError(f"{str(self.file(name))!r} not found: is {str(self.path)!r} a kmodels run directory?") from None
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self.read_json("metadata.json") if self.exists("metadata.json") else {}
+
+    def _update_metadata(self, **fields: Any) -> None:
+        meta = self.metadata
+        meta.update(fields)
+        self.write_json("metadata.json", meta)
+
+    def start(self, *, task: str, seed: int, spec_toml: str, extra: dict[str, Any] | None = None) -> None:
+        """Write the spec and the metadata of a run that is starting."""
+        from kmodels.backend import info
+
+        self.write_text("spec.toml", spec_toml)
+        self._update_metadata(
+            task=task, status=STATUS_RUNNING, seed=seed, start_time=utc_now(), end_time=None,
+            host=socket.gethostname(), pid=os.getpid(), command=sys.argv, **info(devices=False),
+            **(extra or {}),
+        )
+
+    def finish(self, status: str, error: str | None = None) -> None:
+        self._update_metadata(status=status, end_time=utc_now(), error=error)
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[RunDir]:
+        """Mark the run completed, or failed/interrupted if the block raises."""
+        try:
+            yield self
+        except KeyboardInterrupt:
+            self.finish(STATUS_INTERRUPTED, "interrupted (SIGINT/SIGTERM)")
+            logger.error("Run interrupted; %s is marked 'interrupted'.", self.path)
+            raise
+        except BaseException as exc:
+            self.finish(STATUS_FAILED, f"{type(exc).__name__}: {exc}")
+            logger.error("Run failed; %s is marked 'failed'.", self.path)
+            raise
+        else:
+            self.finish(STATUS_COMPLETED)

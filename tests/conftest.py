@@ -1,0 +1,35 @@
+"""Shared fixtures. The backend comes from KERAS_BACKEND (default jax here)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile("ci", max_examples=25, deadline=None, derandomize=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", max_examples=50, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+from tests import _items  # noqa: E402,F401  (registers the test-only model, dataset, task)
+
+
+@pytest.fixture(scope="session")
+def backend() -> str:
+    import keras
+
+    return keras.backend.backend()
+
+
+@pytest.fixture(scope="session")
+def toy_run(tmp_path_factory):
+    """One finished run of the test task, shared by the tests that read run artifacts."""
+    import kmodels
+
+    out = tmp_path_factory.mktemp("toy") / "run"
+    return kmodels.run("toy_task", overrides={"train.epochs": 4}, out=out)

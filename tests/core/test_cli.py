@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from kmodels.cli import main
+
+
+def test_info_json(capsys, backend):
+    assert main(["info", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["backend"] == backend and data["versions"]["keras"] and data["devices"]
+
+
+def test_list_kinds_and_patterns(capsys):
+    assert main(["list", "models", "toy_*"]) == 0
+    out = capsys.readouterr().out
+    assert "toy_mlp" in out and "A one-hidden-layer MLP for tests." in out
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "callbacks:" in out and "early_stopping" in out and "tasks:" in out
+    assert main(["list", "*stopping*"]) == 0
+    assert "early_stopping" in capsys.readouterr().out
+
+
+def test_list_unknown_kind_is_usage_error(capsys):
+    assert main(["list", "modles", "x*"]) == 2
+    assert "Did you mean 'models'" in capsys.readouterr().err
+
+
+def test_show_task_prints_toml_that_reloads(capsys, tmp_path):
+    import kmodels
+
+    assert main(["show", "toy_task", "--set", "train.epochs=4"]) == 0
+    text = capsys.readouterr().out
+    path = tmp_path / "s.toml"
+    path.write_text(text)
+    assert kmodels.load_spec(path)["train"]["epochs"] == 4
+
+
+def test_show_item_signature(capsys):
+    assert main(["show", "early_stopping"]) == 0
+    out = capsys.readouterr().out
+    assert "callback early_stopping" in out and "patience" in out
+
+
+def test_run_with_typo_is_usage_error_without_traceback(capsys):
+    assert main(["run", "toy_tsk"]) == 2
+    err = capsys.readouterr().err
+    assert "Unknown task 'toy_tsk'. Did you mean 'toy_task'" in err and "Traceback" not in err
+
+
+def test_run_bad_override_is_usage_error(capsys, tmp_path):
+    assert main(["run", "toy_task", "--set", "train.epochs=x", "--out", str(tmp_path / "r")]) == 2
+    assert "expected int" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_run_and_predict_and_evaluate(capsys, tmp_path, toy_run):
+    import pandas as pd
+
+    from kmodels import registry
+
+    table = registry.datasets.get("toy_blobs")(rows=6, seed=3)
+    csv = tmp_path / "rows.csv"
+    table.frame.drop(columns=["label"]).to_csv(csv, index=False)
+    out = tmp_path / "pred.csv"
+    assert main(["predict", str(toy_run.run_dir), str(csv), "--output", str(out)]) == 0
+    pred = pd.read_csv(out)
+    assert list(pred.columns) == ["source", "row", "probability", "label"] and len(pred) == 6
+    assert set(pred["label"]) <= {"a", "b"}
+    assert main(["predict", str(toy_run.run_dir), str(csv), "--output", str(out)]) == 1
+    assert "does not overwrite" in capsys.readouterr().err
+    assert main(["evaluate", str(toy_run.run_dir)]) == 0
+    assert "| keras" in capsys.readouterr().out
+
+
+def test_help_exits_zero(capsys):
+    assert main(["--help"]) == 0
+    assert "run" in capsys.readouterr().out
+    assert main(["frobnicate"]) == 2
+
+
+@pytest.mark.subprocess
+def test_cli_subprocess_smoke(tmp_path):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    ok = subprocess.run([sys.executable, "-m", "kmodels.cli", "list", "callbacks"], capture_output=True,
+                        text=True, env=env, timeout=300)
+    assert ok.returncode == 0 and "early_stopping" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "kmodels.cli", "run", "no_such_task"], capture_output=True,
+                         text=True, env=env, timeout=300)
+    assert bad.returncode == 2 and "Unknown task 'no_such_task'" in bad.stderr and "Traceback" not in bad.stderr

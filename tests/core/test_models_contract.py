@@ -1,0 +1,51 @@
+"""One contract test over every registered model, on the current backend."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import kmodels
+from kmodels import registry
+
+
+@pytest.mark.parametrize("name", registry.models.list())
+def test_model_contract(name, tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = kmodels.build(name)
+    assert isinstance(model, keras.Model) and model.optimizer is not None
+    shape = tuple(model.inputs[0].shape[1:])
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, size=(4, *shape)).astype("float32")
+    if len(shape) == 3:
+        x *= 255.0  # image models take raw pixel values
+    y = np.array([0, 1, 0, 1], dtype="float32")
+    history = model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    before = model.predict(x, verbose=0)
+    assert before.shape == (4, 1) and np.all((before >= 0) & (before <= 1))
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), before, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", registry.models.list())
+def test_model_docstring_has_example(name):
+    import inspect
+
+    doc = inspect.getdoc(registry.models.get(name)) or ""
+    assert doc.splitlines()[0].strip(), f"{name}: no summary line"
+    assert "Example:" in doc and ">>>" in doc, f"{name}: docstring needs a runnable Example"
+
+
+def test_build_rejects_bad_kwargs_before_building():
+    with pytest.raises(kmodels.ConfigError, match="Unknown key 'unitz'"):
+        kmodels.build("toy_mlp", unitz=3)
+
+
+def test_list_models_globs():
+    assert "toy_mlp" in kmodels.list_models("toy_*")
+    assert kmodels.list_models("zzz*") == []

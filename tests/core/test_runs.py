@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import kmodels
+from kmodels.errors import ConfigError, RunError
+from kmodels.runs import RunDir
+
+
+def test_run_writes_every_artifact_and_completes(toy_run, backend):
+    rd = toy_run.run_dir
+    for name in ["spec.toml", "metadata.json", "history.csv", "model.keras", "metrics.json",
+                 "confusion_matrix.png", "training_curves.png", "report.md", "preprocessor.pkl"]:
+        assert (rd / name).is_file(), name
+    meta = json.loads((rd / "metadata.json").read_text())
+    assert meta["status"] == "completed" and meta["backend"] == backend and meta["seed"] == 42
+    assert meta["versions"]["keras"] and meta["end_time"] >= meta["start_time"]
+    metrics = json.loads((rd / "metrics.json").read_text())
+    assert set(metrics["models"]) == {"majority", "keras"}
+    assert metrics["models"]["keras"]["balanced_accuracy"] > 0.8  # blobs are easy
+    assert metrics["models"]["majority"]["balanced_accuracy"] == 0.5
+    assert toy_run.metrics == metrics and "| keras" in toy_run.table
+    assert not list(rd.glob(".*tmp")), "temporary files left behind"
+
+
+def test_split_keeps_customers_apart(toy_run):
+    # the saved spec groups by customer: re-create the split and check disjointness
+    from kmodels import registry
+    spec = kmodels.load_spec(toy_run.run_dir / "spec.toml")
+    task = registry.tasks.get("toy_task")(spec)
+    data = task.prepare()
+    groups = {k: set(v.frame["customer"]) for k, v in data.items()}
+    assert not groups["train"] & groups["test"] and not groups["train"] & groups["val"]
+    assert not groups["val"] & groups["test"]
+
+
+def test_same_seed_same_metrics(toy_run, tmp_path):
+    again = kmodels.run("toy_task", overrides={"train.epochs": 4}, out=tmp_path / "again")
+    a, b = toy_run.metrics["models"]["keras"], again.metrics["models"]["keras"]
+    assert a["confusion_matrix"] == b["confusion_matrix"]
+    assert a["roc_auc"] == pytest.approx(b["roc_auc"], abs=1e-6)
+
+
+def test_evaluate_run_reproduces_test_metrics(toy_run):
+    from kmodels.task import evaluate_run
+
+    again = evaluate_run(toy_run.run_dir)
+    assert again["confusion_matrix"] == toy_run.metrics["models"]["keras"]["confusion_matrix"]
+
+
+def test_out_refuses_non_empty_dir(tmp_path):
+    (tmp_path / "keep.txt").write_text("user data")
+    with pytest.raises(RunError, match="not an empty directory"):
+        kmodels.run("toy_task", out=tmp_path)
+    assert (tmp_path / "keep.txt").read_text() == "user data"
+
+
+def test_default_run_dirs_are_never_reused(tmp_path):
+    a = RunDir.create("t", root=tmp_path)
+    b = RunDir.create("t", root=tmp_path)
+    assert a.path != b.path and a.path.parent == b.path.parent == tmp_path / "t"
+
+
+def test_failed_run_is_marked_failed(tmp_path, monkeypatch):
+    from kmodels.task import Task
+
+    def boom(self, model, data):
+        raise RuntimeError("exploded mid-fit")
+
+    monkeypatch.setattr(Task, "fit", boom)
+    with pytest.raises(RuntimeError):
+        kmodels.run("toy_task", out=tmp_path / "r")
+    meta = json.loads((tmp_path / "r" / "metadata.json").read_text())
+    assert meta["status"] == "failed" and "exploded mid-fit" in meta["error"]
+    assert not (tmp_path / "r" / "metrics.json").exists() and not (tmp_path / "r" / "model.keras").exists()
+
+
+def test_interrupted_run_is_marked_interrupted(tmp_path, monkeypatch):
+    from kmodels.task import Task
+
+    def stop(self, model, data):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Task, "fit", stop)
+    with pytest.raises(KeyboardInterrupt):
+        kmodels.run("toy_task", out=tmp_path / "r")
+    assert json.loads((tmp_path / "r" / "metadata.json").read_text())["status"] == "interrupted"
+
+
+def test_evaluate_refuses_unfinished_run(tmp_path):
+    from kmodels.task import evaluate_run
+
+    rd = RunDir.create("toy_task", out=tmp_path / "r")
+    rd.write_json("metadata.json", {"status": "failed", "error": "boom"})
+    with pytest.raises(RunError, match="status 'failed'.*boom"):
+        evaluate_run(rd.path)
+
+
+def test_input_shape_mismatch_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"input_shape=\(3,\) does not match the data's \(4,\)"):
+        kmodels.run("toy_task", overrides={"model.input_shape": [3]}, out=tmp_path / "r")
+
+
+def test_balanced_class_weight():
+    from kmodels import registry
+    task = registry.tasks.get("toy_task")(kmodels.load_spec("toy_task", {"train.class_weight": "balanced"}))
+    weights = task.class_weight(np.array([0, 0, 0, 1]))
+    assert weights == {0: pytest.approx(4 / 6), 1: pytest.approx(2.0)}
