@@ -169,12 +169,27 @@ class Task:
         return cleaning, features
 
     def clean(self, table: Table, steps: Sequence[Any]) -> Table:
-        """Apply the row-dropping steps (stateless) to the whole table."""
+        """Apply the row-dropping steps (stateless) to the whole table, then keep valid classes only.
+
+        Rows whose target is missing or not one of the two classes are dropped
+        and counted in `self.cleaning`.
+        """
         frame = table.frame
+        self.cleaning: dict[str, Any] = {"rows_in": len(frame)}
         for step in steps:
             before = len(frame)
             frame = step.fit(frame).transform(frame)
-            logger.info("%s: %d → %d rows", type(step).__name__, before, len(frame))
+            self.cleaning[f"removed_by_{type(step).__name__}"] = before - len(frame)
+        classes = table.resolved_classes()
+        valid = frame[table.target].isin(classes)
+        if not valid.all():
+            other = frame.loc[~valid, table.target].astype(object)
+            counts = other.where(other.notna(), "<missing>").astype(str).value_counts().to_dict()
+            logger.info("Removed %d row(s) whose %s is not %s: %s", int((~valid).sum()), table.target,
+                        " or ".join(map(repr, classes)), counts)
+            self.cleaning["removed_invalid_target"] = {str(k): int(v) for k, v in counts.items()}
+            frame = frame[valid]
+        self.cleaning["rows_out"] = len(frame)
         if frame.empty:
             raise DataError(f"{table.source}: no rows left after cleaning; check the data and [[preprocess]].")
         return Table(frame.reset_index(drop=True), table.target, table.classes, table.group, table.source, table.notes)
@@ -201,7 +216,7 @@ class Task:
         out = {}
         for name in ("train", "val", "test"):
             frame = frames[name]
-            x = frame.drop(columns=[table.target])
+            x = frame.drop(columns=[c for c in (table.target, table.group) if c is not None])
             y = table.labels(frame)
             if pipe is not None:
                 if name == "train" and fitted is None:

@@ -55,7 +55,8 @@ class Table:
             shown = ", ".join(map(repr, values[:10])) + (" ..." if len(values) > 10 else "")
             raise DataError(
                 f"{self.source}: target {self.target!r} must have exactly two classes for binary "
-                f"classification; found {len(values)}: {shown}."
+                f"classification; found {len(values)}: {shown}. "
+                + ("Name the two to keep with --set data.classes='[\"NEG\", \"POS\"]'." if len(values) > 2 else "")
             )
         return values[0], values[1]
 

@@ -1,0 +1,8 @@
+"""kmodels_tabular: the bank_gender task, tabular preprocessors and the Keras MLP.
+
+Registered through the `kmodels.plugins` entry point, like any third-party plugin.
+"""
+
+from kmodels_tabular import bank_data, csv_dataset, models, preprocessors, task
+
+__all__ = ["bank_data", "csv_dataset", "models", "preprocessors", "task"]

@@ -1,0 +1,88 @@
+"""Vectorised parsing of day-first dates with two- or four-digit years.
+
+The bank export writes dates as `d/m/yy` (`10/1/94`), sometimes `d/m/yyyy`,
+and uses `1/1/1800` as a "no date" placeholder. A naive `pd.to_datetime`
+reads `4/4/57` as 2057; here a two-digit year is put in the latest century
+that does not place the date after a reference date (the transaction date for
+a birth date), so any birth date within 100 years before the transaction
+parses back exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+#: Years before this are placeholders (`1/1/1800`), read as missing.
+MIN_YEAR = 1900
+
+
+def _parts(values: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series, pd.Series]:
+    text = values.astype("string").str.strip()
+    iso = text.str.extract(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
+    dmy = text.str.extract(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{2}|\d{4})$")
+    day = pd.to_numeric(dmy[0].fillna(iso[2]), errors="coerce")
+    month = pd.to_numeric(dmy[1].fillna(iso[1]), errors="coerce")
+    year_text = dmy[2].fillna(iso[0])
+    year = pd.to_numeric(year_text, errors="coerce")
+    two_digit = year_text.str.len() == 2
+    return day, month, year, two_digit.fillna(False).astype(bool)
+
+
+def _assemble(year: pd.Series, month: pd.Series, day: pd.Series) -> pd.Series:
+    """Dates from numeric parts with numpy datetime arithmetic; invalid parts give NaT."""
+    y = pd.to_numeric(year, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    m = pd.to_numeric(month, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    d = pd.to_numeric(day, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    ok = np.isfinite(y) & np.isfinite(m) & np.isfinite(d) & (m >= 1) & (m <= 12) & (d >= 1) & (y >= 1) & (y <= 9999)
+    months = np.where(ok, (y - 1970) * 12 + (m - 1), 0).astype("int64").astype("datetime64[M]")
+    start = months.astype("datetime64[D]")
+    length = ((months + 1).astype("datetime64[D]") - start).astype("int64")
+    ok &= d <= length
+    dates = start + np.where(ok, d - 1, 0).astype("int64").astype("timedelta64[D]")
+    out = pd.Series(dates.astype("datetime64[ns]"), index=year.index)
+    return out.where(ok)
+
+
+def parse_day_first(values: pd.Series, reference: pd.Series | pd.Timestamp | None = None) -> pd.Series:
+    """Parse `d/m/yy`, `d/m/yyyy` (or ISO `yyyy-mm-dd`) strings into timestamps.
+
+    Args:
+        values: the date strings; anything unparseable becomes `NaT`.
+        reference: a date (or one per row) that a two-digit year must not
+            exceed: `20/5/57` is 1957 when the reference is in 2016. Default:
+            today.
+
+    Returns:
+        A `datetime64` Series; placeholders (years before 1900) are `NaT`.
+
+    Example:
+        >>> import pandas as pd
+        >>> parse_day_first(pd.Series(["4/4/57", "10/1/1994", "1/1/1800"]), pd.Timestamp("2016-08-02")).dt.year.tolist()
+        [1957.0, 1994.0, nan]
+    """
+    values = pd.Series(values).reset_index(drop=True)
+    day, month, year, two_digit = _parts(values)
+    if reference is None:
+        reference = pd.Timestamp.today().normalize()
+    ref = (pd.Series(reference).reset_index(drop=True) if isinstance(reference, pd.Series)
+           else pd.Series(pd.Timestamp(reference), index=values.index))
+    ref = pd.to_datetime(ref, errors="coerce")
+    ref_filled = ref.fillna(pd.Timestamp.today().normalize())
+    century = (ref_filled.dt.year // 100) * 100
+    candidate = _assemble(year.where(~two_digit, century + year), month, day)
+    too_late = two_digit & (candidate > ref_filled)
+    full_year = year.where(~two_digit, np.where(too_late, century - 100 + year, century + year))
+    out = _assemble(full_year, month, day)
+    return out.where(full_year >= MIN_YEAR)
+
+
+def format_day_first(dates: pd.Series, four_digit: np.ndarray | bool = False) -> pd.Series:
+    """Write timestamps as the bank export does: `d/m/yy` (or `d/m/yyyy`), no zero padding."""
+    dates = pd.Series(dates)
+    day = dates.dt.day.astype("Int64").astype("string")
+    month = dates.dt.month.astype("Int64").astype("string")
+    year4 = dates.dt.year.astype("Int64").astype("string")
+    year2 = (dates.dt.year % 100).astype("Int64").astype("string").str.zfill(2)
+    year = year4.where(pd.Series(np.broadcast_to(four_digit, len(dates)), index=dates.index), year2)
+    return (day + "/" + month + "/" + year).astype(object).where(dates.notna(), None)

@@ -1,0 +1,147 @@
+"""Exploratory data analysis of a raw table, before anything changes it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kmodels.data import Table
+from kmodels.evaluation import _pyplot, _save, format_table
+
+
+def eda(table: Table, placeholders: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
+    """Rows, columns, dtypes, missing values, duplicates, target balance, placeholders, ranges.
+
+    Example:
+        >>> import pandas as pd
+        >>> from kmodels.data import Table
+        >>> r = eda(Table(pd.DataFrame({"x": [1, 1, None], "y": ["a", "a", "b"]}), "y"))
+        >>> r["rows"], r["duplicate_rows"], r["missing"]["x"]["count"]
+        (3, 1, 1)
+    """
+    f = table.frame
+    n = len(f)
+    missing = f.isna().sum()
+    target = f[table.target].astype(object).where(f[table.target].notna(), "<missing>").astype(str)
+    report: dict[str, Any] = {
+        "source": table.source,
+        "rows": n,
+        "columns": len(f.columns),
+        "dtypes": {str(c): str(t) for c, t in f.dtypes.items()},
+        "missing": {str(c): {"count": int(missing[c]), "percent": round(100 * missing[c] / max(n, 1), 3)}
+                    for c in f.columns},
+        "duplicate_rows": int(f.duplicated().sum()),
+        "target": {"column": table.target, "counts": target.value_counts().to_dict()},
+        "placeholders": {},
+        "numeric": {},
+        "notes": list(table.notes),
+    }
+    if table.group is not None:
+        report["groups"] = {"column": table.group, "distinct": int(f[table.group].nunique())}
+    for col, values in (placeholders or {}).items():
+        if col in f.columns:
+            count = int(f[col].astype(object).isin(list(values)).sum())
+            report["placeholders"][col] = {"values": list(values), "count": count,
+                                           "percent": round(100 * count / max(n, 1), 3)}
+    for col in f.columns:
+        if pd.api.types.is_numeric_dtype(f[col]) and col != table.target:
+            s = f[col]
+            report["numeric"][str(col)] = {
+                "min": _num(s.min()), "median": _num(s.median()), "max": _num(s.max()),
+                "zeros": int((s == 0).sum()), "negative": int((s < 0).sum()),
+            }
+    return report
+
+
+def _num(v: Any) -> float | None:
+    return None if pd.isna(v) else float(v)
+
+
+def summary_lines(report: Mapping[str, Any]) -> list[str]:
+    """The short summary printed at the start of a run."""
+    missing = {c: m["count"] for c, m in report["missing"].items() if m["count"]}
+    lines = [
+        f"EDA: {report['rows']:,} rows x {report['columns']} columns from {report['source']}",
+        f"EDA: missing values: {missing or 'none'}",
+        f"EDA: duplicate rows: {report['duplicate_rows']:,}",
+        f"EDA: target {report['target']['column']}: {report['target']['counts']}",
+    ]
+    for col, p in report["placeholders"].items():
+        lines.append(f"EDA: placeholder {p['values']} in {col}: {p['count']:,} rows ({p['percent']:.1f}%)")
+    if "groups" in report:
+        lines.append(f"EDA: {report['groups']['distinct']:,} distinct {report['groups']['column']}")
+    lines += [f"EDA: note: {n}" for n in report["notes"]]
+    return lines
+
+
+def markdown(report: Mapping[str, Any]) -> str:
+    rows = [{"column": c, "dtype": report["dtypes"][c], "missing": m["count"], "missing %": m["percent"]}
+            for c, m in report["missing"].items()]
+    numeric = [{"column": c, **v} for c, v in report["numeric"].items()]
+    target = [{"value": k, "rows": v} for k, v in report["target"]["counts"].items()]
+    parts = [
+        f"# EDA of {report['source']}", "",
+        f"{report['rows']:,} rows, {report['columns']} columns, {report['duplicate_rows']:,} exact duplicate rows.", "",
+        "## Columns", "", format_table(rows, ["column", "dtype", "missing", "missing %"]), "",
+        f"## Target `{report['target']['column']}`", "", format_table(target, ["value", "rows"]), "",
+    ]
+    if report["placeholders"]:
+        ph = [{"column": c, "values": ", ".join(p["values"]), "rows": p["count"], "%": p["percent"]}
+              for c, p in report["placeholders"].items()]
+        parts += ["## Placeholder values", "", format_table(ph, ["column", "values", "rows", "%"]), ""]
+    if numeric:
+        parts += ["## Numeric ranges", "", format_table(numeric, ["column", "min", "median", "max", "zeros", "negative"]), ""]
+    if report["notes"]:
+        parts += ["## Notes", "", *[f"- {n}" for n in report["notes"]], ""]
+    parts += ["![missing values](eda_missing.png)", "", "![target balance](eda_target.png)", "",
+              "![feature by class](eda_feature_by_class.png)", ""]
+    return "\n".join(parts)
+
+
+def plots(table: Table, report: Mapping[str, Any], out: Path, feature: str | None = None) -> list[Path]:
+    """Missing values per column, target balance, and one feature's distribution by class."""
+    import seaborn as sns
+
+    plt = _pyplot()
+    paths = []
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    miss = {c: m["percent"] for c, m in report["missing"].items()}
+    ax.barh(list(miss), list(miss.values()), color="tab:red")
+    ax.set_xlabel("% missing")
+    ax.set_title("Missing values per column")
+    fig.tight_layout()
+    paths.append(_save(fig, out / "eda_missing.png"))
+
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    counts = report["target"]["counts"]
+    ax.bar(list(map(str, counts)), list(counts.values()), color="tab:blue")
+    ax.set_title(f"Target balance: {report['target']['column']}")
+    ax.set_ylabel("rows")
+    fig.tight_layout()
+    paths.append(_save(fig, out / "eda_target.png"))
+
+    f = table.frame
+    numeric = [c for c in f.columns if pd.api.types.is_numeric_dtype(f[c]) and c != table.target]
+    column = feature if feature in f.columns else (numeric[0] if numeric else None)
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    if column is not None:
+        sample = f[[column, table.target]].dropna()
+        sample = sample[sample[table.target].isin(table.resolved_classes())]
+        sample = sample.sample(min(len(sample), 20000), random_state=0)
+        values = pd.to_numeric(sample[column], errors="coerce")
+        if values.min() >= 0 and values.max() > 1000:
+            values = np.log1p(values)
+            label = f"log1p({column})"
+        else:
+            label = column
+        sns.histplot(x=values, hue=sample[table.target].astype(str), stat="density", common_norm=False,
+                     element="step", bins=40, ax=ax)
+        ax.set_xlabel(label)
+        ax.set_title(f"{label} by {table.target}")
+    fig.tight_layout()
+    paths.append(_save(fig, out / "eda_feature_by_class.png"))
+    return paths

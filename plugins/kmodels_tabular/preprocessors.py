@@ -1,0 +1,410 @@
+"""Tabular preprocessors: scikit-learn estimators that take and return DataFrames.
+
+Conventions (scikit-learn's): `__init__` only stores its arguments; `fit`
+validates, learns state in attributes ending in `_` and returns `self`;
+`transform` before `fit` raises `NotFittedError`; `get_params`/`set_params`
+and `sklearn.base.clone` work. Steps with `drops_rows = True` are stateless
+row filters applied to the whole table before the split; every other step is
+fitted on the training split only. Inputs are never modified in place.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import ClassVar, Literal
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from kmodels import registry
+from kmodels.errors import DataError
+from kmodels_tabular.dates import parse_day_first
+
+logger = logging.getLogger("kmodels")
+
+
+def _frame(x: object, who: str) -> pd.DataFrame:
+    if not isinstance(x, pd.DataFrame):
+        raise TypeError(f"{who} expects a pandas DataFrame; received {type(x).__name__}.")
+    return x
+
+
+def _require(x: pd.DataFrame, columns: list[str] | tuple[str, ...], who: str) -> None:
+    missing = [c for c in columns if c not in x.columns]
+    if missing:
+        raise DataError(f"{who}: column(s) {missing} not in the table. Columns: {list(x.columns)}.")
+
+
+class _Step(TransformerMixin, BaseEstimator):
+    drops_rows: ClassVar[bool] = False
+
+    def _check(self, x: object) -> pd.DataFrame:
+        check_is_fitted(self)
+        return _frame(x, type(self).__name__)
+
+
+# ---- row filters (before the split) -------------------------------------------------------------
+@registry.preprocessors.register("drop_duplicates")
+class DropDuplicates(_Step):
+    """Drop exact duplicate rows (all columns, or `subset`), keeping the first.
+
+    Args:
+        subset: columns that define a duplicate; `None` uses every column.
+
+    Example:
+        >>> import pandas as pd
+        >>> DropDuplicates().fit_transform(pd.DataFrame({"a": [1, 1, 2]})).shape
+        (2, 1)
+    """
+
+    drops_rows = True
+
+    def __init__(self, subset: list[str] | None = None) -> None:
+        self.subset = subset
+
+    def fit(self, x: pd.DataFrame, y: object = None) -> DropDuplicates:
+        x = _frame(x, "drop_duplicates")
+        if self.subset:
+            _require(x, self.subset, "drop_duplicates")
+        self.columns_ = list(x.columns)
+        return self
+
+    def transform(self, x: pd.DataFrame) -> pd.DataFrame:
+        x = self._check(x)
+        out = x.drop_duplicates(subset=self.subset or None)
+        if len(out) < len(x):
+            logger.info("drop_duplicates: removed %d duplicate row(s)", len(x) - len(out))
+        return out
+
+
+@registry.preprocessors.register("drop_missing")
+class DropMissing(_Step):
+    """Drop rows with a missing value in any of `columns`.
+
+    Example:
+        >>> import pandas as pd
+        >>> DropMissing(["a"]).fit_transform(pd.DataFrame({"a": [1, None], "b": [None, 2]})).shape
+        (1, 2)
+    """
+
+    drops_rows = True
+
+    def __init__(self, columns: list[str] = ()) -> None:  # noqa: B006
+        self.columns = columns
+
+    def fit(self, x: pd.DataFrame, y: object = None) -> DropMissing:
+        x = _frame(x, "drop_missing")
+        _require(x, list(self.columns), "drop_missing")
+        self.columns_ = list(self.columns)
+        return self
+
+    def transform(self, x: pd.DataFrame) -> pd.DataFrame:
+        x = self._check(x)
+        return x.dropna(subset=self.columns_) if self.columns_ else x
+
+
+# ---- feature steps (fitted on the training split) -----------------------------------------------
+@registry.preprocessors.register("drop_columns")
+class DropColumns(_Step):
+    """Drop the named columns (those absent are ignored).
+
+    Example:
+        >>> import pandas as pd
+        >>> DropColumns(["a"]).fit_transform(pd.DataFrame({"a": [1], "b": [2]})).columns.tolist()
+        ['b']
+    """
+
+    def __init__(self, columns: list[str] = ()) -> None:  # noqa: B006
+        self.columns = columns
+
+    def fit(self, x: pd.DataFrame, y: object = None) -> DropColumns:
+        x = _frame(x, "drop_columns")
+        self.columns_ = [c for c in self.columns if c in x.columns]
+        return self
+
+    def transform(self, x: pd.DataFrame) -> pd.DataFrame:
+        return self._check(x).drop(columns=self.columns_, errors="ignore")
+
+
+@registry.preprocessors.register("bank_features")
+class BankFeatures(_Step):
+    """Features of a bank transaction row: age, time of day, weekday, log amounts.
+
+    From the published columns it derives `age` (years at the transaction,
+    two-digit birth years put in the right century, `1/1/1800` and ages
+    outside [min_age, max_age] as missing), `hour`, `weekday`, `log_amount`,
+    `log_balance`, `zero_balance`, and keeps `CustLocation` for an encoder.
+    IDs and raw dates are dropped. Missing inputs give missing features (an
+    imputer step follows).
+
+    Args:
+        min_age: youngest plausible customer age.
+        max_age: oldest plausible customer age.
+
+    Example:
+        >>> from kmodels_tabular.bank_data import generate_bank_frame
+        >>> BankFeatures().fit_transform(generate_bank_frame(20)).columns.tolist()
+        ['age', 'hour', 'weekday', 'log_amount', 'log_balance', 'zero_balance', 'CustLocation']
+    """
+
+    INPUTS: ClassVar[tuple[str, ...]] = ("CustomerDOB", "TransactionDate", "TransactionTime",
+                                         "TransactionAmount (INR)", "CustAccountBalance", "CustLocation")
+
+    def __init__(self, min_age: float = 0.0, max_age: float = 100.0) -> None:
+        self.min_age = min_age
+        self.max_age = max_age
+
+    def fit(self, x: pd.DataFrame, y: object = None) -> BankFeatures:
+        x = _frame(x, "bank_features")
+        _require(x, list(self.INPUTS), "bank_features")
+        if not self.min_age < self.max_age:
+            raise DataError(f"bank_features: received min_age={self.min_age}, max_age={self.max_age}; expected min_age < max_age.")
+        self.feature_names_ = ["age", "hour", "weekday", "log_amount", "log_balance", "zero_balance", "CustLocation"]
+        return self
+
+    def transform(self, x: pd.DataFrame) -> pd.DataFrame:
+        x = self._check(x)
+        _require(x, list(self.INPUTS), "bank_features")
+        txn = parse_day_first(x["TransactionDate"])
+        dob = parse_day_first(x["CustomerDOB"], reference=txn)
+        age = (txn - dob).dt.days.to_numpy(dtype=float, na_value=np.nan) / 365.25
+        age[(age < self.min_age) | (age > self.max_age)] = np.nan
+        time = pd.to_numeric(x["TransactionTime"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        hour = np.floor(time / 10000)
+        hour[(hour < 0) | (hour > 23)] = np.nan
+        amount = pd.to_numeric(x["TransactionAmount (INR)"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        balance = pd.to_numeric(x["CustAccountBalance"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        return pd.DataFrame({
+            "age": age,
+            "hour": hour,
+            "weekday": txn.dt.weekday.to_numpy(dtype=float, na_value=np.nan),
+            "log_amount": np.log1p(np.clip(amount, 0, None)),
+            "log_balance": np.log1p(np.clip(balance, 0, None)),
+            "zero_balance": np.where(np.isnan(balance), np.nan, (balance == 0).astype(float)),
+            "CustLocation": x["CustLocation"].to_numpy(dtype=object),
+        }, index=x.index)
+
+
+@registry.preprocessors.register("frequency_encode")
+class FrequencyEncode(_Step):
+    """Replace high-cardinality categoricals by their frequency in the training split.
+
+    No target information is used, so nothing leaks. Missing values count as
+    their own category; values unseen in training get frequency 0.
+
+    Args:
+        columns: the columns to encode; `None` encodes every non-numeric column.
+
+    Example:
+        >>> import pandas as pd
+        >>> enc = FrequencyEncode(["city"]).fit(pd.DataFrame({"city": ["A", "A", "B", "C"]}))
+        >>> enc.transform(pd.DataFrame({"city": ["A", "Z"]}))["city_freq"].tolist()
+        [0.5, 0.0]
+    """
+
+    def __init__(self, columns: list[str] | None = None) -> None:
+        self.columns = columns
+
+    def fit(self, x: pd.DataFrame, y: object = None) -> FrequencyEncode:
+        x = _frame(x, "frequency_encode")
+        cols = list(self.columns) if self.columns is not None else _non_numeric(x)
+        _require(x, cols, "frequency_encode")
+        self.frequencies_ = {c: x[c].astype(object).fillna("<missing>").value_counts(normalize=True).to_dict()
+                             for c in cols}
+        return self
+
+    def transform(self, x: pd.DataFrame) -> pd.DataFrame:
+        x = self._check(x)
+        out = x.drop(columns=list(self.frequencies_))
+        for c, freq in self.frequencies_.items():
+            out[f"{c}_freq"] = x[c].astype(object).fillna("<missing>").map(freq).astype(float).fillna(0.0).to_numpy()
+        return out
+
+
+@registry.preprocessors.register("one_hot")
+class OneHot(_Step):
+    """One-hot encode low-cardinality categoricals; unseen values encode as all zeros.
+
+    Args:
+        columns: the columns; `None` encodes every non-numeric column.
+        max_categories: the most frequent categories kept per column; the rest
+            share an `other` column.
+
+    Example:
+        >>> import pandas as pd
+        >>> OneHot(["c"]).fit_transform(pd.DataFrame({"c": ["x", "y", "x"]})).columns.tolist()
+        ['c=x', 'c=y']
+    """
+
+    def __init__(self, columns: list[str] | None = None, max_categories: int = 20) -> None:
+        self.columns = columns
+        self.max_categories = max_categories
+
+    def fit(self, x: pd.DataFrame, y: object = None) -> OneHot:
+        x = _frame(x, "one_hot")
+        if self.max_categories < 1:
+            raise DataError(f"one_hot: received max_categories={self.max_categories}; expected >= 1.")
+        cols = list(self.columns) if self.columns is not None else _non_numeric(x)
+        _require(x, cols, "one_hot")
+        self.categories_ = {}
+        self.other_ = {}
+        for c in cols:
+            counts = x[c].astype(object).fillna("<missing>").astype(str).value_counts()
+            self.categories_[c] = counts.index[: self.max_categories].tolist()
+            self.other_[c] = counts.index[self.max_categories:].tolist()  # seen in training, not kept
+        return self
+
+    def transform(self, x: pd.DataFrame) -> pd.DataFrame:
+        x = self._check(x)
+        out = x.drop(columns=list(self.categories_))
+        for c, cats in self.categories_.items():
+            values = x[c].astype(object).fillna("<missing>").astype(str).to_numpy()
+            for cat in cats:
+                out[f"{c}={cat}"] = (values == cat).astype(float)
+            if self.other_[c]:
+                out[f"{c}=other"] = np.isin(values, self.other_[c]).astype(float)
+        return out
+
+
+@registry.preprocessors.register("impute")
+class Impute(_Step):
+    """Fill missing numeric values with the training median (or mean), adding indicators.
+
+    Args:
+        strategy: `"median"` or `"mean"` of the training split.
+        add_indicator: add a `<column>_missing` 0/1 column for every column that
+            had missing values in training.
+
+    Example:
+        >>> import pandas as pd
+        >>> Impute().fit_transform(pd.DataFrame({"a": [1.0, None, 3.0]})).to_dict("list")
+        {'a': [1.0, 2.0, 3.0], 'a_missing': [0.0, 1.0, 0.0]}
+    """
+
+    def __init__(self, strategy: Literal["median", "mean"] = "median", add_indicator: bool = True) -> None:
+        self.strategy = strategy
+        self.add_indicator = add_indicator
+
+    def fit(self, x: pd.DataFrame, y: object = None) -> Impute:
+        x = _frame(x, "impute")
+        if self.strategy not in ("median", "mean"):
+            raise DataError(f"impute: received strategy={self.strategy!r}; expected 'median' or 'mean'.")
+        num = [c for c in x.columns if pd.api.types.is_numeric_dtype(x[c])]
+        stats = x[num].median() if self.strategy == "median" else x[num].mean()
+        self.statistics_ = {c: float(v) if np.isfinite(v) else 0.0 for c, v in stats.items()}
+        self.indicators_ = [c for c in num if x[c].isna().any()] if self.add_indicator else []
+        return self
+
+    def transform(self, x: pd.DataFrame) -> pd.DataFrame:
+        x = self._check(x)
+        out = x.copy()
+        for c in self.indicators_:
+            out[f"{c}_missing"] = x[c].isna().astype(float) if c in x else 1.0
+        for c, v in self.statistics_.items():
+            if c in out:
+                out[c] = pd.to_numeric(out[c], errors="coerce").astype(float).fillna(v)
+        return out
+
+
+@registry.preprocessors.register("standard_scale")
+class StandardScale(_Step):
+    """Standardise every numeric column with the training mean and standard deviation.
+
+    Constant columns are centred and left unscaled. Non-numeric columns are an
+    error: encode them first.
+
+    Example:
+        >>> import pandas as pd
+        >>> StandardScale().fit_transform(pd.DataFrame({"a": [1.0, 3.0]}))["a"].tolist()
+        [-1.0, 1.0]
+    """
+
+    def fit(self, x: pd.DataFrame, y: object = None) -> StandardScale:
+        x = _frame(x, "standard_scale")
+        bad = _non_numeric(x)
+        if bad:
+            raise DataError(f"standard_scale: columns {bad} are not numeric; add one_hot or frequency_encode before it.")
+        values = x.to_numpy(dtype=float)
+        self.columns_ = list(x.columns)
+        self.mean_ = np.nanmean(values, axis=0) if len(values) else np.zeros(values.shape[1])
+        std = np.nanstd(values, axis=0) if len(values) else np.ones(values.shape[1])
+        self.scale_ = np.where(np.isfinite(std) & (std > 0), std, 1.0)
+        self.mean_ = np.where(np.isfinite(self.mean_), self.mean_, 0.0)
+        return self
+
+    def transform(self, x: pd.DataFrame) -> pd.DataFrame:
+        x = self._check(x)
+        _require(x, self.columns_, "standard_scale")
+        values = (x[self.columns_].to_numpy(dtype=float) - self.mean_) / self.scale_
+        return pd.DataFrame(values, columns=self.columns_, index=x.index)
+
+
+@registry.preprocessors.register("auto_features")
+class AutoFeatures(_Step):
+    """Infer column types of any table and make numeric features of them.
+
+    Numeric columns pass through; date-like text columns become year, month
+    and weekday; categoricals with at most `max_one_hot` values are one-hot
+    encoded and the others frequency encoded. The inferred types are kept in
+    `kinds_` (and logged).
+
+    Args:
+        max_one_hot: the most distinct values a categorical may have to be one-hot encoded.
+
+    Example:
+        >>> import pandas as pd
+        >>> f = pd.DataFrame({"n": [1, 2], "c": ["a", "b"], "d": ["1/2/2020", "3/4/2021"]})
+        >>> AutoFeatures().fit(f).kinds_
+        {'n': 'numeric', 'c': 'one_hot', 'd': 'date'}
+    """
+
+    def __init__(self, max_one_hot: int = 20) -> None:
+        self.max_one_hot = max_one_hot
+
+    def fit(self, x: pd.DataFrame, y: object = None) -> AutoFeatures:
+        x = _frame(x, "auto_features")
+        kinds = {}
+        for c in x.columns:
+            col = x[c]
+            if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+                kinds[c] = "numeric"
+                continue
+            present = col.dropna()
+            if len(present) and parse_day_first(present.head(200)).notna().mean() >= 0.9:
+                kinds[c] = "date"
+            elif len(present) and pd.to_numeric(present, errors="coerce").notna().mean() >= 0.95:
+                kinds[c] = "numeric"
+            else:
+                kinds[c] = "one_hot" if col.nunique(dropna=False) <= self.max_one_hot else "frequency"
+        self.kinds_ = kinds
+        logger.info("auto_features: %s", ", ".join(f"{c}={k}" for c, k in kinds.items()))
+        one_hot = [c for c, k in kinds.items() if k == "one_hot"]
+        freq = [c for c, k in kinds.items() if k == "frequency"]
+        self.one_hot_ = OneHot(one_hot, max_categories=self.max_one_hot).fit(x[one_hot]) if one_hot else None
+        self.frequency_ = FrequencyEncode(freq).fit(x[freq]) if freq else None
+        return self
+
+    def transform(self, x: pd.DataFrame) -> pd.DataFrame:
+        x = self._check(x)
+        _require(x, list(self.kinds_), "auto_features")
+        parts = []
+        for c, kind in self.kinds_.items():
+            if kind == "numeric":
+                parts.append(pd.to_numeric(x[c], errors="coerce").astype(float).rename(c))
+            elif kind == "date":
+                d = parse_day_first(x[c])
+                d.index = x.index
+                parts += [d.dt.year.astype(float).rename(f"{c}_year"), d.dt.month.astype(float).rename(f"{c}_month"),
+                          d.dt.weekday.astype(float).rename(f"{c}_weekday")]
+        out = pd.concat(parts, axis=1) if parts else pd.DataFrame(index=x.index)
+        for enc in (self.one_hot_, self.frequency_):
+            if enc is not None:
+                cols = list(getattr(enc, "categories_", None) or enc.frequencies_)
+                out = pd.concat([out, enc.transform(x[cols])], axis=1)
+        return out
+
+
+def _non_numeric(x: pd.DataFrame) -> list[str]:
+    return [c for c in x.columns if not (pd.api.types.is_numeric_dtype(x[c]) or pd.api.types.is_bool_dtype(x[c]))]
