@@ -7,6 +7,7 @@ schema before anything is built and returns the call-ready keyword arguments.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import types
 import typing
@@ -120,9 +121,13 @@ def schema(fn: Callable[..., Any]) -> dict[str, inspect.Parameter]:
         hints = {}
     params = {}
     sig = inspect.signature(fn)
+    factories = {f.name: f.default_factory for f in dataclasses.fields(fn)
+                 if f.default_factory is not dataclasses.MISSING} if dataclasses.is_dataclass(fn) else {}
     for name, p in sig.parameters.items():
         if name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
+        if name in factories:
+            p = p.replace(default=factories[name]())
         annotation = hints.get(name, p.annotation)
         if annotation is _MISSING and p.default is not _MISSING:
             annotation = _infer(p.default)

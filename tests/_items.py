@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
 
 from kmodels import registry
 from kmodels.data import Table
@@ -63,6 +64,7 @@ class ToyDrop(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, x):
+        check_is_fitted(self)
         return x.drop(columns=self.columns_)
 
 

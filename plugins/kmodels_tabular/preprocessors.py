@@ -179,7 +179,7 @@ class BankFeatures(_Step):
         return pd.DataFrame({
             "age": age,
             "hour": hour,
-            "weekday": txn.dt.weekday.to_numpy(dtype=float, na_value=np.nan),
+            "weekday": txn.dt.day_of_week.to_numpy(dtype=float, na_value=np.nan),
             "log_amount": np.log1p(np.clip(amount, 0, None)),
             "log_balance": np.log1p(np.clip(balance, 0, None)),
             "zero_balance": np.where(np.isnan(balance), np.nan, (balance == 0).astype(float)),
@@ -397,7 +397,7 @@ class AutoFeatures(_Step):
                 d = parse_day_first(x[c])
                 d.index = x.index
                 parts += [d.dt.year.astype(float).rename(f"{c}_year"), d.dt.month.astype(float).rename(f"{c}_month"),
-                          d.dt.weekday.astype(float).rename(f"{c}_weekday")]
+                          d.dt.day_of_week.astype(float).rename(f"{c}_weekday")]
         out = pd.concat(parts, axis=1) if parts else pd.DataFrame(index=x.index)
         for enc in (self.one_hot_, self.frequency_):
             if enc is not None:

@@ -1,0 +1,151 @@
+"""Contract + hypothesis properties for every registered preprocessor."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from kmodels_tabular.bank_data import generate_bank_frame
+from kmodels_tabular.preprocessors import BankFeatures, Impute
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from kmodels import registry
+
+
+def raw(n: int, seed: int) -> pd.DataFrame:
+    return generate_bank_frame(n, seed)
+
+
+def features(n: int, seed: int) -> pd.DataFrame:
+    return BankFeatures().fit_transform(raw(n, seed))
+
+
+def numeric(n: int, seed: int) -> pd.DataFrame:
+    return features(n, seed).drop(columns=["CustLocation"])
+
+
+def imputed(n: int, seed: int) -> pd.DataFrame:
+    return Impute().fit_transform(numeric(n, seed))
+
+
+def toy(n: int, seed: int) -> pd.DataFrame:
+    return registry.datasets.get("toy_blobs")(rows=n, seed=seed).frame
+
+
+# name -> (constructor kwargs, input maker, output may hold NaN)
+EXAMPLES = {
+    "drop_duplicates": ({}, raw, True),
+    "drop_missing": ({"columns": ["CustomerDOB"]}, raw, True),
+    "drop_columns": ({"columns": ["CustomerID"]}, raw, True),
+    "bank_features": ({}, raw, True),
+    "auto_features": ({"max_one_hot": 5}, raw, True),
+    "frequency_encode": ({"columns": ["CustLocation"]}, features, True),
+    "one_hot": ({"columns": ["CustLocation"], "max_categories": 3}, features, True),
+    "impute": ({}, numeric, False),
+    "standard_scale": ({}, imputed, False),
+    "toy_drop": ({"columns": ["customer"]}, toy, True),
+}
+NAMES = registry.preprocessors.list()
+sizes = st.integers(min_value=2, max_value=60)
+seeds = st.integers(min_value=0, max_value=2**16)
+
+
+def test_every_preprocessor_has_an_example():
+    assert set(NAMES) <= set(EXAMPLES), f"add examples for {set(NAMES) - set(EXAMPLES)}"
+
+
+def make(name):
+    kwargs, maker, nan_ok = EXAMPLES[name]
+    return registry.preprocessors.create({"name": name, **kwargs}), maker, nan_ok
+
+
+@pytest.mark.parametrize("name", NAMES)
+@given(n=sizes, seed=seeds)
+def test_fit_transform_matches_fit_then_transform_and_input_untouched(name, n, seed):
+    est, maker, nan_ok = make(name)
+    x = maker(n, seed)
+    before = x.copy()
+    a = clone(est).fit(x).transform(x)
+    b = clone(est).fit_transform(x)
+    pd.testing.assert_frame_equal(a, b)
+    pd.testing.assert_frame_equal(x, before)
+    assert isinstance(a, pd.DataFrame)
+    if not getattr(est, "drops_rows", False):
+        assert len(a) == len(x) and a.index.equals(x.index)
+    if not nan_ok:
+        assert not a.isna().to_numpy().any()
+        assert all(pd.api.types.is_float_dtype(a[c]) for c in a.columns)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@given(n=sizes, seed=seeds)
+def test_params_round_trip_and_clone(name, n, seed):
+    est, maker, _ = make(name)
+    x = maker(n, seed)
+    params = est.get_params()
+    same = clone(est).set_params(**params)
+    assert same.get_params() == params
+    pd.testing.assert_frame_equal(est.fit_transform(x), same.fit_transform(x))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_transform_before_fit_raises(name):
+    est, maker, _ = make(name)
+    with pytest.raises(NotFittedError):
+        est.transform(maker(5, 0))
+
+
+@pytest.mark.parametrize("name", ["frequency_encode", "one_hot", "auto_features"])
+@given(n=sizes, seed=seeds)
+def test_unseen_categories_at_transform_time(name, n, seed):
+    est, maker, _ = make(name)
+    x = maker(n, seed)
+    est.fit(x)
+    unseen = x.copy()
+    unseen["CustLocation"] = "NEVER SEEN TOWN"
+    out = est.transform(unseen)
+    loc_cols = [c for c in out.columns if c.startswith("CustLocation")]
+    assert loc_cols and (out[loc_cols].to_numpy() == 0).all()
+
+
+@given(n=sizes, seed=seeds)
+def test_drop_duplicates_is_idempotent(n, seed):
+    est, maker, _ = make("drop_duplicates")
+    x = maker(n, seed)
+    once = est.fit_transform(x)
+    assert not once.duplicated().any()
+    pd.testing.assert_frame_equal(once, est.fit_transform(once))
+
+
+@given(n=sizes, seed=seeds)
+def test_standard_scale_uses_training_statistics(n, seed):
+    x = imputed(n, seed)
+    est = registry.preprocessors.create({"name": "standard_scale"}).fit(x)
+    out = est.transform(x)
+    varying = x.std(ddof=0) > 1e-9
+    np.testing.assert_allclose(out.loc[:, varying].mean(), 0, atol=1e-6)
+    np.testing.assert_allclose(out.loc[:, varying].std(ddof=0), 1, atol=1e-6)
+
+
+def test_standard_scale_rejects_text_columns():
+    from kmodels.errors import DataError
+
+    with pytest.raises(DataError, match=r"\['c'\] are not numeric"):
+        registry.preprocessors.create({"name": "standard_scale"}).fit(pd.DataFrame({"c": ["a"]}))
+
+
+def test_bank_features_values():
+    frame = pd.DataFrame({
+        "CustomerDOB": ["4/4/57", "1/1/1800", None, "10/1/1994"], "TransactionDate": ["2/8/16"] * 4,
+        "TransactionTime": [143207, 5317, 235959, 0], "TransactionAmount (INR)": [0.0, 99.0, 1.0, 5.0],
+        "CustAccountBalance": [0.0, None, 10.0, 5.0], "CustLocation": ["A", "B", None, "A"],
+    })
+    out = BankFeatures().fit_transform(frame)
+    assert out["age"].round(1).tolist()[0] == 59.3
+    assert np.isnan(out["age"][1]) and np.isnan(out["age"][2])
+    assert out["hour"].tolist() == [14, 0, 23, 0]
+    assert out["zero_balance"].tolist()[0] == 1.0 and np.isnan(out["zero_balance"][1])
+    assert out["weekday"].tolist() == [1.0] * 4  # 2 Aug 2016 was a Tuesday

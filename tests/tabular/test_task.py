@@ -1,0 +1,96 @@
+"""bank_gender end to end on small synthetic data (runs on the current backend)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from kmodels_tabular.bank_data import write_bank_csv
+
+import kmodels
+from kmodels.cli import main
+
+SMALL = {"data.rows": 6000, "train.epochs": 12, "train.verbose": 0, "baselines.sklearn_max_rows": 3000}
+
+
+@pytest.fixture(scope="session")
+def bank_run(tmp_path_factory):
+    return kmodels.run("bank_gender", overrides=SMALL, out=tmp_path_factory.mktemp("bank") / "run")
+
+
+@pytest.mark.slow
+def test_bank_gender_end_to_end(bank_run):
+    rd = bank_run.run_dir
+    for name in ["eda.json", "eda.md", "eda_missing.png", "eda_target.png", "eda_feature_by_class.png",
+                 "metrics.json", "model.keras", "confusion_matrix.png", "training_curves.png", "report.md"]:
+        assert (rd / name).is_file(), name
+    eda = json.loads((rd / "eda.json").read_text())
+    assert eda["rows"] == 6000 and eda["duplicate_rows"] > 0
+    assert eda["placeholders"]["CustomerDOB"]["count"] > 0
+    assert eda["missing"]["CustGender"]["count"] > 0
+    models = bank_run.metrics["models"]
+    assert set(models) == {"majority", "sklearn_mlp", "keras"}
+    assert models["majority"]["balanced_accuracy"] == 0.5
+    assert models["keras"]["balanced_accuracy"] > models["majority"]["balanced_accuracy"] + 0.03
+    assert models["sklearn_mlp"]["trained_on_rows"] == 3000
+    assert "| majority" in bank_run.table and "| sklearn_mlp" in bank_run.table
+
+
+@pytest.mark.slow
+def test_split_is_by_customer(bank_run):
+    spec = kmodels.load_spec(bank_run.run_dir / "spec.toml")
+    task = kmodels.registry.tasks.get("bank_gender")(spec)
+    data = task.prepare()
+    ids = {k: set(v.frame["CustomerID"]) for k, v in data.items()}
+    assert not ids["train"] & ids["test"] and not ids["train"] & ids["val"] and not ids["val"] & ids["test"]
+
+
+@pytest.mark.slow
+def test_real_file_path_and_predict(bank_run, tmp_path, capsys):
+    path = write_bank_csv(tmp_path / "bank_transactions.csv", rows=3000, seed=5)
+    spec = kmodels.load_spec("bank_gender", data=path)
+    assert spec["data"] == {"name": "bank_transactions", "path": str(path), "target": "CustGender", "classes": ["M", "F"]}
+    rows = tmp_path / "rows.csv"
+    pd.read_csv(path, dtype=str).head(10).to_csv(rows, index=False)
+    assert main(["predict", str(bank_run.run_dir), str(rows), "--output", str(tmp_path / "p.csv")]) == 0
+    pred = pd.read_csv(tmp_path / "p.csv")
+    assert len(pred) == 10 and set(pred["label"]) <= {"M", "F"} and pred["probability"].between(0, 1).all()
+
+
+@pytest.mark.slow
+def test_generic_csv_path_runs(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 600
+    y = rng.integers(0, 2, n)
+    frame = pd.DataFrame({
+        "row_id": [f"r{i}" for i in range(n)], "score": rng.normal(y, 1.0), "city": rng.choice(["a", "b", "c"], n),
+        "signup": [f"{d}/{m}/2020" for d, m in zip(rng.integers(1, 28, n), rng.integers(1, 12, n), strict=True)],
+        "churned": np.where(y == 1, "yes", "no"),
+    })
+    path = tmp_path / "churn.csv"
+    frame.to_csv(path, index=False)
+    result = kmodels.run("tabular", data=path, overrides={"data.target": "churned", "train.epochs": 20, "train.batch_size": 32,
+                                                          "train.verbose": 0}, out=tmp_path / "run")
+    assert result.metrics["classes"] == ["no", "yes"]
+    assert result.metrics["models"]["keras"]["roc_auc"] > 0.7
+
+
+@pytest.mark.slow
+def test_cli_bad_data_file_is_usage_error_and_leaves_nothing(tmp_path, capsys):
+    bad = tmp_path / "empty.csv"
+    bad.write_bytes(b"")
+    assert main(["run", "bank_gender", "--data", str(bad), "--set", "data.target=y", "--out", str(tmp_path / "r")]) == 2
+    assert "is empty" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()  # rejected before a run directory was made
+
+
+@pytest.mark.slow
+def test_data_error_during_run_marks_run_failed(tmp_path, capsys):
+    path = tmp_path / "one_class.csv"
+    pd.DataFrame({"x": range(30), "y": ["a"] * 30}).to_csv(path, index=False)
+    assert main(["run", "tabular", "--data", str(path), "--set", "data.target=y", "--out", str(tmp_path / "r")]) == 2
+    assert "has only 1 class" in capsys.readouterr().err
+    meta = json.loads((tmp_path / "r" / "metadata.json").read_text())
+    assert meta["status"] == "failed" and not (tmp_path / "r" / "metrics.json").exists()
