@@ -219,9 +219,7 @@ class Task:
             x = frame.drop(columns=[c for c in (table.target, table.group) if c is not None])
             y = table.labels(frame)
             if pipe is not None:
-                if name == "train" and fitted is None:
-                    pipe.fit(x, y)
-                x = pipe.transform(x)
+                x = pipe.fit_transform(x, y) if name == "train" and fitted is None else pipe.transform(x)
             out[name] = Features(_as_matrix(x), y, frame)
         self.pipeline = pipe
         return out

@@ -46,11 +46,17 @@ def read_bank_frame(source: str | Path | io.StringIO, name: str = "bank_transact
     Non-numeric garbage in a numeric column is read as missing and reported
     in the notes (with up to three example values), never silently.
     """
-    kwargs = {"dtype": str, "keep_default_na": True, "na_values": [""]}
-    if isinstance(source, io.StringIO):
-        frame = pd.read_csv(source, **kwargs)
-    else:
-        frame = read_csv(source, **kwargs)
+    def read(dtype: object) -> pd.DataFrame:
+        kwargs = {"dtype": dtype, "keep_default_na": True, "na_values": [""]}
+        if isinstance(source, io.StringIO):
+            source.seek(0)
+            return pd.read_csv(source, **kwargs)
+        return read_csv(source, **kwargs)
+
+    try:  # fast path: numeric columns parse as numbers
+        frame = read({c: (float if c in NUMERIC else str) for c in COLUMNS})
+    except (ValueError, TypeError):  # garbage in a numeric column: read as text, report below
+        frame = read(str)
     frame.columns = [str(c).strip() for c in frame.columns]
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
@@ -61,6 +67,8 @@ def read_bank_frame(source: str | Path | io.StringIO, name: str = "bank_transact
     notes = []
     for col in NUMERIC:
         raw = frame[col]
+        if pd.api.types.is_numeric_dtype(raw):
+            continue
         num = pd.to_numeric(raw, errors="coerce")
         bad = num.isna() & raw.notna()
         if bad.any():

@@ -18,6 +18,19 @@ MIN_YEAR = 1900
 
 
 def _parts(values: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series, pd.Series]:
+    """Day, month, year and "two-digit year" per row; the regexes run once per distinct string."""
+    codes, uniques = pd.factorize(values.to_numpy(dtype=object), use_na_sentinel=True)
+    parts = _unique_parts(pd.Series(uniques, dtype=object))
+    taken = []
+    for part in parts:
+        arr = part.to_numpy(dtype=float, na_value=np.nan)
+        arr = np.append(arr, np.nan)  # code -1 (missing) picks the trailing NaN
+        taken.append(pd.Series(arr[codes], index=values.index))
+    day, month, year, two_digit = taken
+    return day, month, year, two_digit.fillna(0).astype(bool)
+
+
+def _unique_parts(values: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series, pd.Series]:
     text = values.astype("string").str.strip()
     iso = text.str.extract(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
     dmy = text.str.extract(r"^(\d{1,2})[/.-](\d{1,2})[/.-](\d{2}|\d{4})$")
@@ -25,8 +38,8 @@ def _parts(values: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series, pd.Serie
     month = pd.to_numeric(dmy[1].fillna(iso[1]), errors="coerce")
     year_text = dmy[2].fillna(iso[0])
     year = pd.to_numeric(year_text, errors="coerce")
-    two_digit = year_text.str.len() == 2
-    return day, month, year, two_digit.fillna(False).astype(bool)
+    two_digit = (year_text.str.len() == 2).astype("float").fillna(0.0)
+    return day, month, year, two_digit
 
 
 def _assemble(year: pd.Series, month: pd.Series, day: pd.Series) -> pd.Series:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kmodels.data import Table
+from kmodels.data import Table, duplicate_mask
 from kmodels.evaluation import _pyplot, _save, format_table
 
 
@@ -18,7 +18,7 @@ def eda(table: Table, placeholders: Mapping[str, Sequence[str]] | None = None) -
 
     Example:
         >>> import pandas as pd
-        >>> from kmodels.data import Table
+        >>> from kmodels.data import Table, duplicate_mask
         >>> r = eda(Table(pd.DataFrame({"x": [1, 1, None], "y": ["a", "a", "b"]}), "y"))
         >>> r["rows"], r["duplicate_rows"], r["missing"]["x"]["count"]
         (3, 1, 1)
@@ -34,7 +34,7 @@ def eda(table: Table, placeholders: Mapping[str, Sequence[str]] | None = None) -
         "dtypes": {str(c): str(t) for c, t in f.dtypes.items()},
         "missing": {str(c): {"count": int(missing[c]), "percent": round(100 * missing[c] / max(n, 1), 3)}
                     for c in f.columns},
-        "duplicate_rows": int(f.duplicated().sum()),
+        "duplicate_rows": int(duplicate_mask(f).sum()),
         "target": {"column": table.target, "counts": target.value_counts().to_dict()},
         "placeholders": {},
         "numeric": {},

@@ -19,6 +19,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from kmodels import registry
+from kmodels.data import duplicate_mask
 from kmodels.errors import DataError
 from kmodels_tabular.dates import parse_day_first
 
@@ -73,7 +74,7 @@ class DropDuplicates(_Step):
 
     def transform(self, x: pd.DataFrame) -> pd.DataFrame:
         x = self._check(x)
-        out = x.drop_duplicates(subset=self.subset or None)
+        out = x[~duplicate_mask(x, self.subset or None)]
         if len(out) < len(x):
             logger.info("drop_duplicates: removed %d duplicate row(s)", len(x) - len(out))
         return out
