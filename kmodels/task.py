@@ -216,13 +216,18 @@ class Task:
         out = {}
         for name in ("train", "val", "test"):
             frame = frames[name]
-            x = frame.drop(columns=[c for c in (table.target, table.group) if c is not None])
+            x = frame.drop(columns=self.excluded_columns(table))
             y = table.labels(frame)
             if pipe is not None:
                 x = pipe.fit_transform(x, y) if name == "train" and fitted is None else pipe.transform(x)
             out[name] = Features(_as_matrix(x), y, frame)
         self.pipeline = pipe
         return out
+
+    @staticmethod
+    def excluded_columns(table: Table) -> list[str]:
+        """Columns that are never features: the target and the group (an identifier)."""
+        return [c for c in (table.target, table.group) if c is not None]
 
     def prepare(self, fitted: Any = None) -> dict[str, Features]:
         """Load, analyse, clean, split and featurize the data (the run's data path)."""
@@ -309,7 +314,8 @@ class Task:
             sizes = self.sizes
             if self.pipeline is not None:
                 atomic_write(rd.file("preprocessor.pkl"), pickle.dumps(
-                    {"pipeline": self.pipeline, "target": self.table.target, "classes": self.class_names}))
+                    {"pipeline": self.pipeline, "target": self.table.target, "classes": self.class_names,
+                     "exclude": self.excluded_columns(self.table)}))
             results = self.baselines(data)
             set_seed(seed)
             model = self.build_model(tuple(data["train"].x.shape[1:]))
@@ -355,7 +361,7 @@ class Task:
         for path in inputs:
             frame = read_csv(path)
             if state is not None:
-                x = frame.drop(columns=[state["target"]], errors="ignore")
+                x = frame.drop(columns=state["exclude"], errors="ignore")
                 x = state["pipeline"].transform(x)
                 classes = state["classes"]
             else:
