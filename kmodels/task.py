@@ -251,6 +251,20 @@ class Task:
         proba = np.full(len(data["test"].y), float(majority))
         return {"majority": binary_metrics(data["test"].y, proba, 0.5, self.class_names)}
 
+    def input_shape(self, data: Mapping[str, Features]) -> tuple[int, ...]:
+        """The model input shape, from the training features."""
+        return tuple(data["train"].x.shape[1:])
+
+    def full_history(self, history: dict[str, list[float]]) -> dict[str, list[float]]:
+        """The whole training history: a `csv_logger` file (appended across resumes) if the spec has one."""
+        log = next((b["filename"] for b in self.spec["callbacks"] if b["name"] == "csv_logger"), None)
+        if log and self.run_dir is not None:
+            path = Path(log) if os.path.isabs(log) else self.run_dir.file(log)
+            if path.is_file():
+                frame = pd.read_csv(path)
+                return {k: frame[k].astype(float).tolist() for k in frame.columns if k != "epoch"}
+        return history
+
     def build_model(self, input_shape: tuple[int, ...]) -> Any:
         block = self.spec["model"]
         extra = {}
@@ -318,7 +332,7 @@ class Task:
                      "exclude": self.excluded_columns(self.table)}))
             results = self.baselines(data)
             set_seed(seed)
-            model = self.build_model(tuple(data["train"].x.shape[1:]))
+            model = self.build_model(self.input_shape(data))
             start = time.perf_counter()
             history = self.fit(model, data)
             fit_seconds = time.perf_counter() - start

@@ -1,0 +1,204 @@
+"""Image folders: build a table of files and labels, and verify every file by decoding it.
+
+Layouts understood by `image_table`:
+
+- flat, label in the file name: `cat.0.jpg`, `dog.12.jpg` (Kaggle "Dogs vs Cats");
+- class sub-folders, any case: `Cat/`, `dogs/` (Microsoft "PetImages");
+- class sub-folders under split folders: `train/`, `val/` or `validation/`, `test/`;
+- a CSV file with `path,label` columns (relative paths are taken from the CSV's folder).
+
+`scan_images` decodes every file once (in parallel, with a progress bar),
+skips zero-byte, truncated, non-image and undecodable files with the reason,
+records size and mode (grayscale/CMYK/RGBA/palette images are kept: the
+pipeline converts them to RGB), reports exact duplicates by content hash, and
+never modifies or deletes a file. Results are cached by (path, size, mtime).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from kmodels.errors import DataError
+
+logger = logging.getLogger("kmodels")
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
+               "test": "test", "testing": "test"}
+
+
+def _canonical(name: str, classes: Sequence[str]) -> str | None:
+    """Map a folder or file-name label (`Cats`, `DOG`) onto one of `classes`."""
+    low = name.lower()
+    for c in classes:
+        if low in (c.lower(), c.lower() + "s", c.lower() + "es"):
+            return c
+    return None
+
+
+def image_table(path: str | Path, classes: Sequence[str]) -> pd.DataFrame:
+    """Table of image files (`path`, `label`, and `split` if the layout has one).
+
+    Args:
+        path: a folder in one of the layouts above, or a CSV of `path,label`.
+        classes: the class names, negative first (e.g. `("cat", "dog")`).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> root = pathlib.Path(tempfile.mkdtemp())
+        >>> for n in ["cat.0.jpg", "dog.0.jpg", "notes.txt"]: _ = (root / n).write_bytes(b"")
+        >>> image_table(root, ["cat", "dog"])[["label"]].to_dict("list")
+        {'label': ['cat', 'dog']}
+    """
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise DataError(f"{str(root)!r} does not exist. Expected an image folder or a CSV of path,label.")
+    if root.is_file():
+        return _from_csv(root, classes)
+    rows: list[dict[str, Any]] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        rel = Path(dirpath).relative_to(root).parts
+        split = next((SPLIT_NAMES[p.lower()] for p in rel if p.lower() in SPLIT_NAMES), None)
+        folder_label = next((c for p in reversed(rel) if (c := _canonical(p, classes))), None)
+        for name in sorted(filenames):
+            if Path(name).suffix.lower() not in IMAGE_SUFFIXES or name.startswith("."):
+                continue
+            label = folder_label
+            if label is None:
+                stem = re.split(r"[._\-\s]", name, maxsplit=1)[0]
+                label = _canonical(stem, classes)
+            if label is None:
+                continue
+            rows.append({"path": str(Path(dirpath) / name), "label": label, "split": split})
+    if not rows:
+        raise DataError(
+            f"No labelled images in {str(root)!r}. Expected files named like cat.0.jpg / dog.0.jpg, class "
+            f"folders ({'/, '.join(classes)}/, any case, plural ok), optionally under train/val/test, "
+            "or a CSV of path,label."
+        )
+    frame = pd.DataFrame(rows)
+    splits = frame["split"].dropna().unique()
+    if len(splits) == 0:
+        frame = frame.drop(columns=["split"])
+    elif frame["split"].isna().any():
+        raise DataError(f"{str(root)!r} mixes split folders ({', '.join(splits)}) with images outside them; "
+                        "move every image under train/, val/ or test/, or none.")
+    return frame
+
+
+def _from_csv(path: Path, classes: Sequence[str]) -> pd.DataFrame:
+    from kmodels.data.csv import read_csv
+
+    frame = read_csv(path, dtype=str)
+    missing = [c for c in ("path", "label") if c not in frame.columns]
+    if missing:
+        raise DataError(f"{str(path)!r} lacks column(s) {missing}; expected a CSV with path,label columns.")
+    frame["path"] = [str(p if Path(p).is_absolute() else path.parent / p) for p in frame["path"]]
+    labels = frame["label"].map(lambda v: _canonical(str(v), classes))
+    bad = frame.loc[labels.isna(), "label"].unique()
+    if len(bad):
+        raise DataError(f"{str(path)!r}: labels {list(bad)[:5]} are not among the classes {list(classes)}.")
+    frame["label"] = labels
+    cols = ["path", "label"] + (["split"] if "split" in frame.columns else [])
+    return frame[cols]
+
+
+# ---- integrity scan ------------------------------------------------------------------------------
+def _inspect(path: str) -> dict[str, Any]:
+    from PIL import Image, UnidentifiedImageError
+
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        return {"ok": False, "reason": f"unreadable: {exc.strerror or exc}"}
+    if not data:
+        return {"ok": False, "reason": "empty file (0 bytes)"}
+    digest = hashlib.sha256(data).hexdigest()
+    import io
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            mode, fmt = img.mode, img.format
+            img.load()  # full decode: catches truncated and corrupt data
+            width, height = img.size
+    except UnidentifiedImageError:
+        return {"ok": False, "reason": "not an image (unrecognised format)", "bytes": len(data), "sha256": digest}
+    except (OSError, SyntaxError, ValueError) as exc:
+        reason = "truncated image" if "truncated" in str(exc).lower() else f"undecodable: {exc}"
+        return {"ok": False, "reason": reason, "bytes": len(data), "sha256": digest}
+    return {"ok": True, "width": width, "height": height, "mode": mode, "format": fmt, "bytes": len(data),
+            "sha256": digest}
+
+
+def cache_dir() -> Path:
+    """Where scan results are cached: `$KMODELS_CACHE_DIR` or `~/.cache/kmodels`."""
+    return Path(os.environ.get("KMODELS_CACHE_DIR", Path.home() / ".cache" / "kmodels")).expanduser()
+
+
+def _cache_file(paths: Sequence[str]) -> Path:
+    key = hashlib.sha1("\n".join(sorted({str(Path(p).resolve().parent) for p in paths})).encode()).hexdigest()[:16]
+    return cache_dir() / "scans" / f"{key}.json"
+
+
+def scan_images(paths: Sequence[str], workers: int | None = None, progress: bool = True) -> pd.DataFrame:
+    """Decode every file once; return one row per path with `ok`, `reason`, size, mode and hash.
+
+    Args:
+        paths: image files.
+        workers: decoding threads (default: CPU count).
+        progress: show a progress bar on stderr (when it is a terminal).
+    """
+    from kmodels.runs import atomic_write
+
+    cache_path = _cache_file(paths)
+    try:
+        cache = json.loads(cache_path.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    results: dict[str, dict[str, Any]] = {}
+    todo = []
+    for p in paths:
+        try:
+            st = os.stat(p)
+            key = f"{st.st_size}:{st.st_mtime_ns}"
+        except OSError:
+            key = None
+        hit = cache.get(p)
+        if key is not None and hit is not None and hit.get("key") == key:
+            results[p] = hit["result"]
+        else:
+            todo.append((p, key))
+    if todo:
+        from tqdm.auto import tqdm
+
+        with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+            it = pool.map(_inspect, [p for p, _ in todo])
+            bar = tqdm(it, total=len(todo), desc="kmodels: scanning images", unit="img",
+                       disable=None if progress else True, leave=False)
+            for (p, key), result in zip(todo, bar, strict=True):
+                results[p] = result
+                if key is not None:
+                    cache[p] = {"key": key, "result": result}
+        try:
+            atomic_write(cache_path, json.dumps(cache))
+        except OSError as exc:  # a read-only home must not stop a run
+            logger.warning("Could not write the scan cache %s: %s", cache_path, exc)
+    logger.info("Scanned %d image(s): %d decoded now, %d from the cache", len(paths), len(todo), len(paths) - len(todo))
+    rows = [{"path": p, **results[p]} for p in paths]
+    frame = pd.DataFrame(rows)
+    for col in ("reason", "width", "height", "mode", "format", "bytes", "sha256"):
+        if col not in frame:
+            frame[col] = None
+    return frame

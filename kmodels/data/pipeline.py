@@ -1,0 +1,161 @@
+"""The streaming image input pipeline: files → decoded, resized, augmented batches.
+
+`ImageBatches` is a `keras.utils.PyDataset`, so the same code feeds `fit` on
+JAX, TensorFlow and torch. Files are read lazily, a batch at a time, decoded
+with Pillow (JPEG draft mode decodes large photos at a reduced scale directly)
+by a pool of worker threads, converted to RGB, resized, and, for training,
+augmented with a seeded random flip, rotation and zoom. Augmentation for image
+`i` in epoch `e` depends only on (seed, e, i), so it is reproducible whatever
+the worker scheduling. Pixel values stay in [0, 255]: models rescale inside,
+so a saved `.keras` file predicts on raw images.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Random training augmentation.
+
+    Args:
+        flip: probability of a horizontal flip.
+        rotation: maximum rotation in degrees (uniform in ±rotation).
+        zoom: maximum zoom fraction (scale uniform in [1 - zoom, 1 + zoom]).
+    """
+
+    flip: float = 0.5
+    rotation: float = 10.0
+    zoom: float = 0.1
+
+    def validate(self) -> Augment:
+        if not (0 <= self.flip <= 1 and 0 <= self.rotation <= 180 and 0 <= self.zoom < 1):
+            raise ValueError(f"Received {self}. Expected flip in [0, 1], rotation in [0, 180], zoom in [0, 1).")
+        return self
+
+
+def load_image(path: str, size: tuple[int, int]) -> np.ndarray:
+    """Decode `path` to an RGB float32 array of shape (height, width, 3), values in [0, 255].
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from PIL import Image
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.png"
+        >>> Image.new("L", (50, 40)).save(p)
+        >>> load_image(str(p), (32, 24)).shape
+        (24, 32, 3)
+    """
+    from PIL import Image
+
+    with Image.open(path) as img:
+        if img.format == "JPEG":
+            img.draft("RGB", (size[0], size[1]))  # decode at a reduced scale when much larger
+        return to_array(img, size)
+
+
+def to_array(img, size: tuple[int, int]) -> np.ndarray:
+    """An opened Pillow image → RGB float32 array resized to `size` (width, height)."""
+    from PIL import Image
+
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        background = Image.new("RGB", img.size, (255, 255, 255))
+        background.paste(img.convert("RGBA"), mask=img.convert("RGBA").getchannel("A"))
+        img = background
+    elif img.mode != "RGB":
+        img = img.convert("RGB")
+    if img.size != tuple(size):
+        img = img.resize(tuple(size), Image.BILINEAR)
+    return np.asarray(img, dtype=np.float32)
+
+
+def augment_image(image: np.ndarray, rng: np.random.Generator, augment: Augment) -> np.ndarray:
+    """Flip, rotate and zoom one image (same shape and dtype out; values stay in [0, 255])."""
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    out = image
+    if rng.random() < augment.flip:
+        out = out[:, ::-1]
+    angle = rng.uniform(-augment.rotation, augment.rotation) if augment.rotation else 0.0
+    scale = rng.uniform(1 - augment.zoom, 1 + augment.zoom) if augment.zoom else 1.0
+    if angle or scale != 1.0:
+        # one affine warp: rotate by `angle` and scale by `scale` about the centre, edges replicated
+        img = Image.fromarray(np.ascontiguousarray(out).astype(np.uint8))
+        a = math.radians(angle)
+        cos, sin = math.cos(a) / scale, math.sin(a) / scale
+        cx, cy = w / 2, h / 2
+        matrix = (cos, sin, cx - cos * cx - sin * cy, -sin, cos, cy + sin * cx - cos * cy)
+        out = np.asarray(img.transform((w, h), Image.AFFINE, matrix, resample=Image.BILINEAR,
+                                       fillcolor=None), dtype=np.float32)
+        # fill the corners the warp left black with the mean colour of the image
+        if angle:
+            mask = np.asarray(Image.new("L", (w, h), 255).transform((w, h), Image.AFFINE, matrix)) == 0
+            out = out.copy()
+            out[mask] = image.reshape(-1, 3).mean(axis=0)
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+class ImageBatches(keras.utils.PyDataset):
+    """Batches of (images, labels) streamed from image files.
+
+    Args:
+        paths: image files.
+        labels: 0/1 labels, or `None` for prediction.
+        image_size: (height, width) of the model input.
+        batch_size: images per batch.
+        shuffle: reshuffle the order every epoch (seeded).
+        augment: training augmentation, or `None`.
+        seed: drives shuffling and augmentation.
+        workers: decoding threads (Keras `PyDataset` workers).
+
+    Example:
+        >>> ds = ImageBatches([], None, image_size=(32, 32), batch_size=4)
+        >>> len(ds)
+        0
+    """
+
+    def __init__(self, paths: Sequence[str], labels: Sequence[int] | None, image_size: tuple[int, int],
+                 batch_size: int = 32, shuffle: bool = False, augment: Augment | None = None, seed: int = 0,
+                 workers: int = 2) -> None:
+        super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=max(4, 2 * workers))
+        self.paths = list(paths)
+        self.labels = None if labels is None else np.asarray(labels, dtype=np.float32)
+        self.image_size = tuple(image_size)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.augment = augment.validate() if augment else None
+        self.seed = seed
+        self.epoch = 0
+        self.order = self._order()
+
+    def _order(self) -> np.ndarray:
+        if not self.shuffle:
+            return np.arange(len(self.paths))
+        return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.paths))
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.paths) / self.batch_size)
+
+    def image(self, i: int) -> np.ndarray:
+        h, w = self.image_size
+        img = load_image(self.paths[i], (w, h))
+        if self.augment is not None:
+            img = augment_image(img, np.random.default_rng([self.seed, self.epoch, i]), self.augment)
+        return img
+
+    def __getitem__(self, index: int):
+        idx = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        x = np.stack([self.image(int(i)) for i in idx]) if len(idx) else np.zeros((0, *self.image_size, 3), np.float32)
+        if self.labels is None:
+            return (x,)
+        return x, self.labels[idx]
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+        self.order = self._order()

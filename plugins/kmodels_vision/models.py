@@ -1,0 +1,93 @@
+"""CNNs for the dog_cat task. Both take raw [0, 255] RGB pixels and rescale inside."""
+
+from __future__ import annotations
+
+import keras
+
+from kmodels import registry
+
+
+def _check(image_size: tuple[int, int], dropout: float, filters: tuple[int, ...]) -> None:
+    if len(image_size) != 2 or min(image_size) < 8:
+        raise ValueError(f"Received image_size={image_size}. Expected (height, width), both >= 8.")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"Received dropout={dropout}. Expected a rate in [0, 1).")
+    if not filters or any(f < 1 for f in filters):
+        raise ValueError(f"Received filters={filters}. Expected one or more positive ints, e.g. (32, 64, 128).")
+
+
+@registry.models.register("dog_cat_cnn")
+def dog_cat_cnn(input_shape: tuple[int, int, int] = (128, 128, 3), filters: tuple[int, ...] = (32, 64, 128),
+                dense_units: int = 128, dropout: float = 0.5, bn_momentum: float = 0.9) -> keras.Model:
+    """The reference CNN: Input → Rescaling → [Conv2D → BatchNorm → ReLU → MaxPool] × n → GAP → Dense → Dropout → Dense(1, sigmoid).
+
+    Args:
+        input_shape: (height, width, 3); inferred from `[images] image_size` in a task run.
+        filters: filters of each conv block.
+        dense_units: width of the dense head.
+        dropout: dropout rate before the output.
+        bn_momentum: BatchNorm moving-average momentum; 0.9 settles within the
+            few hundred steps of a small data set (Keras's 0.99 needs thousands).
+
+    Example:
+        >>> import kmodels
+        >>> model = kmodels.build("dog_cat_cnn")
+        >>> model.input_shape, model.output_shape
+        ((None, 128, 128, 3), (None, 1))
+    """
+    _check(input_shape[:2], dropout, filters)
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = keras.layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    for i, f in enumerate(filters):
+        x = keras.layers.Conv2D(f, 3, padding="same", use_bias=False, name=f"conv_{i}")(x)
+        x = keras.layers.BatchNormalization(momentum=bn_momentum, name=f"bn_{i}")(x)
+        x = keras.layers.ReLU(name=f"relu_{i}")(x)
+        x = keras.layers.MaxPooling2D(name=f"pool_{i}")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    x = keras.layers.Dense(dense_units, activation="relu", name="dense")(x)
+    x = keras.layers.Dropout(dropout, name="dropout")(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid", name="probability")(x)
+    return keras.Model(inputs, outputs, name="dog_cat_cnn")
+
+
+@registry.models.register("dog_cat_xception")
+def dog_cat_xception(input_shape: tuple[int, int, int] = (128, 128, 3), filters: tuple[int, ...] = (128, 256, 512, 728),
+                     stem_filters: int = 64, dropout: float = 0.25) -> keras.Model:
+    """A small Xception-style network (separable convs, residual connections), as in Keras's "image classification from scratch".
+
+    Args:
+        input_shape: (height, width, 3); inferred from the data in a task run.
+        filters: filters of each residual separable-conv block.
+        stem_filters: filters of the first strided convolution.
+        dropout: dropout rate before the output.
+
+    Example:
+        >>> import kmodels
+        >>> kmodels.build("dog_cat_xception", filters=(32, 64), stem_filters=16).output_shape
+        (None, 1)
+    """
+    _check(input_shape[:2], dropout, filters)
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = keras.layers.Rescaling(1.0 / 255)(inputs)
+    x = keras.layers.Conv2D(stem_filters, 3, strides=2, padding="same", use_bias=False)(x)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.Activation("relu")(x)
+    previous = x
+    for f in filters:
+        x = keras.layers.Activation("relu")(x)
+        x = keras.layers.SeparableConv2D(f, 3, padding="same", use_bias=False)(x)
+        x = keras.layers.BatchNormalization()(x)
+        x = keras.layers.Activation("relu")(x)
+        x = keras.layers.SeparableConv2D(f, 3, padding="same", use_bias=False)(x)
+        x = keras.layers.BatchNormalization()(x)
+        x = keras.layers.MaxPooling2D(3, strides=2, padding="same")(x)
+        residual = keras.layers.Conv2D(f, 1, strides=2, padding="same")(previous)
+        x = keras.layers.add([x, residual])
+        previous = x
+    x = keras.layers.SeparableConv2D(max(filters) * 4 // 3, 3, padding="same", use_bias=False)(x)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.Activation("relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dropout(dropout)(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid", name="probability")(x)
+    return keras.Model(inputs, outputs, name="dog_cat_xception")
