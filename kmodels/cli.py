@@ -4,6 +4,7 @@
     kmodels list [KIND] [PATTERN]        registered names (glob)
     kmodels show NAME [--set K=V]        a task's resolved spec as TOML, or an item's signature
     kmodels run TASK_OR_SPEC [--data PATH] [--set K=V]... [--out DIR]
+    kmodels run --resume RUN_DIR         continue an interrupted run
     kmodels evaluate RUN_DIR             re-evaluate a finished run on its test split
     kmodels predict RUN_DIR_OR_MODEL INPUT... [--output CSV]
 
@@ -52,11 +53,14 @@ def _parser() -> argparse.ArgumentParser:
                       help="dotted override, e.g. train.epochs=3 (repeatable)")
 
     run = sub.add_parser("run", help="run a task end to end")
-    run.add_argument("task", metavar="TASK_OR_SPEC", help="a registered task or a spec .toml file")
+    run.add_argument("task", metavar="TASK_OR_SPEC", nargs="?", default=None,
+                     help="a registered task or a spec .toml file")
     run.add_argument("--data", type=Path, default=None, help="your data (file or folder); default: embedded")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V",
                      help="dotted override, e.g. train.epochs=3 (repeatable)")
     run.add_argument("--out", type=Path, default=None, help="run directory (must be new or empty)")
+    run.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
+                     help="continue an interrupted/failed/killed run from its last saved epoch")
 
     ev = sub.add_parser("evaluate", help="re-evaluate a finished run on its test split")
     ev.add_argument("run_dir", type=Path, metavar="RUN_DIR")
@@ -141,7 +145,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        result = kmodels.run(args.task, data=args.data, overrides=args.overrides, out=args.out)
+        result = kmodels.run(args.task, data=args.data, overrides=args.overrides or None, out=args.out,
+                             resume=args.resume)
     finally:
         signal.signal(signal.SIGTERM, previous)
     print(f"\n{result.task}: test-split results\n{result.table}\nartifacts: {result.run_dir}")

@@ -143,8 +143,11 @@ class RunDir:
         from kmodels.backend import info
 
         self.write_text("spec.toml", spec_toml)
+        previous = self.metadata
+        resumed = {"resumed": previous.get("resumed", 0) + 1, "resumed_at": utc_now()} if previous else {}
         self._update_metadata(
-            task=task, status=STATUS_RUNNING, seed=seed, start_time=utc_now(), end_time=None,
+            task=task, status=STATUS_RUNNING, seed=seed, start_time=previous.get("start_time") or utc_now(),
+            end_time=None, error=None, **resumed,
             host=socket.gethostname(), pid=os.getpid(), command=sys.argv, **info(devices=False),
             **(extra or {}),
         )

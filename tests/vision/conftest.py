@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cache_in_tmp(tmp_path_factory):
+    """Synthetic images and scan caches go to a temporary cache, not ~/.cache."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("KMODELS_CACHE_DIR", str(tmp_path_factory.mktemp("kmodels-cache")))
+    yield
+    mp.undo()
+
+
+# A short run that still has to learn: 48 px images, 250 per class, no augmentation (augmentation has
+# its own property tests and runs in the resume test). Measured: test accuracy 0.91-0.98 in 23-33 s (TF).
+SMALL = {"data.count": 250, "data.min_size": 48, "data.max_size": 72, "images.image_size": [48, 48],
+         "images.augment": False, "train.epochs": 25, "train.verbose": 0, "model.dense_units": 64,
+         "callbacks.early_stopping.patience": 8}
+
+
+@pytest.fixture(scope="session")
+def dog_cat_run(tmp_path_factory, _cache_in_tmp):
+    import kmodels
+
+    return kmodels.run("dog_cat", overrides=SMALL, out=tmp_path_factory.mktemp("dogcat") / "run")

@@ -1,0 +1,134 @@
+"""dog_cat end to end on small synthetic images (current backend)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import kmodels
+from kmodels import registry
+from kmodels.cli import main
+from tests.vision.conftest import SMALL
+
+
+@pytest.mark.slow
+def test_dog_cat_learns_and_writes_every_artifact(dog_cat_run):
+    rd = dog_cat_run.run_dir
+    for name in ["model.keras", "metrics.json", "confusion_matrix.png", "training_curves.png", "misclassified.png",
+                 "sample_images.png", "image_sizes.png", "data_report.json", "report.md", "history.csv",
+                 "training_log.csv", "best.keras", "spec.toml", "metadata.json"]:
+        assert (rd / name).is_file(), name
+    metrics = dog_cat_run.metrics["models"]["keras"]
+    assert metrics["accuracy"] >= 0.85, metrics
+    assert {"precision", "recall", "f1", "roc_auc"} <= set(metrics)
+    report = json.loads((rd / "data_report.json").read_text())
+    assert {s["reason"] for s in report["skipped"]} == {"empty file (0 bytes)", "truncated image",
+                                                        "not an image (unrecognised format)"}
+    assert len(report["converted_to_rgb"]) == 4 and len(report["duplicates"]) == 1
+    assert not (rd / "backup").exists() or not any((rd / "backup").iterdir())  # removed once training ended
+
+
+@pytest.mark.slow
+def test_predict_files_and_folders_with_an_unreadable_input(dog_cat_run, tmp_path):
+    from kmodels_vision.synthetic import draw_animal
+
+    rng = np.random.default_rng(99)
+    (tmp_path / "in").mkdir()
+    draw_animal("dog", (60, 60), rng).save(tmp_path / "in" / "a.jpg")
+    draw_animal("cat", (60, 60), rng).save(tmp_path / "in" / "b.png")
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    out = tmp_path / "pred.csv"
+    assert main(["predict", str(dog_cat_run.run_dir), str(tmp_path / "in"), str(tmp_path / "broken.jpg"),
+                 "--output", str(out)]) == 0
+    pred = pd.read_csv(out, keep_default_na=False)
+    assert list(pred.columns) == ["path", "probability", "label", "error"] and len(pred) == 3
+    broken = pred[pred["path"].str.endswith("broken.jpg")].iloc[0]
+    assert broken["error"] and broken["label"] == ""
+    good = pred[pred["error"] == ""]
+    assert set(good["label"]) <= {"cat", "dog"}
+
+
+@pytest.mark.slow
+def test_split_folders_are_respected(tmp_path):
+    from kmodels_vision.synthetic import draw_animal
+
+    rng = np.random.default_rng(0)
+    for split, n in [("train", 8), ("test", 3)]:
+        for label in ["cat", "dog"]:
+            folder = tmp_path / split / label.capitalize()
+            folder.mkdir(parents=True)
+            for i in range(n):
+                draw_animal(label, (40, 40), rng).save(folder / f"{i}.jpg")
+    spec = kmodels.load_spec("dog_cat", {"images.image_size": [32, 32]}, data=tmp_path)
+    task = registry.tasks.get("dog_cat")(spec)
+    data = task.prepare()
+    assert len(data["test"].y) == 6 and all("/test/" in p for p in data["test"].frame["path"])
+    assert len(data["val"].y) > 0 and all("/train/" in p for p in data["val"].frame["path"])
+
+
+@registry.callbacks.register("interrupt_after_epoch")
+class InterruptAfterEpoch:
+    """Test-only: raise KeyboardInterrupt at the end of epoch `epoch` (0-based), as Ctrl-C would.
+
+    Example:
+        >>> InterruptAfterEpoch(epoch=1).epoch
+        1
+    """
+
+    def __new__(cls, epoch: int = 1):
+        import keras
+
+        class _Stop(keras.callbacks.Callback):
+            def on_epoch_end(self, e, logs=None):
+                if e == epoch:
+                    raise KeyboardInterrupt
+
+        obj = _Stop()
+        obj.epoch = epoch
+        return obj
+
+
+@pytest.mark.slow
+def test_interrupted_run_resumes_from_last_epoch(tmp_path):
+    overrides = {**SMALL, "data.count": 40, "train.epochs": 4, "images.augment": True}
+    raw = kmodels.load_spec("dog_cat", overrides).to_dict()
+    raw["callbacks"].append({"name": "interrupt_after_epoch", "epoch": 1})
+    spec_path = tmp_path / "spec.toml"
+    spec_path.write_text(kmodels.TaskSpec(raw, "test").to_toml())
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        kmodels.run(spec_path, out=out)
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["status"] == "interrupted" and not (out / "model.keras").exists()
+    assert len(pd.read_csv(out / "training_log.csv")) == 2  # epochs 0 and 1 finished
+    result = kmodels.run(resume=out)
+    log = pd.read_csv(out / "training_log.csv")
+    assert log["epoch"].tolist() == [0, 1, 2, 3]  # continued at epoch 2: nothing lost, nothing repeated
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["status"] == "completed" and meta["resumed"] == 1 and result.metrics["epochs_run"] == 4
+    with pytest.raises(kmodels.RunError, match="already completed"):
+        kmodels.run(resume=out)
+
+
+@pytest.mark.slow
+def test_keras_file_loads_and_predicts_the_same_on_the_other_backend(dog_cat_run, backend, tmp_path):
+    import keras
+
+    other = "tensorflow" if backend == "jax" else "jax"
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (3, 48, 48, 3)).astype("float32")
+    np.save(tmp_path / "x.npy", x)
+    here = keras.saving.load_model(dog_cat_run.run_dir / "model.keras", safe_mode=True).predict(x, verbose=0)
+    code = ("import numpy as np, keras; m = keras.saving.load_model({!r}, safe_mode=True); "
+            "np.save({!r}, m.predict(np.load({!r}), verbose=0))").format(
+        str(dog_cat_run.run_dir / "model.keras"), str(tmp_path / "y.npy"), str(tmp_path / "x.npy"))
+    env = {**os.environ, "KERAS_BACKEND": other, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), here, atol=1e-5)

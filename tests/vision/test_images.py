@@ -1,0 +1,162 @@
+"""Table building, integrity scan, image decoding and augmentation."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from kmodels_vision.synthetic import SPECIAL_FILES, draw_animal, write_dog_cat
+from PIL import Image
+
+from kmodels.data.images import image_table, scan_images
+from kmodels.data.pipeline import Augment, ImageBatches, augment_image, load_image
+from kmodels.errors import DataError
+
+CLASSES = ("cat", "dog")
+
+
+def _img(path, size=(20, 16), mode="RGB"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new(mode, size).save(path)
+    return path
+
+
+def test_flat_kaggle_layout(tmp_path):
+    for name in ["cat.0.jpg", "dog.12.jpg", "Cat_3.png", "readme.txt", "bird.1.jpg"]:
+        _img(tmp_path / name) if name.endswith(("jpg", "png")) else (tmp_path / name).write_text("x")
+    t = image_table(tmp_path, CLASSES)
+    assert sorted(t["label"]) == ["cat", "cat", "dog"] and "split" not in t
+
+
+@pytest.mark.parametrize("folders", [("Cat", "Dog"), ("cats", "dogs"), ("CAT", "dogs")])
+def test_class_folders_any_case_or_plural(tmp_path, folders):
+    _img(tmp_path / "PetImages" / folders[0] / "1.jpg")
+    _img(tmp_path / "PetImages" / folders[1] / "1.jpg")
+    t = image_table(tmp_path / "PetImages", CLASSES)
+    assert sorted(t["label"]) == ["cat", "dog"]
+
+
+@pytest.mark.parametrize("val_name", ["val", "validation"])
+def test_split_folders_are_kept(tmp_path, val_name):
+    for split in ["train", val_name, "test"]:
+        for c in ["cats", "dogs"]:
+            _img(tmp_path / split / c / "a.jpg")
+    t = image_table(tmp_path, CLASSES)
+    assert sorted(set(t["split"])) == ["test", "train", "val"] and len(t) == 6
+
+
+def test_csv_layout_with_relative_paths(tmp_path):
+    _img(tmp_path / "imgs" / "a.jpg")
+    _img(tmp_path / "imgs" / "b.jpg")
+    (tmp_path / "list.csv").write_text("path,label\nimgs/a.jpg,Cat\nimgs/b.jpg,dog\n")
+    t = image_table(tmp_path / "list.csv", CLASSES)
+    assert t["label"].tolist() == ["cat", "dog"] and t["path"].iloc[0] == str(tmp_path / "imgs" / "a.jpg")
+    (tmp_path / "bad.csv").write_text("path,label\nimgs/a.jpg,horse\n")
+    with pytest.raises(DataError, match="'horse'"):
+        image_table(tmp_path / "bad.csv", CLASSES)
+
+
+def test_layout_errors(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        image_table(tmp_path / "nope", CLASSES)
+    (tmp_path / "x.txt").write_text("x")
+    with pytest.raises(DataError, match="No labelled images"):
+        image_table(tmp_path, CLASSES)
+    _img(tmp_path / "train" / "cat" / "a.jpg")
+    _img(tmp_path / "cat.1.jpg")
+    with pytest.raises(DataError, match="mixes split folders"):
+        image_table(tmp_path, CLASSES)
+
+
+def _digest(folder):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def test_integrity_scan_skips_reports_converts_and_never_modifies(tmp_path, caplog):
+    root = write_dog_cat(tmp_path / "data", count=3, min_size=32, max_size=40)
+    before = _digest(root)
+    paths = image_table(root, CLASSES)["path"].tolist()
+    scan = scan_images(paths, progress=False).set_index("path")
+    by_name = {p.split("/")[-1]: row for p, row in scan.iterrows()}
+    assert by_name["cat.9000.jpg"]["reason"] == "empty file (0 bytes)"
+    assert by_name["dog.9001.jpg"]["reason"] == "truncated image"
+    assert by_name["cat.9002.jpg"]["reason"] == "not an image (unrecognised format)"
+    assert not any(by_name[n]["ok"] for n in ["cat.9000.jpg", "dog.9001.jpg", "cat.9002.jpg"])
+    modes = {n: by_name[n]["mode"] for n in ["dog.9003.jpg", "cat.9004.jpg", "dog.9005.png", "cat.9006.png"]}
+    assert modes == {"dog.9003.jpg": "L", "cat.9004.jpg": "CMYK", "dog.9005.png": "RGBA", "cat.9006.png": "P"}
+    assert all(by_name[n]["ok"] for n in modes)
+    assert by_name["dog.9007.jpg"]["sha256"] == by_name["dog.0.jpg"]["sha256"]
+    assert len(SPECIAL_FILES) == 8
+    assert _digest(root) == before  # nothing modified, nothing deleted
+    with caplog.at_level("INFO", logger="kmodels"):
+        again = scan_images(paths, progress=False)
+    assert "0 decoded now, %d from the cache" % len(paths) in caplog.text
+    assert again["ok"].tolist() == scan.loc[paths, "ok"].tolist()
+
+
+def test_scan_cache_notices_changed_files(tmp_path):
+    p = _img(tmp_path / "cat.1.jpg")
+    assert scan_images([str(p)], progress=False)["ok"].iloc[0]
+    p.write_bytes(b"")
+    assert scan_images([str(p)], progress=False)["reason"].iloc[0] == "empty file (0 bytes)"
+
+
+modes = st.sampled_from(["RGB", "L", "RGBA", "P", "CMYK", "LA", "I;16"])
+sides = st.integers(min_value=1, max_value=90)
+
+
+@given(w=sides, h=sides, mode=modes, out=st.tuples(st.integers(8, 64), st.integers(8, 64)),
+       fmt=st.sampled_from(["PNG", "JPEG", "BMP"]))
+def test_load_image_shape_dtype_range_for_any_size_and_mode(tmp_path_factory, w, h, mode, out, fmt):
+    if mode == "CMYK":
+        fmt = "JPEG"  # the format CMYK photos come in
+    elif fmt == "JPEG" and mode not in ("RGB", "L"):
+        fmt = "PNG"
+    elif fmt == "BMP" and mode in ("LA", "I;16", "RGBA"):
+        fmt = "PNG"
+    path = tmp_path_factory.mktemp("img") / f"x.{fmt.lower()}"
+    Image.new(mode, (w, h)).save(path, format=fmt)
+    arr = load_image(str(path), out)
+    assert arr.shape == (out[1], out[0], 3) and arr.dtype == np.float32
+    assert arr.min() >= 0 and arr.max() <= 255
+
+
+@given(seed=st.integers(0, 2**16), flip=st.floats(0, 1), rotation=st.floats(0, 45), zoom=st.floats(0, 0.5),
+       size=st.tuples(st.integers(8, 48), st.integers(8, 48)))
+def test_augmentation_keeps_shape_range_and_is_seeded(seed, flip, rotation, zoom, size):
+    img = np.asarray(draw_animal("cat", size, np.random.default_rng(seed)), dtype=np.float32)
+    aug = Augment(flip, rotation, zoom)
+    a = augment_image(img, np.random.default_rng([seed, 1]), aug)
+    b = augment_image(img, np.random.default_rng([seed, 1]), aug)
+    assert a.shape == img.shape and a.dtype == np.float32
+    assert a.min() >= 0 and a.max() <= 255
+    np.testing.assert_array_equal(a, b)
+
+
+def test_flip_only_is_a_mirror():
+    img = np.arange(2 * 3 * 3, dtype=np.float32).reshape(2, 3, 3)
+    out = augment_image(img, np.random.default_rng(0), Augment(flip=1.0, rotation=0, zoom=0))
+    np.testing.assert_array_equal(out, img[:, ::-1])
+
+
+def test_batches_are_reproducible_and_reshuffle_per_epoch(tmp_path):
+    root = write_dog_cat(tmp_path / "d", count=6, min_size=24, max_size=30, broken=False)
+    t = image_table(root, CLASSES)
+    y = (t["label"] == "dog").astype(int).to_numpy()
+
+    def make():
+        return ImageBatches(t["path"].tolist(), y, (16, 16), batch_size=4, shuffle=True, augment=Augment(), seed=3,
+                            workers=1)
+
+    a, b = make(), make()
+    assert len(a) == 3
+    xa, ya = a[0]
+    xb, yb = b[0]
+    np.testing.assert_array_equal(xa, xb)
+    np.testing.assert_array_equal(ya, yb)
+    assert xa.shape == (4, 16, 16, 3)
+    a.on_epoch_end()
+    assert not np.array_equal(a.order, b.order)
