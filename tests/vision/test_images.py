@@ -93,7 +93,7 @@ def test_integrity_scan_skips_reports_converts_and_never_modifies(tmp_path, capl
     assert _digest(root) == before  # nothing modified, nothing deleted
     with caplog.at_level("INFO", logger="kmodels"):
         again = scan_images(paths, progress=False)
-    assert "0 decoded now, %d from the cache" % len(paths) in caplog.text
+    assert f"0 decoded now, {len(paths)} from the cache" in caplog.text
     assert again["ok"].tolist() == scan.loc[paths, "ok"].tolist()
 
 
