@@ -7,6 +7,7 @@
     kmodels run --resume RUN_DIR         continue an interrupted run
     kmodels evaluate RUN_DIR             re-evaluate a finished run on its test split
     kmodels predict RUN_DIR_OR_MODEL INPUT... [--output CSV]
+    kmodels bench {train-step,input-pipeline,tabular} [ARGS]
 
 Exit codes: 0 success, 1 the run failed, 2 usage/config/data error, 130 interrupted.
 Errors go to stderr without a traceback unless `--debug` is given.
@@ -23,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+BENCHMARKS = {"train-step": "train_step", "input-pipeline": "input_pipeline", "tabular": "tabular"}
 
 logger = logging.getLogger("kmodels")
 
@@ -64,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="re-evaluate a finished run on its test split")
     ev.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+
+    bench = sub.add_parser("bench", help="run a benchmark from benchmarks/ (source checkout)",
+                           description="Run a benchmark; the arguments after its name are its own (see --help).")
+    bench.add_argument("benchmark", choices=sorted(BENCHMARKS), help="which benchmark")
+    bench.add_argument("args", nargs=argparse.REMAINDER, help="its arguments, e.g. --backends jax,tensorflow")
 
     pr = sub.add_parser("predict", help="predict with a run (or a .keras file)")
     pr.add_argument("source", type=Path, metavar="RUN_DIR_OR_MODEL")
@@ -179,7 +186,24 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"info": _cmd_info, "list": _cmd_list, "show": _cmd_show, "run": _cmd_run,
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import importlib
+    import os
+
+    from kmodels.errors import RunError
+
+    root = Path(__file__).resolve().parent.parent
+    if not (root / "benchmarks" / f"{BENCHMARKS[args.benchmark]}.py").is_file():
+        raise RunError(f"benchmarks/ not found next to {root / 'kmodels'}; `kmodels bench` runs from a source "
+                       "checkout (pip install -e .).")
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    os.chdir(root)
+    module = importlib.import_module(f"benchmarks.{BENCHMARKS[args.benchmark]}")
+    return int(module.main(args.args) or 0)
+
+
+COMMANDS = {"bench": _cmd_bench, "info": _cmd_info, "list": _cmd_list, "show": _cmd_show, "run": _cmd_run,
             "evaluate": _cmd_evaluate, "predict": _cmd_predict}
 
 

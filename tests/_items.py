@@ -70,7 +70,10 @@ class ToyDrop(TransformerMixin, BaseEstimator):
 
 @registry.tasks.register("toy_task")
 class ToyTask(Task):
-    """Toy task: two blobs, a tiny MLP, early stopping (for tests)."""
+    """Toy task: two blobs, a tiny MLP, early stopping (for tests).
+
+    Example: `kmodels run toy_task` (with the test items imported).
+    """
 
     spec_text = """
 task = "toy_task"

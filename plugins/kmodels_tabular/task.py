@@ -121,6 +121,9 @@ class BankGender(TabularTask):
 
     `--data bank_transactions.csv` reads the published file; any other CSV is
     run through the generic path (`--set data.target=COLUMN`).
+
+    Example: `kmodels run bank_gender` (embedded data) or
+    `kmodels run bank_gender --data bank_transactions.csv`.
     """
 
     spec_file = resources.files("kmodels_tabular") / "bank_gender.toml"
@@ -140,6 +143,8 @@ class Tabular(TabularTask):
 
     Column types are inferred (numeric, date-like, categorical); identifier-like
     columns are dropped with a note. The default data is the synthetic bank table.
+
+    Example: `kmodels run tabular --data churn.csv --set data.target=churned`.
     """
 
     spec_file = resources.files("kmodels_tabular") / "tabular.toml"

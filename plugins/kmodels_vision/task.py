@@ -51,6 +51,8 @@ class DogCat(Task):
 
     `--data PATH` takes a folder (Kaggle flat `cat.0.jpg`, `PetImages/Cat`,
     split folders `train/val/test`) or a `path,label` CSV.
+
+    Example: `kmodels run dog_cat` (embedded data) or `kmodels run dog_cat --data ~/PetImages`.
     """
 
     spec_file = resources.files("kmodels_vision") / "dog_cat.toml"

@@ -88,9 +88,15 @@ def test_help_exits_zero(capsys):
 @pytest.mark.subprocess
 def test_cli_subprocess_smoke(tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    ok = subprocess.run([sys.executable, "-m", "kmodels.cli", "list", "callbacks"], capture_output=True,
-                        text=True, env=env, timeout=300)
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "kmodels.cli", *args], capture_output=True, text=True,
+                              env=env, timeout=300)
+
+    info = cli("info")
+    assert info.returncode == 0 and "backend" in info.stdout and "keras" in info.stdout
+    ok = cli("list", "callbacks")
     assert ok.returncode == 0 and "early_stopping" in ok.stdout
-    bad = subprocess.run([sys.executable, "-m", "kmodels.cli", "run", "no_such_task"], capture_output=True,
-                         text=True, env=env, timeout=300)
+    show = cli("show", "bank_gender")
+    assert show.returncode == 0 and 'task = "bank_gender"' in show.stdout
+    bad = cli("run", "no_such_task")
     assert bad.returncode == 2 and "Unknown task 'no_such_task'" in bad.stderr and "Traceback" not in bad.stderr

@@ -52,6 +52,10 @@ def test_real_file_path_and_predict(bank_run, tmp_path, capsys):
     path = write_bank_csv(tmp_path / "bank_transactions.csv", rows=3000, seed=5)
     spec = kmodels.load_spec("bank_gender", data=path)
     assert spec["data"] == {"name": "bank_transactions", "path": str(path), "target": "CustGender", "classes": ["M", "F"]}
+    real = kmodels.run("bank_gender", data=path, overrides={"train.epochs": 2, "train.verbose": 0},
+                       out=tmp_path / "real_run")
+    assert real.metrics["splits"]["test"] > 0 and (real.run_dir / "eda.json").is_file()
+    assert json.loads((real.run_dir / "eda.json").read_text())["source"] == str(path)
     rows = tmp_path / "rows.csv"
     pd.read_csv(path, dtype=str).head(10).to_csv(rows, index=False)
     assert main(["predict", str(bank_run.run_dir), str(rows), "--output", str(tmp_path / "p.csv")]) == 0

@@ -1,0 +1,247 @@
+"""Benchmark: the CNN training step across backends, next to hand-written references, in one run.
+
+Each backend runs in its own process (the backend is fixed at import). In each:
+warm-up (compilation) is timed separately, then `--steps` steps are timed
+`--repeats` times; the table shows the median (min-max) ms/step, images/s,
+achieved GFLOP/s from an analytic FLOP count (forward + backward) and its share
+of this machine's float32 matmul peak (numpy 4096x4096, measured in the same run).
+
+Variants: `keras fit (memory)` plain `model.fit` on in-memory arrays (what a
+user writes without kmodels); `kmodels fit (JPEG files)` the dog_cat input
+pipeline (decode + resize + augment from ~400x350 JPEGs) feeding the same
+model; `pure JAX` `jax.jit` of `value_and_grad` + optax adam over
+`model.stateless_call`; `raw TF` a `tf.function` + `GradientTape` step.
+
+    python -m benchmarks.train_step --image-size 128 --batch-size 32 --steps 10 --repeats 3 \\
+        --backends jax,tensorflow --json benchmarks/results/train_step.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks._harness import machine, median, run_worker, write_json
+
+
+def matmul_peak_gflops(n: int = 4096, repeats: int = 3) -> float:
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    b = np.random.default_rng(1).standard_normal((n, n), dtype=np.float32)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * n**3 / best / 1e9
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def write_jpegs(folder: Path, count: int, seed: int = 0) -> list[str]:
+    """~400x350 synthetic photos (the size of the Kaggle photos), half cats, half dogs."""
+    from kmodels_vision.synthetic import draw_animal
+
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(count):
+        label = "cat" if i % 2 == 0 else "dog"
+        size = (int(rng.integers(380, 420)), int(rng.integers(330, 370)))
+        path = folder / f"{label}.{i}.jpg"
+        draw_animal(label, size, rng).save(path, quality=90)
+        paths.append(str(path))
+    return paths
+
+
+# ---- worker (one backend) -----------------------------------------------------------------------
+def _measure(step, steps: int, repeats: int, sync=lambda r: r) -> tuple[float, list[float]]:
+    start = time.perf_counter()
+    sync(step(2))  # warm-up: compilation + first steps
+    warmup = time.perf_counter() - start
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        sync(step(steps))
+        times.append((time.perf_counter() - start) / steps * 1000)
+    return warmup, times
+
+
+def worker(args: argparse.Namespace) -> None:
+    import keras
+
+    import kmodels
+    from benchmarks.flops import train_flops
+    from kmodels.data.pipeline import Augment, ImageBatches
+
+    backend = keras.backend.backend()
+    size, bs, steps = args.image_size, args.batch_size, args.steps
+    keras.utils.set_random_seed(0)
+    n = bs * steps
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (n, size, size, 3)).astype("float32")
+    y = rng.integers(0, 2, n).astype("float32")
+    results = []
+
+    def fresh():
+        keras.utils.set_random_seed(0)
+        return kmodels.build(args.model, input_shape=(size, size, 3))
+
+    flops = train_flops(fresh())
+
+    model = fresh()
+    warm, times = _measure(lambda k: model.fit(x[: k * bs], y[: k * bs], batch_size=bs, epochs=1, verbose=0,
+                                               shuffle=False), steps, args.repeats)
+    results.append({"variant": "keras fit (memory)", "warmup_s": warm, "ms": times})
+
+    if args.files:
+        import glob
+
+        paths = sorted(glob.glob(os.path.join(args.files, "*.jpg")))[:n]
+        labels = [0.0 if Path(p).name.startswith("cat") else 1.0 for p in paths]
+        model = fresh()
+
+        def fit_files(k):
+            ds = ImageBatches(paths[: k * bs], labels[: k * bs], (size, size), bs, shuffle=True, augment=Augment(),
+                              seed=0, workers=2)
+            return model.fit(ds, epochs=1, verbose=0)
+
+        warm, times = _measure(fit_files, steps, args.repeats)
+        results.append({"variant": "kmodels fit (JPEG files, augmented)", "warmup_s": warm, "ms": times})
+
+    if backend == "jax":
+        import jax
+        import optax
+
+        model = fresh()
+        tx = optax.adam(1e-3)
+        loss_fn = keras.losses.BinaryCrossentropy()
+
+        def compute_loss(tv, ntv, xb, yb):
+            pred, ntv = model.stateless_call(tv, ntv, xb, training=True)
+            return loss_fn(yb[:, None], pred), ntv
+
+        grad_fn = jax.value_and_grad(compute_loss, has_aux=True)
+
+        @jax.jit
+        def train_step(state, xb, yb):
+            tv, ntv, opt = state
+            (loss, ntv), grads = grad_fn(tv, ntv, xb, yb)
+            updates, opt = tx.update(grads, opt, tv)
+            return loss, (optax.apply_updates(tv, updates), ntv, opt)
+
+        tv = [v.value for v in model.trainable_variables]
+        state = [tv, [v.value for v in model.non_trainable_variables], tx.init(tv)]
+
+        def run_jax(k):
+            loss = None
+            for i in range(k):
+                loss, new = train_step(tuple(state), x[i * bs:(i + 1) * bs], y[i * bs:(i + 1) * bs])
+                state[:] = new
+            return loss
+
+        warm, times = _measure(run_jax, steps, args.repeats, sync=jax.block_until_ready)
+        results.append({"variant": "pure JAX (jit + optax adam)", "warmup_s": warm, "ms": times})
+
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        for jit in (False, True):
+            model = fresh()
+            opt = keras.optimizers.Adam(1e-3)
+            loss_fn = keras.losses.BinaryCrossentropy()
+            opt.build(model.trainable_variables)
+
+            @tf.function(jit_compile=jit)
+            def tf_step(xb, yb, model=model, opt=opt, loss_fn=loss_fn):
+                with tf.GradientTape() as tape:
+                    loss = loss_fn(yb[:, None], model(xb, training=True))
+                grads = tape.gradient(loss, model.trainable_variables)
+                opt.apply(grads, model.trainable_variables)
+                return loss
+
+            xt, yt = tf.constant(x), tf.constant(y)
+
+            def run_tf(k, tf_step=tf_step, xt=xt, yt=yt):
+                loss = None
+                for i in range(k):
+                    loss = tf_step(xt[i * bs:(i + 1) * bs], yt[i * bs:(i + 1) * bs])
+                return loss.numpy()
+
+            warm, times = _measure(run_tf, steps, args.repeats)
+            name = "raw TF (tf.function + GradientTape" + (", XLA)" if jit else ")")
+            results.append({"variant": name, "warmup_s": warm, "ms": times})
+
+    print(json.dumps({"backend": backend, "flops_per_image": flops, "results": results}))
+
+
+# ---- driver -------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="kmodels bench train-step", description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="dog_cat_cnn")
+    p.add_argument("--image-size", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--backends", default="jax,tensorflow")
+    p.add_argument("--no-files", action="store_true", help="skip the from-JPEG-files variant")
+    p.add_argument("--json", default=None)
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--files", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker:
+        worker(args)
+        return 0
+    peak = matmul_peak_gflops()
+    print(f"float32 matmul peak (numpy 4096x4096): {peak:.0f} GFLOP/s", file=sys.stderr)
+    out = {"benchmark": "train_step", "model": args.model, "image_size": args.image_size,
+           "batch_size": args.batch_size, "steps": args.steps, "repeats": args.repeats,
+           "matmul_peak_gflops": peak, "machine": machine(), "backends": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        files = None
+        if not args.no_files:
+            write_jpegs(Path(tmp), args.batch_size * args.steps)
+            files = tmp
+        for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
+            cmd = ["--worker", "--model", args.model, "--image-size", str(args.image_size), "--batch-size",
+                   str(args.batch_size), "--steps", str(args.steps), "--repeats", str(args.repeats)]
+            if files:
+                cmd += ["--files", files]
+            try:
+                out["backends"][backend] = run_worker("benchmarks.train_step", cmd, env={"KERAS_BACKEND": backend})
+            except RuntimeError as exc:
+                print(f"{backend}: skipped ({str(exc).splitlines()[-1]})", file=sys.stderr)
+    rows = []
+    for backend, res in out["backends"].items():
+        for r in res["results"]:
+            ms = median(r["ms"])
+            gflops = res["flops_per_image"] * args.batch_size / (ms / 1000) / 1e9
+            rows.append({"backend": backend, "variant": r["variant"], "ms": ms, "min": min(r["ms"]),
+                         "max": max(r["ms"]), "img_s": args.batch_size / (ms / 1000), "gflops": gflops,
+                         "peak_pct": 100 * gflops / peak, "warmup_s": r["warmup_s"]})
+    out["table"] = rows
+    gf = next(iter(out["backends"].values()))["flops_per_image"] / 1e9 if out["backends"] else 0
+    print(f"\n{args.model}, {args.image_size}x{args.image_size}, batch {args.batch_size}, {args.steps} steps x "
+          f"{args.repeats} repeats; {gf:.2f} GFLOP/image (fwd+bwd); matmul peak {peak:.0f} GFLOP/s")
+    print("| backend | variant | ms/step median (min-max) | img/s | GFLOP/s | % of matmul peak | warm-up s |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['backend']} | {r['variant']} | {r['ms']:.0f} ({r['min']:.0f}-{r['max']:.0f}) | {r['img_s']:.0f} | "
+              f"{r['gflops']:.0f} | {r['peak_pct']:.0f}% | {r['warmup_s']:.1f} |")
+    for backend in out["backends"]:
+        mem = next((r for r in rows if r["backend"] == backend and r["variant"] == "keras fit (memory)"), None)
+        files = next((r for r in rows if r["backend"] == backend and r["variant"].startswith("kmodels fit")), None)
+        if mem and files:
+            print(f"{backend}: from-files / in-memory throughput = {mem['ms'] / files['ms']:.2f}x (target >= 0.9x)")
+    write_json(args.json, out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

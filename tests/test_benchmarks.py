@@ -1,0 +1,40 @@
+"""Smoke: each benchmark runs with tiny settings and writes valid JSON (timings are not checked here)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from kmodels.cli import main
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_train_step_benchmark_smoke(tmp_path, backend):
+    out = tmp_path / "t.json"
+    assert main(["bench", "train-step", "--image-size", "32", "--batch-size", "4", "--steps", "2", "--repeats", "1",
+                 "--backends", backend, "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    variants = {r["variant"] for r in data["table"]}
+    assert {"keras fit (memory)", "kmodels fit (JPEG files, augmented)"} <= variants
+    assert ("pure JAX (jit + optax adam)" in variants) == (backend == "jax")
+    assert all(r["ms"] > 0 and r["gflops"] > 0 for r in data["table"]) and data["matmul_peak_gflops"] > 0
+
+
+@pytest.mark.slow
+def test_input_pipeline_benchmark_smoke(tmp_path):
+    out = tmp_path / "p.json"
+    assert main(["bench", "input-pipeline", "--images", "8", "--batch-size", "4", "--repeats", "1",
+                 "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["results"]
+    assert any(r["variant"].startswith("kmodels ImageBatches") for r in rows) and all(r["img_s"] > 0 for r in rows)
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_tabular_benchmark_smoke(tmp_path):
+    out = tmp_path / "b.json"
+    assert main(["bench", "tabular", "--rows", "2000", "--repeats", "1", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert [r["variant"] for r in data["results"]] == ["read_csv", "kmodels"] and data["ratio_kmodels_over_read_csv"] > 0
