@@ -2,7 +2,8 @@
 
 Each backend runs in its own process (the backend is fixed at import). In each:
 warm-up (compilation) is timed separately, then `--steps` steps are timed
-`--repeats` times; the table shows the median (min-max) ms/step, images/s,
+`--repeats` times (for the `fit` variants: one `fit` of 1 + repeats epochs of
+`--steps` steps, each epoch timed by a callback, the first excluded); the table shows the median (min-max) ms/step, images/s,
 achieved GFLOP/s from an analytic FLOP count (forward + backward) and its share
 of this machine's float32 matmul peak (numpy 4096x4096, measured in the same run).
 
@@ -95,9 +96,24 @@ def worker(args: argparse.Namespace) -> None:
 
     flops = train_flops(fresh())
 
+    class EpochTimer(keras.callbacks.Callback):
+        """Steady state: one fit of 1 + repeats epochs, each epoch timed; the first (compilation) apart."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.times.append(time.perf_counter() - self.start)
+
+    def fit_epochs(fit_call):
+        timer = EpochTimer()
+        timer.times = []
+        fit_call(timer)
+        return timer.times[0], [t / steps * 1000 for t in timer.times[1:]]
+
     model = fresh()
-    warm, times = _measure(lambda k: model.fit(x[: k * bs], y[: k * bs], batch_size=bs, epochs=1, verbose=0,
-                                               shuffle=False), steps, args.repeats)
+    warm, times = fit_epochs(lambda cb: model.fit(x, y, batch_size=bs, epochs=1 + args.repeats, verbose=0,
+                                                  shuffle=False, callbacks=[cb]))
     results.append({"variant": "keras fit (memory)", "warmup_s": warm, "ms": times})
 
     if args.files:
@@ -106,18 +122,20 @@ def worker(args: argparse.Namespace) -> None:
         paths = sorted(glob.glob(os.path.join(args.files, "*.jpg")))[:n]
         labels = [0.0 if Path(p).name.startswith("cat") else 1.0 for p in paths]
         model = fresh()
-
-        def fit_files(k):
-            ds = ImageBatches(paths[: k * bs], labels[: k * bs], (size, size), bs, shuffle=True, augment=Augment(),
-                              seed=0, workers=2)
-            return model.fit(ds, epochs=1, verbose=0)
-
-        warm, times = _measure(fit_files, steps, args.repeats)
+        ds = ImageBatches(paths, labels, (size, size), bs, shuffle=True, augment=Augment(), seed=0, workers=2)
+        warm, times = fit_epochs(lambda cb: model.fit(ds, epochs=1 + args.repeats, verbose=0, callbacks=[cb]))
         results.append({"variant": "kmodels fit (JPEG files, augmented)", "warmup_s": warm, "ms": times})
 
+    device_peak = None
     if backend == "jax":
         import jax
+        import jax.numpy as jnp
         import optax
+
+        a = jnp.ones((4096, 4096), jnp.float32)
+        jax.block_until_ready(a @ a)
+        best = min(_timed(lambda: jax.block_until_ready(a @ a)) for _ in range(5))
+        device_peak = {"device": str(jax.devices()[0]), "matmul_gflops": 2 * 4096**3 / best / 1e9}
 
         model = fresh()
         tx = optax.adam(1e-3)
@@ -178,7 +196,7 @@ def worker(args: argparse.Namespace) -> None:
             name = "raw TF (tf.function + GradientTape" + (", XLA)" if jit else ")")
             results.append({"variant": name, "warmup_s": warm, "ms": times})
 
-    print(json.dumps({"backend": backend, "flops_per_image": flops, "results": results}))
+    print(json.dumps({"backend": backend, "flops_per_image": flops, "results": results, "device_peak": device_peak}))
 
 
 # ---- driver -------------------------------------------------------------------------------------
@@ -234,7 +252,10 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print(f"| {r['backend']} | {r['variant']} | {r['ms']:.0f} ({r['min']:.0f}-{r['max']:.0f}) | {r['img_s']:.0f} | "
               f"{r['gflops']:.0f} | {r['peak_pct']:.0f}% | {r['warmup_s']:.1f} |")
-    for backend in out["backends"]:
+    for backend, res in out["backends"].items():
+        if res.get("device_peak"):
+            dp = res["device_peak"]
+            print(f"{backend}: device {dp['device']}, float32 4096x4096 matmul {dp['matmul_gflops']:.0f} GFLOP/s")
         mem = next((r for r in rows if r["backend"] == backend and r["variant"] == "keras fit (memory)"), None)
         files = next((r for r in rows if r["backend"] == backend and r["variant"].startswith("kmodels fit")), None)
         if mem and files:

@@ -223,7 +223,7 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
-def _setup_logging(quiet: bool) -> None:
+def setup_logging(quiet: bool) -> None:
     log = logging.getLogger("kmodels")
     if not any(isinstance(h, _StderrHandler) for h in log.handlers):
         log.addHandler(_StderrHandler())
@@ -238,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return int(exc.code or 0)
-    _setup_logging(args.quiet)
+    setup_logging(args.quiet)
     from kmodels.errors import ConfigError, DataError, KModelsError
 
     try:

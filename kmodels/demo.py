@@ -10,7 +10,7 @@ import argparse
 import sys
 import time
 
-from kmodels.cli import _setup_logging
+from kmodels.cli import setup_logging
 from kmodels.evaluation import format_table
 
 
@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("tasks", nargs="+", help="registered task names")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V")
     args = p.parse_args(argv)
-    _setup_logging(quiet=False)
+    setup_logging(quiet=False)
     import kmodels
 
     rows, status = [], 0

@@ -56,7 +56,8 @@ def binary_metrics(y_true: np.ndarray, proba: np.ndarray, threshold: float = 0.5
     }
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -70,7 +71,7 @@ def plot_confusion_matrix(cm: Sequence[Sequence[int]], class_names: Sequence[str
     """Seaborn heatmap of a confusion matrix with counts and row percentages."""
     import seaborn as sns
 
-    plt = _pyplot()
+    plt = pyplot()
     cm = np.asarray(cm)
     rows = cm.sum(axis=1, keepdims=True)
     pct = np.divide(cm, rows, out=np.zeros_like(cm, dtype=float), where=rows > 0)
@@ -82,12 +83,12 @@ def plot_confusion_matrix(cm: Sequence[Sequence[int]], class_names: Sequence[str
     ax.set_ylabel("true")
     ax.set_title(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_history(history: Mapping[str, Sequence[float]], path: str | Path) -> Path:
     """Training curves: each metric train vs val, and the learning rate if recorded."""
-    plt = _pyplot()
+    plt = pyplot()
     bases = [k for k in history if not k.startswith("val_") and k not in ("learning_rate", "lr", "epoch")]
     lr_key = next((k for k in ("learning_rate", "lr") if k in history), None)
     n = len(bases) + (1 if lr_key else 0)
@@ -107,17 +108,17 @@ def plot_history(history: Mapping[str, Sequence[float]], path: str | Path) -> Pa
         ax.set_title("learning rate")
         ax.set_xlabel("epoch")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _save(fig: Any, path: str | Path) -> Path:
+def save_figure(fig: Any, path: str | Path) -> Path:
     import io
 
     from kmodels.runs import atomic_write
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return atomic_write(Path(path), buf.getvalue())
 
 

@@ -15,12 +15,10 @@ it needs (`analyse`, `baselines`, `evaluate`, ...) and registers it:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import pickle
 import socket
-import tempfile
 import time
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -38,7 +36,7 @@ from kmodels.data.split import split_indices
 from kmodels.data.table import Table
 from kmodels.errors import ConfigError, DataError, RunError
 from kmodels.evaluation import binary_metrics, format_table, plot_confusion_matrix, plot_history
-from kmodels.runs import RunDir, atomic_write
+from kmodels.runs import RunDir, atomic_target, atomic_write
 from kmodels.spec import TaskSpec, load_spec
 
 logger = logging.getLogger("kmodels")
@@ -80,15 +78,8 @@ class Features:
 
 def save_model(model: Any, path: Path) -> Path:
     """Save a Keras model atomically (a failed save leaves no `model.keras`)."""
-    fd, tmp = tempfile.mkstemp(prefix=".model.", suffix=".keras", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_target(path, suffix=".keras") as tmp:
         model.save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
     return path
 
 

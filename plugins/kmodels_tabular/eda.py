@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from kmodels.data import Table, duplicate_mask
-from kmodels.evaluation import _pyplot, _save, format_table
+from kmodels.evaluation import format_table, pyplot, save_figure
 
 
 def eda(table: Table, placeholders: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
@@ -106,7 +106,7 @@ def plots(table: Table, report: Mapping[str, Any], out: Path, feature: str | Non
     """Missing values per column, target balance, and one feature's distribution by class."""
     import seaborn as sns
 
-    plt = _pyplot()
+    plt = pyplot()
     paths = []
     fig, ax = plt.subplots(figsize=(7, 3.2))
     miss = {c: m["percent"] for c, m in report["missing"].items()}
@@ -114,7 +114,7 @@ def plots(table: Table, report: Mapping[str, Any], out: Path, feature: str | Non
     ax.set_xlabel("% missing")
     ax.set_title("Missing values per column")
     fig.tight_layout()
-    paths.append(_save(fig, out / "eda_missing.png"))
+    paths.append(save_figure(fig, out / "eda_missing.png"))
 
     fig, ax = plt.subplots(figsize=(4.5, 3.2))
     counts = report["target"]["counts"]
@@ -122,7 +122,7 @@ def plots(table: Table, report: Mapping[str, Any], out: Path, feature: str | Non
     ax.set_title(f"Target balance: {report['target']['column']}")
     ax.set_ylabel("rows")
     fig.tight_layout()
-    paths.append(_save(fig, out / "eda_target.png"))
+    paths.append(save_figure(fig, out / "eda_target.png"))
 
     f = table.frame
     numeric = [c for c in f.columns if pd.api.types.is_numeric_dtype(f[c]) and c != table.target]
@@ -143,5 +143,5 @@ def plots(table: Table, report: Mapping[str, Any], out: Path, feature: str | Non
         ax.set_xlabel(label)
         ax.set_title(f"{label} by {table.target}")
     fig.tight_layout()
-    paths.append(_save(fig, out / "eda_feature_by_class.png"))
+    paths.append(save_figure(fig, out / "eda_feature_by_class.png"))
     return paths

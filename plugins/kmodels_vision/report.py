@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from kmodels.data.pipeline import load_image
-from kmodels.evaluation import _pyplot, _save
+from kmodels.evaluation import pyplot, save_figure
 
 
 def data_report(frame: pd.DataFrame, scan: pd.DataFrame) -> dict[str, Any]:
@@ -44,19 +44,19 @@ def _range(s: pd.Series) -> list[int] | None:
 def plot_sizes(frame: pd.DataFrame, scan: pd.DataFrame, path: Path) -> Path:
     import seaborn as sns
 
-    plt = _pyplot()
+    plt = pyplot()
     ok = frame.merge(scan, on="path")
     ok = ok[ok["ok"].astype(bool)]
     fig, ax = plt.subplots(figsize=(5, 4))
     sns.scatterplot(data=ok, x="width", y="height", hue="label", s=12, alpha=0.6, ax=ax)
     ax.set_title("Image sizes (pixels)")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def image_grid(paths: Sequence[str], titles: Sequence[str], path: Path, title: str, size: int = 96) -> Path:
     """A grid of up to 16 images with a caption each (unreadable ones shown blank)."""
-    plt = _pyplot()
+    plt = pyplot()
     n = min(len(paths), 16)
     cols = 4
     rows = max(1, int(np.ceil(n / cols)))
@@ -73,4 +73,4 @@ def image_grid(paths: Sequence[str], titles: Sequence[str], path: Path, title: s
         axes[0][0].text(0.5, 0.5, "none", ha="center", va="center")
     fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
