@@ -90,9 +90,11 @@ def worker(args: argparse.Namespace) -> None:
     y = rng.integers(0, 2, n).astype("float32")
     results = []
 
-    def fresh():
+    def fresh(policy="float32"):
         keras.utils.set_random_seed(0)
-        return kmodels.build(args.model, input_shape=(size, size, 3))
+        return kmodels.build(args.model, input_shape=(size, size, 3), precision=policy)
+
+    variants = set(args.variants.split(","))
 
     flops = train_flops(fresh())
 
@@ -111,12 +113,16 @@ def worker(args: argparse.Namespace) -> None:
         fit_call(timer)
         return timer.times[0], [t / steps * 1000 for t in timer.times[1:]]
 
-    model = fresh()
-    warm, times = fit_epochs(lambda cb: model.fit(x, y, batch_size=bs, epochs=1 + args.repeats, verbose=0,
-                                                  shuffle=False, callbacks=[cb]))
-    results.append({"variant": "keras fit (memory)", "warmup_s": warm, "ms": times})
+    for policy in args.precisions.split(","):
+        if "memory" not in variants:
+            break
+        model = fresh(policy)
+        warm, times = fit_epochs(lambda cb, model=model: model.fit(x, y, batch_size=bs, epochs=1 + args.repeats,
+                                                                   verbose=0, shuffle=False, callbacks=[cb]))
+        name = "keras fit (memory)" + ("" if policy == "float32" else f", {policy}")
+        results.append({"variant": name, "warmup_s": warm, "ms": times})
 
-    if args.files:
+    if args.files and "files" in variants:
         import glob
 
         paths = sorted(glob.glob(os.path.join(args.files, "*.jpg")))[:n]
@@ -127,7 +133,7 @@ def worker(args: argparse.Namespace) -> None:
         results.append({"variant": "kmodels fit (JPEG files, augmented)", "warmup_s": warm, "ms": times})
 
     device_peak = None
-    if backend == "jax":
+    if backend == "jax" and "reference" in variants:
         import jax
         import jax.numpy as jnp
         import optax
@@ -167,7 +173,7 @@ def worker(args: argparse.Namespace) -> None:
         warm, times = _measure(run_jax, steps, args.repeats, sync=jax.block_until_ready)
         results.append({"variant": "pure JAX (jit + optax adam)", "warmup_s": warm, "ms": times})
 
-    if backend == "tensorflow":
+    if backend == "tensorflow" and "reference" in variants:
         import tensorflow as tf
 
         for jit in (False, True):
@@ -209,6 +215,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--backends", default="jax,tensorflow")
     p.add_argument("--no-files", action="store_true", help="skip the from-JPEG-files variant")
+    p.add_argument("--variants", default="memory,files,reference",
+                   help="which to run: memory (Keras fit on arrays), files (kmodels pipeline), reference (hand-written)")
+    p.add_argument("--precisions", default="float32",
+                   help="policies for the in-memory fit, e.g. float32,mixed_bfloat16 (side by side)")
     p.add_argument("--json", default=None)
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--files", default=None, help=argparse.SUPPRESS)
@@ -223,12 +233,13 @@ def main(argv: list[str] | None = None) -> int:
            "matmul_peak_gflops": peak, "machine": machine(), "backends": {}}
     with tempfile.TemporaryDirectory() as tmp:
         files = None
-        if not args.no_files:
+        if not args.no_files and "files" in args.variants:
             write_jpegs(Path(tmp), args.batch_size * args.steps)
             files = tmp
         for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
             cmd = ["--worker", "--model", args.model, "--image-size", str(args.image_size), "--batch-size",
-                   str(args.batch_size), "--steps", str(args.steps), "--repeats", str(args.repeats)]
+                   str(args.batch_size), "--steps", str(args.steps), "--repeats", str(args.repeats),
+                   "--variants", args.variants, "--precisions", args.precisions]
             if files:
                 cmd += ["--files", files]
             try:

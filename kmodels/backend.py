@@ -10,9 +10,11 @@ before Keras is imported. Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import sys
+from collections.abc import Iterator
 from importlib import metadata
 from typing import Any
 
@@ -59,6 +61,29 @@ def info(devices: bool = True) -> dict[str, Any]:
     if devices:
         out["devices"] = globals()["devices"]()
     return out
+
+
+@contextlib.contextmanager
+def precision(policy: str = "float32") -> Iterator[None]:
+    """Build layers under the Keras dtype `policy` (`"mixed_bfloat16"`, ...), then restore the previous one.
+
+    Layers keep the policy they were built with, so only what is built inside is affected.
+
+    Example:
+        >>> import keras
+        >>> with precision("mixed_bfloat16"):
+        ...     layer = keras.layers.Dense(2)
+        >>> layer.compute_dtype, keras.mixed_precision.dtype_policy().name
+        ('bfloat16', 'float32')
+    """
+    import keras
+
+    previous = keras.mixed_precision.dtype_policy()
+    keras.mixed_precision.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous)
 
 
 def set_seed(seed: int) -> None:

@@ -56,7 +56,7 @@ def compile_model(model: Any, options: CompileOptions) -> Any:
     return model
 
 
-def build(name: str, *, compile: dict[str, Any] | bool = True, **kwargs: Any) -> Any:
+def build(name: str, *, compile: dict[str, Any] | bool = True, precision: str = "float32", **kwargs: Any) -> Any:
     """Build the registered model `name` and compile it.
 
     Args:
@@ -64,6 +64,7 @@ def build(name: str, *, compile: dict[str, Any] | bool = True, **kwargs: Any) ->
         compile: `True` compiles with the model's registered defaults (adam,
             binary cross-entropy, accuracy unless the model says otherwise), a dict
             overrides some of them (`{"learning_rate": 1e-4}`), `False` skips it.
+        precision: `"float32"` or a Keras mixed-precision policy (`"mixed_bfloat16"`).
         **kwargs: builder arguments, checked against its signature first.
 
     Returns:
@@ -76,7 +77,10 @@ def build(name: str, *, compile: dict[str, Any] | bool = True, **kwargs: Any) ->
     """
     fn = registry.models.get(name)
     call = _config.validate_kwargs(fn, kwargs, where=f"model {name!r}")
-    model = fn(**call)
+    from kmodels.backend import precision as precision_scope
+
+    with precision_scope(precision):
+        model = fn(**call)
     if compile is False:
         return model
     return compile_model(model, compile_options(name, compile if isinstance(compile, dict) else None))

@@ -75,6 +75,8 @@ class TrainOptions:
         seed: seeds Python, NumPy and Keras; drives splits, shuffling and init.
         class_weight: `"balanced"` weights classes inversely to their frequency.
         verbose: Keras progress output: `"auto"`, 0 (silent), 1 (bar), 2 (line per epoch).
+        precision: `"float32"`, or a Keras mixed-precision policy (`"mixed_bfloat16"`,
+            `"mixed_float16"`): layers compute in 16 bits, weights and the output stay float32.
     """
 
     epochs: int = 10
@@ -82,6 +84,7 @@ class TrainOptions:
     seed: int = 42
     class_weight: Literal["none", "balanced"] = "none"
     verbose: Literal["auto", 0, 1, 2] = "auto"
+    precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = "float32"
 
 
 @dataclass(frozen=True)

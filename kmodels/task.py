@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from kmodels import _config, registry
-from kmodels.backend import set_seed
+from kmodels.backend import precision, set_seed
 from kmodels.building import compile_model
 from kmodels.data.split import split_indices
 from kmodels.data.table import Table
@@ -268,7 +268,11 @@ class Task:
                     "remove model.input_shape to infer it."
                 )
             extra["input_shape"] = tuple(input_shape)
-        model = registry.models.create(block, where=f"[model] {block['name']!r}", **extra)
+        with precision(self.train_options.precision):
+            model = registry.models.create(block, where=f"[model] {block['name']!r}", **extra)
+        if self.train_options.precision != "float32" and model.outputs[0].dtype != "float32":
+            logger.warning("Model %r outputs %s under %s; give its last layer dtype='float32' for a stable loss.",
+                           block["name"], model.outputs[0].dtype, self.train_options.precision)
         return compile_model(model, self.spec.options("compile"))
 
     def make_callbacks(self) -> list[Any]:

@@ -26,7 +26,7 @@ def toy_mlp(input_shape: tuple[int, ...] = (4,), units: int = 8, dropout: float 
     x = keras.layers.Dense(units, activation="relu")(inputs)
     if dropout:
         x = keras.layers.Dropout(dropout)(x)
-    return keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(x), name="toy_mlp")
+    return keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid", dtype="float32")(x), name="toy_mlp")
 
 
 @registry.datasets.register("toy_blobs")

@@ -35,5 +35,5 @@ def bank_gender_mlp(input_shape: tuple[int, ...] = (14,), units: tuple[int, ...]
         x = keras.layers.Dense(size, activation="relu", name=f"dense_{i}")(x)
         if dropout:
             x = keras.layers.Dropout(dropout, name=f"dropout_{i}")(x)
-    outputs = keras.layers.Dense(1, activation="sigmoid", name="probability")(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="probability")(x)
     return keras.Model(inputs, outputs, name="bank_gender_mlp")

@@ -49,3 +49,24 @@ def test_build_rejects_bad_kwargs_before_building():
 def test_list_models_globs():
     assert "toy_mlp" in kmodels.list_models("toy_*")
     assert kmodels.list_models("zzz*") == []
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_build_with_mixed_precision_keeps_float32_output(policy):
+    import keras
+
+    model = kmodels.build("toy_mlp", precision=policy)
+    assert model.layers[1].compute_dtype == policy.split("_")[1]
+    assert model.outputs[0].dtype == "float32" and model.layers[1].variable_dtype == "float32"
+    assert keras.mixed_precision.dtype_policy().name == "float32"  # restored
+    x = np.random.default_rng(0).normal(size=(8, 4)).astype("float32")
+    history = model.fit(x, (x[:, 0] > 0).astype("float32"), epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
+def test_task_trains_in_mixed_bfloat16(tmp_path):
+    result = kmodels.run("toy_task", overrides={"train.precision": "mixed_bfloat16", "train.epochs": 4},
+                         out=tmp_path / "r")
+    assert result.metrics["models"]["keras"]["balanced_accuracy"] > 0.8
+    with pytest.raises(kmodels.ConfigError, match="expected 'float32' \\| 'mixed_bfloat16' \\| 'mixed_float16'"):
+        kmodels.load_spec("toy_task", {"train.precision": "fp8"})
