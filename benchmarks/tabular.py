@@ -78,10 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         write_bank_csv(path, rows=args.rows, seed=0)
         print(f"generated {args.rows:,} rows ({path.stat().st_size / 2**20:.0f} MiB) in "
               f"{time.perf_counter() - start:.1f} s", file=sys.stderr)
-        results = {}
-        for kind in ("read_csv", "kmodels"):  # interleaved repeats would be fairer; kinds alternate below
-            results[kind] = []
-        for _ in range(args.repeats):
+        results: dict[str, list[dict]] = {"read_csv": [], "kmodels": []}
+        for _ in range(args.repeats):  # interleaved: drift on the shared machine hits both alike
             for kind in ("read_csv", "kmodels"):
                 results[kind].append(run_worker("benchmarks.tabular", ["--worker", kind, str(path)]))
     rows = []

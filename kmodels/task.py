@@ -355,11 +355,19 @@ class Task:
 
     # ---- use of a finished run ----------------------------------------------------------------
     def evaluate_saved(self) -> dict[str, Any]:
-        """Evaluate the run's saved model on the same test split it was trained for."""
+        """Evaluate the run's saved model on the same test split it was trained for.
+
+        Read-only: the hooks run without a run directory, so nothing in the finished run is rewritten.
+        """
         rd = self.run_dir
         state = _load_state(rd)
-        data = self.prepare(fitted=None if state is None else state["pipeline"])
-        return self.evaluate(load_model(rd.file("model.keras")), data)
+        model = load_model(rd.file("model.keras"))
+        self.run_dir = None
+        try:
+            data = self.prepare(fitted=None if state is None else state["pipeline"])
+            return self.evaluate(model, data)
+        finally:
+            self.run_dir = rd
 
     @classmethod
     def predict_files(cls, run_dir: RunDir | None, model: Any, inputs: Sequence[Path]) -> pd.DataFrame:

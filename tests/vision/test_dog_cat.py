@@ -35,6 +35,17 @@ def test_dog_cat_learns_and_writes_every_artifact(dog_cat_run):
 
 
 @pytest.mark.slow
+def test_evaluate_is_read_only_and_reproduces_metrics(dog_cat_run):
+    from kmodels.task import evaluate_run
+
+    rd = dog_cat_run.run_dir
+    before = {p.name: p.stat().st_mtime_ns for p in rd.iterdir() if p.is_file()}
+    metrics = evaluate_run(rd)
+    assert metrics["confusion_matrix"] == dog_cat_run.metrics["models"]["keras"]["confusion_matrix"]
+    assert {p.name: p.stat().st_mtime_ns for p in rd.iterdir() if p.is_file()} == before
+
+
+@pytest.mark.slow
 def test_predict_files_and_folders_with_an_unreadable_input(dog_cat_run, tmp_path):
     from kmodels_vision.synthetic import draw_animal
 
