@@ -143,3 +143,37 @@ def test_keras_file_loads_and_predicts_the_same_on_the_other_backend(dog_cat_run
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), here, atol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_sigkilled_run_resumes(tmp_path):
+    import signal
+    import time
+
+    overrides = {**SMALL, "data.count": 30, "data.min_size": 24, "data.max_size": 28, "images.image_size": [24, 24],
+                 "train.epochs": 6, "callbacks.early_stopping.patience": 10}
+    spec = tmp_path / "spec.toml"
+    spec.write_text(kmodels.load_spec("dog_cat", overrides).to_toml())
+    out = tmp_path / "run"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.Popen([sys.executable, "-m", "kmodels.cli", "-q", "run", str(spec), "--out", str(out)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = out / "training_log.csv"
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if log.is_file() and len(log.read_text().strip().splitlines()) >= 3:  # header + 2 epochs
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert json.loads((out / "metadata.json").read_text())["status"] == "running"  # SIGKILL cannot be caught
+    result = kmodels.run(resume=out)
+    epochs = pd.read_csv(log)["epoch"].tolist()
+    assert epochs[-1] == 5 and epochs == sorted(set(epochs)) and len(epochs) >= 5  # at most one epoch lost
+    assert json.loads((out / "metadata.json").read_text())["status"] == "completed" and result.metrics["epochs_run"] >= 5
