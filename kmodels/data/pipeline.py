@@ -85,19 +85,16 @@ def augment_image(image: np.ndarray, rng: np.random.Generator, augment: Augment)
     angle = rng.uniform(-augment.rotation, augment.rotation) if augment.rotation else 0.0
     scale = rng.uniform(1 - augment.zoom, 1 + augment.zoom) if augment.zoom else 1.0
     if angle or scale != 1.0:
-        # one affine warp: rotate by `angle` and scale by `scale` about the centre, edges replicated
+        # one affine warp: rotate by `angle` and scale by `scale` about the centre; the corners the
+        # warp uncovers are filled with the image's mean colour in the same pass
         img = Image.fromarray(np.ascontiguousarray(out).astype(np.uint8))
         a = math.radians(angle)
         cos, sin = math.cos(a) / scale, math.sin(a) / scale
         cx, cy = w / 2, h / 2
         matrix = (cos, sin, cx - cos * cx - sin * cy, -sin, cos, cy + sin * cx - cos * cy)
-        out = np.asarray(img.transform((w, h), Image.AFFINE, matrix, resample=Image.BILINEAR,
-                                       fillcolor=None), dtype=np.float32)
-        # fill the corners the warp left black with the mean colour of the image
-        if angle:
-            mask = np.asarray(Image.new("L", (w, h), 255).transform((w, h), Image.AFFINE, matrix)) == 0
-            out = out.copy()
-            out[mask] = image.reshape(-1, 3).mean(axis=0)
+        fill = tuple(int(v) for v in image.reshape(-1, 3).mean(axis=0).round())
+        out = np.asarray(img.transform((w, h), Image.AFFINE, matrix, resample=Image.BILINEAR, fillcolor=fill),
+                         dtype=np.float32)
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
