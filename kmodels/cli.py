@@ -188,7 +188,6 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     import importlib
-    import os
 
     from kmodels.errors import RunError
 
@@ -198,7 +197,6 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                        "checkout (pip install -e .).")
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
-    os.chdir(root)
     module = importlib.import_module(f"benchmarks.{BENCHMARKS[args.benchmark]}")
     return int(module.main(args.args) or 0)
 

@@ -330,7 +330,7 @@ class Task:
             set_seed(seed)
             model = self.build_model(self.input_shape(data))
             start = time.perf_counter()
-            history = self.fit(model, data)
+            history = self.full_history(self.fit(model, data))
             fit_seconds = time.perf_counter() - start
             rd.write_text("history.csv", pd.DataFrame(history).rename_axis("epoch").to_csv())
             plot_history(history, rd.file("training_curves.png"))
@@ -339,7 +339,7 @@ class Task:
             plot_confusion_matrix(results["keras"]["confusion_matrix"], self.class_names,
                                   rd.file("confusion_matrix.png"), title=f"{self.spec.task}: keras, test split")
             metrics = {"task": self.spec.task, "primary": "keras", "classes": self.class_names,
-                       "splits": sizes, "fit_seconds": round(fit_seconds, 3), "epochs_run": len(history.get("loss", [])),
+                       "splits": sizes, "cleaning": self.cleaning, "fit_seconds": round(fit_seconds, 3), "epochs_run": len(history.get("loss", [])),
                        "models": results}
             rd.write_json("metrics.json", metrics)
             table_text = format_table([{"model": k, **v} for k, v in results.items()], TABLE_COLUMNS)

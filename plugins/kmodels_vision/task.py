@@ -141,7 +141,7 @@ class DogCat(Task):
         history = model.fit(data["train"].x, validation_data=data["val"].x if len(data["val"].y) else None,
                             epochs=t.epochs, callbacks=self.make_callbacks(),
                             class_weight=self.class_weight(data["train"].y), verbose=t.verbose)
-        return self.full_history({k: [float(v) for v in vals] for k, vals in history.history.items()})
+        return {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
     def evaluate(self, model: Any, data: Mapping[str, Features]) -> dict[str, Any]:
         test = data["test"]

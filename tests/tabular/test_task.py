@@ -30,6 +30,9 @@ def test_bank_gender_end_to_end(bank_run):
     assert eda["rows"] == 6000 and eda["duplicate_rows"] > 0
     assert eda["placeholders"]["CustomerDOB"]["count"] > 0
     assert eda["missing"]["CustGender"]["count"] > 0
+    cleaning = bank_run.metrics["cleaning"]
+    assert cleaning["removed_by_DropDuplicates"] > 0 and cleaning["removed_invalid_target"]
+    assert cleaning["rows_out"] == sum(bank_run.metrics["splits"].values())
     models = bank_run.metrics["models"]
     assert set(models) == {"majority", "sklearn_mlp", "keras"}
     assert models["majority"]["balanced_accuracy"] == 0.5
