@@ -11,12 +11,17 @@ before Keras is imported. Example:
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import platform
 import sys
 from collections.abc import Iterator
 from importlib import metadata
 from typing import Any
+
+from kmodels.errors import ConfigError
+
+logger = logging.getLogger("kmodels")
 
 _PACKAGES = ("kmodels", "keras", "jax", "jaxlib", "tensorflow-cpu", "tensorflow", "torch",
              "numpy", "pandas", "scikit-learn")
@@ -84,6 +89,78 @@ def precision(policy: str = "float32") -> Iterator[None]:
         yield
     finally:
         keras.mixed_precision.set_dtype_policy(previous)
+
+
+@contextlib.contextmanager
+def distribution(kind: str = "none", batch_size: int | None = None) -> Iterator[int]:
+    """Build, train and predict inside this scope to use every local device; yields the replica count.
+
+    `"data_parallel"` uses Keras's `DataParallel` distribution on JAX and a
+    `tf.distribute.MirroredStrategy` over the local GPUs (or the logical CPUs
+    when there are no GPUs) on TensorFlow. Each batch of `batch_size` (the global
+    batch) is split evenly across the replicas; `"none"` is a no-op.
+
+    Example:
+        >>> with distribution("none") as replicas:
+        ...     replicas
+        1
+    """
+    if kind == "none":
+        yield 1
+        return
+    backend, devices = _local_devices(kind)
+    _check_batch(batch_size, len(devices), devices)
+    if backend == "jax":
+        import keras
+
+        dist = keras.distribution.DataParallel(devices=devices)
+        logger.info("Data parallel over %d device(s): %s", len(devices), ", ".join(devices))
+        with dist.scope():
+            yield len(devices)
+    else:
+        import tensorflow as tf
+
+        # NCCL all-reduce needs GPUs; on logical CPU devices reduce through one device.
+        cross = None if devices[0].upper().find("GPU") >= 0 else tf.distribute.ReductionToOneDevice()
+        strategy = tf.distribute.MirroredStrategy(devices=devices, cross_device_ops=cross)
+        logger.info("Data parallel (MirroredStrategy) over %d device(s): %s", len(devices), ", ".join(devices))
+        with strategy.scope():
+            yield strategy.num_replicas_in_sync
+
+
+def replicas(kind: str = "none") -> int:
+    """How many devices `distribution(kind)` splits each batch over (1 for `"none"`)."""
+    return 1 if kind == "none" else len(_local_devices(kind)[1])
+
+
+def _local_devices(kind: str) -> tuple[str, list[str]]:
+    if kind != "data_parallel":
+        raise ConfigError(f"[train] distribution={kind!r}; expected 'none' or 'data_parallel'.")
+    backend = name()
+    if backend == "jax":
+        import keras
+
+        return backend, list(keras.distribution.list_devices())
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        local = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return backend, [d.name for d in local]
+    raise ConfigError(
+        f"[train] distribution='data_parallel' is supported on the jax and tensorflow backends, "
+        f"not {backend!r}; set KERAS_BACKEND=jax (or tensorflow) or distribution='none'."
+    )
+
+
+def _check_batch(batch_size: int | None, replicas: int, devices: list[str]) -> None:
+    if replicas < 2:
+        logger.warning("distribution='data_parallel' with one device (%s): nothing to split. On a CPU, "
+                       "XLA_FLAGS=--xla_force_host_platform_device_count=N (JAX) makes N devices.", devices[0])
+    if batch_size is not None and batch_size % replicas:
+        raise ConfigError(
+            f"[train] batch_size={batch_size} does not split evenly over {replicas} devices ({', '.join(devices)}); "
+            f"use a multiple of {replicas}, e.g. {batch_size + replicas - batch_size % replicas}."
+        )
 
 
 def set_seed(seed: int) -> None:

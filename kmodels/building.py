@@ -86,5 +86,45 @@ def build(name: str, *, compile: dict[str, Any] | bool = True, precision: str = 
     return compile_model(model, compile_options(name, compile if isinstance(compile, dict) else None))
 
 
+#: The layer name of a pretrained feature extractor inside a registered model.
+BACKBONE = "backbone"
 
+
+def backbone_of(model: Any) -> Any | None:
+    """The model's nested `backbone` model, or `None` when it has none."""
+    try:
+        return model.get_layer(BACKBONE)
+    except ValueError:
+        return None
+
+
+def unfreeze_top(model: Any, layers: int) -> int:
+    """Make the top `layers` layers of `model`'s backbone trainable, BatchNorm excepted.
+
+    Everything below them stays frozen. BatchNorm layers stay frozen (their
+    statistics were learned on a much larger data set); the models call the
+    backbone with `training=False`, so they also stay in inference mode.
+    Returns how many layers hold trainable weights now. Recompile afterwards.
+
+    Example:
+        >>> import kmodels  # doctest: +SKIP
+        >>> model = kmodels.build("mobilenet_v3_small", input_shape=(64, 64, 3), freeze_backbone=True)  # doctest: +SKIP
+        >>> unfreeze_top(model, 10) > 0  # doctest: +SKIP
+        True
+    """
+    import keras
+
+    backbone = backbone_of(model)
+    if backbone is None:
+        raise ConfigError(
+            f"[fine_tune] needs a model with a pretrained backbone (a nested model named {BACKBONE!r}); "
+            f"model {model.name!r} has none. Set fine_tune.epochs = 0 or pick e.g. mobilenet_v3_small."
+        )
+    if layers < 1:
+        raise ConfigError(f"[fine_tune] layers={layers}; expected at least 1 layer to unfreeze.")
+    backbone.trainable = True
+    cut = max(len(backbone.layers) - layers, 0)
+    for i, layer in enumerate(backbone.layers):
+        layer.trainable = i >= cut and not isinstance(layer, keras.layers.BatchNormalization)
+    return sum(1 for layer in backbone.layers if layer.trainable and layer.trainable_weights)
 

@@ -86,8 +86,11 @@ def plot_confusion_matrix(cm: Sequence[Sequence[int]], class_names: Sequence[str
     return save_figure(fig, path)
 
 
-def plot_history(history: Mapping[str, Sequence[float]], path: str | Path) -> Path:
-    """Training curves: each metric train vs val, and the learning rate if recorded."""
+def plot_history(history: Mapping[str, Sequence[float]], path: str | Path, phase_start: int | None = None) -> Path:
+    """Training curves: each metric train vs val, and the learning rate if recorded.
+
+    `phase_start` (an epoch count) draws a dashed line where fine-tuning began.
+    """
     plt = pyplot()
     bases = [k for k in history if not k.startswith("val_") and k not in ("learning_rate", "lr", "epoch")]
     lr_key = next((k for k in ("learning_rate", "lr") if k in history), None)
@@ -98,6 +101,8 @@ def plot_history(history: Mapping[str, Sequence[float]], path: str | Path) -> Pa
         ax.plot(epochs, history[key], marker="o", label="train")
         if f"val_{key}" in history:
             ax.plot(epochs, history[f"val_{key}"], marker="o", label="val")
+        if phase_start:
+            ax.axvline(phase_start + 0.5, color="grey", linestyle="--", label="fine-tuning")
         ax.set_title(key)
         ax.set_xlabel("epoch")
         ax.legend()

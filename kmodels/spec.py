@@ -8,7 +8,8 @@ A spec has these sections (task plugins may add their own):
 - `[[preprocess]]`: registered preprocessors, fitted on the training split;
 - `[model]`: `name` of a registered model plus its keyword arguments;
 - `[compile]`: optimizer, learning rate, loss, metrics (resolved by Keras);
-- `[train]`: epochs, batch size, seed, class weighting;
+- `[train]`: epochs, batch size, seed, class weighting, precision, distribution;
+- `[fine_tune]`: the second, fine-tuning phase of a pretrained backbone;
 - `[[callbacks]]`: registered callbacks with their keyword arguments;
 - `[evaluate]`: decision threshold.
 
@@ -77,6 +78,9 @@ class TrainOptions:
         verbose: Keras progress output: `"auto"`, 0 (silent), 1 (bar), 2 (line per epoch).
         precision: `"float32"`, or a Keras mixed-precision policy (`"mixed_bfloat16"`,
             `"mixed_float16"`): layers compute in 16 bits, weights and the output stay float32.
+        distribution: `"data_parallel"` replicates the model on every local device and
+            splits each batch across them (`keras.distribution.DataParallel` on JAX,
+            `tf.distribute.MirroredStrategy` on TensorFlow); `batch_size` is the global batch.
     """
 
     epochs: int = 10
@@ -85,6 +89,28 @@ class TrainOptions:
     class_weight: Literal["none", "balanced"] = "none"
     verbose: Literal["auto", 0, 1, 2] = "auto"
     precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = "float32"
+    distribution: Literal["none", "data_parallel"] = "none"
+
+
+@dataclass(frozen=True)
+class FineTuneOptions:
+    """The second phase of transfer learning, for models with a pretrained `backbone` layer.
+
+    Phase one trains with the backbone as the model built it (frozen when it has
+    pretrained weights). When `epochs > 0`, phase two unfreezes the top `layers`
+    layers of the backbone (BatchNorm layers stay frozen and in inference mode),
+    recompiles at `learning_rate` and trains `epochs` more epochs with the same
+    callbacks.
+
+    Args:
+        epochs: epochs of the fine-tuning phase; 0 skips it.
+        layers: how many of the backbone's top layers to unfreeze (more than it has: all).
+        learning_rate: learning rate of the fine-tuning phase, typically 10-100x lower.
+    """
+
+    epochs: int = 0
+    layers: int = 20
+    learning_rate: float = 1e-5
 
 
 @dataclass(frozen=True)
@@ -103,6 +129,7 @@ SECTIONS: dict[str, type] = {
     "split": SplitOptions,
     "compile": CompileOptions,
     "train": TrainOptions,
+    "fine_tune": FineTuneOptions,
     "evaluate": EvaluateOptions,
 }
 #: Sections that name a registered item: section → registry.

@@ -21,8 +21,9 @@ import pickle
 import socket
 import time
 import tomllib
+import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -30,8 +31,8 @@ import numpy as np
 import pandas as pd
 
 from kmodels import _config, registry
-from kmodels.backend import precision, set_seed
-from kmodels.building import compile_model
+from kmodels.backend import distribution, precision, replicas, set_seed
+from kmodels.building import backbone_of, compile_model, unfreeze_top
 from kmodels.data.split import split_indices
 from kmodels.data.table import Table
 from kmodels.errors import ConfigError, DataError, RunError
@@ -41,6 +42,8 @@ from kmodels.spec import TaskSpec, load_spec
 
 logger = logging.getLogger("kmodels")
 
+#: Written when a two-phase run finishes phase one, so `--resume` can go straight to fine-tuning.
+HEAD_WEIGHTS = "head.weights.h5"
 #: Callback arguments that name files: relative paths are taken inside the run directory.
 CALLBACK_PATH_KEYS = ("filepath", "filename", "backup_dir", "log_dir")
 TABLE_COLUMNS = ("model", "accuracy", "balanced_accuracy", "roc_auc", "f1")
@@ -131,6 +134,8 @@ class Task:
         self.run_dir = run_dir
         self.train_options = spec.options("train")
         self.notes: list[str] = []
+        #: every batch holds a multiple of this many samples (the data-parallel device count)
+        self.batch_multiple = 1
 
     # ---- pipeline hooks ---------------------------------------------------------------------
     def load_data(self) -> Table:
@@ -291,19 +296,76 @@ class Task:
         counts = np.bincount(y, minlength=2).astype(float)
         return {i: float(len(y) / (2 * c)) if c else 1.0 for i, c in enumerate(counts)}
 
-    def fit(self, model: Any, data: Mapping[str, Features]) -> dict[str, list[float]]:
+    def fit(self, model: Any, data: Mapping[str, Features], *, epochs: int | None = None,
+            initial_epoch: int = 0) -> dict[str, list[float]]:
+        """One `model.fit` call: up to epoch `epochs` (default `train.epochs`), starting at `initial_epoch`."""
         t = self.train_options
-        val = data["val"]
+        train, val = data["train"], data["val"]
+        if self.batch_multiple > 1:  # batches that split evenly over the devices
+            from kmodels.data.pipeline import ArrayBatches
+
+            x, y = ArrayBatches(train.x, train.y, t.batch_size, shuffle=True, seed=t.seed,
+                                multiple=self.batch_multiple), None
+            validation = ArrayBatches(val.x, val.y, t.batch_size, multiple=self.batch_multiple) if len(val.y) else None
+        else:
+            x, y = train.x, train.y
+            validation = (val.x, val.y) if len(val.y) else None
         history = model.fit(
-            data["train"].x, data["train"].y,
-            validation_data=(val.x, val.y) if len(val.y) else None,
-            epochs=t.epochs, batch_size=t.batch_size, callbacks=self.make_callbacks(),
-            class_weight=self.class_weight(data["train"].y), verbose=t.verbose, shuffle=True,
+            x, y, validation_data=validation,
+            epochs=t.epochs if epochs is None else epochs, initial_epoch=initial_epoch,
+            batch_size=None if y is None else t.batch_size, callbacks=self.make_callbacks(),
+            class_weight=self.class_weight(train.y), verbose=t.verbose, shuffle=y is not None,
         )
         return {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
+    def train(self, model: Any, data: Mapping[str, Features]) -> dict[str, list[float]]:
+        """Phase one (`fit`), then the fine-tuning phase when `[fine_tune] epochs > 0`.
+
+        Phase two unfreezes the top of the backbone (`unfreeze_top`), recompiles at
+        the fine-tuning learning rate and continues the epoch count, with fresh
+        callbacks from the spec. A resumed run whose phase one had finished goes
+        straight to phase two from the saved `head.weights.h5`.
+        """
+        ft = self.spec.options("fine_tune")
+        self.phase_start = None
+        if ft.epochs <= 0:
+            return self.fit(model, data)
+        if backbone_of(model) is None:
+            unfreeze_top(model, ft.layers)  # raises the ConfigError that explains it, before any training
+        rd = self.run_dir
+        if rd is not None and rd.exists(HEAD_WEIGHTS):
+            head_epochs = int(rd.read_json("fine_tune.json")["head_epochs"])
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*[Ss]kipping variable loading for optimizer.*")
+                model.load_weights(rd.file(HEAD_WEIGHTS))
+            history: dict[str, list[float]] = {}
+            logger.info("Phase one finished before the interruption (%d epochs); resuming fine-tuning.", head_epochs)
+        else:
+            history = self.fit(model, data)
+            head_epochs = len(self.full_history(history).get("loss", []))
+            if rd is not None:
+                with atomic_target(rd.file(HEAD_WEIGHTS), suffix=".weights.h5") as tmp:
+                    model.save_weights(tmp)
+                rd.write_json("fine_tune.json", {"head_epochs": head_epochs})
+        trainable = unfreeze_top(model, ft.layers)
+        compile_model(model, replace(self.spec.options("compile"), learning_rate=ft.learning_rate))
+        logger.info("Fine-tuning: top %d backbone layers unfrozen (%d with weights, BatchNorm frozen), "
+                    "learning rate %g, epochs %d-%d", ft.layers, trainable, ft.learning_rate,
+                    head_epochs + 1, head_epochs + ft.epochs)
+        self.phase_start = head_epochs
+        more = self.fit(model, data, epochs=head_epochs + ft.epochs, initial_epoch=head_epochs)
+        return {k: history.get(k, []) + v for k, v in more.items()}
+
     def predict_proba(self, model: Any, x: Any) -> np.ndarray:
-        return np.asarray(model.predict(x, batch_size=max(self.train_options.batch_size, 256), verbose=0)).ravel()
+        """Positive-class probabilities for an array or a `Batches` set (its padding dropped)."""
+        from kmodels.data.pipeline import ArrayBatches, Batches
+
+        size = self.train_options.batch_size * max(1, 256 // self.train_options.batch_size)
+        n = x.n if isinstance(x, Batches) else len(x)
+        if self.batch_multiple > 1 and not isinstance(x, Batches):
+            x = ArrayBatches(x, None, size, multiple=self.batch_multiple)
+        kwargs = {} if isinstance(x, Batches) else {"batch_size": size}
+        return np.asarray(model.predict(x, verbose=0, **kwargs)).ravel()[:n]
 
     def evaluate(self, model: Any, data: Mapping[str, Features]) -> dict[str, Any]:
         threshold = self.spec.options("evaluate").threshold
@@ -319,6 +381,7 @@ class Task:
         rd.start(task=self.spec.task, seed=seed, spec_toml=self.spec.to_toml())
         logger.info("Run directory: %s", rd.path)
         with rd.recording():
+            self.batch_multiple = replicas(self.train_options.distribution)
             set_seed(seed)
             data = self.prepare()
             sizes = self.sizes
@@ -328,19 +391,23 @@ class Task:
                      "exclude": self.excluded_columns(self.table)}))
             results = self.baselines(data)
             set_seed(seed)
-            model = self.build_model(self.input_shape(data))
-            start = time.perf_counter()
-            history = self.full_history(self.fit(model, data))
-            fit_seconds = time.perf_counter() - start
-            rd.write_text("history.csv", pd.DataFrame(history).rename_axis("epoch").to_csv())
-            plot_history(history, rd.file("training_curves.png"))
-            save_model(model, rd.file("model.keras"))
-            results["keras"] = self.evaluate(model, data)
+            t = self.train_options
+            with distribution(t.distribution, t.batch_size) as devices:
+                model = self.build_model(self.input_shape(data))
+                start = time.perf_counter()
+                history = self.full_history(self.train(model, data))
+                fit_seconds = time.perf_counter() - start
+                rd.write_text("history.csv", pd.DataFrame(history).rename_axis("epoch").to_csv())
+                plot_history(history, rd.file("training_curves.png"), phase_start=self.phase_start)
+                save_model(model, rd.file("model.keras"))
+                results["keras"] = self.evaluate(model, data)
             plot_confusion_matrix(results["keras"]["confusion_matrix"], self.class_names,
                                   rd.file("confusion_matrix.png"), title=f"{self.spec.task}: keras, test split")
             metrics = {"task": self.spec.task, "primary": "keras", "classes": self.class_names,
                        "splits": sizes, "cleaning": self.cleaning, "fit_seconds": round(fit_seconds, 3), "epochs_run": len(history.get("loss", [])),
-                       "models": results}
+                       "replicas": devices, "models": results}
+            if self.phase_start is not None:
+                metrics["fine_tune_from_epoch"] = self.phase_start + 1
             rd.write_json("metrics.json", metrics)
             table_text = format_table([{"model": k, **v} for k, v in results.items()], TABLE_COLUMNS)
             rd.write_text("report.md", self.report(metrics, table_text))

@@ -107,3 +107,25 @@ monitor = "val_loss"
 patience = 2
 restore_best_weights = true
 """
+
+
+@registry.callbacks.register("interrupt_after_epoch")
+class InterruptAfterEpoch:
+    """Test-only: raise KeyboardInterrupt at the end of epoch `epoch` (0-based), as Ctrl-C would.
+
+    Example:
+        >>> InterruptAfterEpoch(epoch=1).epoch
+        1
+    """
+
+    def __new__(cls, epoch: int = 1):
+        import keras
+
+        class _Stop(keras.callbacks.Callback):
+            def on_epoch_end(self, e, logs=None):
+                if e == epoch:
+                    raise KeyboardInterrupt
+
+        obj = _Stop()
+        obj.epoch = epoch
+        return obj

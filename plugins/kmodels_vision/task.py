@@ -128,7 +128,7 @@ class DogCat(Task):
             train = name == "train"
             x = ImageBatches(frame["path"].tolist(), y, opts.image_size, self.train_options.batch_size,
                              shuffle=train, augment=augment if train else None, seed=self.train_options.seed,
-                             workers=opts.workers)
+                             workers=opts.workers, multiple=self.batch_multiple)
             out[name] = Features(x, y, frame)
         self.pipeline = None
         return out
@@ -136,10 +136,12 @@ class DogCat(Task):
     def input_shape(self, data: Mapping[str, Features]) -> tuple[int, ...]:
         return (*self.images.image_size, 3)
 
-    def fit(self, model: Any, data: Mapping[str, Features]) -> dict[str, list[float]]:
+    def fit(self, model: Any, data: Mapping[str, Features], *, epochs: int | None = None,
+            initial_epoch: int = 0) -> dict[str, list[float]]:
         t = self.train_options
         history = model.fit(data["train"].x, validation_data=data["val"].x if len(data["val"].y) else None,
-                            epochs=t.epochs, callbacks=self.make_callbacks(),
+                            epochs=t.epochs if epochs is None else epochs, initial_epoch=initial_epoch,
+                            callbacks=self.make_callbacks(),
                             class_weight=self.class_weight(data["train"].y), verbose=t.verbose)
         return {k: [float(v) for v in vals] for k, vals in history.history.items()}
 

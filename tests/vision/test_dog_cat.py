@@ -83,28 +83,6 @@ def test_split_folders_are_respected(tmp_path):
     assert len(data["val"].y) > 0 and all("/train/" in p for p in data["val"].frame["path"])
 
 
-@registry.callbacks.register("interrupt_after_epoch")
-class InterruptAfterEpoch:
-    """Test-only: raise KeyboardInterrupt at the end of epoch `epoch` (0-based), as Ctrl-C would.
-
-    Example:
-        >>> InterruptAfterEpoch(epoch=1).epoch
-        1
-    """
-
-    def __new__(cls, epoch: int = 1):
-        import keras
-
-        class _Stop(keras.callbacks.Callback):
-            def on_epoch_end(self, e, logs=None):
-                if e == epoch:
-                    raise KeyboardInterrupt
-
-        obj = _Stop()
-        obj.epoch = epoch
-        return obj
-
-
 @pytest.mark.slow
 def test_interrupted_run_resumes_from_last_epoch(tmp_path):
     overrides = {**SMALL, "data.count": 40, "train.epochs": 4, "images.augment": True}
