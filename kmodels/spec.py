@@ -97,10 +97,10 @@ class FineTuneOptions:
     """The second phase of transfer learning, for models with a pretrained `backbone` layer.
 
     Phase one trains with the backbone as the model built it (frozen when it has
-    pretrained weights). When `epochs > 0`, phase two unfreezes the top `layers`
-    layers of the backbone (BatchNorm layers stay frozen and in inference mode),
-    recompiles at `learning_rate` and trains `epochs` more epochs with the same
-    callbacks.
+    pretrained weights). When `epochs > 0` and the backbone was frozen, phase two
+    unfreezes its top `layers` layers (BatchNorm layers stay frozen and in
+    inference mode), recompiles at `learning_rate` and trains `epochs` more
+    epochs with the same callbacks. Models without a frozen backbone skip it.
 
     Args:
         epochs: epochs of the fine-tuning phase; 0 skips it.

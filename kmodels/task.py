@@ -319,7 +319,7 @@ class Task:
         return {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
     def train(self, model: Any, data: Mapping[str, Features]) -> dict[str, list[float]]:
-        """Phase one (`fit`), then the fine-tuning phase when `[fine_tune] epochs > 0`.
+        """Phase one (`fit`), then the fine-tuning phase when `[fine_tune] epochs > 0` and the backbone is frozen.
 
         Phase two unfreezes the top of the backbone (`unfreeze_top`), recompiles at
         the fine-tuning learning rate and continues the epoch count, with fresh
@@ -330,8 +330,14 @@ class Task:
         self.phase_start = None
         if ft.epochs <= 0:
             return self.fit(model, data)
-        if backbone_of(model) is None:
-            unfreeze_top(model, ft.layers)  # raises the ConfigError that explains it, before any training
+        backbone = backbone_of(model)
+        if backbone is None or backbone.trainable:
+            logger.info("[fine_tune] skipped: model %r has no %s backbone (fine-tuning follows training the "
+                        "head of a frozen, pretrained one).", self.spec["model"]["name"],
+                        "nested" if backbone is None else "frozen")
+            return self.fit(model, data)
+        if ft.layers < 1:
+            raise ConfigError(f"[fine_tune] layers={ft.layers}; expected at least 1 layer to unfreeze.")
         rd = self.run_dir
         if rd is not None and rd.exists(HEAD_WEIGHTS):
             head_epochs = int(rd.read_json("fine_tune.json")["head_epochs"])

@@ -96,6 +96,10 @@ def _classifier(arch: str, factory: Callable[..., keras.Model], name: str, *, in
     backbone = factory(include_top=False, weights=weights, input_shape=tuple(input_shape), pooling="avg", **extra)
     backbone.name = BACKBONE
     if path is not None:
+        if arch.startswith("EfficientNet") and not path.name.endswith(".weights.h5"):
+            logger.warning(
+                "%s: Keras scales the input for ImageNet weights only when weights='imagenet'. For Keras's own "
+                "ImageNet file, copy it into ~/.keras/models/ and use weights='imagenet' (no download then).", arch)
         _load_backbone_weights(backbone, path, arch)
     frozen = (weights is not None or path is not None) if freeze_backbone is None else freeze_backbone
     backbone.trainable = not frozen
@@ -107,7 +111,7 @@ def _classifier(arch: str, factory: Callable[..., keras.Model], name: str, *, in
     return keras.Model(inputs, outputs, name=name)
 
 
-@registry.models.register("mobilenet_v3_small", smoke={"input_shape": (32, 32, 3)})
+@registry.models.register("mobilenet_v3_small", test_kwargs={"input_shape": (32, 32, 3)})
 def mobilenet_v3_small(input_shape: tuple[int, int, int] = (224, 224, 3), weights: str | None = None,
                        freeze_backbone: bool | None = None, dropout: float = 0.2) -> keras.Model:
     """MobileNetV3Small backbone (0.9 M parameters) with a binary head: Dropout → Dense(1, sigmoid).
@@ -129,7 +133,7 @@ def mobilenet_v3_small(input_shape: tuple[int, int, int] = (224, 224, 3), weight
                        input_shape=input_shape, weights=weights, freeze_backbone=freeze_backbone, dropout=dropout)
 
 
-@registry.models.register("efficientnet_b0", smoke={"input_shape": (32, 32, 3)})
+@registry.models.register("efficientnet_b0", test_kwargs={"input_shape": (32, 32, 3)})
 def efficientnet_b0(input_shape: tuple[int, int, int] = (224, 224, 3), weights: str | None = None,
                     freeze_backbone: bool | None = None, dropout: float = 0.2) -> keras.Model:
     """EfficientNetB0 backbone (4.0 M parameters) with a binary head: Dropout → Dense(1, sigmoid).
@@ -150,7 +154,7 @@ def efficientnet_b0(input_shape: tuple[int, int, int] = (224, 224, 3), weights: 
                        input_shape=input_shape, weights=weights, freeze_backbone=freeze_backbone, dropout=dropout)
 
 
-@registry.models.register("resnet50", smoke={"input_shape": (32, 32, 3)})
+@registry.models.register("resnet50", test_kwargs={"input_shape": (32, 32, 3)})
 def resnet50(input_shape: tuple[int, int, int] = (224, 224, 3), weights: str | None = None,
              freeze_backbone: bool | None = None, dropout: float = 0.2) -> keras.Model:
     """ResNet50 backbone (23.6 M parameters) with a binary head: Dropout → Dense(1, sigmoid).

@@ -56,7 +56,6 @@ def test_missing_or_mismatched_weights_file_is_a_clear_error(tmp_path):
 
 def test_resnet_preprocessing_layer_equals_keras_preprocess_input():
     import keras
-
     from kmodels_applications.models import _caffe_preprocessing
 
     x = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 3)).astype("float32")
@@ -69,9 +68,11 @@ def test_input_shape_below_the_backbone_minimum_is_rejected():
         kmodels.build("resnet50", input_shape=(16, 16, 3))
 
 
-def test_fine_tune_needs_a_backbone(tmp_path):
-    with pytest.raises(kmodels.ConfigError, match="needs a model with a pretrained backbone"):
-        kmodels.run("toy_task", overrides={"fine_tune.epochs": 1}, out=tmp_path / "r")
+def test_fine_tune_is_skipped_without_a_frozen_backbone(tmp_path, caplog):
+    with caplog.at_level("INFO", logger="kmodels"):
+        result = kmodels.run("toy_task", overrides={"fine_tune.epochs": 2}, out=tmp_path / "r")
+    assert "[fine_tune] skipped: model 'toy_mlp' has no nested backbone" in caplog.text
+    assert "fine_tune_from_epoch" not in result.metrics and not (tmp_path / "r" / "head.weights.h5").exists()
 
 
 @pytest.mark.slow

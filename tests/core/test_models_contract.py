@@ -14,7 +14,7 @@ def test_model_contract(name, tmp_path):
     import keras
 
     keras.utils.set_random_seed(0)
-    model = kmodels.build(name)
+    model = kmodels.build(name, **registry.models.meta(name).get("test_kwargs", {}))  # e.g. a small input
     assert isinstance(model, keras.Model) and model.optimizer is not None
     shape = tuple(model.inputs[0].shape[1:])
     rng = np.random.default_rng(0)
