@@ -29,6 +29,10 @@ test: install
 	$(VENV)/bin/ruff check . || status=1; \
 	exit $$status
 
+bench: install
+	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet -e ".[torch]"
+	KERAS_BACKEND=jax $(PY) -m benchmarks.train_step --json benchmarks/results/train_step_cpu.json
+
 lint: install
 	$(VENV)/bin/ruff check .
 

@@ -12,6 +12,8 @@ def forward_flops(model) -> int:
     total = 0
     for layer in model.layers:
         out = layer.output.shape
+        if getattr(layer, "data_format", "channels_last") == "channels_first" and len(out) == 4:
+            out = (out[0], out[2], out[3], out[1])
         if isinstance(layer, keras.layers.SeparableConv2D):
             k = math.prod(layer.kernel_size)
             cin = layer.depthwise_kernel.shape[2]

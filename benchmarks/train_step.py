@@ -90,9 +90,10 @@ def worker(args: argparse.Namespace) -> None:
     y = rng.integers(0, 2, n).astype("float32")
     results = []
 
-    def fresh(policy="float32"):
+    def fresh(policy="float32", data_format="channels_last"):
         keras.utils.set_random_seed(0)
-        return kmodels.build(args.model, input_shape=(size, size, 3), precision=policy)
+        extra = {} if data_format == "channels_last" else {"data_format": data_format}
+        return kmodels.build(args.model, input_shape=(size, size, 3), precision=policy, **extra)
 
     variants = set(args.variants.split(","))
 
@@ -113,14 +114,17 @@ def worker(args: argparse.Namespace) -> None:
         fit_call(timer)
         return timer.times[0], [t / steps * 1000 for t in timer.times[1:]]
 
+    formats = [f for f in args.data_formats.split(",") if f == "channels_last" or backend != "tensorflow"]
     for policy in args.precisions.split(","):
-        if "memory" not in variants:
-            break
-        model = fresh(policy)
-        warm, times = fit_epochs(lambda cb, model=model: model.fit(x, y, batch_size=bs, epochs=1 + args.repeats,
-                                                                   verbose=0, shuffle=False, callbacks=[cb]))
-        name = "keras fit (memory)" + ("" if policy == "float32" else f", {policy}")
-        results.append({"variant": name, "warmup_s": warm, "ms": times})
+        for data_format in formats:
+            if "memory" not in variants:
+                break
+            model = fresh(policy, data_format)
+            warm, times = fit_epochs(lambda cb, model=model: model.fit(x, y, batch_size=bs, epochs=1 + args.repeats,
+                                                                       verbose=0, shuffle=False, callbacks=[cb]))
+            tags = [t for t in (policy, data_format) if t not in ("float32", "channels_last")]
+            name = "keras fit (memory)" + "".join(f", {t}" for t in tags)
+            results.append({"variant": name, "warmup_s": warm, "ms": times})
 
     if args.files and "files" in variants:
         import glob
@@ -202,7 +206,59 @@ def worker(args: argparse.Namespace) -> None:
             name = "raw TF (tf.function + GradientTape" + (", XLA)" if jit else ")")
             results.append({"variant": name, "warmup_s": warm, "ms": times})
 
+    if backend == "torch" and "reference" in variants:
+        results += _torch_references(x, y, bs, steps, args.repeats)
+
     print(json.dumps({"backend": backend, "flops_per_image": flops, "results": results, "device_peak": device_peak}))
+
+
+def _torch_references(x: np.ndarray, y: np.ndarray, bs: int, steps: int, repeats: int) -> list[dict]:
+    """Hand-written PyTorch steps of the default dog_cat_cnn: eager and torch.compile, channels_last memory."""
+    import torch
+    from torch import nn
+
+    def block(cin: int, cout: int) -> list[nn.Module]:
+        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout, momentum=0.1), nn.ReLU(),
+                nn.MaxPool2d(2)]
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.features = nn.Sequential(*block(3, 32), *block(32, 64), *block(64, 128))
+            self.head = nn.Sequential(nn.Linear(128, 128), nn.ReLU(), nn.Dropout(0.5), nn.Linear(128, 1))
+
+        def forward(self, images: torch.Tensor) -> torch.Tensor:
+            z = self.features(images / 255.0)
+            return self.head(z.mean(dim=(2, 3)))
+
+    xt = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+    yt = torch.from_numpy(y)[:, None]
+    out = []
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        net = Net().to(memory_format=torch.channels_last).train()
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        loss_fn = nn.BCEWithLogitsLoss()
+
+        def step(xb, yb, net=net, opt=opt, loss_fn=loss_fn):
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(net(xb), yb)
+            loss.backward()
+            opt.step()
+            return loss
+
+        fn = torch.compile(step) if compiled else step
+
+        def run(k, fn=fn):
+            loss = None
+            for i in range(k):
+                loss = fn(xt[i * bs:(i + 1) * bs], yt[i * bs:(i + 1) * bs])
+            return float(loss)
+
+        warm, times = _measure(run, steps, repeats)
+        name = "PyTorch " + ("torch.compile" if compiled else "eager") + ", channels_last"
+        out.append({"variant": name, "warmup_s": warm, "ms": times})
+    return out
 
 
 # ---- driver -------------------------------------------------------------------------------------
@@ -213,12 +269,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--backends", default="jax,tensorflow")
+    p.add_argument("--backends", default="jax,tensorflow,torch",
+                   help="each in its own process; one that is not installed is skipped with a note")
     p.add_argument("--no-files", action="store_true", help="skip the from-JPEG-files variant")
     p.add_argument("--variants", default="memory,files,reference",
                    help="which to run: memory (Keras fit on arrays), files (kmodels pipeline), reference (hand-written)")
     p.add_argument("--precisions", default="float32",
                    help="policies for the in-memory fit, e.g. float32,mixed_bfloat16 (side by side)")
+    p.add_argument("--data-formats", default="channels_last",
+                   help="layouts for the in-memory fit, e.g. channels_last,channels_first (not on TensorFlow CPU)")
     p.add_argument("--json", default=None)
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--files", default=None, help=argparse.SUPPRESS)
@@ -239,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
             cmd = ["--worker", "--model", args.model, "--image-size", str(args.image_size), "--batch-size",
                    str(args.batch_size), "--steps", str(args.steps), "--repeats", str(args.repeats),
-                   "--variants", args.variants, "--precisions", args.precisions]
+                   "--variants", args.variants, "--precisions", args.precisions, "--data-formats", args.data_formats]
             if files:
                 cmd += ["--files", files]
             try:

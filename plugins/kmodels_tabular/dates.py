@@ -17,17 +17,16 @@ import pandas as pd
 MIN_YEAR = 1900
 
 
-def _parts(values: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series, pd.Series]:
-    """Day, month, year and "two-digit year" per row; the regexes run once per distinct string."""
-    codes, uniques = pd.factorize(values.to_numpy(dtype=object), use_na_sentinel=True)
-    parts = _unique_parts(pd.Series(uniques, dtype=object))
+def _parts(values: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Day, month, year and "two-digit year" per row (NumPy); the regexes run once per distinct string."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    parts = _unique_parts(pd.Series(np.asarray(uniques, dtype=object), dtype=object))
     taken = []
     for part in parts:
-        arr = part.to_numpy(dtype=float, na_value=np.nan)
-        arr = np.append(arr, np.nan)  # code -1 (missing) picks the trailing NaN
-        taken.append(pd.Series(arr[codes], index=values.index))
+        arr = np.append(part.to_numpy(dtype=float, na_value=np.nan), np.nan)  # code -1 (missing) → NaN
+        taken.append(arr[codes])
     day, month, year, two_digit = taken
-    return day, month, year, two_digit.fillna(0).astype(bool)
+    return day, month, year, np.nan_to_num(two_digit).astype(bool)
 
 
 def _unique_parts(values: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series, pd.Series]:
@@ -42,19 +41,29 @@ def _unique_parts(values: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series, p
     return day, month, year, two_digit
 
 
-def _assemble(year: pd.Series, month: pd.Series, day: pd.Series) -> pd.Series:
-    """Dates from numeric parts with numpy datetime arithmetic; invalid parts give NaT."""
-    y = pd.to_numeric(year, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    m = pd.to_numeric(month, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    d = pd.to_numeric(day, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    ok = np.isfinite(y) & np.isfinite(m) & np.isfinite(d) & (m >= 1) & (m <= 12) & (d >= 1) & (y >= 1) & (y <= 9999)
+def _assemble(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """`datetime64[D]` dates from float parts with NumPy datetime arithmetic; invalid parts give NaT."""
+    y, m, d = (np.asarray(a, dtype=float) for a in (year, month, day))
+    with np.errstate(invalid="ignore"):
+        ok = (np.isfinite(y) & np.isfinite(m) & np.isfinite(d) & (m >= 1) & (m <= 12) & (d >= 1)
+              & (y >= 1) & (y <= 9999))
     months = np.where(ok, (y - 1970) * 12 + (m - 1), 0).astype("int64").astype("datetime64[M]")
     start = months.astype("datetime64[D]")
     length = ((months + 1).astype("datetime64[D]") - start).astype("int64")
-    ok &= d <= length
+    ok &= np.where(ok, d, 0) <= length
     dates = start + np.where(ok, d - 1, 0).astype("int64").astype("timedelta64[D]")
-    out = pd.Series(dates.astype("datetime64[ns]"), index=year.index)
-    return out.where(ok)
+    return np.where(ok, dates, np.datetime64("NaT", "D"))
+
+
+def _as_days(reference: pd.Series | pd.Timestamp | None, n: int) -> np.ndarray:
+    today = np.datetime64(pd.Timestamp.today().normalize().date(), "D")
+    if reference is None:
+        return np.full(n, today)
+    if isinstance(reference, pd.Series):
+        ref = pd.to_datetime(reference, errors="coerce").to_numpy().astype("datetime64[D]")
+    else:
+        ref = np.full(n, np.datetime64(pd.Timestamp(reference).date(), "D"))
+    return np.where(np.isnat(ref), today, ref)
 
 
 def parse_day_first(values: pd.Series, reference: pd.Series | pd.Timestamp | None = None) -> pd.Series:
@@ -74,20 +83,16 @@ def parse_day_first(values: pd.Series, reference: pd.Series | pd.Timestamp | Non
         >>> parse_day_first(pd.Series(["4/4/57", "10/1/1994", "1/1/1800"]), pd.Timestamp("2016-08-02")).dt.year.tolist()
         [1957.0, 1994.0, nan]
     """
-    values = pd.Series(values).reset_index(drop=True)
+    values = pd.Series(values)
     day, month, year, two_digit = _parts(values)
-    if reference is None:
-        reference = pd.Timestamp.today().normalize()
-    ref = (pd.Series(reference).reset_index(drop=True) if isinstance(reference, pd.Series)
-           else pd.Series(pd.Timestamp(reference), index=values.index))
-    ref = pd.to_datetime(ref, errors="coerce")
-    ref_filled = ref.fillna(pd.Timestamp.today().normalize())
-    century = (ref_filled.dt.year // 100) * 100
-    candidate = _assemble(year.where(~two_digit, century + year), month, day)
-    too_late = two_digit & (candidate > ref_filled)
-    full_year = year.where(~two_digit, np.where(too_late, century - 100 + year, century + year))
-    out = _assemble(full_year, month, day)
-    return out.where(full_year >= MIN_YEAR)
+    ref = _as_days(reference, len(values))
+    century = (ref.astype("datetime64[Y]").astype("int64") + 1970) // 100 * 100
+    candidate = _assemble(np.where(two_digit, century + year, year), month, day)
+    too_late = two_digit & (candidate > ref)  # NaT compares False
+    full_year = np.where(two_digit, np.where(too_late, century - 100 + year, century + year), year)
+    with np.errstate(invalid="ignore"):
+        out = np.where(full_year >= MIN_YEAR, _assemble(full_year, month, day), np.datetime64("NaT", "D"))
+    return pd.Series(out.astype("datetime64[ns]"), index=values.index)
 
 
 def format_day_first(dates: pd.Series, four_digit: np.ndarray | bool = False) -> pd.Series:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import keras
 
 from kmodels import registry
@@ -18,7 +20,8 @@ def _check(image_size: tuple[int, int], dropout: float, filters: tuple[int, ...]
 
 @registry.models.register("dog_cat_cnn")
 def dog_cat_cnn(input_shape: tuple[int, int, int] = (128, 128, 3), filters: tuple[int, ...] = (32, 64, 128),
-                dense_units: int = 128, dropout: float = 0.5, bn_momentum: float = 0.9) -> keras.Model:
+                dense_units: int = 128, dropout: float = 0.5, bn_momentum: float = 0.9,
+                data_format: Literal["channels_last", "channels_first"] = "channels_last") -> keras.Model:
     """The reference CNN: Input → Rescaling → [Conv2D → BatchNorm → ReLU → MaxPool] × n → GAP → Dense → Dropout → Dense(1, sigmoid).
 
     Args:
@@ -28,6 +31,10 @@ def dog_cat_cnn(input_shape: tuple[int, int, int] = (128, 128, 3), filters: tupl
         dropout: dropout rate before the output.
         bn_momentum: BatchNorm moving-average momentum; 0.9 settles within the
             few hundred steps of a small data set (Keras's 0.99 needs thousands).
+        data_format: layout the convolutions compute in. The input is always
+            (height, width, 3) images; `"channels_first"` transposes once after
+            rescaling, which suits the torch backend (see the benchmarks). TensorFlow
+            on CPU supports only `"channels_last"` convolutions.
 
     Example:
         >>> import kmodels
@@ -38,12 +45,15 @@ def dog_cat_cnn(input_shape: tuple[int, int, int] = (128, 128, 3), filters: tupl
     _check(input_shape[:2], dropout, filters)
     inputs = keras.Input(shape=input_shape, name="image")
     x = keras.layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    if data_format == "channels_first":
+        x = keras.layers.Permute((3, 1, 2), name="to_channels_first")(x)
+    axis = 1 if data_format == "channels_first" else -1
     for i, f in enumerate(filters):
-        x = keras.layers.Conv2D(f, 3, padding="same", use_bias=False, name=f"conv_{i}")(x)
-        x = keras.layers.BatchNormalization(momentum=bn_momentum, name=f"bn_{i}")(x)
+        x = keras.layers.Conv2D(f, 3, padding="same", use_bias=False, data_format=data_format, name=f"conv_{i}")(x)
+        x = keras.layers.BatchNormalization(axis=axis, momentum=bn_momentum, name=f"bn_{i}")(x)
         x = keras.layers.ReLU(name=f"relu_{i}")(x)
-        x = keras.layers.MaxPooling2D(name=f"pool_{i}")(x)
-    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+        x = keras.layers.MaxPooling2D(data_format=data_format, name=f"pool_{i}")(x)
+    x = keras.layers.GlobalAveragePooling2D(data_format=data_format, name="gap")(x)
     x = keras.layers.Dense(dense_units, activation="relu", name="dense")(x)
     x = keras.layers.Dropout(dropout, name="dropout")(x)
     outputs = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="probability")(x)
