@@ -20,13 +20,26 @@ MIN_YEAR = 1900
 def _parts(values: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Day, month, year and "two-digit year" per row (NumPy); the regexes run once per distinct string."""
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    parts = _unique_parts(pd.Series(np.asarray(uniques, dtype=object), dtype=object))
-    taken = []
-    for part in parts:
-        arr = np.append(part.to_numpy(dtype=float, na_value=np.nan), np.nan)  # code -1 (missing) → NaN
-        taken.append(arr[codes])
-    day, month, year, two_digit = taken
+    table = np.vstack([_cached_parts(np.asarray(uniques, dtype=object)), np.full((1, 4), np.nan)])
+    day, month, year, two_digit = table[codes].T  # code -1 (missing) picks the NaN row
     return day, month, year, np.nan_to_num(two_digit).astype(bool)
+
+
+#: Parsed parts of date strings seen before in this process (train, val and test share most dates).
+_SEEN: dict[str, tuple[float, float, float, float]] = {}
+_SEEN_MAX = 2_000_000
+
+
+def _cached_parts(uniques: np.ndarray) -> np.ndarray:
+    """(day, month, year, two-digit) rows for distinct strings; each string is parsed once per process."""
+    new = [u for u in uniques if u not in _SEEN]
+    if new:
+        if len(_SEEN) + len(new) > _SEEN_MAX:
+            _SEEN.clear()
+        parsed = np.column_stack([p.to_numpy(dtype=float, na_value=np.nan)
+                                  for p in _unique_parts(pd.Series(new, dtype=object))])
+        _SEEN.update(zip(new, map(tuple, parsed.tolist()), strict=True))
+    return np.array([_SEEN[u] for u in uniques], dtype=float).reshape(len(uniques), 4)
 
 
 def _unique_parts(values: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series, pd.Series]:

@@ -26,7 +26,8 @@ def eda(table: Table, placeholders: Mapping[str, Sequence[str]] | None = None) -
     f = table.frame
     n = len(f)
     missing = f.isna().sum()
-    target = f[table.target].astype(object).where(f[table.target].notna(), "<missing>").astype(str)
+    target_counts = {("<missing>" if pd.isna(k) else str(k)): int(v)
+                     for k, v in f[table.target].value_counts(dropna=False).items()}
     report: dict[str, Any] = {
         "source": table.source,
         "rows": n,
@@ -35,7 +36,7 @@ def eda(table: Table, placeholders: Mapping[str, Sequence[str]] | None = None) -
         "missing": {str(c): {"count": int(missing[c]), "percent": round(100 * missing[c] / max(n, 1), 3)}
                     for c in f.columns},
         "duplicate_rows": int(duplicate_mask(f).sum()),
-        "target": {"column": table.target, "counts": target.value_counts().to_dict()},
+        "target": {"column": table.target, "counts": target_counts},
         "placeholders": {},
         "numeric": {},
         "notes": list(table.notes),
@@ -44,7 +45,7 @@ def eda(table: Table, placeholders: Mapping[str, Sequence[str]] | None = None) -
         report["groups"] = {"column": table.group, "distinct": int(f[table.group].nunique())}
     for col, values in (placeholders or {}).items():
         if col in f.columns:
-            count = int(f[col].astype(object).isin(list(values)).sum())
+            count = int(f[col].isin(list(values)).sum())
             report["placeholders"][col] = {"values": list(values), "count": count,
                                            "percent": round(100 * count / max(n, 1), 3)}
     for col in f.columns:

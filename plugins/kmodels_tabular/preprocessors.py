@@ -212,15 +212,18 @@ class FrequencyEncode(_Step):
         x = _frame(x, "frequency_encode")
         cols = list(self.columns) if self.columns is not None else _non_numeric(x)
         _require(x, cols, "frequency_encode")
-        self.frequencies_ = {c: x[c].astype(object).fillna("<missing>").value_counts(normalize=True).to_dict()
-                             for c in cols}
+        self.frequencies_ = {c: {("<missing>" if pd.isna(k) else k): float(v) for k, v in
+                                 x[c].value_counts(normalize=True, dropna=False).items()} for c in cols}
         return self
 
     def transform(self, x: pd.DataFrame) -> pd.DataFrame:
         x = self._check(x)
         out = x.drop(columns=list(self.frequencies_))
         for c, freq in self.frequencies_.items():
-            out[f"{c}_freq"] = x[c].astype(object).fillna("<missing>").map(freq).astype(float).fillna(0.0).to_numpy()
+            # Look up each distinct value once (a dict lookup per row costs ~10x more on 1M rows).
+            codes, uniques = pd.factorize(x[c], use_na_sentinel=True)
+            table = np.array([freq.get(u, 0.0) for u in uniques] + [freq.get("<missing>", 0.0)], dtype=float)
+            out[f"{c}_freq"] = table[codes]
         return out
 
 
