@@ -109,7 +109,10 @@ def distribution(kind: str = "none", batch_size: int | None = None) -> Iterator[
         yield 1
         return
     backend, devices = _local_devices(kind)
-    _check_batch(batch_size, len(devices), devices)
+    _check_batch(batch_size, devices)
+    if len(devices) < 2:
+        logger.warning("distribution='data_parallel' with one device (%s): nothing to split. On a CPU, "
+                       "XLA_FLAGS=--xla_force_host_platform_device_count=N (JAX) makes N devices.", devices[0])
     if backend == "jax":
         import keras
 
@@ -121,16 +124,24 @@ def distribution(kind: str = "none", batch_size: int | None = None) -> Iterator[
         import tensorflow as tf
 
         # NCCL all-reduce needs GPUs; on logical CPU devices reduce through one device.
-        cross = None if devices[0].upper().find("GPU") >= 0 else tf.distribute.ReductionToOneDevice()
+        cross = None if "GPU" in devices[0].upper() else tf.distribute.ReductionToOneDevice()
         strategy = tf.distribute.MirroredStrategy(devices=devices, cross_device_ops=cross)
         logger.info("Data parallel (MirroredStrategy) over %d device(s): %s", len(devices), ", ".join(devices))
         with strategy.scope():
             yield strategy.num_replicas_in_sync
 
 
-def replicas(kind: str = "none") -> int:
-    """How many devices `distribution(kind)` splits each batch over (1 for `"none"`)."""
-    return 1 if kind == "none" else len(_local_devices(kind)[1])
+def replicas(kind: str = "none", batch_size: int | None = None) -> int:
+    """How many devices `distribution(kind)` splits each batch over (1 for `"none"`).
+
+    With `batch_size`, also checks that it splits evenly (a `ConfigError` otherwise),
+    so a run can fail before it loads any data.
+    """
+    if kind == "none":
+        return 1
+    devices = _local_devices(kind)[1]
+    _check_batch(batch_size, devices)
+    return len(devices)
 
 
 def _local_devices(kind: str) -> tuple[str, list[str]]:
@@ -152,10 +163,8 @@ def _local_devices(kind: str) -> tuple[str, list[str]]:
     )
 
 
-def _check_batch(batch_size: int | None, replicas: int, devices: list[str]) -> None:
-    if replicas < 2:
-        logger.warning("distribution='data_parallel' with one device (%s): nothing to split. On a CPU, "
-                       "XLA_FLAGS=--xla_force_host_platform_device_count=N (JAX) makes N devices.", devices[0])
+def _check_batch(batch_size: int | None, devices: list[str]) -> None:
+    replicas = len(devices)
     if batch_size is not None and batch_size % replicas:
         raise ConfigError(
             f"[train] batch_size={batch_size} does not split evenly over {replicas} devices ({', '.join(devices)}); "

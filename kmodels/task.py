@@ -136,6 +136,8 @@ class Task:
         self.notes: list[str] = []
         #: every batch holds a multiple of this many samples (the data-parallel device count)
         self.batch_multiple = 1
+        #: epochs of phase one when `train` went on to fine-tune, else None
+        self.phase_start: int | None = None
 
     # ---- pipeline hooks ---------------------------------------------------------------------
     def load_data(self) -> Table:
@@ -387,7 +389,7 @@ class Task:
         rd.start(task=self.spec.task, seed=seed, spec_toml=self.spec.to_toml())
         logger.info("Run directory: %s", rd.path)
         with rd.recording():
-            self.batch_multiple = replicas(self.train_options.distribution)
+            self.batch_multiple = replicas(self.train_options.distribution, self.train_options.batch_size)
             set_seed(seed)
             data = self.prepare()
             sizes = self.sizes
