@@ -95,7 +95,9 @@ def precision(policy: str = "float32") -> Iterator[None]:
 def distribution(kind: str = "none", batch_size: int | None = None) -> Iterator[int]:
     """Build, train and predict inside this scope to use every local device; yields the replica count.
 
-    `"data_parallel"` uses Keras's `DataParallel` distribution on JAX and a
+    Entering it lists the devices and checks that `batch_size` splits evenly over
+    them (a `ConfigError` otherwise), so a run that enters it first fails before
+    loading any data. `"data_parallel"` uses Keras's `DataParallel` distribution on JAX and a
     `tf.distribute.MirroredStrategy` over the local GPUs (or the logical CPUs
     when there are no GPUs) on TensorFlow. Each batch of `batch_size` (the global
     batch) is split evenly across the replicas; `"none"` is a no-op.
@@ -129,19 +131,6 @@ def distribution(kind: str = "none", batch_size: int | None = None) -> Iterator[
         logger.info("Data parallel (MirroredStrategy) over %d device(s): %s", len(devices), ", ".join(devices))
         with strategy.scope():
             yield strategy.num_replicas_in_sync
-
-
-def replicas(kind: str = "none", batch_size: int | None = None) -> int:
-    """How many devices `distribution(kind)` splits each batch over (1 for `"none"`).
-
-    With `batch_size`, also checks that it splits evenly (a `ConfigError` otherwise),
-    so a run can fail before it loads any data.
-    """
-    if kind == "none":
-        return 1
-    devices = _local_devices(kind)[1]
-    _check_batch(batch_size, devices)
-    return len(devices)
 
 
 def _local_devices(kind: str) -> tuple[str, list[str]]:

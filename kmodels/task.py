@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from kmodels import _config, registry
-from kmodels.backend import distribution, precision, replicas, set_seed
+from kmodels.backend import distribution, precision, set_seed
 from kmodels.building import backbone_of, compile_model, unfreeze_top
 from kmodels.data.split import split_indices
 from kmodels.data.table import Table
@@ -388,8 +388,11 @@ class Task:
         seed = self.train_options.seed
         rd.start(task=self.spec.task, seed=seed, spec_toml=self.spec.to_toml())
         logger.info("Run directory: %s", rd.path)
-        with rd.recording():
-            self.batch_multiple = replicas(self.train_options.distribution, self.train_options.batch_size)
+        t = self.train_options
+        # One scope for the whole run: it fixes the device count before any data is loaded (a batch
+        # size that does not split over the devices fails first), and the batches are built for it.
+        with rd.recording(), distribution(t.distribution, t.batch_size) as devices:
+            self.batch_multiple = devices
             set_seed(seed)
             data = self.prepare()
             sizes = self.sizes
@@ -399,16 +402,14 @@ class Task:
                      "exclude": self.excluded_columns(self.table)}))
             results = self.baselines(data)
             set_seed(seed)
-            t = self.train_options
-            with distribution(t.distribution, t.batch_size) as devices:
-                model = self.build_model(self.input_shape(data))
-                start = time.perf_counter()
-                history = self.full_history(self.train(model, data))
-                fit_seconds = time.perf_counter() - start
-                rd.write_text("history.csv", pd.DataFrame(history).rename_axis("epoch").to_csv())
-                plot_history(history, rd.file("training_curves.png"), phase_start=self.phase_start)
-                save_model(model, rd.file("model.keras"))
-                results["keras"] = self.evaluate(model, data)
+            model = self.build_model(self.input_shape(data))
+            start = time.perf_counter()
+            history = self.full_history(self.train(model, data))
+            fit_seconds = time.perf_counter() - start
+            rd.write_text("history.csv", pd.DataFrame(history).rename_axis("epoch").to_csv())
+            plot_history(history, rd.file("training_curves.png"), phase_start=self.phase_start)
+            save_model(model, rd.file("model.keras"))
+            results["keras"] = self.evaluate(model, data)
             plot_confusion_matrix(results["keras"]["confusion_matrix"], self.class_names,
                                   rd.file("confusion_matrix.png"), title=f"{self.spec.task}: keras, test split")
             metrics = {"task": self.spec.task, "primary": "keras", "classes": self.class_names,

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import kmodels
-from kmodels.backend import distribution, replicas
+from kmodels.backend import distribution
 from kmodels.data.pipeline import ArrayBatches
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,9 +44,9 @@ def test_batches_split_evenly_over_devices(n, per_device, multiple, seed):
 def test_no_distribution_is_a_no_op():
     with distribution("none", 7) as devices:
         assert devices == 1
-    assert replicas("none") == 1
-    with pytest.raises(kmodels.ConfigError, match="expected 'none' or 'data_parallel'"):
-        replicas("model_parallel")
+    with pytest.raises(kmodels.ConfigError, match="expected 'none' or 'data_parallel'"), \
+            distribution("model_parallel"):
+        pass
     with pytest.raises(kmodels.ConfigError, match="'none' \\| 'data_parallel'"):
         kmodels.load_spec("toy_task", {"train.distribution": "ddp"})
 
