@@ -7,11 +7,14 @@ warm-up (compilation) is timed separately, then `--steps` steps are timed
 achieved GFLOP/s from an analytic FLOP count (forward + backward) and its share
 of this machine's float32 matmul peak (numpy 4096x4096, measured in the same run).
 
-Variants: `keras fit (memory)` plain `model.fit` on in-memory arrays (what a
-user writes without kmodels); `kmodels fit (JPEG files)` the dog_cat input
-pipeline (decode + resize + augment from ~400x350 JPEGs) feeding the same
+Variants: `keras fit (memory), keras BN` plain `model.fit` on in-memory arrays
+of the model built with `keras.layers.BatchNormalization` (what a user writes
+without kmodels); `..., fused BN` the same with kmodels' default
+`FusedBatchNormalization`; `kmodels fit (JPEG files)` the dog_cat input
+pipeline (decode + resize + augment from ~400x350 JPEGs) feeding the default
 model; `pure JAX` `jax.jit` of `value_and_grad` + optax adam over
-`model.stateless_call`; `raw TF` a `tf.function` + `GradientTape` step.
+`model.stateless_call`; `raw TF` a `tf.function` + `GradientTape` step of the
+default model (fused BN: what a hand-written TF step would use).
 
     python -m benchmarks.train_step --image-size 128 --batch-size 32 --steps 10 --repeats 3 \\
         --backends jax,tensorflow --json benchmarks/results/train_step.json
@@ -90,9 +93,11 @@ def worker(args: argparse.Namespace) -> None:
     y = rng.integers(0, 2, n).astype("float32")
     results = []
 
-    def fresh(policy="float32", data_format="channels_last"):
+    def fresh(policy="float32", data_format="channels_last", batchnorm="fused"):
         keras.utils.set_random_seed(0)
         extra = {} if data_format == "channels_last" else {"data_format": data_format}
+        if batchnorm == "keras":
+            extra["fused_batchnorm"] = False
         return kmodels.build(args.model, input_shape=(size, size, 3), precision=policy, **extra)
 
     variants = set(args.variants.split(","))
@@ -115,16 +120,13 @@ def worker(args: argparse.Namespace) -> None:
         return timer.times[0], [t / steps * 1000 for t in timer.times[1:]]
 
     formats = [f for f in args.data_formats.split(",") if f == "channels_last" or backend != "tensorflow"]
-    for policy in args.precisions.split(","):
-        for data_format in formats:
-            if "memory" not in variants:
-                break
-            model = fresh(policy, data_format)
-            warm, times = fit_epochs(lambda cb, model=model: model.fit(x, y, batch_size=bs, epochs=1 + args.repeats,
-                                                                       verbose=0, shuffle=False, callbacks=[cb]))
-            tags = [t for t in (policy, data_format) if t not in ("float32", "channels_last")]
-            name = "keras fit (memory)" + "".join(f", {t}" for t in tags)
-            results.append({"variant": name, "warmup_s": warm, "ms": times})
+    combos = [(p, f, b) for p in args.precisions.split(",") for f in formats for b in args.batchnorms.split(",")]
+    for policy, data_format, batchnorm in combos if "memory" in variants else []:
+        model = fresh(policy, data_format, batchnorm)
+        warm, times = fit_epochs(lambda cb, model=model: model.fit(x, y, batch_size=bs, epochs=1 + args.repeats,
+                                                                   verbose=0, shuffle=False, callbacks=[cb]))
+        tags = [t for t in (policy, data_format, f"{batchnorm} BN") if t not in ("float32", "channels_last")]
+        results.append({"variant": "keras fit (memory), " + ", ".join(tags), "warmup_s": warm, "ms": times})
 
     if args.files and "files" in variants:
         import glob
@@ -134,7 +136,7 @@ def worker(args: argparse.Namespace) -> None:
         model = fresh()
         ds = ImageBatches(paths, labels, (size, size), bs, shuffle=True, augment=Augment(), seed=0, workers=2)
         warm, times = fit_epochs(lambda cb: model.fit(ds, epochs=1 + args.repeats, verbose=0, callbacks=[cb]))
-        results.append({"variant": "kmodels fit (JPEG files, augmented)", "warmup_s": warm, "ms": times})
+        results.append({"variant": "kmodels fit (JPEG files, augmented), fused BN", "warmup_s": warm, "ms": times})
 
     device_peak = None
     if backend == "jax" and "reference" in variants:
@@ -278,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="policies for the in-memory fit, e.g. float32,mixed_bfloat16 (side by side)")
     p.add_argument("--data-formats", default="channels_last",
                    help="layouts for the in-memory fit, e.g. channels_last,channels_first (not on TensorFlow CPU)")
+    p.add_argument("--batchnorms", default="keras,fused",
+                   help="BatchNorm layers for the in-memory fit: keras (keras.layers.BatchNormalization, what a "
+                        "user writes without kmodels), fused (kmodels.layers.FusedBatchNormalization, the default)")
     p.add_argument("--json", default=None)
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--files", default=None, help=argparse.SUPPRESS)
@@ -298,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
         for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
             cmd = ["--worker", "--model", args.model, "--image-size", str(args.image_size), "--batch-size",
                    str(args.batch_size), "--steps", str(args.steps), "--repeats", str(args.repeats),
-                   "--variants", args.variants, "--precisions", args.precisions, "--data-formats", args.data_formats]
+                   "--variants", args.variants, "--precisions", args.precisions, "--data-formats", args.data_formats,
+                   "--batchnorms", args.batchnorms]
             if files:
                 cmd += ["--files", files]
             try:
@@ -326,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         if res.get("device_peak"):
             dp = res["device_peak"]
             print(f"{backend}: device {dp['device']}, float32 4096x4096 matmul {dp['matmul_gflops']:.0f} GFLOP/s")
-        mem = next((r for r in rows if r["backend"] == backend and r["variant"] == "keras fit (memory)"), None)
+        mem = next((r for r in rows if r["backend"] == backend and r["variant"] == "keras fit (memory), fused BN"), None)
         files = next((r for r in rows if r["backend"] == backend and r["variant"].startswith("kmodels fit")), None)
         if mem and files:
             print(f"{backend}: from-files / in-memory throughput = {mem['ms'] / files['ms']:.2f}x (target >= 0.9x)")

@@ -7,6 +7,7 @@ from typing import Literal
 import keras
 
 from kmodels import registry
+from kmodels.layers import FusedBatchNormalization
 
 
 def _check(image_size: tuple[int, int], dropout: float, filters: tuple[int, ...]) -> None:
@@ -21,7 +22,8 @@ def _check(image_size: tuple[int, int], dropout: float, filters: tuple[int, ...]
 @registry.models.register("dog_cat_cnn")
 def dog_cat_cnn(input_shape: tuple[int, int, int] = (128, 128, 3), filters: tuple[int, ...] = (32, 64, 128),
                 dense_units: int = 128, dropout: float = 0.5, bn_momentum: float = 0.9,
-                data_format: Literal["channels_last", "channels_first"] = "channels_last") -> keras.Model:
+                data_format: Literal["channels_last", "channels_first"] = "channels_last",
+                fused_batchnorm: bool = True) -> keras.Model:
     """The reference CNN: Input → Rescaling → [Conv2D → BatchNorm → ReLU → MaxPool] × n → GAP → Dense → Dropout → Dense(1, sigmoid).
 
     Args:
@@ -35,6 +37,11 @@ def dog_cat_cnn(input_shape: tuple[int, int, int] = (128, 128, 3), filters: tupl
             (height, width, 3) images; `"channels_first"` transposes once after
             rescaling, which suits the torch backend (see the benchmarks). TensorFlow
             on CPU supports only `"channels_last"` convolutions.
+        fused_batchnorm: train BatchNorm with the backend's fused kernel
+            (`kmodels.layers.FusedBatchNormalization`, the same function: 1.5x
+            faster steps on TensorFlow and torch, see the benchmarks); `False`
+            uses `keras.layers.BatchNormalization`, for a saved model that loads
+            without kmodels.
 
     Example:
         >>> import kmodels
@@ -48,9 +55,10 @@ def dog_cat_cnn(input_shape: tuple[int, int, int] = (128, 128, 3), filters: tupl
     if data_format == "channels_first":
         x = keras.layers.Permute((3, 1, 2), name="to_channels_first")(x)
     axis = 1 if data_format == "channels_first" else -1
+    batch_norm = FusedBatchNormalization if fused_batchnorm else keras.layers.BatchNormalization
     for i, f in enumerate(filters):
         x = keras.layers.Conv2D(f, 3, padding="same", use_bias=False, data_format=data_format, name=f"conv_{i}")(x)
-        x = keras.layers.BatchNormalization(axis=axis, momentum=bn_momentum, name=f"bn_{i}")(x)
+        x = batch_norm(axis=axis, momentum=bn_momentum, name=f"bn_{i}")(x)
         x = keras.layers.ReLU(name=f"relu_{i}")(x)
         x = keras.layers.MaxPooling2D(data_format=data_format, name=f"pool_{i}")(x)
     x = keras.layers.GlobalAveragePooling2D(data_format=data_format, name="gap")(x)
@@ -62,7 +70,7 @@ def dog_cat_cnn(input_shape: tuple[int, int, int] = (128, 128, 3), filters: tupl
 
 @registry.models.register("dog_cat_xception")
 def dog_cat_xception(input_shape: tuple[int, int, int] = (128, 128, 3), filters: tuple[int, ...] = (128, 256, 512, 728),
-                     stem_filters: int = 64, dropout: float = 0.25) -> keras.Model:
+                     stem_filters: int = 64, dropout: float = 0.25, fused_batchnorm: bool = True) -> keras.Model:
     """A small Xception-style network (separable convs, residual connections), as in Keras's "image classification from scratch".
 
     Args:
@@ -70,6 +78,7 @@ def dog_cat_xception(input_shape: tuple[int, int, int] = (128, 128, 3), filters:
         filters: filters of each residual separable-conv block.
         stem_filters: filters of the first strided convolution.
         dropout: dropout rate before the output.
+        fused_batchnorm: as in `dog_cat_cnn`.
 
     Example:
         >>> import kmodels
@@ -77,25 +86,26 @@ def dog_cat_xception(input_shape: tuple[int, int, int] = (128, 128, 3), filters:
         (None, 1)
     """
     _check(input_shape[:2], dropout, filters)
+    batch_norm = FusedBatchNormalization if fused_batchnorm else keras.layers.BatchNormalization
     inputs = keras.Input(shape=input_shape, name="image")
     x = keras.layers.Rescaling(1.0 / 255)(inputs)
     x = keras.layers.Conv2D(stem_filters, 3, strides=2, padding="same", use_bias=False)(x)
-    x = keras.layers.BatchNormalization()(x)
+    x = batch_norm()(x)
     x = keras.layers.Activation("relu")(x)
     previous = x
     for f in filters:
         x = keras.layers.Activation("relu")(x)
         x = keras.layers.SeparableConv2D(f, 3, padding="same", use_bias=False)(x)
-        x = keras.layers.BatchNormalization()(x)
+        x = batch_norm()(x)
         x = keras.layers.Activation("relu")(x)
         x = keras.layers.SeparableConv2D(f, 3, padding="same", use_bias=False)(x)
-        x = keras.layers.BatchNormalization()(x)
+        x = batch_norm()(x)
         x = keras.layers.MaxPooling2D(3, strides=2, padding="same")(x)
         residual = keras.layers.Conv2D(f, 1, strides=2, padding="same")(previous)
         x = keras.layers.add([x, residual])
         previous = x
     x = keras.layers.SeparableConv2D(max(filters) * 4 // 3, 3, padding="same", use_bias=False)(x)
-    x = keras.layers.BatchNormalization()(x)
+    x = batch_norm()(x)
     x = keras.layers.Activation("relu")(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     x = keras.layers.Dropout(dropout)(x)

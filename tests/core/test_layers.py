@@ -1,0 +1,90 @@
+"""FusedBatchNormalization computes what keras.layers.BatchNormalization computes, on every backend.
+
+`check_equivalence` is also run under KERAS_BACKEND=torch in a subprocess when torch
+is installed (it is not part of the test extra: `pip install -e ".[torch]"`).
+"""
+
+from __future__ import annotations
+
+import doctest
+import importlib.util
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import kmodels.layers
+from kmodels.layers import FusedBatchNormalization
+
+
+def _net(bn_cls, axis: int, **bn_kwargs) -> keras.Model:
+    shape = (6, 6, 3) if axis == -1 else (3, 6, 6)
+    inputs = keras.Input(shape)
+    x = keras.layers.Conv2D(4, 3, padding="same", data_format="channels_last" if axis == -1 else "channels_first",
+                            name="conv")(inputs)
+    x = bn_cls(axis=axis, momentum=0.8, name="bn", **bn_kwargs)(x)
+    x = keras.layers.ReLU()(x)
+    outputs = keras.layers.Dense(1, name="out")(keras.layers.Flatten()(x))
+    return keras.Model(inputs, outputs)
+
+
+def check_equivalence(axis: int = -1, **bn_kwargs) -> None:
+    """Two SGD steps from the same weights: every weight, moving statistic and output agrees."""
+    rng = np.random.default_rng(0)
+    shape = (16, 6, 6, 3) if axis == -1 else (16, 3, 6, 6)
+    x = rng.normal(3.0, 2.0, shape).astype("float32")
+    y = rng.normal(size=(16, 1)).astype("float32")
+    keras.utils.set_random_seed(0)
+    reference, fused = _net(keras.layers.BatchNormalization, axis, **bn_kwargs), _net(FusedBatchNormalization, axis,
+                                                                                       **bn_kwargs)
+    fused.set_weights(reference.get_weights())
+    for model in (reference, fused):
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        for _ in range(2):
+            model.train_on_batch(x, y)
+    for ref, got in zip(reference.weights, fused.weights, strict=True):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(got), keras.ops.convert_to_numpy(ref),
+                                   rtol=1e-4, atol=1e-5, err_msg=ref.path)
+    np.testing.assert_allclose(fused.predict(x, verbose=0), reference.predict(x, verbose=0), rtol=1e-4, atol=1e-5)
+    train_out = [keras.ops.convert_to_numpy(m(x, training=True)) for m in (reference, fused)]
+    np.testing.assert_allclose(train_out[1], train_out[0], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"center": False}, {"scale": False}], ids=["default", "no_center", "no_scale"])
+def test_fused_matches_keras_channels_last(kwargs):
+    check_equivalence(-1, **kwargs)
+
+
+def test_fused_matches_keras_channels_first(backend):
+    if backend == "tensorflow":
+        pytest.skip("TensorFlow on CPU has no channels_first convolution")
+    check_equivalence(1)
+
+
+def test_fused_matches_keras_on_torch():
+    if importlib.util.find_spec("torch") is None:
+        pytest.skip('torch is not installed (pip install -e ".[torch]")')
+    code = ("from tests.core.test_layers import check_equivalence as c; "
+            "c(-1); c(1); c(-1, center=False); c(-1, scale=False); print('ok')")
+    env = {**os.environ, "KERAS_BACKEND": "torch"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
+
+
+def test_saved_model_roundtrip(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = _net(FusedBatchNormalization, -1)
+    x = np.random.default_rng(1).normal(size=(4, 6, 6, 3)).astype("float32")
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded.get_layer("bn"), FusedBatchNormalization)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
+
+
+def test_docstring_example():
+    result = doctest.testmod(kmodels.layers, extraglobs={"keras": keras})
+    assert result.attempted > 0 and result.failed == 0
