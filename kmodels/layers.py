@@ -3,7 +3,7 @@
 `FusedBatchNormalization` is `keras.layers.BatchNormalization` with the training
 step computed by the backend's own fused kernel:
 
-- TensorFlow: `FusedBatchNormV3` (oneDNN on CPU, cuDNN on GPU), NHWC;
+- TensorFlow: `FusedBatchNormV3` (oneDNN on CPU, cuDNN on GPU), NHWC or NCHW;
 - torch: `torch.native_batch_norm` (one forward and one backward kernel; the
   channels-last case runs on a permuted view, no copy);
 - JAX: Keras's formula as is (XLA fuses the elementwise ops itself).
@@ -55,7 +55,7 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         gamma = ops.cast(self.gamma, dtype) if self.scale else ops.ones((channels,), dtype)
         beta = ops.cast(self.beta, dtype) if self.center else ops.zeros((channels,), dtype)
         if keras.backend.backend() == "tensorflow":
-            outputs, mean, variance = _tensorflow_train(x, gamma, beta, self.epsilon)
+            outputs, mean, variance = _tensorflow_train(x, gamma, beta, self.epsilon, axis)
         else:
             outputs, mean, variance = _torch_train(x, gamma, beta, self.epsilon, axis)
         m = self.momentum
@@ -70,22 +70,17 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         if len(inputs.shape) != 4 or not isinstance(self.axis, int):
             return None
         axis = self.axis % 4
-        backend = keras.backend.backend()
-        if backend == "tensorflow" and axis == 3:  # FusedBatchNormV3 on CPU is NHWC only
-            return axis
-        if backend == "torch" and axis in (1, 3):
-            return axis
-        return None
+        return axis if axis in (1, 3) and keras.backend.backend() in ("tensorflow", "torch") else None
 
 
-def _tensorflow_train(x, gamma, beta, epsilon):
+def _tensorflow_train(x, gamma, beta, epsilon, axis):
     import tensorflow as tf
 
     outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
-        x, gamma, beta, epsilon=epsilon, data_format="NHWC", is_training=True)
+        x, gamma, beta, epsilon=epsilon, data_format="NHWC" if axis == 3 else "NCHW", is_training=True)
     # The kernel returns the Bessel-corrected variance; Keras's moving variance uses the population one.
     shape = tf.shape(x)
-    n = tf.cast(shape[0] * shape[1] * shape[2], variance.dtype)
+    n = tf.cast(tf.size(x) // shape[axis], variance.dtype)
     return outputs, mean, variance * tf.maximum(n - 1.0, 0.0) / n
 
 

@@ -17,8 +17,10 @@ def test_train_step_benchmark_smoke(tmp_path, backend):
                  "--backends", backend, "--json", str(out)]) == 0
     data = json.loads(out.read_text())
     variants = {r["variant"] for r in data["table"]}
-    assert {"keras fit (memory), keras BN", "keras fit (memory), fused BN",
-            "kmodels fit (JPEG files, augmented), fused BN"} <= variants
+    default = "channels_first" if backend == "torch" else "channels_last"
+    assert {"keras fit (memory), channels_last, keras BN", "keras fit (memory), channels_first, fused BN",
+            f"kmodels fit (JPEG files, augmented), {default}, fused BN",
+            f"kmodels fit (JPEG files, augmented, decoded every epoch), {default}, fused BN"} <= variants
     assert ("pure JAX (jit + optax adam)" in variants) == (backend == "jax")
     assert all(r["ms"] > 0 and r["gflops"] > 0 for r in data["table"]) and data["matmul_peak_gflops"] > 0
 

@@ -58,9 +58,7 @@ def test_fused_matches_keras_channels_last(kwargs):
     check_equivalence(-1, **kwargs)
 
 
-def test_fused_matches_keras_channels_first(backend):
-    if backend == "tensorflow":
-        pytest.skip("TensorFlow on CPU has no channels_first convolution")
+def test_fused_matches_keras_channels_first():
     check_equivalence(1)
 
 
@@ -88,3 +86,14 @@ def test_saved_model_roundtrip(tmp_path):
 def test_docstring_example():
     result = doctest.testmod(kmodels.layers, extraglobs={"keras": keras})
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("name", ["dog_cat_cnn", "dog_cat_xception"])
+def test_fused_batchnorm_false_builds_plain_keras(name):
+    import kmodels
+
+    kwargs = {"input_shape": (32, 32, 3)} | ({"filters": (8,), "stem_filters": 8} if name == "dog_cat_xception" else {})
+    fused = kmodels.build(name, **kwargs)
+    plain = kmodels.build(name, fused_batchnorm=False, **kwargs)
+    assert any(isinstance(layer, FusedBatchNormalization) for layer in fused.layers)
+    assert all(type(layer).__module__.startswith("keras.") for layer in plain.layers)

@@ -114,7 +114,8 @@ def test_keras_file_loads_and_predicts_the_same_on_the_other_backend(dog_cat_run
     x = rng.uniform(0, 255, (3, 48, 48, 3)).astype("float32")
     np.save(tmp_path / "x.npy", x)
     here = keras.saving.load_model(dog_cat_run.run_dir / "model.keras", safe_mode=True).predict(x, verbose=0)
-    code = ("import numpy as np, keras; m = keras.saving.load_model({!r}, safe_mode=True); "
+    # kmodels.layers registers FusedBatchNormalization with Keras (the `kmodels` CLI and API import it)
+    code = ("import numpy as np, keras, kmodels.layers; m = keras.saving.load_model({!r}, safe_mode=True); "
             "np.save({!r}, m.predict(np.load({!r}), verbose=0))").format(
         str(dog_cat_run.run_dir / "model.keras"), str(tmp_path / "y.npy"), str(tmp_path / "x.npy"))
     env = {**os.environ, "KERAS_BACKEND": other, "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -155,3 +156,22 @@ def test_sigkilled_run_resumes(tmp_path):
     epochs = pd.read_csv(log)["epoch"].tolist()
     assert epochs[-1] == 5 and epochs == sorted(set(epochs)) and len(epochs) >= 5  # at most one epoch lost
     assert json.loads((out / "metadata.json").read_text())["status"] == "completed" and result.metrics["epochs_run"] >= 5
+
+
+@pytest.mark.parametrize(("cache_mb", "cached"), [(2048, {"train", "val"}), (1, {"val"}), (0, set())])
+def test_decoded_image_cache_follows_the_budget(cache_mb, cached, caplog):
+    """128x128 images take 48 KiB: 56 training images do not fit 1 MiB, 14 validation images do."""
+    spec = kmodels.load_spec("dog_cat", overrides={"data.count": 40, "images.image_size": [128, 128],
+                                                   "images.cache_mb": cache_mb})
+    task = registry.tasks.get("dog_cat")(spec)
+    table = task.load_data()
+    with caplog.at_level("INFO", logger="kmodels"):
+        data = task.features(table, task.split(table), task._steps()[1])
+    assert {name for name, part in data.items() if part.x.cache} == cached
+    assert ("the train split" in caplog.text) == (cache_mb == 1)
+
+
+def test_negative_cache_budget_is_a_config_error():
+    spec = kmodels.load_spec("dog_cat", overrides={"images.cache_mb": -1})
+    with pytest.raises(kmodels.ConfigError, match=r"\[images\] cache_mb=-1"):
+        spec.options("images")

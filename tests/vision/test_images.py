@@ -136,6 +136,16 @@ def test_augmentation_keeps_shape_range_and_is_seeded(seed, flip, rotation, zoom
     np.testing.assert_array_equal(a, b)
 
 
+@given(seed=st.integers(0, 2**16), rotation=st.floats(0, 45), zoom=st.floats(0, 0.5),
+       size=st.tuples(st.integers(8, 48), st.integers(8, 48)))
+def test_flip_folded_into_the_warp_equals_mirroring_first(seed, rotation, zoom, size):
+    img = np.asarray(draw_animal("dog", size, np.random.default_rng(seed)), dtype=np.float32)
+    folded = augment_image(img, np.random.default_rng(seed), Augment(1.0, rotation, zoom))
+    mirrored_first = augment_image(img[:, ::-1], np.random.default_rng(seed), Augment(0.0, rotation, zoom))
+    diff = np.abs(folded - mirrored_first)
+    assert diff.mean() < 0.5 and diff.max() <= 2, (diff.mean(), diff.max())
+
+
 def test_flip_only_is_a_mirror():
     img = np.arange(2 * 3 * 3, dtype=np.float32).reshape(2, 3, 3)
     out = augment_image(img, np.random.default_rng(0), Augment(flip=1.0, rotation=0, zoom=0))
@@ -160,3 +170,32 @@ def test_batches_are_reproducible_and_reshuffle_per_epoch(tmp_path):
     assert xa.shape == (4, 16, 16, 3)
     a.on_epoch_end()
     assert not np.array_equal(a.order, b.order)
+
+
+def test_cached_batches_equal_uncached_and_later_epochs_read_no_file(tmp_path, monkeypatch):
+    import kmodels.data.pipeline as pipeline
+
+    root = write_dog_cat(tmp_path / "d", count=6, min_size=24, max_size=30, broken=False)
+    t = image_table(root, CLASSES)
+    y = (t["label"] == "dog").astype(int).to_numpy()
+
+    def make(cache):
+        return ImageBatches(t["path"].tolist(), y, (16, 16), batch_size=4, shuffle=True, augment=Augment(), seed=3,
+                            workers=1, cache=cache)
+
+    def epoch(ds):
+        return np.concatenate([ds[i][0] for i in range(len(ds))])
+
+    cached, plain = make(True), make(False)
+    np.testing.assert_array_equal(epoch(cached), epoch(plain))
+    assert len(cached._decoded) == len(t) and not plain._decoded
+    cached.on_epoch_end()
+    plain.on_epoch_end()
+    expected = epoch(plain)
+
+    def no_disk(*args):
+        raise AssertionError("a cached image was read from disk again")
+
+    monkeypatch.setattr(pipeline, "open_rgb", no_disk)
+    np.testing.assert_array_equal(epoch(cached), expected)  # new shuffle and augmentation, no decoding
+    assert ImageBatches.cache_bytes(len(t), (16, 16)) == len(t) * 16 * 16 * 3
