@@ -25,21 +25,25 @@ def _parts(values: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     return day, month, year, np.nan_to_num(two_digit).astype(bool)
 
 
-#: Parsed parts of date strings seen before in this process (train, val and test share most dates).
-_SEEN: dict[str, tuple[float, float, float, float]] = {}
+#: Parsed parts of date strings seen before in this process (train, val and test share most dates):
+#: the strings as an Index (hash lookups in C) and their (day, month, year, two-digit) rows.
+_SEEN: dict[str, object] = {"index": pd.Index([], dtype=object), "parts": np.empty((0, 4))}
 _SEEN_MAX = 2_000_000
 
 
 def _cached_parts(uniques: np.ndarray) -> np.ndarray:
     """(day, month, year, two-digit) rows for distinct strings; each string is parsed once per process."""
-    new = [u for u in uniques if u not in _SEEN]
-    if new:
-        if len(_SEEN) + len(new) > _SEEN_MAX:
-            _SEEN.clear()
+    where = _SEEN["index"].get_indexer(uniques)
+    new = uniques[where < 0]
+    if len(new):
+        if len(_SEEN["index"]) + len(new) > _SEEN_MAX:
+            _SEEN.update(index=pd.Index([], dtype=object), parts=np.empty((0, 4)))
         parsed = np.column_stack([p.to_numpy(dtype=float, na_value=np.nan)
                                   for p in _unique_parts(pd.Series(new, dtype=object))])
-        _SEEN.update(zip(new, map(tuple, parsed.tolist()), strict=True))
-    return np.array([_SEEN[u] for u in uniques], dtype=float).reshape(len(uniques), 4)
+        _SEEN.update(index=_SEEN["index"].append(pd.Index(new, dtype=object)),
+                     parts=np.concatenate([_SEEN["parts"], parsed.reshape(len(new), 4)]))
+        where = _SEEN["index"].get_indexer(uniques)
+    return _SEEN["parts"][where].reshape(len(uniques), 4)
 
 
 def _unique_parts(values: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series, pd.Series]:
