@@ -85,7 +85,10 @@ def _rgb(img, size: tuple[int, int]):
 
 
 def augment_image(image: np.ndarray, rng: np.random.Generator, augment: Augment) -> np.ndarray:
-    """Flip, rotate and zoom one image (same shape and dtype out; values stay in [0, 255])."""
+    """Flip, rotate and zoom one image (same shape and dtype out; values stay in [0, 255]).
+
+    The warp runs on the image as 8-bit RGB, so values come back as whole levels.
+    """
     from PIL import Image
 
     img = Image.fromarray(np.clip(np.rint(image), 0, 255).astype(np.uint8))
