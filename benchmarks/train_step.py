@@ -94,9 +94,6 @@ def worker(args: argparse.Namespace) -> None:
     y = rng.integers(0, 2, n).astype("float32")
     results = []
 
-    # The model's defaults on this backend (dog_cat_cnn: data_format="auto", fused BatchNorm).
-    default_format = "channels_first" if backend == "torch" and args.model == "dog_cat_cnn" else "channels_last"
-
     def fresh(policy="float32", data_format=None, batchnorm="fused"):
         keras.utils.set_random_seed(0)
         extra = {} if data_format is None else {"data_format": data_format}
@@ -106,7 +103,10 @@ def worker(args: argparse.Namespace) -> None:
 
     variants = set(args.variants.split(","))
 
-    flops = train_flops(fresh())
+    default = fresh()  # the model as a task builds it on this backend (dog_cat_cnn: data_format="auto")
+    flops = train_flops(default)
+    default_format = next((layer.data_format for layer in default.layers if isinstance(layer, keras.layers.Conv2D)),
+                          "channels_last")
 
     class EpochTimer(keras.callbacks.Callback):
         """Steady state: one fit of 1 + repeats epochs, each epoch timed; the first (compilation) apart."""
@@ -273,14 +273,15 @@ def _torch_references(x: np.ndarray, y: np.ndarray, bs: int, steps: int, repeats
 
 
 # ---- driver -------------------------------------------------------------------------------------
+def _in_memory_twin(rows: list[dict], files: dict) -> dict | None:
+    """The in-memory `fit` row of the same model as a from-files row (its name ends with the layout and BN)."""
+    same = "keras fit (memory), " + files["variant"].rsplit("), ", 1)[1]
+    return next((r for r in rows if r["backend"] == files["backend"] and r["variant"] == same), None)
+
+
 def _summary(rows: list[dict]) -> list[str]:
     """The issue's targets, read off the table: each backend's default model (`fit` in memory) is the row that counts."""
-    default = {}
-    for r in rows:
-        if r["variant"].startswith("kmodels fit"):  # names the backend's default layout
-            layout = r["variant"].rsplit("), ", 1)[1]
-            default[r["backend"]] = next((m for m in rows if m["backend"] == r["backend"]
-                                          and m["variant"] == "keras fit (memory), " + layout), None)
+    default = {r["backend"]: _in_memory_twin(rows, r) for r in rows if r["variant"].startswith("kmodels fit")}
     default = {b: r for b, r in default.items() if r}
     lines = []
     if default:
@@ -366,8 +367,7 @@ def main(argv: list[str] | None = None) -> int:
             dp = res["device_peak"]
             print(f"{backend}: device {dp['device']}, float32 4096x4096 matmul {dp['matmul_gflops']:.0f} GFLOP/s")
         for files in (r for r in rows if r["backend"] == backend and r["variant"].startswith("kmodels fit")):
-            same = "keras fit (memory), " + files["variant"].rsplit("), ", 1)[1]
-            mem = next((r for r in rows if r["backend"] == backend and r["variant"] == same), None)
+            mem = _in_memory_twin(rows, files)
             if mem:
                 print(f"{backend}: {files['variant'].split(' (')[1].split(')')[0]} / in-memory throughput = "
                       f"{mem['ms'] / files['ms']:.2f}x (target >= 0.9x)")

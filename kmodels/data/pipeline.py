@@ -62,26 +62,15 @@ def open_rgb(path: str, size: tuple[int, int]):
         if img.format == "JPEG":
             img.draft("RGB", (size[0], size[1]))  # decode at a reduced scale when much larger
         img.load()  # decode while the file is open
-        return _rgb(img, size)
-
-
-def to_array(img, size: tuple[int, int]) -> np.ndarray:
-    """An opened Pillow image → RGB float32 array resized to `size` (width, height)."""
-    return np.asarray(_rgb(img, size), dtype=np.float32)
-
-
-def _rgb(img, size: tuple[int, int]):
-    from PIL import Image
-
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        background = Image.new("RGB", img.size, (255, 255, 255))
-        background.paste(img.convert("RGBA"), mask=img.convert("RGBA").getchannel("A"))
-        img = background
-    elif img.mode != "RGB":
-        img = img.convert("RGB")
-    if img.size != tuple(size):
-        img = img.resize(tuple(size), Image.BILINEAR)
-    return img
+        if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+            background = Image.new("RGB", img.size, (255, 255, 255))
+            background.paste(img.convert("RGBA"), mask=img.convert("RGBA").getchannel("A"))
+            img = background
+        elif img.mode != "RGB":
+            img = img.convert("RGB")
+        if img.size != tuple(size):
+            img = img.resize(tuple(size), Image.BILINEAR)
+        return img
 
 
 def augment_image(image: np.ndarray, rng: np.random.Generator, augment: Augment) -> np.ndarray:
