@@ -2,6 +2,6 @@
 
 from kmodels.data.duplicates import duplicate_mask
 from kmodels.data.split import split_indices
-from kmodels.data.table import Table
+from kmodels.data.table import Table, to_category
 
-__all__ = ["Table", "duplicate_mask", "split_indices"]
+__all__ = ["Table", "duplicate_mask", "split_indices", "to_category"]

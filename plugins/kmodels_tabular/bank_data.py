@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from kmodels import registry
-from kmodels.data import Table
+from kmodels.data import Table, to_category
 from kmodels.data.csv import read_csv
 from kmodels.errors import DataError
 from kmodels_tabular.dates import format_day_first
@@ -26,6 +26,8 @@ logger = logging.getLogger("kmodels")
 TARGET = "CustGender"
 GROUP = "CustomerID"
 NUMERIC = ("CustAccountBalance", "TransactionTime", "TransactionAmount (INR)")
+#: Text columns with few distinct values (dates, gender, city), held as categoricals.
+CATEGORICAL = ("CustomerDOB", "CustGender", "CustLocation", "TransactionDate")
 COLUMNS = ("TransactionID", "CustomerID", "CustomerDOB", "CustGender", "CustLocation",
            "CustAccountBalance", "TransactionDate", "TransactionTime", "TransactionAmount (INR)")
 PLACEHOLDER_DOB = "1/1/1800"
@@ -42,7 +44,10 @@ def has_bank_schema(columns: list[str] | pd.Index) -> bool:
 def read_bank_frame(source: str | Path | io.StringIO, name: str = "bank_transactions.csv") -> tuple[pd.DataFrame, list[str]]:
     """Read the bank export with the right dtypes; return the frame and notes.
 
-    Text columns stay text (IDs like `C5841053`, dates like `10/1/94`).
+    Text columns stay text (IDs like `C5841053`, dates like `10/1/94`); the
+    low-cardinality ones (`CATEGORICAL`: dates, gender, city) are held as
+    categoricals, so each distinct string is hashed once here and everything
+    after (EDA counts, cleaning, splits, date parsing, encoding) works on codes.
     Non-numeric garbage in a numeric column is read as missing and reported
     in the notes (with up to three example values), never silently.
     """
@@ -76,6 +81,8 @@ def read_bank_frame(source: str | Path | io.StringIO, name: str = "bank_transact
             notes.append(f"{col}: {int(bad.sum())} non-numeric value(s) ({examples}) read as missing")
             logger.warning("%s: %s", name, notes[-1])
         frame[col] = num
+    for col in CATEGORICAL:
+        frame[col] = to_category(frame[col])
     return frame, notes
 
 

@@ -17,14 +17,6 @@ import pandas as pd
 MIN_YEAR = 1900
 
 
-def _parts(values: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Day, month, year and "two-digit year" per row (NumPy); the regexes run once per distinct string."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    table = np.vstack([_cached_parts(np.asarray(uniques, dtype=object)), np.full((1, 4), np.nan)])
-    day, month, year, two_digit = table[codes].T  # code -1 (missing) picks the NaN row
-    return day, month, year, np.nan_to_num(two_digit).astype(bool)
-
-
 #: Parsed parts of date strings seen before in this process (train, val and test share most dates):
 #: the strings as an Index (hash lookups in C) and their (day, month, year, two-digit) rows.
 _SEEN: dict[str, object] = {"index": pd.Index([], dtype=object), "parts": np.empty((0, 4))}
@@ -86,6 +78,10 @@ def _as_days(reference: pd.Series | pd.Timestamp | None, n: int) -> np.ndarray:
 def parse_day_first(values: pd.Series, reference: pd.Series | pd.Timestamp | None = None) -> pd.Series:
     """Parse `d/m/yy`, `d/m/yyyy` (or ISO `yyyy-mm-dd`) strings into timestamps.
 
+    Each distinct string is parsed once, and dates are computed per distinct
+    string and century; per row there is only a lookup and one comparison
+    with the reference. Text and categorical Series are both accepted.
+
     Args:
         values: the date strings; anything unparseable becomes `NaT`.
         reference: a date (or one per row) that a two-digit year must not
@@ -101,15 +97,32 @@ def parse_day_first(values: pd.Series, reference: pd.Series | pd.Timestamp | Non
         [1957.0, 1994.0, nan]
     """
     values = pd.Series(values)
-    day, month, year, two_digit = _parts(values)
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    day, month, year, two_digit = _cached_parts(np.asarray(uniques, dtype=object)).T
+    two_digit = np.append(two_digit == 1, False)  # the extra last entry is what code -1 (missing) picks
     ref = _as_days(reference, len(values))
     century = (ref.astype("datetime64[Y]").astype("int64") + 1970) // 100 * 100
-    candidate = _assemble(np.where(two_digit, century + year, year), month, day)
-    too_late = two_digit & (candidate > ref)  # NaT compares False
-    full_year = np.where(two_digit, np.where(too_late, century - 100 + year, century + year), year)
-    with np.errstate(invalid="ignore"):
-        out = np.where(full_year >= MIN_YEAR, _assemble(full_year, month, day), np.datetime64("NaT", "D"))
+    out = np.full(len(values), np.datetime64("NaT", "D"))
+    if not len(values):
+        return pd.Series(out.astype("datetime64[ns]"), index=values.index)
+    low, high = int(century.min()), int(century.max())
+    for c in range(low, high + 1, 100):
+        rows = slice(None) if low == high else np.flatnonzero(century == c)
+        # A two-digit year is read in the reference's century, or the one before if that is too late.
+        this = _dates(np.where(two_digit[:-1], c + year, year), month, day)
+        before = _dates(np.where(two_digit[:-1], c - 100 + year, year), month, day)
+        at = codes[rows]
+        candidate = this[at]
+        too_late = two_digit[at] & (candidate > ref[rows])  # NaT compares False
+        out[rows] = np.where(too_late, before[at], candidate)
     return pd.Series(out.astype("datetime64[ns]"), index=values.index)
+
+
+def _dates(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """`_assemble` with placeholder years (before `MIN_YEAR`) as NaT, plus a trailing NaT for missing rows."""
+    with np.errstate(invalid="ignore"):
+        dates = np.where(year >= MIN_YEAR, _assemble(year, month, day), np.datetime64("NaT", "D"))
+    return np.append(dates, np.datetime64("NaT", "D"))
 
 
 def format_day_first(dates: pd.Series, four_digit: np.ndarray | bool = False) -> pd.Series:

@@ -184,7 +184,7 @@ class BankFeatures(_Step):
             "log_amount": np.log1p(np.clip(amount, 0, None)),
             "log_balance": np.log1p(np.clip(balance, 0, None)),
             "zero_balance": np.where(np.isnan(balance), np.nan, (balance == 0).astype(float)),
-            "CustLocation": x["CustLocation"].to_numpy(dtype=object),
+            "CustLocation": x["CustLocation"].array,  # text or categorical, as it came
         }, index=x.index)
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -39,3 +40,23 @@ def test_missing_group_ids_are_their_own_groups():
     labels = np.array([0, 0, 1, 1, 0, 0, 1, 1, 0, 1])
     parts = split_indices(labels, test=0.3, val=0.0, seed=0, groups=groups, stratify=False)
     assert sorted(np.concatenate(parts).tolist()) == list(range(10))
+
+
+@given(n=st.integers(1, 300), test=st.floats(0.01, 0.95), seed=st.integers(0, 2**32 - 1),
+       classes=st.integers(1, 4), stratify=st.booleans(), data=st.data())
+def test_shuffle_split_is_scikit_learns_train_test_split(n, test, seed, classes, stratify, data):
+    from sklearn.model_selection import train_test_split
+
+    from kmodels.data.split import shuffle_split
+    from kmodels.errors import DataError
+
+    labels = np.array(data.draw(st.lists(st.integers(0, classes - 1), min_size=n, max_size=n)))
+    strat = labels if stratify else None
+    try:
+        expected = train_test_split(np.arange(n), test_size=test, random_state=seed, stratify=strat)
+    except ValueError:
+        with pytest.raises(DataError):
+            shuffle_split(n, test, seed, strat)
+        return
+    got = shuffle_split(n, test, seed, strat)
+    assert all(np.array_equal(a, b) for a, b in zip(got, expected, strict=True))
