@@ -52,13 +52,16 @@ def shuffle_split(n: int, test: float, seed: int, labels: np.ndarray | None = No
     if labels is None:
         order = rng.permutation(n)
         return order[n_test:], order[:n_test]
-    classes, inverse, counts = np.unique(np.asarray(labels), return_inverse=True, return_counts=True)
+    classes, inverse, counts = _classes(np.asarray(labels))
     if counts.min() < 2:
         raise _CannotStratify(f"class(es) {classes[counts < 2].tolist()} have a single member")
     if min(n_train, n_test) < len(classes):
         raise _CannotStratify(f"{min(n_train, n_test)} item(s) on one side for {len(classes)} classes")
     # Items of each class in position order (what a stable argsort of the class index gives).
-    by_class = np.split(np.argsort(inverse, kind="stable"), np.cumsum(counts)[:-1])
+    if len(classes) <= 8:
+        by_class = [np.flatnonzero(inverse == k) for k in range(len(classes))]
+    else:
+        by_class = np.split(np.argsort(inverse, kind="stable"), np.cumsum(counts)[:-1])
     train_counts = _approximate_mode(counts, n_train, rng)
     test_counts = _approximate_mode(counts - train_counts, n_test, rng)
     train, held = [], []
@@ -67,6 +70,17 @@ def shuffle_split(n: int, test: float, seed: int, labels: np.ndarray | None = No
         train.append(shuffled[:k])
         held.append(shuffled[k:k + t])
     return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(held))
+
+
+def _classes(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`np.unique(labels, return_inverse=True, return_counts=True)`, by counting for small non-negative ints."""
+    if labels.dtype.kind in "iub" and len(labels) and labels.min() >= 0 and labels.max() < 1 << 16:
+        every = np.bincount(labels.astype(np.intp))
+        classes = np.flatnonzero(every)
+        index = np.zeros(len(every), dtype=np.intp)
+        index[classes] = np.arange(len(classes))
+        return classes.astype(labels.dtype), index[labels.astype(np.intp)], every[classes]
+    return np.unique(labels, return_inverse=True, return_counts=True)
 
 
 def _approximate_mode(counts: np.ndarray, draws: int, rng: np.random.RandomState) -> np.ndarray:

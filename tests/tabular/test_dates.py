@@ -41,3 +41,18 @@ def test_placeholders_garbage_and_impossible_dates_are_missing():
 
 def test_naive_2057_is_1957():
     assert parse_day_first(pd.Series(["4/4/57"]), pd.Timestamp("2016-08-02"))[0].year == 1957
+
+
+def test_separators_blanks_and_near_misses():
+    texts = ["\xa01/2/90\u2003", "1/2/90\n", "2016-1-2 ", "12-10-2016", "1.2.1999", "29/2/2000",
+             "1/2/3", "123/1/90", "1/1/19999", "\u0663/\u0664/\u0669\u0660", "29/2/1900", "0/1/90", "1/13/90", "1/2/90x"]
+    got = parse_day_first(pd.Series(texts), pd.Timestamp("2016-08-02"))
+    expected = ["1990-02-01", "1990-02-01", "2016-01-02", "2016-10-12", "1999-02-01", "2000-02-29"] + [None] * 8
+    assert got.tolist() == [pd.NaT if e is None else pd.Timestamp(e) for e in expected]
+
+
+def test_categorical_input_and_reference_across_centuries():
+    text = pd.Series(["1/1/99", "1/1/01", None, "1/1/99"], dtype="category")
+    ref = pd.Series(pd.to_datetime(["1999-06-01", "2001-06-01", "2001-06-01", "2100-03-01"]))
+    got = parse_day_first(text, ref)  # three reference centuries: 1900s, 2000s, 2100s
+    assert got.tolist() == [pd.Timestamp("1999-01-01"), pd.Timestamp("2001-01-01"), pd.NaT, pd.Timestamp("2099-01-01")]
