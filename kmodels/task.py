@@ -171,16 +171,29 @@ class Task:
         """Apply the row-dropping steps (stateless) to the whole table, then keep valid classes only.
 
         Rows whose target is missing or not one of the two classes are dropped
-        and counted in `self.cleaning`.
+        and counted in `self.cleaning`. A row filter with a `keep_mask(frame)`
+        method (a boolean per row) is applied through it, so the positions of
+        the kept rows stay known and the table's group codes carry over.
         """
         frame = table.frame
+        rows: np.ndarray | None = np.arange(len(frame))
         self.cleaning: dict[str, Any] = {"rows_in": len(frame)}
         for step in steps:
             before = len(frame)
-            frame = step.fit(frame).transform(frame)
+            step.fit(frame)
+            if hasattr(step, "keep_mask"):
+                keep = np.asarray(step.keep_mask(frame), dtype=bool)
+                if keep.shape != (len(frame),):
+                    raise RunError(f"{type(step).__name__}.keep_mask returned shape {keep.shape} "
+                                   f"for {len(frame)} rows; expected one boolean per row.")
+                frame = frame[keep]
+                rows = None if rows is None else rows[keep]
+            else:
+                frame = step.transform(frame)
+                rows = None  # which rows it kept is not known
             self.cleaning[f"removed_by_{type(step).__name__}"] = before - len(frame)
         classes = table.resolved_classes()
-        valid = frame[table.target].isin(classes)
+        valid = frame[table.target].isin(classes).to_numpy()
         if not valid.all():
             other = frame.loc[~valid, table.target].astype(object)
             counts = other.where(other.notna(), "<missing>").astype(str).value_counts().to_dict()
@@ -188,10 +201,11 @@ class Task:
                         " or ".join(map(repr, classes)), counts)
             self.cleaning["removed_invalid_target"] = {str(k): int(v) for k, v in counts.items()}
             frame = frame[valid]
+            rows = None if rows is None else rows[valid]
         self.cleaning["rows_out"] = len(frame)
         if frame.empty:
             raise DataError(f"{table.source}: no rows left after cleaning; check the data and [[preprocess]].")
-        return Table(frame.reset_index(drop=True), table.target, table.classes, table.group, table.source, table.notes)
+        return table.subset(frame, rows)
 
     def split(self, table: Table) -> dict[str, pd.DataFrame]:
         """Seeded, stratified, group-aware train/val/test split."""
@@ -199,8 +213,12 @@ class Task:
         group = opts.group or table.group
         if group is not None and group not in table.frame.columns:
             raise ConfigError(f"[split] group column {group!r} is not in the table.")
+        groups = None if group is None else table.frame[group]
+        if group is not None and group == table.group:
+            codes = table.group_codes()  # computed once, shared with the EDA
+            groups = np.where(codes < 0, np.nan, codes)  # a missing id is its own group
         idx = split_indices(table.labels(), test=opts.test, val=opts.val, seed=self.train_options.seed,
-                            stratify=opts.stratify, groups=None if group is None else table.frame[group])
+                            stratify=opts.stratify, groups=groups)
         return {name: table.frame.iloc[i].reset_index(drop=True)
                 for name, i in zip(("train", "val", "test"), idx, strict=True)}
 

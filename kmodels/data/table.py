@@ -37,6 +37,8 @@ class Table:
     group: str | None = None
     source: str = "<memory>"
     notes: list[str] = field(default_factory=list)
+    #: (the frame they belong to, codes): see `group_codes`.
+    _codes: tuple[pd.DataFrame, np.ndarray] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.target not in self.frame.columns:
@@ -59,6 +61,51 @@ class Table:
                 + ("Name the two to keep with --set data.classes='[\"NEG\", \"POS\"]'." if len(values) > 2 else "")
             )
         return values[0], values[1]
+
+    def group_codes(self) -> np.ndarray:
+        """Integer id of each row's group (`-1` where the id is missing), computed once per frame.
+
+        Factorizing a million text ids takes ~0.2 s: the EDA's distinct count
+        and the group-aware split share this one result, and a table made with
+        `subset` inherits the codes of the rows it keeps. Replacing `frame`
+        recomputes them; editing the group column in place does not.
+
+        Example:
+            >>> import pandas as pd
+            >>> t = Table(pd.DataFrame({"g": ["a", "b", "a", None], "y": [0, 1, 0, 1]}), "y", group="g")
+            >>> t.group_codes().tolist()
+            [0, 1, 0, -1]
+        """
+        if self.group is None:
+            raise DataError(f"{self.source}: the table has no group column.")
+        if self._codes is None or self._codes[0] is not self.frame:
+            codes, _ = pd.factorize(self.frame[self.group], use_na_sentinel=True)
+            self._codes = (self.frame, codes)
+        return self._codes[1]
+
+    def subset(self, frame: pd.DataFrame, rows: np.ndarray | None = None) -> Table:
+        """A table of `frame` (index reset) with this one's target, classes, group, source and notes.
+
+        Args:
+            frame: the rows to keep, e.g. this table's frame filtered.
+            rows: their positions in this table's frame, in order, when known:
+                the group codes already computed are then carried over instead
+                of being computed again.
+
+        Example:
+            >>> import pandas as pd
+            >>> t = Table(pd.DataFrame({"g": ["a", "b", "a"], "y": [0, 1, 0]}), "y", group="g")
+            >>> _ = t.group_codes()
+            >>> t.subset(t.frame.iloc[[1, 2]], rows=[1, 2]).group_codes().tolist()
+            [1, 0]
+        """
+        out = Table(frame.reset_index(drop=True), self.target, self.classes, self.group, self.source, self.notes)
+        if rows is not None and self._codes is not None and self._codes[0] is self.frame:
+            rows = np.asarray(rows)
+            if len(rows) != len(frame):
+                raise ValueError(f"subset: {len(rows)} row positions for a frame of {len(frame)} rows.")
+            out._codes = (out.frame, self._codes[1][rows])
+        return out
 
     def labels(self, frame: pd.DataFrame | None = None) -> np.ndarray:
         """0/1 labels of `frame` (default: the whole table); rows must hold a valid class."""

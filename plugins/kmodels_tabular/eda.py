@@ -42,7 +42,8 @@ def eda(table: Table, placeholders: Mapping[str, Sequence[str]] | None = None) -
         "notes": list(table.notes),
     }
     if table.group is not None:
-        report["groups"] = {"column": table.group, "distinct": int(f[table.group].nunique())}
+        codes = table.group_codes()  # the split reuses these
+        report["groups"] = {"column": table.group, "distinct": int(np.count_nonzero(np.bincount(codes[codes >= 0])))}
     for col, values in (placeholders or {}).items():
         if col in f.columns:
             count = int(f[col].isin(list(values)).sum())

@@ -4,8 +4,10 @@ Conventions (scikit-learn's): `__init__` only stores its arguments; `fit`
 validates, learns state in attributes ending in `_` and returns `self`;
 `transform` before `fit` raises `NotFittedError`; `get_params`/`set_params`
 and `sklearn.base.clone` work. Steps with `drops_rows = True` are stateless
-row filters applied to the whole table before the split; every other step is
-fitted on the training split only. Inputs are never modified in place.
+row filters applied to the whole table before the split; their `keep_mask(x)`
+(a boolean per row, what `transform` keeps) lets the task track which rows
+remain. Every other step is fitted on the training split only. Inputs are
+never modified in place.
 """
 
 from __future__ import annotations
@@ -72,12 +74,15 @@ class DropDuplicates(_Step):
         self.columns_ = list(x.columns)
         return self
 
+    def keep_mask(self, x: pd.DataFrame) -> np.ndarray:
+        """True for the rows `transform` keeps."""
+        keep = ~duplicate_mask(self._check(x), self.subset or None)
+        if not keep.all():
+            logger.info("drop_duplicates: removed %d duplicate row(s)", int((~keep).sum()))
+        return keep
+
     def transform(self, x: pd.DataFrame) -> pd.DataFrame:
-        x = self._check(x)
-        out = x[~duplicate_mask(x, self.subset or None)]
-        if len(out) < len(x):
-            logger.info("drop_duplicates: removed %d duplicate row(s)", len(x) - len(out))
-        return out
+        return x[self.keep_mask(x)]
 
 
 @registry.preprocessors.register("drop_missing")
@@ -101,9 +106,13 @@ class DropMissing(_Step):
         self.columns_ = list(self.columns)
         return self
 
-    def transform(self, x: pd.DataFrame) -> pd.DataFrame:
+    def keep_mask(self, x: pd.DataFrame) -> np.ndarray:
+        """True for the rows `transform` keeps."""
         x = self._check(x)
-        return x.dropna(subset=self.columns_) if self.columns_ else x
+        return x[self.columns_].notna().all(axis=1).to_numpy() if self.columns_ else np.ones(len(x), dtype=bool)
+
+    def transform(self, x: pd.DataFrame) -> pd.DataFrame:
+        return x[self.keep_mask(x)]
 
 
 # ---- feature steps (fitted on the training split) -----------------------------------------------

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from kmodels_tabular.bank_data import generate_bank_frame
+from kmodels_tabular.bank_data import CATEGORICAL, generate_bank_frame, read_bank_frame
 from kmodels_tabular.preprocessors import BankFeatures, Impute
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
@@ -17,6 +17,13 @@ from kmodels import registry
 
 def raw(n: int, seed: int) -> pd.DataFrame:
     return generate_bank_frame(n, seed)
+
+
+def loaded(n: int, seed: int) -> pd.DataFrame:
+    """As the bank loader reads it: dates, gender and city as categoricals."""
+    import io
+
+    return read_bank_frame(io.StringIO(generate_bank_frame(n, seed).to_csv(index=False)))[0]
 
 
 def features(n: int, seed: int) -> pd.DataFrame:
@@ -149,3 +156,35 @@ def test_bank_features_values():
     assert out["hour"].tolist() == [14, 0, 23, 0]
     assert out["zero_balance"].tolist()[0] == 1.0 and np.isnan(out["zero_balance"][1])
     assert out["weekday"].tolist() == [1.0] * 4  # 2 Aug 2016 was a Tuesday
+
+
+ROW_FILTERS = [n for n in NAMES if getattr(registry.preprocessors.get(n), "keep_mask", None)]
+
+
+@given(n=sizes, seed=seeds)
+@pytest.mark.parametrize("name", ROW_FILTERS)
+def test_keep_mask_is_what_transform_keeps(name, n, seed):
+    est, maker, _ = make(name)
+    x = maker(n, seed)
+    keep = est.fit(x).keep_mask(x)
+    assert keep.dtype == bool and keep.shape == (len(x),)
+    pd.testing.assert_frame_equal(x[keep], est.transform(x))
+
+
+def _plain(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.astype({c: object for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)})
+
+
+@given(n=sizes, seed=seeds)
+@pytest.mark.parametrize("name", ["drop_duplicates", "drop_missing", "bank_features", "auto_features"])
+def test_categorical_columns_give_what_text_columns_give(name, n, seed):
+    est, _, _ = make(name)
+    cat = loaded(n, seed)
+    assert all(isinstance(cat[c].dtype, pd.CategoricalDtype) for c in CATEGORICAL)
+    text = cat.astype({c: "str" for c in CATEGORICAL})
+    assert (text.isna() == cat.isna()).all().all()
+    pd.testing.assert_frame_equal(_plain(clone(est).fit_transform(cat)), _plain(clone(est).fit_transform(text)),
+                                  check_dtype=False)
+    enc = registry.preprocessors.get("frequency_encode")(["CustLocation"])
+    a, b = BankFeatures().fit_transform(cat), BankFeatures().fit_transform(text)
+    pd.testing.assert_frame_equal(clone(enc).fit_transform(a), clone(enc).fit_transform(b), check_dtype=False)

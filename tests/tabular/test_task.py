@@ -101,3 +101,30 @@ def test_data_error_during_run_marks_run_failed(tmp_path, capsys):
     assert "has only 1 class" in capsys.readouterr().err
     meta = json.loads((tmp_path / "r" / "metadata.json").read_text())
     assert meta["status"] == "failed" and not (tmp_path / "r" / "metrics.json").exists()
+
+
+def test_clean_carries_the_eda_group_codes_and_recomputes_them_when_rows_are_unknown():
+    task = kmodels.registry.tasks.get("bank_gender")(kmodels.load_spec("bank_gender", {"data.rows": 3000}))
+    cleaning, _ = task._steps()
+
+    def same_groups(t):  # rows share a code exactly when they share a CustomerID
+        return np.array_equal(pd.factorize(t.group_codes())[0], pd.factorize(t.frame["CustomerID"])[0])
+
+    table = task.load_data()
+    table.group_codes()  # what the EDA computes
+    carried = task.clean(table, cleaning)
+    assert len(carried.frame) < len(table.frame)  # duplicates and invalid genders went
+    assert carried._codes is not None and carried._codes[0] is carried.frame  # carried, not recomputed
+    assert same_groups(carried)
+
+    class NoMask:  # a row filter without keep_mask: positions unknown, codes computed afresh
+        drops_rows = True
+
+        def fit(self, x):
+            return self
+
+        def transform(self, x):
+            return x.iloc[::-1][x["CustomerDOB"].notna()[::-1]].reset_index(drop=True)
+
+    recomputed = task.clean(table, [NoMask()])
+    assert recomputed._codes is None and same_groups(recomputed)
