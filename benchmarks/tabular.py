@@ -43,17 +43,31 @@ def _worker(kind: str, path: str) -> dict:
         from kmodels_tabular import eda as eda_lib
 
         base = peak_rss_mib()
-        start = time.perf_counter()
+        stages: dict[str, float] = {}
+        start = mark = time.perf_counter()
+
+        def stage(name: str) -> None:
+            nonlocal mark
+            now = time.perf_counter()
+            stages[name] = now - mark
+            mark = now
+
         spec = kmodels.load_spec("bank_gender", data=path)
         task = registry.tasks.get("bank_gender")(spec)
         table = task.load_data()
+        stage("load")
         eda_lib.eda(table, spec.options("eda").placeholders)
         task.class_names = list(table.resolved_classes())
+        stage("eda")
         cleaning, steps = task._steps()
         table = task.clean(table, cleaning)
-        data = task.features(table, task.split(table), steps)
+        stage("clean")
+        frames = task.split(table)
+        stage("split")
+        data = task.features(table, frames, steps)
+        stage("features")
         seconds = time.perf_counter() - start
-        out = {"seconds": seconds, "rows": sum(len(d.y) for d in data.values()),
+        out = {"seconds": seconds, "stages": stages, "rows": sum(len(d.y) for d in data.values()),
                "features": int(data["train"].x.shape[1])}
     out.update(peak_rss_mib=peak_rss_mib(), baseline_rss_mib=base)
     print(json.dumps(out))
@@ -88,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
                      "min_s": min(r["seconds"] for r in runs), "max_s": max(r["seconds"] for r in runs),
                      "peak_rss_mib": max(r["peak_rss_mib"] for r in runs),
                      "rss_over_imports_mib": max(r["peak_rss_mib"] - r["baseline_rss_mib"] for r in runs)})
+    stages = {k: median([r["stages"][k] for r in results["kmodels"]]) for k in results["kmodels"][0]["stages"]}
+    rows[1]["stages_median_s"] = stages
     ratio = rows[1]["median_s"] / rows[0]["median_s"]
     print(f"\nbank_gender preprocessing, {args.rows:,} rows, {args.repeats} repeats (median; each in a fresh process)")
     print("| variant | median s | min s | max s | peak RSS MiB | RSS over imports MiB |")
@@ -95,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print(f"| {r['variant']} | {r['median_s']:.2f} | {r['min_s']:.2f} | {r['max_s']:.2f} | "
               f"{r['peak_rss_mib']:.0f} | {r['rss_over_imports_mib']:.0f} |")
-    print(f"\nkmodels / read_csv time: {ratio:.2f}x (target <= 3x); peak RSS target < 2048 MiB")
+    print("\nkmodels stages (median s): " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()))
+    print(f"kmodels / read_csv time: {ratio:.2f}x (target <= 3x); peak RSS target < 2048 MiB")
     write_json(args.json, {"benchmark": "tabular", "rows": args.rows, "repeats": args.repeats, "machine": machine(),
                            "results": rows, "ratio_kmodels_over_read_csv": ratio})
     return 0

@@ -41,3 +41,5 @@ def test_tabular_benchmark_smoke(tmp_path):
     assert main(["bench", "tabular", "--rows", "2000", "--repeats", "1", "--json", str(out)]) == 0
     data = json.loads(out.read_text())
     assert [r["variant"] for r in data["results"]] == ["read_csv", "kmodels"] and data["ratio_kmodels_over_read_csv"] > 0
+    stages = data["results"][1]["stages_median_s"]
+    assert list(stages) == ["load", "eda", "clean", "split", "features"] and all(v > 0 for v in stages.values())

@@ -312,7 +312,7 @@ class Impute(_Step):
 
     def transform(self, x: pd.DataFrame) -> pd.DataFrame:
         x = self._check(x)
-        out = x.copy()
+        out = x.copy(deep=False)  # columns are replaced, never edited: `x` stays as it was
         for c in self.indicators_:
             out[f"{c}_missing"] = x[c].isna().astype(float) if c in x else 1.0
         for c, v in self.statistics_.items():
@@ -336,22 +336,41 @@ class StandardScale(_Step):
 
     def fit(self, x: pd.DataFrame, y: object = None) -> StandardScale:
         x = _frame(x, "standard_scale")
+        self._learn(x, self._matrix(x))
+        return self
+
+    def fit_transform(self, x: pd.DataFrame, y: object = None) -> pd.DataFrame:
+        """`fit(x).transform(x)`, converting `x` to a matrix once."""
+        x = _frame(x, "standard_scale")
+        values = self._matrix(x)
+        self._learn(x, values)
+        return self._scale(values, x.index)
+
+    @staticmethod
+    def _matrix(x: pd.DataFrame) -> np.ndarray:
         bad = _non_numeric(x)
         if bad:
             raise DataError(f"standard_scale: columns {bad} are not numeric; add one_hot or frequency_encode before it.")
-        values = x.to_numpy(dtype=float)
+        return x.to_numpy(dtype=float, copy=True)
+
+    def _learn(self, x: pd.DataFrame, values: np.ndarray) -> None:
         self.columns_ = list(x.columns)
-        self.mean_ = np.nanmean(values, axis=0) if len(values) else np.zeros(values.shape[1])
-        std = np.nanstd(values, axis=0) if len(values) else np.ones(values.shape[1])
+        # After an imputer there is no NaN, and the plain reductions skip nan*'s two copies of the data.
+        mean, std = (np.mean, np.std) if not np.isnan(values).any() else (np.nanmean, np.nanstd)
+        self.mean_ = mean(values, axis=0) if len(values) else np.zeros(values.shape[1])
+        std = std(values, axis=0) if len(values) else np.ones(values.shape[1])
         self.scale_ = np.where(np.isfinite(std) & (std > 0), std, 1.0)
         self.mean_ = np.where(np.isfinite(self.mean_), self.mean_, 0.0)
-        return self
 
     def transform(self, x: pd.DataFrame) -> pd.DataFrame:
         x = self._check(x)
         _require(x, self.columns_, "standard_scale")
-        values = (x[self.columns_].to_numpy(dtype=float) - self.mean_) / self.scale_
-        return pd.DataFrame(values, columns=self.columns_, index=x.index)
+        return self._scale(x[self.columns_].to_numpy(dtype=float, copy=True), x.index)
+
+    def _scale(self, values: np.ndarray, index: pd.Index) -> pd.DataFrame:
+        values -= self.mean_  # in place: `values` is this step's own copy
+        values /= self.scale_
+        return pd.DataFrame(values, columns=self.columns_, index=index, copy=False)
 
 
 @registry.preprocessors.register("auto_features")
