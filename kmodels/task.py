@@ -177,31 +177,38 @@ class Task:
         """
         frame = table.frame
         rows: np.ndarray | None = np.arange(len(frame))
+        keep = np.ones(len(frame), dtype=bool)  # rows of `frame` still in; applied when a step needs it
         self.cleaning: dict[str, Any] = {"rows_in": len(frame)}
         for step in steps:
-            before = len(frame)
+            if not keep.all():
+                frame, rows = frame[keep], None if rows is None else rows[keep]
+                keep = np.ones(len(frame), dtype=bool)
             step.fit(frame)
             if hasattr(step, "keep_mask"):
                 keep = np.asarray(step.keep_mask(frame), dtype=bool)
                 if keep.shape != (len(frame),):
                     raise RunError(f"{type(step).__name__}.keep_mask returned shape {keep.shape} "
                                    f"for {len(frame)} rows; expected one boolean per row.")
-                frame = frame[keep]
-                rows = None if rows is None else rows[keep]
+                removed = int((~keep).sum())
             else:
+                before = len(frame)
                 frame = step.transform(frame)
+                keep = np.ones(len(frame), dtype=bool)
                 rows = None  # which rows it kept is not known
-            self.cleaning[f"removed_by_{type(step).__name__}"] = before - len(frame)
+                removed = before - len(frame)
+            self.cleaning[f"removed_by_{type(step).__name__}"] = removed
         classes = table.resolved_classes()
-        valid = frame[table.target].isin(classes).to_numpy()
-        if not valid.all():
-            other = frame.loc[~valid, table.target].astype(object)
+        target = frame[table.target]
+        invalid = keep & ~target.isin(classes).to_numpy()
+        if invalid.any():
+            other = target[invalid].astype(object)
             counts = other.where(other.notna(), "<missing>").astype(str).value_counts().to_dict()
-            logger.info("Removed %d row(s) whose %s is not %s: %s", int((~valid).sum()), table.target,
+            logger.info("Removed %d row(s) whose %s is not %s: %s", int(invalid.sum()), table.target,
                         " or ".join(map(repr, classes)), counts)
             self.cleaning["removed_invalid_target"] = {str(k): int(v) for k, v in counts.items()}
-            frame = frame[valid]
-            rows = None if rows is None else rows[valid]
+            keep &= ~invalid
+        if not keep.all():  # one selection for the filters and the target check together
+            frame, rows = frame[keep], None if rows is None else rows[keep]
         self.cleaning["rows_out"] = len(frame)
         if frame.empty:
             raise DataError(f"{table.source}: no rows left after cleaning; check the data and [[preprocess]].")
