@@ -105,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     stages = {k: median([r["stages"][k] for r in results["kmodels"]]) for k in results["kmodels"][0]["stages"]}
     rows[1]["stages_median_s"] = stages
     ratio = rows[1]["median_s"] / rows[0]["median_s"]
+    # Fastest against fastest: on a shared machine the minimum is the run least slowed by neighbours.
+    ratio_min = rows[1]["min_s"] / rows[0]["min_s"]
     print(f"\nbank_gender preprocessing, {args.rows:,} rows, {args.repeats} repeats (median; each in a fresh process)")
     print("| variant | median s | min s | max s | peak RSS MiB | RSS over imports MiB |")
     print("|---|---|---|---|---|---|")
@@ -112,9 +114,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {r['variant']} | {r['median_s']:.2f} | {r['min_s']:.2f} | {r['max_s']:.2f} | "
               f"{r['peak_rss_mib']:.0f} | {r['rss_over_imports_mib']:.0f} |")
     print("\nkmodels stages (median s): " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()))
-    print(f"kmodels / read_csv time: {ratio:.2f}x (target <= 3x); peak RSS target < 2048 MiB")
+    print(f"kmodels / read_csv time: {ratio:.2f}x of medians, {ratio_min:.2f}x of minima (target <= 3x); "
+          "peak RSS target < 2048 MiB")
     write_json(args.json, {"benchmark": "tabular", "rows": args.rows, "repeats": args.repeats, "machine": machine(),
-                           "results": rows, "ratio_kmodels_over_read_csv": ratio})
+                           "results": rows, "ratio_kmodels_over_read_csv": ratio,
+                           "ratio_of_minima": ratio_min})
     return 0
 
 

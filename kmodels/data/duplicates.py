@@ -24,8 +24,24 @@ def duplicate_mask(frame: pd.DataFrame, subset: list[str] | None = None) -> np.n
         return np.zeros(len(data), dtype=bool)
     cheap = [c for c in data.columns if pd.api.types.is_numeric_dtype(data[c]) or pd.api.types.is_bool_dtype(data[c])]
     hashes = pd.util.hash_pandas_object(data[cheap] if cheap else data, index=False).to_numpy()
-    candidates = pd.Series(hashes).duplicated(keep=False).to_numpy()
+    candidates = _colliding(hashes)
     mask = np.zeros(len(data), dtype=bool)
     if candidates.any():
         mask[candidates] = data[candidates].duplicated().to_numpy()
     return mask
+
+
+#: The last (hashes, colliding rows) pair: the EDA and the drop_duplicates step ask about the same
+#: table one after the other. Reuse depends only on the hashes being equal, which is checked.
+_LAST: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def _colliding(hashes: np.ndarray) -> np.ndarray:
+    """Rows whose hash occurs more than once."""
+    global _LAST
+    last = _LAST
+    if last is not None and np.array_equal(last[0], hashes):
+        return last[1]
+    candidates = pd.Series(hashes).duplicated(keep=False).to_numpy()
+    _LAST = (hashes, candidates)
+    return candidates
