@@ -78,11 +78,13 @@ def _assemble(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarra
     return np.where(ok, dates, np.datetime64("NaT", "D"))
 
 
-def _as_days(reference: pd.Series | pd.Timestamp | None, n: int) -> np.ndarray:
+def _as_days(reference: pd.Series | np.ndarray | pd.Timestamp | None, n: int) -> np.ndarray:
     today = np.datetime64(pd.Timestamp.today().normalize().date(), "D")
     if reference is None:
         return np.full(n, today)
-    if isinstance(reference, pd.Series):
+    if isinstance(reference, np.ndarray) and reference.dtype.kind == "M":
+        ref = reference.astype("datetime64[D]")
+    elif isinstance(reference, pd.Series):
         ref = pd.to_datetime(reference, errors="coerce").to_numpy().astype("datetime64[D]")
     else:
         ref = np.full(n, np.datetime64(pd.Timestamp(reference).date(), "D"))
@@ -111,14 +113,25 @@ def parse_day_first(values: pd.Series, reference: pd.Series | pd.Timestamp | Non
         [1957.0, 1994.0, nan]
     """
     values = pd.Series(values)
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    return pd.Series(day_first_days(values, reference).astype("datetime64[ns]"), index=values.index)
+
+
+def day_first_days(values: pd.Series, reference: pd.Series | np.ndarray | pd.Timestamp | None = None) -> np.ndarray:
+    """`parse_day_first` as a NumPy `datetime64[D]` array (no Series, no nanoseconds); `reference` may be one too.
+
+    Example:
+        >>> import pandas as pd
+        >>> day_first_days(pd.Series(["4/4/57", None]), pd.Timestamp("2016-08-02")).tolist()
+        [datetime.date(1957, 4, 4), None]
+    """
+    codes, uniques = pd.factorize(pd.Series(values), use_na_sentinel=True)
     day, month, year, two_digit = _cached_parts(np.asarray(uniques, dtype=object)).T
     two_digit = np.append(two_digit == 1, False)  # the extra last entry is what code -1 (missing) picks
-    ref = _as_days(reference, len(values))
+    ref = _as_days(reference, len(codes))
+    out = np.full(len(codes), np.datetime64("NaT", "D"))
+    if not len(codes):
+        return out
     century = (ref.astype("datetime64[Y]").astype("int64") + 1970) // 100 * 100
-    out = np.full(len(values), np.datetime64("NaT", "D"))
-    if not len(values):
-        return pd.Series(out.astype("datetime64[ns]"), index=values.index)
     low, high = int(century.min()), int(century.max())
     for c in range(low, high + 1, 100):
         rows = slice(None) if low == high else np.flatnonzero(century == c)
@@ -129,7 +142,7 @@ def parse_day_first(values: pd.Series, reference: pd.Series | pd.Timestamp | Non
         candidate = this[at]
         too_late = two_digit[at] & (candidate > ref[rows])  # NaT compares False
         out[rows] = np.where(too_late, before[at], candidate)
-    return pd.Series(out.astype("datetime64[ns]"), index=values.index)
+    return out
 
 
 def _dates(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:

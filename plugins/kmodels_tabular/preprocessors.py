@@ -23,7 +23,7 @@ from sklearn.utils.validation import check_is_fitted
 from kmodels import registry
 from kmodels.data import duplicate_mask
 from kmodels.errors import DataError
-from kmodels_tabular.dates import parse_day_first
+from kmodels_tabular.dates import day_first_days, parse_day_first
 
 logger = logging.getLogger("kmodels")
 
@@ -177,10 +177,12 @@ class BankFeatures(_Step):
     def transform(self, x: pd.DataFrame) -> pd.DataFrame:
         x = self._check(x)
         _require(x, list(self.INPUTS), "bank_features")
-        txn = parse_day_first(x["TransactionDate"])
-        dob = parse_day_first(x["CustomerDOB"], reference=txn)
-        age = (txn - dob).dt.days.to_numpy(dtype=float, na_value=np.nan) / 365.25
-        age[(age < self.min_age) | (age > self.max_age)] = np.nan
+        txn = day_first_days(x["TransactionDate"])  # datetime64[D] arrays
+        dob = day_first_days(x["CustomerDOB"], reference=txn)
+        no_txn = np.isnat(txn)
+        age = np.where(no_txn | np.isnat(dob), np.nan, (txn - dob).astype("int64")) / 365.25
+        with np.errstate(invalid="ignore"):
+            age[(age < self.min_age) | (age > self.max_age)] = np.nan
         time = pd.to_numeric(x["TransactionTime"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
         hour = np.floor(time / 10000)
         hour[(hour < 0) | (hour > 23)] = np.nan
@@ -189,7 +191,7 @@ class BankFeatures(_Step):
         return pd.DataFrame({
             "age": age,
             "hour": hour,
-            "weekday": txn.dt.day_of_week.to_numpy(dtype=float, na_value=np.nan),
+            "weekday": np.where(no_txn, np.nan, (txn.astype("int64") + 3) % 7),  # 1970-01-01 was a Thursday (3)
             "log_amount": np.log1p(np.clip(amount, 0, None)),
             "log_balance": np.log1p(np.clip(balance, 0, None)),
             "zero_balance": np.where(np.isnan(balance), np.nan, (balance == 0).astype(float)),
