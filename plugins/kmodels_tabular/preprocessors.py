@@ -188,7 +188,7 @@ class BankFeatures(_Step):
         hour[(hour < 0) | (hour > 23)] = np.nan
         amount = pd.to_numeric(x["TransactionAmount (INR)"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
         balance = pd.to_numeric(x["CustAccountBalance"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        return pd.DataFrame({
+        return pd.DataFrame({  # copy=False: the columns stay separate arrays, not copied into one block
             "age": age,
             "hour": hour,
             "weekday": np.where(no_txn, np.nan, (txn.astype("int64") + 3) % 7),  # 1970-01-01 was a Thursday (3)
@@ -196,7 +196,7 @@ class BankFeatures(_Step):
             "log_balance": np.log1p(np.clip(balance, 0, None)),
             "zero_balance": np.where(np.isnan(balance), np.nan, (balance == 0).astype(float)),
             "CustLocation": x["CustLocation"].array,  # text or categorical, as it came
-        }, index=x.index)
+        }, index=x.index, copy=False)
 
 
 @registry.preprocessors.register("frequency_encode")
@@ -338,41 +338,29 @@ class StandardScale(_Step):
 
     def fit(self, x: pd.DataFrame, y: object = None) -> StandardScale:
         x = _frame(x, "standard_scale")
-        self._learn(x, self._matrix(x))
-        return self
-
-    def fit_transform(self, x: pd.DataFrame, y: object = None) -> pd.DataFrame:
-        """`fit(x).transform(x)`, converting `x` to a matrix once."""
-        x = _frame(x, "standard_scale")
-        values = self._matrix(x)
-        self._learn(x, values)
-        return self._scale(values, x.index)
-
-    @staticmethod
-    def _matrix(x: pd.DataFrame) -> np.ndarray:
         bad = _non_numeric(x)
         if bad:
             raise DataError(f"standard_scale: columns {bad} are not numeric; add one_hot or frequency_encode before it.")
-        return x.to_numpy(dtype=float, copy=True)
-
-    def _learn(self, x: pd.DataFrame, values: np.ndarray) -> None:
         self.columns_ = list(x.columns)
-        # After an imputer there is no NaN, and the plain reductions skip nan*'s two copies of the data.
-        mean, std = (np.mean, np.std) if not np.isnan(values).any() else (np.nanmean, np.nanstd)
-        self.mean_ = mean(values, axis=0) if len(values) else np.zeros(values.shape[1])
-        std = std(values, axis=0) if len(values) else np.ones(values.shape[1])
-        self.scale_ = np.where(np.isfinite(std) & (std > 0), std, 1.0)
-        self.mean_ = np.where(np.isfinite(self.mean_), self.mean_, 0.0)
+        mean, scale = np.zeros(len(self.columns_)), np.ones(len(self.columns_))
+        for i, c in enumerate(self.columns_):
+            values = x[c].to_numpy(dtype=float)
+            if len(values):
+                # After an imputer there is no NaN: the plain reductions skip the nan* copies of the column.
+                has_nan = np.isnan(values).any()
+                mean[i] = np.nanmean(values) if has_nan else values.mean()
+                scale[i] = np.nanstd(values) if has_nan else values.std()
+        self.scale_ = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+        self.mean_ = np.where(np.isfinite(mean), mean, 0.0)
+        return self
 
     def transform(self, x: pd.DataFrame) -> pd.DataFrame:
         x = self._check(x)
         _require(x, self.columns_, "standard_scale")
-        return self._scale(x[self.columns_].to_numpy(dtype=float, copy=True), x.index)
-
-    def _scale(self, values: np.ndarray, index: pd.Index) -> pd.DataFrame:
-        values -= self.mean_  # in place: `values` is this step's own copy
-        values /= self.scale_
-        return pd.DataFrame(values, columns=self.columns_, index=index, copy=False)
+        # Column by column into a frame of separate columns: no (rows x columns) block is allocated here;
+        # the one matrix is made once, by whoever needs it.
+        columns = {c: (x[c].to_numpy(dtype=float) - m) / s for c, m, s in zip(self.columns_, self.mean_, self.scale_, strict=True)}
+        return pd.DataFrame(columns, index=x.index, copy=False)
 
 
 @registry.preprocessors.register("auto_features")
