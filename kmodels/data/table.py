@@ -121,9 +121,8 @@ def to_category(values: pd.Series) -> pd.Series:
     """`values` as a categorical with sorted categories: what `values.astype("category")` gives, faster.
 
     Every row is hashed once and only the distinct values are sorted (the
-    codes are then renumbered), where `astype` hashes and sorts more; on a
-    million-row text column with a few thousand distinct values it takes
-    about half the time. Later hashing (`isin`, `value_counts`, `factorize`),
+    codes are then renumbered); on the bank file's four low-cardinality
+    columns (1M rows) it takes 0.8x the time of `astype`. Later hashing (`isin`, `value_counts`, `factorize`),
     comparisons and row selections then work on small integer codes instead
     of Python strings. Values that cannot be ordered fall back to `astype`.
 
