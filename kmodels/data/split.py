@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from kmodels.data.table import _factorize
 from kmodels.errors import ConfigError, DataError
 
 logger = logging.getLogger("kmodels")
@@ -124,7 +125,7 @@ def split_indices(labels: np.ndarray, *, test: float, val: float, seed: int, str
         unit_labels = labels
         row_unit = units
     else:
-        codes, uniques = pd.factorize(pd.Series(groups).reset_index(drop=True), use_na_sentinel=True)
+        codes, uniques = _factorize(pd.Series(groups).reset_index(drop=True))
         missing = codes < 0
         codes = codes.copy()
         codes[missing] = len(uniques) + np.arange(int(missing.sum()))  # a missing id is its own group

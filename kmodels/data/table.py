@@ -79,10 +79,7 @@ class Table:
         if self.group is None:
             raise DataError(f"{self.source}: the table has no group column.")
         if self._codes is None or self._codes[0] is not self.frame:
-            column = self.frame[self.group]
-            # Text as a plain object array: pandas' object hash table is ~10% faster than the str dtype's path.
-            values = column.to_numpy(dtype=object) if pd.api.types.is_string_dtype(column.dtype) else column
-            codes, _ = pd.factorize(values, use_na_sentinel=True)
+            codes, _ = _factorize(self.frame[self.group])
             self._codes = (self.frame, codes)
         return self._codes[1]
 
@@ -134,7 +131,7 @@ def to_category(values: pd.Series) -> pd.Series:
     """
     if isinstance(values.dtype, pd.CategoricalDtype):
         return values
-    codes, uniques = pd.factorize(values.to_numpy(dtype=object), use_na_sentinel=True)
+    codes, uniques = _factorize(values)
     try:
         order = np.argsort(uniques, kind="stable")
     except TypeError:  # mixed types (e.g. str and int) have no order
@@ -147,3 +144,11 @@ def to_category(values: pd.Series) -> pd.Series:
     dtype = pd.CategoricalDtype(categories)
     return pd.Series(pd.Categorical.from_codes(renumber[codes], dtype=dtype, validate=False),
                      index=values.index, name=values.name)
+
+
+def _factorize(values: pd.Series) -> tuple[np.ndarray, np.ndarray | pd.Index]:
+    """`pd.factorize(values)` (missing: -1); text goes through pandas' object hash table, ~10% faster
+    on a million strings than the str dtype's own path."""
+    if pd.api.types.is_string_dtype(values.dtype):
+        return pd.factorize(values.to_numpy(dtype=object), use_na_sentinel=True)
+    return pd.factorize(values, use_na_sentinel=True)
