@@ -125,6 +125,22 @@ class RunDir:
     def file(self, name: str) -> Path:
         return self.path / name
 
+    def inside(self, relative: str, where: str = "path") -> Path:
+        """`relative` under this run directory, refused if it resolves outside it (e.g. through a symlink).
+
+        Example:
+            >>> import tempfile
+            >>> rd = RunDir(tempfile.mkdtemp())
+            >>> rd.inside("backup") == rd.path.resolve() / "backup"
+            True
+        """
+        root = self.path.resolve()
+        target = (root / relative).resolve()
+        if target == root or not target.is_relative_to(root):
+            raise RunError(f"{where}: {relative!r} resolves to {str(target)!r}, outside the run directory "
+                           f"{str(root)!r} (a symlink?); kmodels only writes inside its run.")
+        return target
+
     def exists(self, name: str) -> bool:
         return self.file(name).exists()
 

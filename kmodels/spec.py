@@ -37,6 +37,38 @@ from kmodels.errors import ConfigError
 
 #: Parameters a model builder may leave to be inferred from the data.
 INFERRED_MODEL_KEYS = ("input_shape",)
+#: Callback arguments that name files or folders; they always resolve inside the run directory.
+CALLBACK_PATH_KEYS = ("filepath", "filename", "backup_dir", "log_dir")
+#: Files kmodels itself writes in a run directory; a callback may not claim them.
+RUN_FILES = ("spec.toml", "metadata.json", "metrics.json", "model.keras", "history.csv", "report.md",
+             "preprocessor.json", "preprocessor.npz", "head.weights.h5", "fine_tune.json")
+
+
+def check_run_path(value: Any, where: str) -> str:
+    """Check that `value` names a path strictly inside the run directory; return it normalised.
+
+    A spec may only name files and folders of its own run: an absolute path, a `~`
+    or a `..` component is a `ConfigError`, so no callback can write, append to or
+    delete anything outside the run (Keras's `BackupAndRestore` deletes its
+    `backup_dir` when training ends).
+
+    Example:
+        >>> check_run_path("logs/train.csv", "[[callbacks]] 'csv_logger' filename")
+        'logs/train.csv'
+    """
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: received {value!r}; expected a path relative to the run directory.")
+    text = value.replace("\\", "/")
+    parts = [p for p in text.split("/") if p not in ("", ".")]
+    if text.startswith(("/", "~")) or (len(text) > 1 and text[1] == ":") or ".." in parts or not parts:
+        raise ConfigError(
+            f"{where}: received {value!r}. Expected a path inside the run directory, relative to it "
+            "(e.g. 'backup' or 'logs/training_log.csv'): absolute paths, '~', '..' and the run directory "
+            "itself are refused so that a spec can never write or delete outside its run."
+        )
+    if len(parts) == 1 and parts[0] in RUN_FILES:
+        raise ConfigError(f"{where}: received {value!r}, a file kmodels writes itself; choose another name.")
+    return "/".join(parts)
 
 
 @dataclass(frozen=True)
@@ -358,6 +390,10 @@ def resolve(raw: Mapping[str, Any], source: str = "<dict>", *,
             _resolve_block(item, reg, f"[[{section}]] #{i}", renamed=False, keep=set())
             for i, item in enumerate(items)
         ]
+    for block in out["callbacks"]:
+        for key in CALLBACK_PATH_KEYS:
+            if block.get(key) is not None:
+                block[key] = check_run_path(block[key], f"[[callbacks]] {block['name']!r} {key}")
     return TaskSpec(out, source)
 
 

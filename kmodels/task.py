@@ -38,14 +38,12 @@ from kmodels.data.table import Table
 from kmodels.errors import ConfigError, DataError, RunError
 from kmodels.evaluation import binary_metrics, format_table, plot_confusion_matrix, plot_history
 from kmodels.runs import RunDir, atomic_target, atomic_write
-from kmodels.spec import TaskSpec, load_spec
+from kmodels.spec import CALLBACK_PATH_KEYS, TaskSpec, check_run_path, load_spec
 
 logger = logging.getLogger("kmodels")
 
 #: Written when a two-phase run finishes phase one, so `--resume` can go straight to fine-tuning.
 HEAD_WEIGHTS = "head.weights.h5"
-#: Callback arguments that name files: relative paths are taken inside the run directory.
-CALLBACK_PATH_KEYS = ("filepath", "filename", "backup_dir", "log_dir")
 TABLE_COLUMNS = ("model", "accuracy", "balanced_accuracy", "roc_auc", "f1")
 
 
@@ -283,7 +281,7 @@ class Task:
         """The whole training history: a `csv_logger` file (appended across resumes) if the spec has one."""
         log = next((b["filename"] for b in self.spec["callbacks"] if b["name"] == "csv_logger"), None)
         if log and self.run_dir is not None:
-            path = Path(log) if os.path.isabs(log) else self.run_dir.file(log)
+            path = self.run_dir.inside(check_run_path(log, "[[callbacks]] 'csv_logger' filename"))
             if path.is_file():
                 frame = pd.read_csv(path)
                 return {k: frame[k].astype(float).tolist() for k in frame.columns if k != "epoch"}
@@ -308,12 +306,20 @@ class Task:
         return compile_model(model, self.spec.options("compile"))
 
     def make_callbacks(self) -> list[Any]:
+        """The spec's callbacks; every path they name is resolved inside the run directory."""
         out = []
         for block in self.spec["callbacks"]:
             block = dict(block)
             for key in CALLBACK_PATH_KEYS:
-                if isinstance(block.get(key), str) and self.run_dir is not None and not os.path.isabs(block[key]):
-                    block[key] = str(self.run_dir.file(block[key]))
+                if block.get(key) is None:
+                    continue
+                where = f"[[callbacks]] {block['name']!r} {key}"
+                relative = check_run_path(block[key], where)
+                if self.run_dir is None:
+                    raise RunError(f"{where} names a file, but this step runs without a run directory.")
+                path = self.run_dir.inside(relative, where=where)
+                path.parent.mkdir(parents=True, exist_ok=True)  # inside the run: ours to create
+                block[key] = str(path)
             out.append(registry.callbacks.create(block, where=f"[[callbacks]] {block['name']!r}"))
         return out
 
