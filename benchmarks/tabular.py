@@ -57,14 +57,13 @@ def _worker(kind: str, path: str) -> dict:
         table = task.load_data()
         stage("load")
         eda_lib.eda(table, spec.options("eda").placeholders)
-        task.class_names = list(table.resolved_classes())
         stage("eda")
-        cleaning, steps = task._steps()
-        table = task.clean(table, cleaning)
+        cleaning, steps = task.preprocess_steps()
+        table, _ = task.clean(table, cleaning)
         stage("clean")
         frames = task.split(table)
         stage("split")
-        data = task.features(table, frames, steps)
+        data, _ = task.features(table, frames, steps)
         stage("features")
         seconds = time.perf_counter() - start
         out = {"seconds": seconds, "stages": stages, "rows": sum(len(d.y) for d in data.values()),

@@ -13,6 +13,7 @@ from typing import Any
 
 from kmodels import _config, registry
 from kmodels.errors import ConfigError
+from kmodels.problems import Problem
 from kmodels.spec import CompileOptions
 
 
@@ -22,10 +23,16 @@ def compile_options(name: str, overrides: dict[str, Any] | None = None) -> Compi
     return CompileOptions(**_config.validate_kwargs(CompileOptions, base, where="[compile]"))
 
 
-def compile_model(model: Any, options: CompileOptions) -> Any:
-    """Compile `model` with optimizer/loss/metrics resolved by Keras's own `get` functions."""
+def compile_model(model: Any, options: CompileOptions, problem: Problem | None = None) -> Any:
+    """Compile `model` with optimizer/loss/metrics resolved by Keras's own `get` functions.
+
+    `"auto"` as the loss or a metric stands for the `problem`'s (binary when none is given).
+    """
     import keras
 
+    problem = problem or Problem.from_num_classes(2)
+    loss = problem.loss if options.loss == "auto" else options.loss
+    metrics = [m for name in options.metrics for m in (problem.metrics if name == "auto" else (name,))]
     try:
         optimizer = keras.optimizers.get(
             {"class_name": options.optimizer, "config": {"learning_rate": options.learning_rate}}
@@ -36,13 +43,13 @@ def compile_model(model: Any, options: CompileOptions) -> Any:
             "Expected a name keras.optimizers.get accepts, e.g. 'adam', 'sgd', 'rmsprop', 'adamw'."
         ) from None
     try:
-        keras.losses.get(options.loss)
+        keras.losses.get(loss)
     except ValueError:
         raise ConfigError(
-            f"[compile] loss {options.loss!r} is not a Keras loss. Expected a name "
+            f"[compile] loss {loss!r} is not a Keras loss. Expected 'auto' or a name "
             "keras.losses.get accepts, e.g. 'binary_crossentropy'."
         ) from None
-    for metric in options.metrics:
+    for metric in metrics:
         if metric in ("accuracy", "acc"):
             continue  # compile() picks the accuracy that matches the loss
         try:
@@ -52,7 +59,7 @@ def compile_model(model: Any, options: CompileOptions) -> Any:
                 f"[compile] metric {metric!r} is not a Keras metric. Expected a name "
                 "keras.metrics.get accepts, e.g. 'accuracy', 'auc', 'precision'."
             ) from None
-    model.compile(optimizer=optimizer, loss=options.loss, metrics=list(options.metrics))
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
     return model
 
 
@@ -61,8 +68,9 @@ def build(name: str, *, compile: dict[str, Any] | bool = True, precision: str = 
 
     Args:
         name: a registered model (`kmodels.list_models()` lists them).
-        compile: `True` compiles with the model's registered defaults (adam,
-            binary cross-entropy, accuracy unless the model says otherwise), a dict
+        compile: `True` compiles with the model's registered defaults (adam, and the
+            loss and metrics of the problem its `num_classes` sets: binary
+            cross-entropy, sparse categorical cross-entropy or mean squared error), a dict
             overrides some of them (`{"learning_rate": 1e-4}`), `False` skips it.
         precision: `"float32"` or a Keras mixed-precision policy (`"mixed_bfloat16"`).
         **kwargs: builder arguments, checked against its signature first.
@@ -83,7 +91,9 @@ def build(name: str, *, compile: dict[str, Any] | bool = True, precision: str = 
         model = fn(**call)
     if compile is False:
         return model
-    return compile_model(model, compile_options(name, compile if isinstance(compile, dict) else None))
+    num_classes = call.get("num_classes", _config.defaults(fn).get("num_classes", 2))
+    return compile_model(model, compile_options(name, compile if isinstance(compile, dict) else None),
+                         Problem.from_num_classes(num_classes))
 
 
 #: The layer name of a pretrained feature extractor inside a registered model.

@@ -162,10 +162,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from kmodels.evaluation import format_table
-    from kmodels.task import TABLE_COLUMNS, evaluate_run
+    from kmodels.problems import Problem
+    from kmodels.task import evaluate_run
 
     metrics = evaluate_run(args.run_dir)
-    print(format_table([{"model": "keras", **metrics}], TABLE_COLUMNS))
+    print(format_table([{"model": "keras", **metrics}], Problem.from_json(metrics["problem"]).columns))
     return EXIT_OK
 
 

@@ -1,4 +1,4 @@
-"""Metrics, confusion matrices and plots for binary classifiers.
+"""Metrics, confusion matrices and plots for binary, multiclass and regression models.
 
 Plots use matplotlib's Agg backend (no display needed) and seaborn. Example:
 
@@ -11,6 +11,7 @@ Plots use matplotlib's Agg backend (no display needed) and seaborn. Example:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,72 @@ def binary_metrics(y_true: np.ndarray, proba: np.ndarray, threshold: float = 0.5
     }
 
 
+def multiclass_metrics(y_true: np.ndarray, proba: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
+    """Accuracy, balanced accuracy, macro F1, one-vs-rest ROC AUC, per-class table, confusion matrix.
+
+    Args:
+        y_true: class indices `0..N-1`.
+        proba: (n, N) class probabilities.
+        class_names: the N class names, used as keys of `per_class`.
+
+    Example:
+        >>> m = multiclass_metrics(np.array([0, 1, 2, 2]), np.eye(3)[[0, 1, 2, 1]], ["a", "b", "c"])
+        >>> m["accuracy"], m["confusion_matrix"][2]
+        (0.75, [0, 1, 1])
+    """
+    from sklearn import metrics as skm
+
+    y_true = np.asarray(y_true).astype(int).ravel()
+    proba = np.asarray(proba, dtype=float)
+    labels = list(range(len(class_names)))
+    y_pred = proba.argmax(axis=1)
+    p, r, f, s = skm.precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    auc = None
+    present = np.unique(y_true)
+    if len(present) == len(labels) and len(y_true):  # every class in the test split: OvR AUC is defined
+        rows = proba.sum(axis=1, keepdims=True)
+        normed = np.divide(proba, rows, out=np.full_like(proba, 1 / len(labels)), where=rows > 0)
+        auc = float(skm.roc_auc_score(y_true, normed, multi_class="ovr", average="macro", labels=labels))
+    with warnings.catch_warnings():  # a class predicted but absent from the truth is expected on small splits
+        warnings.simplefilter("ignore", UserWarning)
+        balanced = float(skm.balanced_accuracy_score(y_true, y_pred)) if len(present) > 1 else None
+    return {
+        "n": int(len(y_true)),
+        "accuracy": float(skm.accuracy_score(y_true, y_pred)) if len(y_true) else None,
+        "balanced_accuracy": balanced,
+        "f1_macro": float(np.mean(f[present])) if len(present) else None,
+        "roc_auc": auc,
+        "per_class": {
+            str(class_names[i]): {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
+            for i in labels
+        },
+        "confusion_matrix": skm.confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+    }
+
+
+def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
+    """MAE, RMSE and R² of predicted values.
+
+    Example:
+        >>> m = regression_metrics(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 4.0]))
+        >>> round(m["mae"], 4), round(m["r2"], 4)
+        (0.3333, 0.5)
+    """
+    from sklearn import metrics as skm
+
+    y_true = np.asarray(y_true, dtype=float).ravel()
+    y_pred = np.asarray(y_pred, dtype=float).ravel()
+    finite = np.isfinite(y_pred)
+    if not finite.all():  # a diverged model: say so instead of failing in sklearn
+        return {"n": int(len(y_true)), "mae": None, "rmse": None, "r2": None, "non_finite_predictions": int((~finite).sum())}
+    return {
+        "n": int(len(y_true)),
+        "mae": float(skm.mean_absolute_error(y_true, y_pred)),
+        "rmse": float(np.sqrt(skm.mean_squared_error(y_true, y_pred))),
+        "r2": float(skm.r2_score(y_true, y_pred)) if len(y_true) > 1 else None,
+    }
+
+
 def pyplot():
     """matplotlib.pyplot on the Agg backend (no display needed)."""
     import matplotlib
@@ -68,20 +135,63 @@ def pyplot():
 
 def plot_confusion_matrix(cm: Sequence[Sequence[int]], class_names: Sequence[str], path: str | Path,
                           title: str = "Confusion matrix") -> Path:
-    """Seaborn heatmap of a confusion matrix with counts and row percentages."""
+    """Seaborn heatmap of a confusion matrix, coloured by row share (recall), annotated with counts.
+
+    Readable to about 20 classes: the figure grows with the class count, long
+    names are shortened, and past 10 classes cells show the percentage only
+    (past 20 the colour alone).
+    """
     import seaborn as sns
 
     plt = pyplot()
     cm = np.asarray(cm)
+    n = len(cm)
     rows = cm.sum(axis=1, keepdims=True)
     pct = np.divide(cm, rows, out=np.zeros_like(cm, dtype=float), where=rows > 0)
-    annot = np.array([[f"{c}\n{p:.1%}" for c, p in zip(rc, rp, strict=True)] for rc, rp in zip(cm, pct, strict=True)])
-    fig, ax = plt.subplots(figsize=(4.5, 4))
-    sns.heatmap(pct, annot=annot, fmt="", cmap="Blues", vmin=0, vmax=1, cbar=True,
-                xticklabels=class_names, yticklabels=class_names, ax=ax)
+    if n <= 10:
+        annot: Any = np.array([[f"{c}\n{p:.0%}" if n > 2 else f"{c}\n{p:.1%}" for c, p in zip(rc, rp, strict=True)]
+                               for rc, rp in zip(cm, pct, strict=True)])
+    elif n <= 20:
+        annot = np.array([[f"{p:.0%}" if c else "" for c, p in zip(rc, rp, strict=True)]
+                          for rc, rp in zip(cm, pct, strict=True)])
+    else:
+        annot = False
+    names = [str(c) if len(str(c)) <= 14 else str(c)[:13] + "…" for c in class_names]
+    side = 4.0 if n <= 2 else min(4.0 + 0.45 * n, 14.0)
+    fig, ax = plt.subplots(figsize=(side + 0.5, side))
+    sns.heatmap(pct, annot=annot, fmt="", cmap="Blues", vmin=0, vmax=1, cbar=True, square=n > 2,
+                annot_kws={"fontsize": 9 if n <= 10 else 7}, xticklabels=names, yticklabels=names, ax=ax)
+    if n > 2:
+        ax.tick_params(axis="x", labelrotation=90)
+        ax.tick_params(axis="y", labelrotation=0)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_regression(y_true: np.ndarray, y_pred: np.ndarray, path: str | Path, title: str = "Regression") -> Path:
+    """Predicted vs true values (with the identity line) and residuals vs predicted, side by side."""
+    plt = pyplot()
+    y_true = np.asarray(y_true, dtype=float).ravel()
+    y_pred = np.asarray(y_pred, dtype=float).ravel()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 4))
+    left.scatter(y_true, y_pred, s=12, alpha=0.6)
+    finite = np.isfinite(y_pred)
+    if len(y_true) and finite.any():
+        lo = float(min(y_true.min(), y_pred[finite].min()))
+        hi = float(max(y_true.max(), y_pred[finite].max()))
+        left.plot([lo, hi], [lo, hi], color="grey", linestyle="--", label="perfect")
+        left.legend()
+    left.set_xlabel("true")
+    left.set_ylabel("predicted")
+    left.set_title(f"{title}: predicted vs true")
+    right.scatter(y_pred, y_true - y_pred, s=12, alpha=0.6)
+    right.axhline(0, color="grey", linestyle="--")
+    right.set_xlabel("predicted")
+    right.set_ylabel("true - predicted")
+    right.set_title("residuals")
     fig.tight_layout()
     return save_figure(fig, path)
 

@@ -14,7 +14,7 @@ Example:
     >>> rd = RunDir.create("demo", out=pathlib.Path(tempfile.mkdtemp()) / "run")
     >>> _ = rd.write_json("metrics.json", {"accuracy": 1.0})
     >>> sorted(p.name for p in rd.path.iterdir())
-    ['metrics.json']
+    ['metadata.json', 'metrics.json']
 """
 
 from __future__ import annotations
@@ -92,9 +92,24 @@ class RunDir:
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
 
+    @staticmethod
+    def check_out(out: str | Path | None) -> None:
+        """Refuse an `out` that cannot become a new run directory, before any work is done."""
+        if out is None:
+            return
+        path = Path(out).expanduser()
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise RunError(
+                f"--out {str(path)!r} exists and is not an empty directory; kmodels never "
+                "writes into existing results. Choose a new path or remove it yourself."
+            )
+
     @classmethod
     def create(cls, task: str, out: str | Path | None = None, root: str | Path = "runs") -> RunDir:
-        """Make a fresh run directory.
+        """Make and claim a fresh run directory.
+
+        The claim is atomic: `metadata.json` is created exclusively, so of two
+        runs given the same `out` at the same instant exactly one wins.
 
         Args:
             task: task name, used in the default location.
@@ -102,13 +117,15 @@ class RunDir:
             root: parent of the default `<task>/<UTC timestamp>` location.
         """
         if out is not None:
+            cls.check_out(out)
             path = Path(out).expanduser()
-            if path.exists() and (not path.is_dir() or any(path.iterdir())):
-                raise RunError(
-                    f"--out {str(path)!r} exists and is not an empty directory; kmodels never "
-                    "writes into existing results. Choose a new path or remove it yourself."
-                )
-            path.mkdir(parents=True, exist_ok=True)
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise RunError(f"--out {str(path)!r} cannot be created: {exc.strerror}. "
+                               "Choose a writable location.") from None
+            if not cls._claim(path):
+                raise RunError(f"--out {str(path)!r} was claimed by another run at the same time; choose a new path.")
             return cls(path)
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         base = Path(root).expanduser() / task
@@ -119,8 +136,22 @@ class RunDir:
                 path.mkdir()
             except FileExistsError:
                 continue
-            return cls(path)
+            if cls._claim(path):
+                return cls(path)
         raise RunError(f"Could not create a new run directory under {str(base)!r}.")
+
+    @staticmethod
+    def _claim(path: Path) -> bool:
+        """Create `metadata.json` exclusively in an empty `path`; False if another run got there first."""
+        try:
+            fd = os.open(path / "metadata.json", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w") as f:
+            f.write("{}\n")
+        if any(p.name != "metadata.json" for p in path.iterdir()):
+            return False  # something else was written meanwhile: not ours alone
+        return True
 
     def file(self, name: str) -> Path:
         return self.path / name
@@ -170,7 +201,7 @@ class RunDir:
         from kmodels.backend import info
 
         self.write_text("spec.toml", spec_toml)
-        previous = self.metadata
+        previous = self.metadata if self.exists("metadata.json") else {}
         resumed = {"resumed": previous.get("resumed", 0) + 1, "resumed_at": utc_now()} if previous else {}
         self._update_metadata(
             task=task, status=STATUS_RUNNING, seed=seed, start_time=previous.get("start_time") or utc_now(),

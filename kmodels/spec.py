@@ -36,7 +36,7 @@ from kmodels import _config, _toml, registry
 from kmodels.errors import ConfigError
 
 #: Parameters a model builder may leave to be inferred from the data.
-INFERRED_MODEL_KEYS = ("input_shape",)
+INFERRED_MODEL_KEYS = ("input_shape", "num_classes")
 #: Callback arguments that name files or folders; they always resolve inside the run directory.
 CALLBACK_PATH_KEYS = ("filepath", "filename", "backup_dir", "log_dir")
 #: Files kmodels itself writes in a run directory; a callback may not claim them.
@@ -90,12 +90,25 @@ class SplitOptions:
 
 @dataclass(frozen=True)
 class CompileOptions:
-    """Arguments of `model.compile`, resolved through Keras's own `get` functions."""
+    """Arguments of `model.compile`, resolved through Keras's own `get` functions.
+
+    Args:
+        optimizer: a name `keras.optimizers.get` accepts (`"adam"`, `"adamw"`, `"sgd"`).
+        learning_rate: the optimizer's learning rate (> 0).
+        loss: a Keras loss name, or `"auto"`: the problem's (binary cross-entropy,
+            sparse categorical cross-entropy, mean squared error).
+        metrics: Keras metric names; `"auto"` stands for the problem's (accuracy, or
+            mean absolute error for regression).
+    """
 
     optimizer: str = "adam"
     learning_rate: float = 0.001
-    loss: str = "binary_crossentropy"
-    metrics: tuple[str, ...] = ("accuracy",)
+    loss: str = "auto"
+    metrics: tuple[str, ...] = ("auto",)
+
+    def __post_init__(self) -> None:
+        if not self.learning_rate > 0:
+            raise ConfigError(f"[compile] learning_rate={self.learning_rate}: expected a positive number, e.g. 0.001.")
 
 
 @dataclass(frozen=True)
@@ -122,6 +135,14 @@ class TrainOptions:
     verbose: Literal["auto", 0, 1, 2] = "auto"
     precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = "float32"
     distribution: Literal["none", "data_parallel"] = "none"
+
+    def __post_init__(self) -> None:
+        for key, low in (("epochs", 1), ("batch_size", 1), ("seed", 0)):
+            value = getattr(self, key)
+            if value < low:
+                raise ConfigError(f"[train] {key}={value}: expected an integer >= {low}.")
+        if self.seed >= 2**32:
+            raise ConfigError(f"[train] seed={self.seed}: expected an integer below 2**32.")
 
 
 @dataclass(frozen=True)
@@ -154,6 +175,10 @@ class EvaluateOptions:
     """
 
     threshold: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0 < self.threshold < 1:
+            raise ConfigError(f"[evaluate] threshold={self.threshold}: expected a probability strictly between 0 and 1.")
 
 
 #: Fixed-schema sections every task has.
@@ -252,6 +277,10 @@ def parse_override(text: str) -> tuple[str, Any]:
 def _task_sections(task: str) -> dict[str, type]:
     cls = registry.tasks.get(task)
     return dict(getattr(cls, "sections", {}) or {})
+
+
+def _unused_sections(task: str) -> tuple[str, ...]:
+    return tuple(getattr(registry.tasks.get(task), "unused_sections", ()) or ())
 
 
 def _section_names(task: str | None) -> list[str]:
@@ -364,6 +393,9 @@ def resolve(raw: Mapping[str, Any], source: str = "<dict>", *,
             close = difflib.get_close_matches(key, allowed, n=2)
             hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
             raise ConfigError(f"{source}: unknown section {key!r}.{hint} Sections: {', '.join(allowed)}.")
+    for key in _unused_sections(task):
+        if raw.get(key):
+            raise ConfigError(f"{source}: task {task!r} does not use [{key}]; remove it (it would be ignored).")
     out: dict[str, Any] = {"task": task}
     if "description" in raw:
         out["description"] = str(raw["description"])
@@ -379,7 +411,7 @@ def resolve(raw: Mapping[str, Any], source: str = "<dict>", *,
         block = raw.get(section, {})
         if not isinstance(block, Mapping):
             raise ConfigError(f"{source}: [{section}] must be a table; received {block!r}.")
-        _config.validate_kwargs(cls, block, where=f"[{section}]")
+        cls(**_config.validate_kwargs(cls, block, where=f"[{section}]"))  # range checks in __post_init__
         out[section] = {**{k: _native(v) for k, v in _config.defaults(cls).items()},
                         **{k: _native(v) for k, v in block.items()}}
     for section, reg in BLOCK_LISTS.items():

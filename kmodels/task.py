@@ -1,8 +1,11 @@
-"""Run a task spec: data → clean → split → features → build → compile → fit → evaluate → report.
+"""Run a task spec: data → problem → clean → split → features → build → compile → fit → evaluate → report.
 
-`Task` is the standard pipeline for binary classification on a table. A task
-plugin subclasses it, points `spec_file` at its TOML spec, overrides the hooks
-it needs (`analyse`, `baselines`, `evaluate`, ...) and registers it:
+`Task` is the standard pipeline for predicting a table column (binary,
+multiclass or regression: see `kmodels.problems`). Every hook returns what it
+made; `run` hands it to the next one, so a plugin that overrides a hook needs
+to know no attribute of the base class. A task plugin subclasses it, points
+`spec_file` at its TOML spec, overrides the hooks it needs (`analyse`,
+`baselines`, `evaluate`, ...) and registers it:
 
     >>> from kmodels import registry
     >>> from kmodels.task import Task
@@ -36,7 +39,8 @@ from kmodels.building import backbone_of, compile_model, unfreeze_top
 from kmodels.data.split import split_indices
 from kmodels.data.table import Table
 from kmodels.errors import ConfigError, DataError, RunError
-from kmodels.evaluation import binary_metrics, format_table, plot_confusion_matrix, plot_history
+from kmodels.evaluation import format_table, plot_confusion_matrix, plot_history, plot_regression
+from kmodels.problems import Problem
 from kmodels.runs import RunDir, atomic_target, atomic_write
 from kmodels.spec import CALLBACK_PATH_KEYS, TaskSpec, check_run_path, load_spec
 
@@ -44,7 +48,6 @@ logger = logging.getLogger("kmodels")
 
 #: Written when a two-phase run finishes phase one, so `--resume` can go straight to fine-tuning.
 HEAD_WEIGHTS = "head.weights.h5"
-TABLE_COLUMNS = ("model", "accuracy", "balanced_accuracy", "roc_auc", "f1")
 
 
 @dataclass
@@ -77,6 +80,29 @@ class Features:
     frame: pd.DataFrame
 
 
+@dataclass
+class Prepared:
+    """What `Task.prepare` returns: the model-ready splits and what the run learned about its data.
+
+    Attributes:
+        data: `"train"`, `"val"`, `"test"` → `Features`.
+        problem: the problem type with its classes (see `kmodels.problems`).
+        table: the cleaned table the splits were drawn from.
+        cleaning: rows in/out and what each cleaning step removed.
+        preprocessor: the fitted feature pipeline (`None` when the task has none).
+    """
+
+    data: dict[str, Features]
+    problem: Problem
+    table: Table
+    cleaning: dict[str, Any] = field(default_factory=dict)
+    preprocessor: Any = None
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        return {k: len(v.y) for k, v in self.data.items()}
+
+
 def save_model(model: Any, path: Path) -> Path:
     """Save a Keras model atomically (a failed save leaves no `model.keras`)."""
     with atomic_target(path, suffix=".keras") as tmp:
@@ -85,19 +111,24 @@ def save_model(model: Any, path: Path) -> Path:
 
 
 class Task:
-    """The standard pipeline for binary classification of table rows.
+    """The standard pipeline: predict one column of a table (binary, multiclass or regression).
 
-    Subclasses set `spec_text` or `spec_file` (the default TOML spec) and may
-    declare extra spec sections in `sections` (name → options dataclass).
+    Subclasses set `spec_text` or `spec_file` (the default TOML spec), may
+    declare extra spec sections in `sections` (name → options dataclass) and
+    list the standard sections they do not use in `unused_sections` (a spec
+    that fills one is a `ConfigError`, never silently ignored).
 
     Args:
         spec: the resolved spec.
-        run_dir: where artifacts go; `None` creates the default location.
+        run_dir: where artifacts go; `None` creates one when the run starts.
+        out: the exact run directory to create (must be new or empty); default
+            `runs/<task>/<UTC time>/`.
     """
 
     spec_text: ClassVar[str | None] = None
     spec_file: ClassVar[Any] = None
     sections: ClassVar[dict[str, type]] = {}
+    unused_sections: ClassVar[tuple[str, ...]] = ()
 
     # ---- spec -------------------------------------------------------------------------------
     @classmethod
@@ -114,24 +145,24 @@ class Task:
     def with_data(cls, raw: dict[str, Any], path: Path) -> dict[str, Any]:
         """Point the spec at the user's data `path`.
 
-        The default keeps the spec's dataset if it takes a `path` argument, and
-        otherwise switches to the generic `csv` dataset.
+        The spec's dataset gets the path if it takes one; otherwise the task
+        must say how to read the data (the core knows no concrete dataset).
         """
         raw = dict(raw)
         data = dict(raw.get("data", {}))
         name = data.get("name")
         if isinstance(name, str) and "path" in _config.schema(registry.datasets.get(name)):
             data["path"] = str(path)
-        else:
-            data = {"name": "csv", "path": str(path), **({"target": data["target"]} if "target" in data else {})}
-        raw["data"] = data
-        return raw
+            raw["data"] = data
+            return raw
+        raise ConfigError(f"Task {raw.get('task')!r}: its dataset {name!r} takes no path, so --data cannot be "
+                          "used with it; set [data] in a spec file instead.")
 
-    def __init__(self, spec: TaskSpec, run_dir: RunDir | None = None) -> None:
+    def __init__(self, spec: TaskSpec, run_dir: RunDir | None = None, out: str | Path | None = None) -> None:
         self.spec = spec
         self.run_dir = run_dir
+        self.out = out
         self.train_options = spec.options("train")
-        self.notes: list[str] = []
         #: every batch holds a multiple of this many samples (the data-parallel device count)
         self.batch_multiple = 1
         #: epochs of phase one when `train` went on to fine-tune, else None
@@ -140,15 +171,26 @@ class Task:
     # ---- pipeline hooks ---------------------------------------------------------------------
     def load_data(self) -> Table:
         """Call the spec's dataset builder."""
-        table = registry.datasets.create(self.spec["data"], where=f"[data] {self.spec['data']['name']!r}")
+        block = self.spec["data"]
+        table = registry.datasets.create(block, where=f"[data] {block['name']!r}")
         if not isinstance(table, Table):
-            raise RunError(f"Dataset {self.spec['data']['name']!r} returned {type(table).__name__}, not a Table.")
+            raise RunError(f"Dataset {block['name']!r} returned {type(table).__name__}, not a Table.")
         return table
 
-    def analyse(self, table: Table) -> None:
-        """Look at the raw table before anything changes (EDA). Default: nothing."""
+    def problem(self, table: Table) -> Problem:
+        """The problem the table poses: inferred from its target unless the dataset was told (`data.problem`)."""
+        problem = table.problem_type()
+        logger.info("Problem: %s (%s)%s", problem.kind, problem.reason,
+                    f"; classes: {', '.join(problem.class_names[:20])}" + (" ..." if len(problem.classes) > 20 else "")
+                    if problem.is_classification else "")
+        return problem
 
-    def _steps(self) -> tuple[list[Any], list[Any]]:
+    def analyse(self, table: Table) -> dict[str, Any] | None:
+        """Look at the raw table before anything changes (EDA); return the report. Default: nothing."""
+        return None
+
+    def preprocess_steps(self) -> tuple[list[Any], list[Any]]:
+        """The `[[preprocess]]` steps: (row filters run on the whole table, feature steps fitted on train)."""
         steps = [registry.preprocessors.create(b, where=f"[[preprocess]] {b['name']!r}")
                  for b in self.spec["preprocess"]]
         cleaning: list[Any] = []
@@ -165,18 +207,19 @@ class Task:
                 features.append(step)
         return cleaning, features
 
-    def clean(self, table: Table, steps: Sequence[Any]) -> Table:
-        """Apply the row-dropping steps (stateless) to the whole table, then keep valid classes only.
+    def clean(self, table: Table, steps: Sequence[Any]) -> tuple[Table, dict[str, Any]]:
+        """Apply the row-dropping steps (stateless) to the whole table, then keep valid targets only.
 
-        Rows whose target is missing or not one of the two classes are dropped
-        and counted in `self.cleaning`. A row filter with a `keep_mask(frame)`
-        method (a boolean per row) is applied through it, so the positions of
-        the kept rows stay known and the table's group codes carry over.
+        Returns the cleaned table and a report of what each step removed. Rows
+        whose target is missing, not one of the classes, or (regression) not a
+        finite number are dropped and counted. A row filter with a
+        `keep_mask(frame)` method (a boolean per row) is applied through it, so
+        the positions of the kept rows stay known and the group codes carry over.
         """
         frame = table.frame
         rows: np.ndarray | None = np.arange(len(frame))
         keep = np.ones(len(frame), dtype=bool)  # rows of `frame` still in; applied when a step needs it
-        self.cleaning: dict[str, Any] = {"rows_in": len(frame)}
+        report: dict[str, Any] = {"rows_in": len(frame)}
         for step in steps:
             if not keep.all():
                 frame, rows = frame[keep], None if rows is None else rows[keep]
@@ -194,26 +237,27 @@ class Task:
                 keep = np.ones(len(frame), dtype=bool)
                 rows = None  # which rows it kept is not known
                 removed = before - len(frame)
-            self.cleaning[f"removed_by_{type(step).__name__}"] = removed
-        classes = table.resolved_classes()
+            report[f"removed_by_{type(step).__name__}"] = removed
+        problem = table.problem_type()
         target = frame[table.target]
-        invalid = keep & ~target.isin(classes).to_numpy()
+        invalid = keep & ~problem.valid(target)
         if invalid.any():
             other = target[invalid].astype(object)
-            counts = other.where(other.notna(), "<missing>").astype(str).value_counts().to_dict()
-            logger.info("Removed %d row(s) whose %s is not %s: %s", int(invalid.sum()), table.target,
-                        " or ".join(map(repr, classes)), counts)
-            self.cleaning["removed_invalid_target"] = {str(k): int(v) for k, v in counts.items()}
+            counts = other.where(other.notna(), "<missing>").astype(str).value_counts()
+            wanted = "a finite number" if not problem.is_classification else " or ".join(map(repr, problem.classes[:10]))
+            logger.info("Removed %d row(s) whose %s is not %s: %s", int(invalid.sum()), table.target, wanted,
+                        counts.head(10).to_dict())
+            report["removed_invalid_target"] = {str(k): int(v) for k, v in counts.head(100).items()}
             keep &= ~invalid
         if not keep.all():  # one selection for the filters and the target check together
             frame, rows = frame[keep], None if rows is None else rows[keep]
-        self.cleaning["rows_out"] = len(frame)
+        report["rows_out"] = len(frame)
         if frame.empty:
             raise DataError(f"{table.source}: no rows left after cleaning; check the data and [[preprocess]].")
-        return table.subset(frame, rows)
+        return table.subset(frame, rows), report
 
     def split(self, table: Table) -> dict[str, pd.DataFrame]:
-        """Seeded, stratified, group-aware train/val/test split."""
+        """Seeded, group-aware train/val/test split, stratified by class (classification)."""
         opts = self.spec.options("split")
         group = opts.group or table.group
         if group is not None and group not in table.frame.columns:
@@ -222,14 +266,19 @@ class Task:
         if group is not None and group == table.group:
             codes = table.group_codes()  # computed once, shared with the EDA
             groups = np.where(codes < 0, np.nan, codes)  # a missing id is its own group
-        idx = split_indices(table.labels(), test=opts.test, val=opts.val, seed=self.train_options.seed,
-                            stratify=opts.stratify, groups=groups)
+        problem = table.problem_type()
+        labels = table.labels() if problem.is_classification else np.zeros(len(table.frame), dtype=np.int64)
+        idx = split_indices(labels, test=opts.test, val=opts.val, seed=self.train_options.seed,
+                            stratify=opts.stratify and problem.is_classification, groups=groups)
         return {name: table.frame.iloc[i].reset_index(drop=True)
                 for name, i in zip(("train", "val", "test"), idx, strict=True)}
 
     def features(self, table: Table, frames: Mapping[str, pd.DataFrame], steps: Sequence[Any],
-                 fitted: Any = None) -> dict[str, Features]:
-        """Fit the feature steps on the training split (unless `fitted` is given); transform every split."""
+                 fitted: Any = None) -> tuple[dict[str, Features], Any]:
+        """Fit the feature steps on the training split (unless `fitted` is given); transform every split.
+
+        Returns the splits' features and the fitted preprocessing (`None` without steps).
+        """
         from sklearn.pipeline import Pipeline
 
         pipe = fitted
@@ -243,39 +292,46 @@ class Task:
             if pipe is not None:
                 x = pipe.fit_transform(x, y) if name == "train" and fitted is None else pipe.transform(x)
             out[name] = Features(_as_matrix(x), y, frame)
-        self.pipeline = pipe
-        return out
+        return out, pipe
 
     @staticmethod
     def excluded_columns(table: Table) -> list[str]:
         """Columns that are never features: the target and the group (an identifier)."""
         return [c for c in (table.target, table.group) if c is not None]
 
-    def prepare(self, fitted: Any = None) -> dict[str, Features]:
-        """Load, analyse, clean, split and featurize the data (the run's data path)."""
-        table = self.load_data()
-        if fitted is None:
-            self.class_names = [str(c) for c in table.resolved_classes()]
-            self.analyse(table)
-        cleaning, feature_steps = self._steps()
-        table = self.clean(table, cleaning)
-        self.class_names = [str(c) for c in table.resolved_classes()]
-        self.table = table
+    def prepare(self, fitted: Any = None, table: Table | None = None) -> Prepared:
+        """Clean, split and featurize the data (loading it first unless `table` is given)."""
+        if table is None:
+            table = self.load_data()
+        problem = table.problem_type()
+        cleaning_steps, feature_steps = self.preprocess_steps()
+        table, cleaning = self.clean(table, cleaning_steps)
         frames = self.split(table)
-        self.sizes = {k: len(v) for k, v in frames.items()}
         logger.info("Split (seed %d): %s", self.train_options.seed,
-                    ", ".join(f"{k} {v}" for k, v in self.sizes.items()))
-        return self.features(table, frames, feature_steps, fitted=fitted)
+                    ", ".join(f"{k} {len(v)}" for k, v in frames.items()))
+        data, preprocessor = self.features(table, frames, feature_steps, fitted=fitted)
+        return Prepared(data, problem, table, cleaning, preprocessor)
 
-    def baselines(self, data: Mapping[str, Features]) -> dict[str, dict[str, Any]]:
-        """Reference models evaluated on the test split. Default: the majority class."""
-        majority = int(np.bincount(data["train"].y, minlength=2).argmax())
-        proba = np.full(len(data["test"].y), float(majority))
-        return {"majority": binary_metrics(data["test"].y, proba, 0.5, self.class_names)}
+    def baselines(self, prepared: Prepared) -> dict[str, dict[str, Any]]:
+        """Reference models scored on the test split. Default: the majority class, or the mean for regression."""
+        train, test = prepared.data["train"], prepared.data["test"]
+        problem = prepared.problem
+        if not problem.is_classification:
+            mean = float(np.mean(train.y)) if len(train.y) else 0.0
+            return {"mean": problem.score(test.y, np.full(len(test.y), mean))}
+        majority = int(np.bincount(train.y, minlength=problem.num_classes).argmax())
+        output = np.eye(problem.num_classes)[np.full(len(test.y), majority)]
+        if problem.kind == "binary":
+            output = output[:, 1]
+        return {"majority": problem.score(test.y, output, self.threshold)}
 
-    def input_shape(self, data: Mapping[str, Features]) -> tuple[int, ...]:
+    @property
+    def threshold(self) -> float:
+        return self.spec.options("evaluate").threshold
+
+    def input_shape(self, prepared: Prepared) -> tuple[int, ...]:
         """The model input shape, from the training features."""
-        return tuple(data["train"].x.shape[1:])
+        return tuple(prepared.data["train"].x.shape[1:])
 
     def full_history(self, history: dict[str, list[float]]) -> dict[str, list[float]]:
         """The whole training history: a `csv_logger` file (appended across resumes) if the spec has one."""
@@ -287,10 +343,20 @@ class Task:
                 return {k: frame[k].astype(float).tolist() for k in frame.columns if k != "epoch"}
         return history
 
-    def build_model(self, input_shape: tuple[int, ...]) -> Any:
+    def build_model(self, prepared: Prepared) -> Any:
+        """Build the spec's model for the data's input shape and problem (`num_classes`), and compile it.
+
+        For regression the model's linear output is followed by a fixed
+        `Rescaling` to the training target's mean and standard deviation: the
+        net learns a standardized target (what Adam's defaults suit), and the
+        saved model still predicts in the target's own units.
+        """
+        input_shape, problem = self.input_shape(prepared), prepared.problem
         block = self.spec["model"]
-        extra = {}
-        if "input_shape" in _config.schema(registry.models.get(block["name"])):
+        name = block["name"]
+        params = _config.schema(registry.models.get(name))
+        extra: dict[str, Any] = {}
+        if "input_shape" in params:
             given = block.pop("input_shape", None)
             if given is not None and tuple(given) != tuple(input_shape):
                 raise ConfigError(
@@ -298,12 +364,23 @@ class Task:
                     "remove model.input_shape to infer it."
                 )
             extra["input_shape"] = tuple(input_shape)
+        if "num_classes" in params:
+            given = block.pop("num_classes", None)
+            if given is not None and given != problem.num_classes:
+                raise ConfigError(f"[model] num_classes={given} does not match the {problem.kind} problem's "
+                                  f"{problem.num_classes}; remove model.num_classes to infer it.")
+            extra["num_classes"] = problem.num_classes
+        elif problem.kind != "binary":
+            raise ConfigError(f"[model] {name!r} has no num_classes argument, so it can only solve binary problems; "
+                              f"this one is {problem.kind}. Add `num_classes: int = 2` to its builder.")
         with precision(self.train_options.precision):
-            model = registry.models.create(block, where=f"[model] {block['name']!r}", **extra)
+            model = registry.models.create(block, where=f"[model] {name!r}", **extra)
         if self.train_options.precision != "float32" and model.outputs[0].dtype != "float32":
             logger.warning("Model %r outputs %s under %s; give its last layer dtype='float32' for a stable loss.",
-                           block["name"], model.outputs[0].dtype, self.train_options.precision)
-        return compile_model(model, self.spec.options("compile"))
+                           name, model.outputs[0].dtype, self.train_options.precision)
+        if not problem.is_classification:
+            model = _rescaled(model, prepared.data["train"].y)
+        return compile_model(model, self.spec.options("compile"), problem)
 
     def make_callbacks(self) -> list[Any]:
         """The spec's callbacks; every path they name is resolved inside the run directory."""
@@ -323,17 +400,23 @@ class Task:
             out.append(registry.callbacks.create(block, where=f"[[callbacks]] {block['name']!r}"))
         return out
 
-    def class_weight(self, y: np.ndarray) -> dict[int, float] | None:
-        if self.train_options.class_weight != "balanced":
-            return None
-        counts = np.bincount(y, minlength=2).astype(float)
-        return {i: float(len(y) / (2 * c)) if c else 1.0 for i, c in enumerate(counts)}
+    def batch_size(self, rows: int) -> int:
+        """The batch size for `rows` training rows. Default: `[train] batch_size`."""
+        return self.train_options.batch_size
 
-    def fit(self, model: Any, data: Mapping[str, Features], *, epochs: int | None = None,
+    def class_weight(self, y: np.ndarray, problem: Problem) -> dict[int, float] | None:
+        """`"balanced"` class weights (n / (classes x count)); `None` unless the spec asks, or for regression."""
+        if self.train_options.class_weight != "balanced" or not problem.is_classification:
+            return None
+        k = problem.num_classes
+        counts = np.bincount(y, minlength=k).astype(float)
+        return {i: float(len(y) / (k * c)) if c else 1.0 for i, c in enumerate(counts)}
+
+    def fit(self, model: Any, prepared: Prepared, *, epochs: int | None = None,
             initial_epoch: int = 0) -> dict[str, list[float]]:
-        """One `model.fit` call: up to epoch `epochs` (default `train.epochs`), starting at `initial_epoch`."""
+        """`model.fit` on the training split, validated on the validation split; returns the history."""
         t = self.train_options
-        train, val = data["train"], data["val"]
+        train, val = prepared.data["train"], prepared.data["val"]
         if self.batch_multiple > 1:  # batches that split evenly over the devices
             from kmodels.data.pipeline import ArrayBatches
 
@@ -346,12 +429,12 @@ class Task:
         history = model.fit(
             x, y, validation_data=validation,
             epochs=t.epochs if epochs is None else epochs, initial_epoch=initial_epoch,
-            batch_size=None if y is None else t.batch_size, callbacks=self.make_callbacks(),
-            class_weight=self.class_weight(train.y), verbose=t.verbose, shuffle=y is not None,
+            batch_size=None if y is None else self.batch_size(len(train.y)), callbacks=self.make_callbacks(),
+            class_weight=self.class_weight(train.y, prepared.problem), verbose=t.verbose, shuffle=y is not None,
         )
         return {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
-    def train(self, model: Any, data: Mapping[str, Features]) -> dict[str, list[float]]:
+    def train(self, model: Any, prepared: Prepared) -> dict[str, list[float]]:
         """Phase one (`fit`), then the fine-tuning phase when `[fine_tune] epochs > 0` and the backbone is frozen.
 
         Phase two unfreezes the top of the backbone (`unfreeze_top`), recompiles at
@@ -362,13 +445,13 @@ class Task:
         ft = self.spec.options("fine_tune")
         self.phase_start = None
         if ft.epochs <= 0:
-            return self.fit(model, data)
+            return self.fit(model, prepared)
         backbone = backbone_of(model)
         if backbone is None or backbone.trainable:
             logger.info("[fine_tune] skipped: model %r has no %s backbone (fine-tuning follows training the "
                         "head of a frozen, pretrained one).", self.spec["model"]["name"],
                         "nested" if backbone is None else "frozen")
-            return self.fit(model, data)
+            return self.fit(model, prepared)
         if ft.layers < 1:
             raise ConfigError(f"[fine_tune] layers={ft.layers}; expected at least 1 layer to unfreeze.")
         rd = self.run_dir
@@ -380,23 +463,23 @@ class Task:
             history: dict[str, list[float]] = {}
             logger.info("Phase one finished before the interruption (%d epochs); resuming fine-tuning.", head_epochs)
         else:
-            history = self.fit(model, data)
+            history = self.fit(model, prepared)
             head_epochs = len(self.full_history(history).get("loss", []))
             if rd is not None:
                 with atomic_target(rd.file(HEAD_WEIGHTS), suffix=".weights.h5") as tmp:
                     model.save_weights(tmp)
                 rd.write_json("fine_tune.json", {"head_epochs": head_epochs})
         trainable = unfreeze_top(model, ft.layers)
-        compile_model(model, replace(self.spec.options("compile"), learning_rate=ft.learning_rate))
+        compile_model(model, replace(self.spec.options("compile"), learning_rate=ft.learning_rate), prepared.problem)
         logger.info("Fine-tuning: top %d backbone layers unfrozen (%d with weights, BatchNorm frozen), "
                     "learning rate %g, epochs %d-%d", ft.layers, trainable, ft.learning_rate,
                     head_epochs + 1, head_epochs + ft.epochs)
         self.phase_start = head_epochs
-        more = self.fit(model, data, epochs=head_epochs + ft.epochs, initial_epoch=head_epochs)
+        more = self.fit(model, prepared, epochs=head_epochs + ft.epochs, initial_epoch=head_epochs)
         return {k: history.get(k, []) + v for k, v in more.items()}
 
-    def predict_proba(self, model: Any, x: Any) -> np.ndarray:
-        """Positive-class probabilities for an array or a `Batches` set (its padding dropped)."""
+    def predict_output(self, model: Any, x: Any) -> np.ndarray:
+        """The model's raw output for an array or a `Batches` set (its padding dropped): (n, 1) or (n, N)."""
         from kmodels.data.pipeline import ArrayBatches, Batches
 
         size = self.train_options.batch_size * max(1, 256 // self.train_options.batch_size)
@@ -404,60 +487,97 @@ class Task:
         if self.batch_multiple > 1 and not isinstance(x, Batches):
             x = ArrayBatches(x, None, size, multiple=self.batch_multiple)
         kwargs = {} if isinstance(x, Batches) else {"batch_size": size}
-        return np.asarray(model.predict(x, verbose=0, **kwargs)).ravel()[:n]
+        out = np.asarray(model.predict(x, verbose=0, **kwargs))
+        return out.reshape(len(out), -1)[:n]
 
-    def evaluate(self, model: Any, data: Mapping[str, Features]) -> dict[str, Any]:
-        threshold = self.spec.options("evaluate").threshold
-        return binary_metrics(data["test"].y, self.predict_proba(model, data["test"].x), threshold, self.class_names)
+    def evaluate(self, model: Any, prepared: Prepared) -> dict[str, Any]:
+        """Test metrics of the trained model (see `Problem.score`)."""
+        test = prepared.data["test"]
+        return prepared.problem.score(test.y, self.predict_output(model, test.x), self.threshold)
+
+    def plot_results(self, prepared: Prepared, metrics: Mapping[str, Any], model: Any) -> list[str]:
+        """The test-split plot of the Keras model: confusion matrix or predicted-vs-true; returns file names."""
+        if self.run_dir is None:
+            return []
+        problem = prepared.problem
+        title = f"{self.spec.task}: keras, test split"
+        if problem.is_classification:
+            plot_confusion_matrix(metrics["confusion_matrix"], problem.class_names,
+                                  self.run_dir.file("confusion_matrix.png"), title=title)
+            return ["confusion_matrix.png"]
+        test = prepared.data["test"]
+        plot_regression(test.y, problem.probabilities(self.predict_output(model, test.x)),
+                        self.run_dir.file("regression.png"), title=title)
+        return ["regression.png"]
 
     # ---- orchestration ----------------------------------------------------------------------
     def run(self) -> RunResult:
-        """Run the whole pipeline; every artifact lands in the run directory."""
-        if self.run_dir is None:
-            self.run_dir = RunDir.create(self.spec.task)
-        rd = self.run_dir
+        """Run the whole pipeline; every artifact lands in the run directory.
+
+        The data is loaded and its problem inferred before a new run directory is
+        created, so a data error leaves nothing behind.
+        """
         seed = self.train_options.seed
-        rd.start(task=self.spec.task, seed=seed, spec_toml=self.spec.to_toml())
-        logger.info("Run directory: %s", rd.path)
         t = self.train_options
+        resumed = self.run_dir is not None
+        if not resumed:
+            RunDir.check_out(self.out)
         # One scope for the whole run: it fixes the device count before any data is loaded (a batch
         # size that does not split over the devices fails first), and the batches are built for it.
-        with rd.recording(), distribution(t.distribution, t.batch_size) as devices:
+        with distribution(t.distribution, t.batch_size) as devices:
             self.batch_multiple = devices
             set_seed(seed)
-            data = self.prepare()
-            sizes = self.sizes
-            if self.pipeline is not None:
-                atomic_write(rd.file("preprocessor.pkl"), pickle.dumps(
-                    {"pipeline": self.pipeline, "target": self.table.target, "classes": self.class_names,
-                     "exclude": self.excluded_columns(self.table)}))
-            results = self.baselines(data)
-            set_seed(seed)
-            model = self.build_model(self.input_shape(data))
-            start = time.perf_counter()
-            history = self.full_history(self.train(model, data))
-            fit_seconds = time.perf_counter() - start
-            rd.write_text("history.csv", pd.DataFrame(history).rename_axis("epoch").to_csv())
-            plot_history(history, rd.file("training_curves.png"), phase_start=self.phase_start)
-            save_model(model, rd.file("model.keras"))
-            results["keras"] = self.evaluate(model, data)
-            plot_confusion_matrix(results["keras"]["confusion_matrix"], self.class_names,
-                                  rd.file("confusion_matrix.png"), title=f"{self.spec.task}: keras, test split")
-            metrics = {"task": self.spec.task, "primary": "keras", "classes": self.class_names,
-                       "splits": sizes, "cleaning": self.cleaning, "fit_seconds": round(fit_seconds, 3), "epochs_run": len(history.get("loss", [])),
-                       "replicas": devices, "models": results}
-            if self.phase_start is not None:
-                metrics["fine_tune_from_epoch"] = self.phase_start + 1
-            rd.write_json("metrics.json", metrics)
-            table_text = format_table([{"model": k, **v} for k, v in results.items()], TABLE_COLUMNS)
-            rd.write_text("report.md", self.report(metrics, table_text))
+            table = self.load_data()
+            problem = self.problem(table)
+            if self.run_dir is None:
+                self.run_dir = RunDir.create(self.spec.task, out=self.out)
+            rd = self.run_dir
+            rd.start(task=self.spec.task, seed=seed, spec_toml=self.spec.to_toml())
+            logger.info("Run directory: %s", rd.path)
+            with rd.recording():
+                return self._run_in(rd, table, problem, devices)
+
+    def _run_in(self, rd: RunDir, table: Table, problem: Problem, devices: int) -> RunResult:
+        seed = self.train_options.seed
+        self.analyse(table)
+        prepared = self.prepare(table=table)
+        if prepared.preprocessor is not None:
+            atomic_write(rd.file("preprocessor.pkl"), pickle.dumps(
+                {"pipeline": prepared.preprocessor, "target": prepared.table.target,
+                 "classes": list(problem.class_names), "problem": problem.to_json(),
+                 "exclude": self.excluded_columns(prepared.table)}))
+        results = self.baselines(prepared)
+        set_seed(seed)
+        model = self.build_model(prepared)
+        start = time.perf_counter()
+        history = self.full_history(self.train(model, prepared))
+        fit_seconds = time.perf_counter() - start
+        rd.write_text("history.csv", pd.DataFrame(history).rename_axis("epoch").to_csv())
+        plot_history(history, rd.file("training_curves.png"), phase_start=self.phase_start)
+        save_model(model, rd.file("model.keras"))
+        results["keras"] = self.evaluate(model, prepared)
+        plots = self.plot_results(prepared, results["keras"], model)
+        metrics = {"task": self.spec.task, "primary": "keras", "problem": problem.to_json(),
+                   "classes": list(problem.class_names), "primary_metric": problem.primary,
+                   "splits": prepared.sizes, "cleaning": prepared.cleaning, "fit_seconds": round(fit_seconds, 3),
+                   "epochs_run": len(history.get("loss", [])), "replicas": devices, "models": results}
+        if problem.kind == "binary":
+            metrics["threshold"] = self.threshold
+        if self.phase_start is not None:
+            metrics["fine_tune_from_epoch"] = self.phase_start + 1
+        rd.write_json("metrics.json", metrics)
+        table_text = format_table([{"model": k, **v} for k, v in results.items()], problem.columns)
+        rd.write_text("report.md", self.report(metrics, table_text, plots))
         return RunResult(self.spec.task, rd.path, metrics, table_text)
 
-    def report(self, metrics: Mapping[str, Any], table_text: str) -> str:
-        """`report.md`: the comparison table and links to the plots."""
-        lines = [f"# {self.spec.task}: test-split results", "", table_text, "",
-                 f"Splits: {metrics['splits']}; epochs run: {metrics['epochs_run']}.", "",
-                 "![confusion matrix](confusion_matrix.png)", "", "![training curves](training_curves.png)", ""]
+    def report(self, metrics: Mapping[str, Any], table_text: str, plots: Sequence[str] = ()) -> str:
+        """`report.md`: the problem, the comparison table and links to the plots."""
+        problem = metrics["problem"]
+        lines = [f"# {self.spec.task}: test-split results", "",
+                 f"Problem: {problem['kind']} ({problem['reason']}); models ranked by {metrics['primary_metric']}.", "",
+                 table_text, "", f"Splits: {metrics['splits']}; epochs run: {metrics['epochs_run']}.", ""]
+        lines += [f"![{Path(p).stem.replace('_', ' ')}]({p})\n" for p in plots]
+        lines += ["![training curves](training_curves.png)", ""]
         return "\n".join(lines)
 
     # ---- use of a finished run ----------------------------------------------------------------
@@ -471,31 +591,73 @@ class Task:
         model = load_model(rd.file("model.keras"))
         self.run_dir = None
         try:
-            data = self.prepare(fitted=None if state is None else state["pipeline"])
-            return self.evaluate(model, data)
+            prepared = self.prepare(fitted=None if state is None else state["pipeline"])
+            return {**self.evaluate(model, prepared), "problem": prepared.problem.to_json()}
         finally:
             self.run_dir = rd
 
     @classmethod
     def predict_files(cls, run_dir: RunDir | None, model: Any, inputs: Sequence[Path]) -> pd.DataFrame:
-        """Probabilities for the rows of CSV files, through the run's fitted preprocessing."""
+        """Predictions for the rows of CSV files, through the run's fitted preprocessing.
+
+        Binary: `probability` of the positive class and `label` at the run's
+        threshold; multiclass: `label`, its `probability` and one
+        `probability_<class>` column per class; regression: `prediction`.
+        """
         state = None if run_dir is None else _load_state(run_dir)
+        problem, threshold = saved_problem(run_dir, model)
         frames = []
         from kmodels.data.csv import read_csv
 
         for path in inputs:
             frame = read_csv(path)
+            x = frame
             if state is not None:
-                x = frame.drop(columns=state["exclude"], errors="ignore")
-                x = state["pipeline"].transform(x)
-                classes = state["classes"]
-            else:
-                x, classes = frame, ["0", "1"]
-            proba = np.asarray(model.predict(_as_matrix(x), verbose=0)).ravel()
-            out = pd.DataFrame({"source": str(path), "row": np.arange(len(frame)), "probability": proba})
-            out["label"] = np.where(proba >= 0.5, classes[1], classes[0])
-            frames.append(out)
+                x = state["pipeline"].transform(frame.drop(columns=state["exclude"], errors="ignore"))
+            output = np.asarray(model.predict(_as_matrix(x), verbose=0))
+            out = pd.DataFrame({"source": str(path), "row": np.arange(len(frame))})
+            frames.append(pd.concat([out, prediction_frame(problem, output, threshold)], axis=1))
         return pd.concat(frames, ignore_index=True)
+
+
+def _rescaled(model: Any, y: np.ndarray) -> Any:
+    """`model` followed by a fixed affine map onto the scale of `y` (plain Keras `Rescaling`)."""
+    import keras
+
+    mean = float(np.mean(y)) if len(y) else 0.0
+    std = float(np.std(y)) if len(y) else 1.0
+    std = std if std > 0 and np.isfinite(std) else 1.0
+    outputs = keras.layers.Rescaling(scale=std, offset=mean, dtype="float32", name="target_scale")(model.outputs[0])
+    return keras.Model(model.inputs, outputs, name=model.name)
+
+
+def saved_problem(run_dir: RunDir | None, model: Any) -> tuple[Problem, float]:
+    """The problem and decision threshold a run was trained for, or what a bare model's output implies."""
+    if run_dir is not None and run_dir.exists("metrics.json"):
+        metrics = run_dir.read_json("metrics.json")
+        if "problem" in metrics:
+            return Problem.from_json(metrics["problem"]), float(metrics.get("threshold", 0.5))
+        return Problem("binary", tuple(metrics.get("classes", ("0", "1")))), 0.5
+    units = int(model.output_shape[-1])
+    activation = getattr(model.layers[-1], "activation", None)
+    if units == 1 and getattr(activation, "__name__", "") != "sigmoid":
+        return Problem.from_num_classes(1), 0.5
+    return Problem.from_num_classes(max(units, 2)), 0.5
+
+
+def prediction_frame(problem: Problem, output: np.ndarray, threshold: float = 0.5) -> pd.DataFrame:
+    """Predictions as a DataFrame (see `Task.predict_files` for the columns)."""
+    out = problem.probabilities(output)
+    names = np.asarray(problem.class_names, dtype=object)
+    if problem.kind == "regression":
+        return pd.DataFrame({"prediction": out})
+    if problem.kind == "binary":
+        return pd.DataFrame({"probability": out, "label": names[problem.decode(output, threshold)]})
+    idx = problem.decode(output)
+    frame = pd.DataFrame({"label": names[idx], "probability": out[np.arange(len(out)), idx]})
+    for i, name in enumerate(problem.class_names):
+        frame[f"probability_{name}"] = out[:, i]
+    return frame
 
 
 def _load_state(run_dir: RunDir) -> dict[str, Any] | None:
@@ -614,6 +776,4 @@ def run(task_or_path: str | Path | None = None, data: str | Path | None = None,
     if task_or_path is None:
         raise ConfigError("Name a task or a spec file to run (or resume= a run directory).")
     spec = load_spec(task_or_path, overrides, data=data)
-    task_cls = registry.tasks.get(spec.task)
-    run_dir = RunDir.create(spec.task, out=out)
-    return task_cls(spec, run_dir).run()
+    return registry.tasks.get(spec.task)(spec, out=out).run()

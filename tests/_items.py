@@ -10,11 +10,13 @@ from sklearn.utils.validation import check_is_fitted
 
 from kmodels import registry
 from kmodels.data import Table
+from kmodels.problems import output_head
 from kmodels.task import Task
 
 
 @registry.models.register("toy_mlp")
-def toy_mlp(input_shape: tuple[int, ...] = (4,), units: int = 8, dropout: float = 0.0) -> keras.Model:
+def toy_mlp(input_shape: tuple[int, ...] = (4,), units: int = 8, dropout: float = 0.0,
+            num_classes: int = 2) -> keras.Model:
     """A one-hidden-layer MLP for tests.
 
     Example:
@@ -26,7 +28,7 @@ def toy_mlp(input_shape: tuple[int, ...] = (4,), units: int = 8, dropout: float 
     x = keras.layers.Dense(units, activation="relu")(inputs)
     if dropout:
         x = keras.layers.Dropout(dropout)(x)
-    return keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid", dtype="float32")(x), name="toy_mlp")
+    return keras.Model(inputs, output_head(x, num_classes), name="toy_mlp")
 
 
 @registry.datasets.register("toy_blobs")

@@ -37,8 +37,10 @@ SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "va
                "test": "test", "testing": "test"}
 
 
-def _canonical(name: str, classes: Sequence[str]) -> str | None:
-    """Map a folder or file-name label (`Cats`, `DOG`) onto one of `classes`."""
+def _canonical(name: str, classes: Sequence[str] | None) -> str | None:
+    """Map a folder or file-name label (`Cats`, `DOG`) onto one of `classes`; with no `classes`, any name is one."""
+    if classes is None:
+        return name
     low = name.lower()
     for c in classes:
         if low in (c.lower(), c.lower() + "s", c.lower() + "es"):
@@ -46,12 +48,17 @@ def _canonical(name: str, classes: Sequence[str]) -> str | None:
     return None
 
 
-def image_table(path: str | Path, classes: Sequence[str]) -> pd.DataFrame:
+def image_table(path: str | Path, classes: Sequence[str] | None = None) -> pd.DataFrame:
     """Table of image files (`path`, `label`, and `split` if the layout has one).
+
+    With `classes=None` the classes are read from the data: the names of the
+    class folders (below the split folders, if any), else the file-name prefixes
+    (`cat` of `cat.0.jpg`), else the CSV's labels. Given `classes`, folder and
+    file names are matched case-insensitively (plural ok) and other files skipped.
 
     Args:
         path: a folder in one of the layouts above, or a CSV of `path,label`.
-        classes: the class names, negative first (e.g. `("cat", "dog")`).
+        classes: the class names to keep, or `None` for every class in the data.
 
     Example:
         >>> import tempfile, pathlib
@@ -59,6 +66,10 @@ def image_table(path: str | Path, classes: Sequence[str]) -> pd.DataFrame:
         >>> for n in ["cat.0.jpg", "dog.0.jpg", "notes.txt"]: _ = (root / n).write_bytes(b"")
         >>> image_table(root, ["cat", "dog"])[["label"]].to_dict("list")
         {'label': ['cat', 'dog']}
+        >>> for n in ["3/a.png", "7/b.png", "7/c.png"]:
+        ...     (root / "digits" / n).parent.mkdir(parents=True, exist_ok=True); _ = (root / "digits" / n).write_bytes(b"")
+        >>> image_table(root / "digits")["label"].tolist()
+        ['3', '7', '7']
     """
     root = Path(path).expanduser()
     if not root.exists():
@@ -70,21 +81,25 @@ def image_table(path: str | Path, classes: Sequence[str]) -> pd.DataFrame:
         dirnames.sort()
         rel = Path(dirpath).relative_to(root).parts
         split = next((SPLIT_NAMES[p.lower()] for p in rel if p.lower() in SPLIT_NAMES), None)
-        folder_label = next((c for p in reversed(rel) if (c := _canonical(p, classes))), None)
+        class_parts = [p for p in rel if p.lower() not in SPLIT_NAMES]
+        folder_label = next((c for p in reversed(class_parts) if (c := _canonical(p, classes))), None)
         for name in sorted(filenames):
             if Path(name).suffix.lower() not in IMAGE_SUFFIXES or name.startswith("."):
                 continue
-            label = folder_label
-            if label is None:
-                stem = re.split(r"[._\-\s]", name, maxsplit=1)[0]
-                label = _canonical(stem, classes)
-            if label is None:
-                continue
-            rows.append({"path": str(Path(dirpath) / name), "label": label, "split": split})
+            parts = re.split(r"[._\-\s]", name, maxsplit=1)
+            prefix = _canonical(parts[0], classes) if len(parts) > 1 and parts[0] else None
+            rows.append({"path": str(Path(dirpath) / name), "folder": folder_label, "prefix": prefix, "split": split})
+    # Class folders when they name two or more classes; otherwise the file-name prefixes (Kaggle's flat layout).
+    folders = {r["folder"] for r in rows if r["folder"] is not None}
+    use_folders = len(folders) >= 2 or (classes is not None and folders)
+    for r in rows:
+        r["label"] = (r["folder"] or r["prefix"]) if use_folders else r["prefix"]
+    rows = [{k: r[k] for k in ("path", "label", "split")} for r in rows if r["label"] is not None]
     if not rows:
+        expected = f"({'/, '.join(classes)}/, any case, plural ok)" if classes else "(one per class)"
         raise DataError(
-            f"No labelled images in {str(root)!r}. Expected files named like cat.0.jpg / dog.0.jpg, class "
-            f"folders ({'/, '.join(classes)}/, any case, plural ok), optionally under train/val/test, "
+            f"No labelled images in {str(root)!r}. Expected class folders {expected}, optionally under "
+            "train/val/test, files named like cat.0.jpg / dog.0.jpg (label before the first '.', '_' or '-'), "
             "or a CSV of path,label."
         )
     frame = pd.DataFrame(rows)
@@ -97,7 +112,7 @@ def image_table(path: str | Path, classes: Sequence[str]) -> pd.DataFrame:
     return frame
 
 
-def _from_csv(path: Path, classes: Sequence[str]) -> pd.DataFrame:
+def _from_csv(path: Path, classes: Sequence[str] | None) -> pd.DataFrame:
     from kmodels.data.csv import read_csv
 
     frame = read_csv(path, dtype=str)
@@ -108,7 +123,7 @@ def _from_csv(path: Path, classes: Sequence[str]) -> pd.DataFrame:
     labels = frame["label"].map(lambda v: _canonical(str(v), classes))
     bad = frame.loc[labels.isna(), "label"].unique()
     if len(bad):
-        raise DataError(f"{str(path)!r}: labels {list(bad)[:5]} are not among the classes {list(classes)}.")
+        raise DataError(f"{str(path)!r}: labels {list(bad)[:5]} are not among the classes {list(classes or [])}.")
     frame["label"] = labels
     cols = ["path", "label"] + (["split"] if "split" in frame.columns else [])
     return frame[cols]

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from kmodels.errors import DataError
+from kmodels.problems import Problem, infer_problem
 
 
 @dataclass
@@ -18,27 +19,31 @@ class Table:
     Args:
         frame: the rows, as read (nothing cleaned yet).
         target: the column to predict.
-        classes: the two class values, negative first (`("M", "F")` predicts F).
-            `None` takes the sorted distinct values of the target.
+        classes: the class values to keep, in label order (binary: negative first,
+            so `("M", "F")` predicts F). `None` takes every distinct value, sorted.
         group: a column whose values must not cross splits (e.g. `CustomerID`).
         source: where the rows came from, for messages and reports.
         notes: remarks made while reading (dropped columns, inferred types).
+        problem: `"auto"` (inferred from the target), `"binary"`, `"multiclass"` or `"regression"`.
 
     Example:
         >>> import pandas as pd
-        >>> t = Table(pd.DataFrame({"x": [1, 2], "y": ["a", "b"]}), target="y")
-        >>> t.resolved_classes()
-        ('a', 'b')
+        >>> t = Table(pd.DataFrame({"x": [1, 2, 3], "y": ["a", "b", "c"]}), target="y")
+        >>> t.problem_type().kind, t.resolved_classes()
+        ('multiclass', ('a', 'b', 'c'))
     """
 
     frame: pd.DataFrame
     target: str
-    classes: tuple[Any, Any] | None = None
+    classes: tuple[Any, ...] | None = None
     group: str | None = None
     source: str = "<memory>"
     notes: list[str] = field(default_factory=list)
+    problem: str = "auto"
     #: (the frame they belong to, codes): see `group_codes`.
     _codes: tuple[pd.DataFrame, np.ndarray] | None = field(default=None, init=False, repr=False, compare=False)
+    #: the inferred problem, computed once and carried over by `subset`
+    _problem: Problem | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.target not in self.frame.columns:
@@ -49,18 +54,16 @@ class Table:
         if self.group is not None and self.group not in self.frame.columns:
             raise DataError(f"{self.source}: group column {self.group!r} not found.")
 
-    def resolved_classes(self) -> tuple[Any, Any]:
-        if self.classes is not None:
-            return tuple(self.classes)  # type: ignore[return-value]
-        values = sorted(self.frame[self.target].dropna().unique().tolist(), key=str)
-        if len(values) != 2:
-            shown = ", ".join(map(repr, values[:10])) + (" ..." if len(values) > 10 else "")
-            raise DataError(
-                f"{self.source}: target {self.target!r} must have exactly two classes for binary "
-                f"classification; found {len(values)}: {shown}. "
-                + ("Name the two to keep with --set data.classes='[\"NEG\", \"POS\"]'." if len(values) > 2 else "")
-            )
-        return values[0], values[1]
+    def problem_type(self) -> Problem:
+        """The problem this table poses (inferred from the target once, then kept; see `kmodels.problems`)."""
+        if self._problem is None:
+            self._problem = infer_problem(self.frame[self.target], self.problem, self.classes,
+                                          column=self.target, source=self.source)
+        return self._problem
+
+    def resolved_classes(self) -> tuple[Any, ...]:
+        """The class values in label order (empty for regression)."""
+        return self.problem_type().classes
 
     def group_codes(self) -> np.ndarray:
         """Integer id of each row's group (`-1` where the id is missing), computed once per frame.
@@ -99,7 +102,9 @@ class Table:
             >>> t.subset(t.frame.iloc[[1, 2]], rows=[1, 2]).group_codes().tolist()
             [1, 0]
         """
-        out = Table(frame.reset_index(drop=True), self.target, self.classes, self.group, self.source, self.notes)
+        out = Table(frame.reset_index(drop=True), self.target, self.classes, self.group, self.source, self.notes,
+                    self.problem)
+        out._problem = self._problem
         if rows is not None and self._codes is not None and self._codes[0] is self.frame:
             rows = np.asarray(rows)
             if len(rows) != len(frame):
@@ -108,10 +113,12 @@ class Table:
         return out
 
     def labels(self, frame: pd.DataFrame | None = None) -> np.ndarray:
-        """0/1 labels of `frame` (default: the whole table); rows must hold a valid class."""
+        """Labels of `frame` (default: the whole table): class indices, or float32 numbers for regression.
+
+        Rows must hold a valid target (cleaning drops the others).
+        """
         frame = self.frame if frame is None else frame
-        negative, positive = self.resolved_classes()
-        return (frame[self.target] == positive).to_numpy(dtype=np.int64)
+        return self.problem_type().encode(frame[self.target])
 
 
 def to_category(values: pd.Series) -> pd.Series:

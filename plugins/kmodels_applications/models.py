@@ -25,6 +25,7 @@ import numpy as np
 from kmodels import registry
 from kmodels.building import BACKBONE
 from kmodels.errors import ConfigError
+from kmodels.problems import output_head
 
 logger = logging.getLogger("kmodels")
 
@@ -81,7 +82,7 @@ def _load_backbone_weights(backbone: keras.Model, path: Path, arch: str) -> None
 
 
 def _classifier(arch: str, factory: Callable[..., keras.Model], name: str, *, input_shape: tuple[int, int, int],
-                weights: str | None, freeze_backbone: bool | None, dropout: float,
+                weights: str | None, freeze_backbone: bool | None, dropout: float, num_classes: int = 2,
                 preprocess: Callable[[str], keras.layers.Layer] | None = None, **extra: Any) -> keras.Model:
     if len(input_shape) != 3 or input_shape[2] != 3 or min(input_shape[:2]) < 32:
         raise ConfigError(
@@ -107,14 +108,14 @@ def _classifier(arch: str, factory: Callable[..., keras.Model], name: str, *, in
     x = preprocess(f"{arch.lower()}_preprocessing")(inputs) if preprocess else inputs
     x = backbone(x, training=False)  # BatchNorm stays in inference mode, also when fine-tuned
     x = keras.layers.Dropout(dropout, name="dropout")(x)
-    outputs = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="probability")(x)
-    return keras.Model(inputs, outputs, name=name)
+    return keras.Model(inputs, output_head(x, num_classes), name=name)
 
 
 @registry.models.register("mobilenet_v3_small", test_kwargs={"input_shape": (32, 32, 3)})
 def mobilenet_v3_small(input_shape: tuple[int, int, int] = (224, 224, 3), weights: str | None = None,
-                       freeze_backbone: bool | None = None, dropout: float = 0.2) -> keras.Model:
-    """MobileNetV3Small backbone (0.9 M parameters) with a binary head: Dropout → Dense(1, sigmoid).
+                       freeze_backbone: bool | None = None, dropout: float = 0.2,
+             num_classes: int = 2) -> keras.Model:
+    """MobileNetV3Small backbone (0.9 M parameters) with a classification or regression head: Dropout → `output_head`.
 
     Args:
         input_shape: (height, width, 3) of raw [0, 255] pixels; inferred from the data in a task run.
@@ -122,6 +123,7 @@ def mobilenet_v3_small(input_shape: tuple[int, int, int] = (224, 224, 3), weight
             local `.weights.h5` file of the backbone.
         freeze_backbone: train the head only; default: frozen when `weights` is given.
         dropout: dropout rate before the output.
+        num_classes: 2 (one sigmoid unit), N >= 3 (softmax) or 1 (regression, linear).
 
     Example:
         >>> import kmodels
@@ -130,13 +132,14 @@ def mobilenet_v3_small(input_shape: tuple[int, int, int] = (224, 224, 3), weight
         (True, (None, 1))
     """
     return _classifier("MobileNetV3Small", keras.applications.MobileNetV3Small, "mobilenet_v3_small",
-                       input_shape=input_shape, weights=weights, freeze_backbone=freeze_backbone, dropout=dropout)
+                       input_shape=input_shape, weights=weights, freeze_backbone=freeze_backbone, dropout=dropout, num_classes=num_classes)
 
 
 @registry.models.register("efficientnet_b0", test_kwargs={"input_shape": (32, 32, 3)})
 def efficientnet_b0(input_shape: tuple[int, int, int] = (224, 224, 3), weights: str | None = None,
-                    freeze_backbone: bool | None = None, dropout: float = 0.2) -> keras.Model:
-    """EfficientNetB0 backbone (4.0 M parameters) with a binary head: Dropout → Dense(1, sigmoid).
+                    freeze_backbone: bool | None = None, dropout: float = 0.2,
+             num_classes: int = 2) -> keras.Model:
+    """EfficientNetB0 backbone (4.0 M parameters) with a classification or regression head: Dropout → `output_head`.
 
     Args:
         input_shape: (height, width, 3) of raw [0, 255] pixels; inferred from the data in a task run.
@@ -144,6 +147,7 @@ def efficientnet_b0(input_shape: tuple[int, int, int] = (224, 224, 3), weights: 
             local `.weights.h5` file of the backbone.
         freeze_backbone: train the head only; default: frozen when `weights` is given.
         dropout: dropout rate before the output.
+        num_classes: 2 (one sigmoid unit), N >= 3 (softmax) or 1 (regression, linear).
 
     Example:
         >>> import kmodels
@@ -151,13 +155,14 @@ def efficientnet_b0(input_shape: tuple[int, int, int] = (224, 224, 3), weights: 
         True
     """
     return _classifier("EfficientNetB0", keras.applications.EfficientNetB0, "efficientnet_b0",
-                       input_shape=input_shape, weights=weights, freeze_backbone=freeze_backbone, dropout=dropout)
+                       input_shape=input_shape, weights=weights, freeze_backbone=freeze_backbone, dropout=dropout, num_classes=num_classes)
 
 
 @registry.models.register("resnet50", test_kwargs={"input_shape": (32, 32, 3)})
 def resnet50(input_shape: tuple[int, int, int] = (224, 224, 3), weights: str | None = None,
-             freeze_backbone: bool | None = None, dropout: float = 0.2) -> keras.Model:
-    """ResNet50 backbone (23.6 M parameters) with a binary head: Dropout → Dense(1, sigmoid).
+             freeze_backbone: bool | None = None, dropout: float = 0.2,
+             num_classes: int = 2) -> keras.Model:
+    """ResNet50 backbone (23.6 M parameters) with a classification or regression head: Dropout → `output_head`.
 
     ResNet's "caffe" preprocessing (RGB → BGR, ImageNet mean subtracted) is a
     frozen 1x1 convolution in the model, so it takes raw pixels like the others.
@@ -168,6 +173,7 @@ def resnet50(input_shape: tuple[int, int, int] = (224, 224, 3), weights: str | N
             local `.weights.h5` file of the backbone.
         freeze_backbone: train the head only; default: frozen when `weights` is given.
         dropout: dropout rate before the output.
+        num_classes: 2 (one sigmoid unit), N >= 3 (softmax) or 1 (regression, linear).
 
     Example:
         >>> import kmodels
@@ -176,4 +182,4 @@ def resnet50(input_shape: tuple[int, int, int] = (224, 224, 3), weights: str | N
     """
     return _classifier("ResNet50", keras.applications.ResNet50, "resnet50", input_shape=input_shape,
                        weights=weights, freeze_backbone=freeze_backbone, dropout=dropout,
-                       preprocess=_caffe_preprocessing)
+                       num_classes=num_classes, preprocess=_caffe_preprocessing)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 import pandas as pd
 
@@ -26,29 +27,34 @@ def identifier_columns(frame: pd.DataFrame, keep: set[str]) -> list[str]:
 
 
 @registry.datasets.register("csv")
-def csv(path: str, target: str, classes: tuple[str, str] | None = None, group: str | None = None,
-        sep: str = ",") -> Table:
-    """Any CSV file with a two-class target column.
+def csv(path: str, target: str, classes: list[str] | None = None, group: str | None = None,
+        sep: str = ",", problem: Literal["auto", "binary", "multiclass", "regression"] = "auto") -> Table:
+    """Any CSV file and the name of the column to predict (binary, multiclass or regression).
 
     Identifier-like columns (text, unique per row) are dropped with a note;
-    column types are inferred later by the `auto_features` step.
+    column types are inferred later by the `auto_features` step. The problem
+    type is inferred from the target (see `kmodels.problems.infer_problem`).
 
     Args:
         path: the CSV file.
         target: the column to predict (`--set data.target=COLUMN`).
-        classes: negative and positive class; default: the two values, sorted.
+        classes: the classes to keep, in label order (binary: negative first);
+            default: every value, sorted. Rows of other classes are dropped.
         group: a column whose values must not cross splits.
         sep: the field delimiter.
+        problem: `"auto"` (inferred), `"binary"`, `"multiclass"` or `"regression"`.
 
     Example:
         >>> import tempfile, pathlib
         >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
-        >>> _ = p.write_text("x,y\\n1,a\\n2,b\\n")
-        >>> csv(str(p), target="y").resolved_classes()
-        ('a', 'b')
+        >>> _ = p.write_text("x,y\\n1,a\\n2,b\\n3,c\\n")
+        >>> t = csv(str(p), target="y")
+        >>> t.problem_type().kind, t.resolved_classes()
+        ('multiclass', ('a', 'b', 'c'))
     """
     frame = read_csv(path, sep=sep)
-    table = Table(frame, target=target, classes=tuple(classes) if classes else None, group=group, source=str(path))
+    table = Table(frame, target=target, classes=tuple(classes) if classes else None, group=group, source=str(path),
+                  problem=problem)
     keep = {target} | ({group} if group else set())
     ids = identifier_columns(frame, keep)
     if ids:
@@ -56,10 +62,5 @@ def csv(path: str, target: str, classes: tuple[str, str] | None = None, group: s
         logger.info("%s: %s", path, note)
         table.notes.append(note)
         table.frame = frame.drop(columns=ids)
-    values = table.frame[target].dropna().unique()
-    if len(values) < 2:
-        from kmodels.errors import DataError
-
-        raise DataError(f"{path}: target {target!r} has only {len(values)} class(es) {list(values)}; "
-                        "binary classification needs two.")
+    table.problem_type()  # a target nothing can be learned from fails here, naming the column
     return table

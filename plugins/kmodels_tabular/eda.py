@@ -26,8 +26,19 @@ def eda(table: Table, placeholders: Mapping[str, Sequence[str]] | None = None) -
     f = table.frame
     n = len(f)
     missing = f.isna().sum()
-    target_counts = {("<missing>" if pd.isna(k) else str(k)): int(v)
-                     for k, v in f[table.target].value_counts(dropna=False).items()}
+    problem = table.problem_type()
+    if problem.is_classification:
+        counts = f[table.target].value_counts(dropna=False)
+        target: dict[str, Any] = {"column": table.target, "problem": problem.kind,
+                                  "counts": {("<missing>" if pd.isna(k) else str(k)): int(v)
+                                             for k, v in counts.head(50).items()}}
+        if len(counts) > 50:
+            target["other_values"] = int(len(counts) - 50)
+    else:
+        values = pd.to_numeric(f[table.target], errors="coerce")
+        described = values.describe()
+        target = {"column": table.target, "problem": problem.kind, "counts": {"<missing>": int(values.isna().sum())},
+                  "summary": {str(k): _num(v) for k, v in described.items()}}
     report: dict[str, Any] = {
         "source": table.source,
         "rows": n,
@@ -36,7 +47,7 @@ def eda(table: Table, placeholders: Mapping[str, Sequence[str]] | None = None) -
         "missing": {str(c): {"count": int(missing[c]), "percent": round(100 * missing[c] / max(n, 1), 3)}
                     for c in f.columns},
         "duplicate_rows": int(duplicate_mask(f).sum()),
-        "target": {"column": table.target, "counts": target_counts},
+        "target": target,
         "placeholders": {},
         "numeric": {},
         "notes": list(table.notes),
@@ -70,7 +81,9 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
         f"EDA: {report['rows']:,} rows x {report['columns']} columns from {report['source']}",
         f"EDA: missing values: {missing or 'none'}",
         f"EDA: duplicate rows: {report['duplicate_rows']:,}",
-        f"EDA: target {report['target']['column']}: {report['target']['counts']}",
+        f"EDA: target {report['target']['column']}: "
+        + (str(report["target"]["counts"]) if "summary" not in report["target"] else
+           ", ".join(f"{k} {v:.4g}" for k, v in report["target"]["summary"].items() if v is not None)),
     ]
     for col, p in report["placeholders"].items():
         lines.append(f"EDA: placeholder {p['values']} in {col}: {p['count']:,} rows ({p['percent']:.1f}%)")
@@ -85,6 +98,8 @@ def markdown(report: Mapping[str, Any]) -> str:
             for c, m in report["missing"].items()]
     numeric = [{"column": c, **v} for c, v in report["numeric"].items()]
     target = [{"value": k, "rows": v} for k, v in report["target"]["counts"].items()]
+    if "summary" in report["target"]:
+        target = [{"value": k, "rows": v} for k, v in report["target"]["summary"].items()] + target
     parts = [
         f"# EDA of {report['source']}", "",
         f"{report['rows']:,} rows, {report['columns']} columns, {report['duplicate_rows']:,} exact duplicate rows.", "",
@@ -118,10 +133,17 @@ def plots(table: Table, report: Mapping[str, Any], out: Path, feature: str | Non
     fig.tight_layout()
     paths.append(save_figure(fig, out / "eda_missing.png"))
 
-    fig, ax = plt.subplots(figsize=(4.5, 3.2))
-    counts = report["target"]["counts"]
-    ax.bar(list(map(str, counts)), list(counts.values()), color="tab:blue")
-    ax.set_title(f"Target balance: {report['target']['column']}")
+    regression = "summary" in report["target"]
+    fig, ax = plt.subplots(figsize=(4.5 if len(report["target"]["counts"]) <= 6 else 8, 3.2))
+    if regression:
+        ax.hist(pd.to_numeric(table.frame[table.target], errors="coerce").dropna(), bins=40, color="tab:blue")
+        ax.set_title(f"Target distribution: {report['target']['column']}")
+    else:
+        counts = report["target"]["counts"]
+        ax.bar(list(map(str, counts)), list(counts.values()), color="tab:blue")
+        ax.set_title(f"Target balance: {report['target']['column']}")
+        if len(counts) > 6:
+            ax.tick_params(axis="x", labelrotation=90)
     ax.set_ylabel("rows")
     fig.tight_layout()
     paths.append(save_figure(fig, out / "eda_target.png"))
@@ -132,7 +154,7 @@ def plots(table: Table, report: Mapping[str, Any], out: Path, feature: str | Non
     fig, ax = plt.subplots(figsize=(5.5, 3.2))
     if column is not None:
         sample = f[[column, table.target]].dropna()
-        sample = sample[sample[table.target].isin(table.resolved_classes())]
+        sample = sample[table.problem_type().valid(sample[table.target])]
         sample = sample.sample(min(len(sample), 20000), random_state=0)
         values = pd.to_numeric(sample[column], errors="coerce")
         if values.min() >= 0 and values.max() > 1000:
@@ -140,10 +162,14 @@ def plots(table: Table, report: Mapping[str, Any], out: Path, feature: str | Non
             label = f"log1p({column})"
         else:
             label = column
-        sns.histplot(x=values, hue=sample[table.target].astype(str), stat="density", common_norm=False,
-                     element="step", bins=40, ax=ax)
+        if regression:
+            ax.scatter(values, pd.to_numeric(sample[table.target]), s=8, alpha=0.5)
+            ax.set_ylabel(table.target)
+        else:
+            sns.histplot(x=values, hue=sample[table.target].astype(str), stat="density", common_norm=False,
+                         element="step", bins=40, ax=ax)
         ax.set_xlabel(label)
-        ax.set_title(f"{label} by {table.target}")
+        ax.set_title(f"{label} {'vs' if regression else 'by'} {table.target}")
     fig.tight_layout()
     paths.append(save_figure(fig, out / "eda_feature_by_class.png"))
     return paths

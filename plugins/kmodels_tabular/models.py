@@ -5,25 +5,30 @@ from __future__ import annotations
 import keras
 
 from kmodels import registry
+from kmodels.problems import output_head
 
 
 @registry.models.register("bank_gender_mlp")
 def bank_gender_mlp(input_shape: tuple[int, ...] = (14,), units: tuple[int, ...] = (64, 32),
-                    dropout: float = 0.0) -> keras.Model:
-    """Dense(relu) → Dense(relu) → Dense(1, sigmoid): the reference notebook's net.
+                    dropout: float = 0.0, num_classes: int = 2) -> keras.Model:
+    """Dense(relu) → Dense(relu) → Dense(1, sigmoid): the reference notebook's net, for any table.
 
-    Compiled by `kmodels.build` with adam, binary cross-entropy and accuracy.
+    Compiled by `kmodels.build` with adam and the loss and metrics of its
+    problem (binary cross-entropy and accuracy for the reference).
 
     Args:
         input_shape: number of features (inferred from the data in a task run).
         units: sizes of the hidden ReLU layers (two in the reference).
         dropout: dropout rate after each hidden layer (0 disables it).
+        num_classes: 2 (one sigmoid unit), N >= 3 (softmax) or 1 (regression, linear).
 
     Example:
         >>> import kmodels
         >>> model = kmodels.build("bank_gender_mlp", units=(16, 8))
         >>> [layer.units for layer in model.layers if hasattr(layer, "units")]
         [16, 8, 1]
+        >>> kmodels.build("bank_gender_mlp", num_classes=3).loss
+        'sparse_categorical_crossentropy'
     """
     if not units or any(u < 1 for u in units):
         raise ValueError(f"Received units={units}. Expected one or more positive layer sizes, e.g. (64, 32).")
@@ -35,5 +40,4 @@ def bank_gender_mlp(input_shape: tuple[int, ...] = (14,), units: tuple[int, ...]
         x = keras.layers.Dense(size, activation="relu", name=f"dense_{i}")(x)
         if dropout:
             x = keras.layers.Dropout(dropout, name=f"dropout_{i}")(x)
-    outputs = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="probability")(x)
-    return keras.Model(inputs, outputs, name="bank_gender_mlp")
+    return keras.Model(inputs, output_head(x, num_classes), name="bank_gender_mlp")

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+
 from kmodels import registry
 from kmodels.data import Table
 from kmodels.data.csv import read_csv
-from kmodels.evaluation import binary_metrics
-from kmodels.task import Features, Task
+from kmodels.problems import Problem
+from kmodels.task import Prepared, Task
 from kmodels_tabular import eda as eda_lib
 from kmodels_tabular.bank_data import has_bank_schema
 
@@ -36,30 +40,71 @@ class EdaOptions:
 
 @dataclass(frozen=True)
 class BaselineOptions:
-    """Reference models trained next to the Keras net.
+    """Reference models trained next to the Keras net, on the same features and splits.
+
+    Classifiers for classification problems, regressors for regression.
 
     Args:
-        majority: predict the training split's majority class.
-        sklearn_mlp: scikit-learn `MLPClassifier`, as in the reference notebook.
-        sklearn_hidden: its hidden layer sizes.
-        sklearn_max_iter: its iteration cap (with early stopping on 10% of its training rows).
-        sklearn_max_rows: it trains on at most this many training rows (a stratified
-            sample), which bounds its cost on the 1M-row file.
+        majority: predict the training split's majority class (regression: its mean).
+        linear: scikit-learn `LogisticRegression` (regression: `Ridge`).
+        gradient_boosting: `HistGradientBoostingClassifier` (regression: `...Regressor`).
+        sklearn_mlp: `MLPClassifier` (regression: `MLPRegressor`), as in the reference notebook.
+        sklearn_hidden: the MLP's hidden layer sizes.
+        sklearn_max_iter: the MLP's iteration cap (with early stopping on 10% of its training rows).
+        sklearn_max_rows: the scikit-learn models train on at most this many training rows
+            (a stratified sample), which bounds their cost on the 1M-row file.
     """
 
     majority: bool = True
+    linear: bool = True
+    gradient_boosting: bool = True
     sklearn_mlp: bool = True
     sklearn_hidden: tuple[int, ...] = (64, 32)
     sklearn_max_iter: int = 200
     sklearn_max_rows: int = 50000
 
 
+def _sklearn_models(problem: Problem, opts: BaselineOptions, seed: int, rows: int) -> dict[str, Any]:
+    from sklearn import ensemble, linear_model, neural_network
+
+    out: dict[str, Any] = {}
+    early = rows >= 50
+    if problem.is_classification:
+        if opts.linear:
+            out["logistic_regression"] = linear_model.LogisticRegression(max_iter=1000)
+        if opts.gradient_boosting:
+            out["hist_gradient_boosting"] = ensemble.HistGradientBoostingClassifier(random_state=seed)
+        if opts.sklearn_mlp:
+            out["sklearn_mlp"] = neural_network.MLPClassifier(
+                hidden_layer_sizes=opts.sklearn_hidden, max_iter=opts.sklearn_max_iter, early_stopping=early,
+                random_state=seed)
+    else:
+        if opts.linear:
+            out["ridge"] = linear_model.Ridge()
+        if opts.gradient_boosting:
+            out["hist_gradient_boosting"] = ensemble.HistGradientBoostingRegressor(random_state=seed)
+        if opts.sklearn_mlp:
+            out["sklearn_mlp"] = neural_network.MLPRegressor(
+                hidden_layer_sizes=opts.sklearn_hidden, max_iter=opts.sklearn_max_iter, early_stopping=early,
+                random_state=seed)
+    return out
+
+
+def _output(model: Any, x: np.ndarray, problem: Problem) -> np.ndarray:
+    """A fitted scikit-learn model's output in the Keras model's form (see `Problem.probabilities`)."""
+    if not problem.is_classification:
+        return model.predict(x)
+    proba = np.zeros((len(x), problem.num_classes))
+    proba[:, model.classes_.astype(int)] = model.predict_proba(x)  # a class missing from train stays at 0
+    return proba[:, 1] if problem.kind == "binary" else proba
+
+
 class TabularTask(Task):
-    """Binary classification of table rows with EDA and scikit-learn baselines."""
+    """Predict a column of a table (binary, multiclass, regression) with EDA and scikit-learn baselines."""
 
     sections = {"eda": EdaOptions, "baselines": BaselineOptions}
 
-    def analyse(self, table: Table) -> None:
+    def analyse(self, table: Table) -> dict[str, Any]:
         opts = self.spec.options("eda")
         report = eda_lib.eda(table, opts.placeholders)
         for line in eda_lib.summary_lines(report):
@@ -68,41 +113,50 @@ class TabularTask(Task):
             self.run_dir.write_json("eda.json", report)
             self.run_dir.write_text("eda.md", eda_lib.markdown(report))
             eda_lib.plots(table, report, self.run_dir.path, opts.feature)
-        self.eda = report
+        return report
 
-    def baselines(self, data: Mapping[str, Features]) -> dict[str, dict[str, Any]]:
+    def baselines(self, prepared: Prepared) -> dict[str, dict[str, Any]]:
         opts = self.spec.options("baselines")
-        out = super().baselines(data) if opts.majority else {}
-        if opts.sklearn_mlp:
-            out["sklearn_mlp"] = self._sklearn_mlp(data, opts)
+        out = super().baselines(prepared) if opts.majority else {}
+        problem = prepared.problem
+        x, y = prepared.data["train"].x, prepared.data["train"].y
+        if len(y) > opts.sklearn_max_rows:
+            from sklearn.model_selection import train_test_split
+
+            x, _, y, _ = train_test_split(x, y, train_size=opts.sklearn_max_rows, random_state=self.train_options.seed,
+                                          stratify=y if problem.is_classification else None)
+        test = prepared.data["test"]
+        for name, model in _sklearn_models(problem, opts, self.train_options.seed, len(y)).items():
+            start = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                model.fit(x, y)
+            seconds = time.perf_counter() - start
+            iterations = getattr(model, "n_iter_", None)
+            iterations = int(np.max(iterations)) if iterations is not None else None
+            logger.info("%s: trained on %d rows (cap %d)%s, %.1f s", name, len(y), opts.sklearn_max_rows,
+                        f", {iterations} iterations" if iterations is not None else "", seconds)
+            out[name] = {**problem.score(test.y, _output(model, test.x, problem), self.threshold),
+                         "trained_on_rows": int(len(y)), "fit_seconds": round(seconds, 2)}
+            if iterations is not None:
+                out[name]["iterations"] = iterations
         return out
 
-    def _sklearn_mlp(self, data: Mapping[str, Features], opts: BaselineOptions) -> dict[str, Any]:
-        import warnings
+    def batch_size(self, rows: int) -> int:
+        """`[train] batch_size`, made smaller on small tables so an epoch has at least 16 steps (never below 8).
 
-        from sklearn.exceptions import ConvergenceWarning
-        from sklearn.model_selection import train_test_split
-        from sklearn.neural_network import MLPClassifier
+        Penguins' 232 training rows at the default 256 would be one step per epoch.
+        """
+        size = self.train_options.batch_size
+        fitted = max(8, rows // 16)
+        if fitted < size:
+            logger.info("Batch size %d for %d training rows (at least 16 steps per epoch; [train] batch_size=%d)",
+                        fitted, rows, size)
+            return fitted
+        return size
 
-        x, y = data["train"].x, data["train"].y
-        if len(y) > opts.sklearn_max_rows:
-            x, _, y, _ = train_test_split(x, y, train_size=opts.sklearn_max_rows, stratify=y,
-                                          random_state=self.train_options.seed)
-        clf = MLPClassifier(hidden_layer_sizes=opts.sklearn_hidden, max_iter=opts.sklearn_max_iter,
-                            early_stopping=len(y) >= 50, random_state=self.train_options.seed)
-        start = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            clf.fit(x, y)
-        seconds = time.perf_counter() - start
-        logger.info("sklearn_mlp: trained on %d rows (cap %d), %d iterations, %.1f s",
-                    len(y), opts.sklearn_max_rows, clf.n_iter_, seconds)
-        metrics = binary_metrics(data["test"].y, clf.predict_proba(data["test"].x)[:, 1],
-                                 self.spec.options("evaluate").threshold, self.class_names)
-        return {**metrics, "trained_on_rows": int(len(y)), "iterations": int(clf.n_iter_), "fit_seconds": round(seconds, 2)}
-
-    def report(self, metrics: Mapping[str, Any], table_text: str) -> str:
-        base = super().report(metrics, table_text)
+    def report(self, metrics: Mapping[str, Any], table_text: str, plots: Sequence[str] = ()) -> str:
+        base = super().report(metrics, table_text, plots)
         return base + "\nSee [eda.md](eda.md) for the data analysis.\n"
 
 
@@ -139,19 +193,24 @@ class BankGender(TabularTask):
 
 @registry.tasks.register("tabular")
 class Tabular(TabularTask):
-    """Binary classification of any CSV: `--data FILE --set data.target=COLUMN`.
+    """Predict any column of any CSV: `--data FILE --set data.target=COLUMN`.
 
-    Column types are inferred (numeric, date-like, categorical); identifier-like
-    columns are dropped with a note. The default data is the synthetic bank table.
+    The problem (binary, multiclass, regression) is inferred from the target
+    and can be set with `--set data.problem=regression`. Column types are
+    inferred (numeric, date-like, categorical); identifier-like columns are
+    dropped with a note. The default data is the synthetic bank table.
 
-    Example: `kmodels run tabular --data churn.csv --set data.target=churned`.
+    Example: `kmodels run tabular --data penguins.csv --set data.target=species`.
     """
 
     spec_file = resources.files("kmodels_tabular") / "tabular.toml"
 
     @classmethod
     def with_data(cls, raw: dict[str, Any], path: Path) -> dict[str, Any]:
-        return {**raw, "data": {"name": "csv", "path": str(path)}}
+        data = raw.get("data", {})
+        keep = {k: data[k] for k in ("target", "problem", "classes", "group", "sep")
+                if k in data and data.get("name") == "csv"}
+        return {**raw, "data": {"name": "csv", "path": str(path), **keep}}
 
 
 

@@ -16,26 +16,28 @@ logger = logging.getLogger("kmodels")
 
 
 @registry.datasets.register("image_folder")
-def image_folder(path: str, classes: tuple[str, str] = ("cat", "dog")) -> Table:
-    """Images of two classes from a folder (flat `cat.0.jpg`, class folders, split folders) or a `path,label` CSV.
+def image_folder(path: str, classes: list[str] | None = None) -> Table:
+    """Labelled images from a folder (class folders, split folders, flat `cat.0.jpg`) or a `path,label` CSV.
 
     Files are only listed here; the task decodes each one in its integrity scan.
 
     Args:
         path: the folder (e.g. `PetImages/`) or CSV.
-        classes: negative and positive class names, matched case-insensitively
-            (plural folder names such as `cats/` work too).
+        classes: the classes to keep, in label order (binary: negative first),
+            matched case-insensitively (plural folder names such as `cats/` work
+            too); `None` reads every class from the data, sorted.
 
     Example:
         >>> import tempfile, pathlib
         >>> root = pathlib.Path(tempfile.mkdtemp())
         >>> for n in ["Cat/1.jpg", "Dog/2.jpg"]:
         ...     (root / n).parent.mkdir(exist_ok=True); _ = (root / n).write_bytes(b"")
-        >>> image_folder(str(root)).frame["label"].tolist()
-        ['cat', 'dog']
+        >>> t = image_folder(str(root))
+        >>> t.frame["label"].tolist(), t.problem_type().kind
+        (['Cat', 'Dog'], 'binary')
     """
     frame = image_table(path, classes)
-    return Table(frame, target="label", classes=tuple(classes), source=str(path))
+    return Table(frame, target="label", classes=tuple(classes) if classes else None, source=str(path))
 
 
 def synthetic_folder(count: int, seed: int, min_size: int, max_size: int) -> Path:

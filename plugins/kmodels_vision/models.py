@@ -8,6 +8,7 @@ import keras
 
 from kmodels import registry
 from kmodels.layers import FusedBatchNormalization
+from kmodels.problems import output_head
 
 
 def _check(image_size: tuple[int, int], dropout: float, filters: tuple[int, ...]) -> None:
@@ -23,8 +24,8 @@ def _check(image_size: tuple[int, int], dropout: float, filters: tuple[int, ...]
 def dog_cat_cnn(input_shape: tuple[int, int, int] = (128, 128, 3), filters: tuple[int, ...] = (32, 64, 128),
                 dense_units: int = 128, dropout: float = 0.5, bn_momentum: float = 0.9,
                 data_format: Literal["auto", "channels_last", "channels_first"] = "auto",
-                fused_batchnorm: bool = True) -> keras.Model:
-    """The reference CNN: Input → Rescaling → [Conv2D → BatchNorm → ReLU → MaxPool] × n → GAP → Dense → Dropout → Dense(1, sigmoid).
+                fused_batchnorm: bool = True, num_classes: int = 2) -> keras.Model:
+    """The reference CNN: Input → Rescaling → [Conv2D → BatchNorm → ReLU → MaxPool] × n → GAP → Dense → Dropout → head.
 
     Args:
         input_shape: (height, width, 3); inferred from `[images] image_size` in a task run.
@@ -45,12 +46,16 @@ def dog_cat_cnn(input_shape: tuple[int, int, int] = (128, 128, 3), filters: tupl
             faster steps on TensorFlow and torch, see the benchmarks); `False`
             uses `keras.layers.BatchNormalization`, for a saved model that loads
             without kmodels.
+        num_classes: 2 (one sigmoid unit, the cat/dog reference), N >= 3 (softmax)
+            or 1 (regression, linear).
 
     Example:
         >>> import kmodels
         >>> model = kmodels.build("dog_cat_cnn")
         >>> model.input_shape, model.output_shape
         ((None, 128, 128, 3), (None, 1))
+        >>> kmodels.build("dog_cat_cnn", num_classes=10).output_shape
+        (None, 10)
     """
     _check(input_shape[:2], dropout, filters)
     if data_format == "auto":
@@ -69,13 +74,13 @@ def dog_cat_cnn(input_shape: tuple[int, int, int] = (128, 128, 3), filters: tupl
     x = keras.layers.GlobalAveragePooling2D(data_format=data_format, name="gap")(x)
     x = keras.layers.Dense(dense_units, activation="relu", name="dense")(x)
     x = keras.layers.Dropout(dropout, name="dropout")(x)
-    outputs = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="probability")(x)
-    return keras.Model(inputs, outputs, name="dog_cat_cnn")
+    return keras.Model(inputs, output_head(x, num_classes), name="dog_cat_cnn")
 
 
 @registry.models.register("dog_cat_xception")
 def dog_cat_xception(input_shape: tuple[int, int, int] = (128, 128, 3), filters: tuple[int, ...] = (128, 256, 512, 728),
-                     stem_filters: int = 64, dropout: float = 0.25, fused_batchnorm: bool = True) -> keras.Model:
+                     stem_filters: int = 64, dropout: float = 0.25, fused_batchnorm: bool = True,
+                     num_classes: int = 2) -> keras.Model:
     """A small Xception-style network (separable convs, residual connections), as in Keras's "image classification from scratch".
 
     Args:
@@ -84,6 +89,7 @@ def dog_cat_xception(input_shape: tuple[int, int, int] = (128, 128, 3), filters:
         stem_filters: filters of the first strided convolution.
         dropout: dropout rate before the output.
         fused_batchnorm: as in `dog_cat_cnn`.
+        num_classes: as in `dog_cat_cnn`.
 
     Example:
         >>> import kmodels
@@ -114,5 +120,4 @@ def dog_cat_xception(input_shape: tuple[int, int, int] = (128, 128, 3), filters:
     x = keras.layers.Activation("relu")(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     x = keras.layers.Dropout(dropout)(x)
-    outputs = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="probability")(x)
-    return keras.Model(inputs, outputs, name="dog_cat_xception")
+    return keras.Model(inputs, output_head(x, num_classes), name="dog_cat_xception")

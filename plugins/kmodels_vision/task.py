@@ -19,7 +19,7 @@ from kmodels.data.images import IMAGE_SUFFIXES, scan_images
 from kmodels.data.pipeline import Augment, ImageBatches, load_image
 from kmodels.errors import ConfigError, DataError
 from kmodels.runs import RunDir
-from kmodels.task import Features, Task
+from kmodels.task import Features, Prepared, Task, prediction_frame, saved_problem
 from kmodels_vision import report as report_lib
 
 logger = logging.getLogger("kmodels")
@@ -58,28 +58,32 @@ class ImageOptions:
             raise ConfigError(f"[images] cache_mb={self.cache_mb}: expected a size in MiB >= 0 (0 turns caching off).")
 
 
-@registry.tasks.register("dog_cat")
-class DogCat(Task):
-    """Classify cat vs dog photos with a CNN (integrity scan, streaming pipeline, early stopping).
+@registry.tasks.register("image_classification")
+class ImageClassification(Task):
+    """Classify images into any number of classes (integrity scan, streaming augmented pipeline, CNN).
 
-    `--data PATH` takes a folder (Kaggle flat `cat.0.jpg`, `PetImages/Cat`,
-    split folders `train/val/test`) or a `path,label` CSV.
+    `--data PATH` takes a folder (class sub-folders, optionally under split
+    folders `train/val/test`, or the Kaggle flat layout `cat.0.jpg`) or a
+    `path,label` CSV; the class names are read from the data.
 
-    Example: `kmodels run dog_cat` (embedded data) or `kmodels run dog_cat --data ~/PetImages`.
+    Example: `kmodels run image_classification --data ~/flowers` (embedded: synthetic cats and dogs).
     """
 
-    spec_file = resources.files("kmodels_vision") / "dog_cat.toml"
+    spec_file = resources.files("kmodels_vision") / "image_classification.toml"
     sections = {"images": ImageOptions}
+    unused_sections = ("preprocess",)
 
     @classmethod
     def with_data(cls, raw: dict[str, Any], path: Path) -> dict[str, Any]:
-        return {**raw, "data": {"name": "image_folder", "path": str(path)}}
+        data = raw.get("data", {})
+        keep = {k: data[k] for k in ("classes",) if k in data and data.get("name") == "image_folder"}
+        return {**raw, "data": {"name": "image_folder", "path": str(path), **keep}}
 
     @property
     def images(self) -> ImageOptions:
         return self.spec.options("images")
 
-    def clean(self, table: Table, steps: Sequence[Any]) -> Table:
+    def clean(self, table: Table, steps: Sequence[Any]) -> tuple[Table, dict[str, Any]]:
         """Decode every file once; drop unusable ones (never touching them) and report."""
         scan = scan_images(table.frame["path"].tolist())
         ok = scan.set_index("path")["ok"].astype(bool)
@@ -93,16 +97,19 @@ class DogCat(Task):
         for group in rep["duplicates"]:
             logger.info("Identical files (kept): %s", ", ".join(group))
         logger.info("Images: %d usable of %d; per class: %s", rep["usable"], rep["files"], rep["counts"])
-        self.cleaning = {"rows_in": len(table.frame), "skipped": len(rep["skipped"]), "rows_out": len(frame)}
+        cleaning = {"rows_in": len(table.frame), "skipped": len(rep["skipped"]), "rows_out": len(frame)}
         if self.run_dir is not None:
             self.run_dir.write_json("data_report.json", rep)
             report_lib.plot_sizes(table.frame, scan, self.run_dir.file("image_sizes.png"))
             sample = frame.sample(min(16, len(frame)), random_state=self.train_options.seed) if len(frame) else frame
             report_lib.image_grid(sample["path"].tolist(), sample["label"].tolist(),
                                   self.run_dir.file("sample_images.png"), "Sample images")
-        if frame["label"].nunique() < 2:
-            raise DataError(f"{table.source}: usable images of only {frame['label'].unique().tolist()}; need both classes.")
-        return Table(frame, table.target, table.classes, table.group, table.source, table.notes)
+        classes = table.problem_type().classes
+        missing = sorted(set(classes) - set(frame["label"].unique()), key=str)
+        if missing:
+            raise DataError(f"{table.source}: no usable images of class(es) {missing}; every class needs images "
+                            "(see the skipped files above).")
+        return table.subset(frame), cleaning
 
     def split(self, table: Table) -> dict[str, pd.DataFrame]:
         """Respect split folders when the data has them; otherwise a stratified, seeded split."""
@@ -115,10 +122,9 @@ class DogCat(Task):
         missing = [name for name in ("val", "test") if parts[name].empty]
         if missing:  # carve what is missing out of train, stratified and seeded
             opts = self.spec.options("split")
-            sub = Table(parts["train"], table.target, table.classes, None, table.source)
             from kmodels.data.split import split_indices
 
-            tr, va, te = split_indices(sub.labels(), test=opts.test if "test" in missing else 0.0,
+            tr, va, te = split_indices(table.labels(parts["train"]), test=opts.test if "test" in missing else 0.0,
                                        val=opts.val if "val" in missing else 0.0, seed=self.train_options.seed,
                                        stratify=opts.stratify)
             train = parts["train"]
@@ -131,7 +137,7 @@ class DogCat(Task):
         return parts
 
     def features(self, table: Table, frames: Mapping[str, pd.DataFrame], steps: Sequence[Any],
-                 fitted: Any = None) -> dict[str, Features]:
+                 fitted: Any = None) -> tuple[dict[str, Features], Any]:
         opts = self.images
         augment = Augment(opts.flip, opts.rotation, opts.zoom) if opts.augment else None
         out = {}
@@ -151,73 +157,101 @@ class DogCat(Task):
                              shuffle=train, augment=augment if train else None, seed=self.train_options.seed,
                              workers=opts.workers, multiple=self.batch_multiple, cache=cache)
             out[name] = Features(x, y, frame)
-        self.pipeline = None
-        return out
+        return out, None
 
-    def input_shape(self, data: Mapping[str, Features]) -> tuple[int, ...]:
+    def input_shape(self, prepared: Prepared) -> tuple[int, ...]:
         return (*self.images.image_size, 3)
 
-    def fit(self, model: Any, data: Mapping[str, Features], *, epochs: int | None = None,
+    def fit(self, model: Any, prepared: Prepared, *, epochs: int | None = None,
             initial_epoch: int = 0) -> dict[str, list[float]]:
         t = self.train_options
+        data = prepared.data
         history = model.fit(data["train"].x, validation_data=data["val"].x if len(data["val"].y) else None,
                             epochs=t.epochs if epochs is None else epochs, initial_epoch=initial_epoch,
                             callbacks=self.make_callbacks(),
-                            class_weight=self.class_weight(data["train"].y), verbose=t.verbose)
+                            class_weight=self.class_weight(data["train"].y, prepared.problem), verbose=t.verbose)
         return {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
-    def evaluate(self, model: Any, data: Mapping[str, Features]) -> dict[str, Any]:
-        test = data["test"]
-        proba = self.predict_proba(model, test.x)
-        from kmodels.evaluation import binary_metrics
-
-        metrics = binary_metrics(test.y, proba, self.spec.options("evaluate").threshold, self.class_names)
+    def evaluate(self, model: Any, prepared: Prepared) -> dict[str, Any]:
+        """Test metrics, and a grid of misclassified test images with their true and predicted classes."""
+        test = prepared.data["test"]
+        problem = prepared.problem
+        output = self.predict_output(model, test.x)
+        metrics = problem.score(test.y, output, self.threshold)
         if self.run_dir is not None:
-            pred = (proba >= metrics["threshold"]).astype(int)
+            pred = problem.decode(output, self.threshold)
+            proba = problem.probabilities(output)
+            confidence = proba if problem.kind == "binary" else proba[np.arange(len(pred)), pred]
             wrong = np.flatnonzero(pred != test.y)
-            names = self.class_names
+            names = problem.class_names
+            label = (f"p({names[1]})" if problem.kind == "binary" else "p")
             report_lib.image_grid([test.frame["path"].iloc[i] for i in wrong[:16]],
-                                  [f"true {names[test.y[i]]}, p(dog)={proba[i]:.2f}" for i in wrong[:16]],
+                                  [f"true {names[test.y[i]]}, pred {names[pred[i]]}\n{label}={confidence[i]:.2f}"
+                                   for i in wrong[:16]],
                                   self.run_dir.file("misclassified.png"),
                                   f"Misclassified test images ({len(wrong)} of {len(test.y)})")
         return metrics
 
-    def report(self, metrics: Mapping[str, Any], table_text: str) -> str:
-        return super().report(metrics, table_text) + (
+    def report(self, metrics: Mapping[str, Any], table_text: str, plots: Sequence[str] = ()) -> str:
+        return super().report(metrics, table_text, plots) + (
             "\n![misclassified](misclassified.png)\n\n![sample images](sample_images.png)\n\n"
             "![image sizes](image_sizes.png)\n\nData report: [data_report.json](data_report.json)\n")
 
     @classmethod
     def predict_files(cls, run_dir: RunDir | None, model: Any, inputs: Sequence[Path]) -> pd.DataFrame:
-        """Probabilities for image files and folders; an unreadable file is reported on its row."""
-        spec = None
+        """Predictions for image files and folders; an unreadable file is reported on its row.
+
+        Columns: `path`, then those of `kmodels.task.prediction_frame` (binary:
+        `probability`, `label`; multiclass: `label`, `probability`, one
+        `probability_<class>` each), then `error`.
+        """
+        size = tuple(model.input_shape[1:3])
         if run_dir is not None:
             from kmodels.spec import load_spec
 
-            spec = load_spec(run_dir.file("spec.toml"))
-        size = tuple(spec["images"]["image_size"]) if spec else tuple(model.input_shape[1:3])
-        classes = ["cat", "dog"]
-        if run_dir is not None and run_dir.exists("metrics.json"):
-            classes = run_dir.read_json("metrics.json").get("classes", classes)
+            size = tuple(load_spec(run_dir.file("spec.toml"))["images"]["image_size"])
+        problem, threshold = saved_problem(run_dir, model)
         files: list[Path] = []
         for p in inputs:
             if p.is_dir():
                 files += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
             else:
                 files.append(p)
-        rows, images = [], []
+        paths, errors, images = [], [], []
         for f in files:
+            paths.append(str(f))
             try:
                 images.append(load_image(str(f), (size[1], size[0])))
-                rows.append({"path": str(f), "error": ""})
+                errors.append("")
             except (OSError, ValueError, SyntaxError) as exc:
-                rows.append({"path": str(f), "error": f"{type(exc).__name__}: {exc}"})
-        proba = iter(np.asarray(model.predict(np.stack(images), verbose=0)).ravel() if images else [])
-        out = []
-        for row in rows:
-            if row["error"]:
-                out.append({**row, "probability": np.nan, "label": ""})
-            else:
-                p = float(next(proba))
-                out.append({**row, "probability": p, "label": classes[int(p >= 0.5)]})
-        return pd.DataFrame(out, columns=["path", "probability", "label", "error"])
+                errors.append(f"{type(exc).__name__}: {exc}")
+        ok = np.array([not e for e in errors], dtype=bool)
+        output = np.asarray(model.predict(np.stack(images), verbose=0)) if images else np.zeros((0, 1))
+        pred = prediction_frame(problem, output, threshold)
+        full = pd.DataFrame(index=range(len(paths)), columns=pred.columns)
+        if len(pred):
+            full.loc[np.flatnonzero(ok)] = pred.to_numpy()
+        for column in full.columns:
+            if column.startswith("probability") or column == "prediction":
+                full[column] = full[column].astype(float)
+        full["label"] = full["label"].fillna("") if "label" in full else ""
+        full.insert(0, "path", paths)
+        full["error"] = errors
+        return full
+
+
+@registry.tasks.register("dog_cat")
+class DogCat(ImageClassification):
+    """Classify cat vs dog photos: the reference preset of `image_classification`.
+
+    `--data PATH` takes a folder (Kaggle flat `cat.0.jpg`, `PetImages/Cat`,
+    split folders `train/val/test`) or a `path,label` CSV.
+
+    Example: `kmodels run dog_cat` (embedded data) or `kmodels run dog_cat --data ~/PetImages`.
+    """
+
+    spec_file = resources.files("kmodels_vision") / "dog_cat.toml"
+
+    @classmethod
+    def with_data(cls, raw: dict[str, Any], path: Path) -> dict[str, Any]:
+        return {**raw, "data": {"name": "image_folder", "path": str(path), "classes": ["cat", "dog"]}}

@@ -30,7 +30,7 @@ def test_weights_file_loads_into_the_backbone_and_freezes_it(mobilenet_weights):
     path, saved = mobilenet_weights
     model = kmodels.build("mobilenet_v3_small", input_shape=SIZE, weights=str(path))
     backbone = model.get_layer("backbone")
-    assert not backbone.trainable and model.get_layer("probability").trainable  # pretrained: head only
+    assert not backbone.trainable and model.get_layer("output").trainable  # pretrained: head only
     assert {w.path: np.array(w) for w in backbone.weights}.keys() == saved.keys()
     for w in backbone.weights:
         np.testing.assert_array_equal(np.array(w), saved[w.path])

@@ -32,6 +32,25 @@ def test_model_contract(name, tmp_path):
     np.testing.assert_allclose(loaded.predict(x, verbose=0), before, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("num_classes,loss", [(1, "mean_squared_error"), (5, "sparse_categorical_crossentropy")])
+@pytest.mark.parametrize("name", registry.models.list())
+def test_every_model_builds_for_regression_and_multiclass(name, num_classes, loss):
+    """The binary case is the contract above; here the other two problem types, on the same registry."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = kmodels.build(name, num_classes=num_classes, **registry.models.meta(name).get("test_kwargs", {}))
+    assert model.loss == loss
+    shape = tuple(model.inputs[0].shape[1:])
+    x = np.random.default_rng(0).uniform(0, 255 if len(shape) == 3 else 1, size=(4, *shape)).astype("float32")
+    y = np.array([0, 1, 4, 2], dtype="float32" if num_classes == 1 else "int64")
+    model.train_on_batch(x, y)
+    out = model.predict(x, verbose=0)
+    assert out.shape == (4, num_classes) and np.isfinite(out).all()
+    if num_classes > 2:
+        np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-4)  # softmax probabilities
+
+
 @pytest.mark.parametrize("name", registry.models.list())
 def test_model_docstring_has_example(name):
     import inspect

@@ -7,6 +7,7 @@ import pytest
 
 import kmodels
 from kmodels.errors import ConfigError, RunError
+from kmodels.problems import Problem
 from kmodels.runs import RunDir
 
 
@@ -31,7 +32,7 @@ def test_split_keeps_customers_apart(toy_run):
     from kmodels import registry
     spec = kmodels.load_spec(toy_run.run_dir / "spec.toml")
     task = registry.tasks.get("toy_task")(spec)
-    data = task.prepare()
+    data = task.prepare().data
     groups = {k: set(v.frame["customer"]) for k, v in data.items()}
     assert not groups["train"] & groups["test"] and not groups["train"] & groups["val"]
     assert not groups["val"] & groups["test"]
@@ -107,5 +108,8 @@ def test_input_shape_mismatch_is_a_config_error(tmp_path):
 def test_balanced_class_weight():
     from kmodels import registry
     task = registry.tasks.get("toy_task")(kmodels.load_spec("toy_task", {"train.class_weight": "balanced"}))
-    weights = task.class_weight(np.array([0, 0, 0, 1]))
+    weights = task.class_weight(np.array([0, 0, 0, 1]), Problem("binary", ("a", "b")))
     assert weights == {0: pytest.approx(4 / 6), 1: pytest.approx(2.0)}
+    three = task.class_weight(np.array([0, 0, 1, 2, 2, 2]), Problem("multiclass", ("a", "b", "c")))
+    assert three == {0: pytest.approx(1.0), 1: pytest.approx(2.0), 2: pytest.approx(2 / 3)}
+    assert task.class_weight(np.array([0.5, 1.5]), Problem("regression")) is None

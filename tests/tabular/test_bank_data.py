@@ -68,7 +68,7 @@ def test_bad_files_give_clear_errors(tmp_path, content, message):
 def test_generic_csv_errors(tmp_path):
     path = tmp_path / "t.csv"
     path.write_text("x,y\n1,a\n2,a\n")
-    with pytest.raises(DataError, match=r"target 'y' has only 1 class"):
+    with pytest.raises(DataError, match=r"target 'y' has only one class"):
         registry.datasets.get("csv")(path=str(path), target="y")
     with pytest.raises(DataError, match=r"target column 'z' not found.*--set data.target=COLUMN"):
         registry.datasets.get("csv")(path=str(path), target="z")

@@ -78,7 +78,7 @@ def test_split_folders_are_respected(tmp_path):
                 draw_animal(label, (40, 40), rng).save(folder / f"{i}.jpg")
     spec = kmodels.load_spec("dog_cat", {"images.image_size": [32, 32]}, data=tmp_path)
     task = registry.tasks.get("dog_cat")(spec)
-    data = task.prepare()
+    data = task.prepare().data
     assert len(data["test"].y) == 6 and all("/test/" in p for p in data["test"].frame["path"])
     assert len(data["val"].y) > 0 and all("/train/" in p for p in data["val"].frame["path"])
 
@@ -166,12 +166,11 @@ def test_decoded_image_cache_follows_the_budget(cache_mb, cached, caplog):
     task = registry.tasks.get("dog_cat")(spec)
     table = task.load_data()
     with caplog.at_level("INFO", logger="kmodels"):
-        data = task.features(table, task.split(table), task._steps()[1])
+        data, _ = task.features(table, task.split(table), task.preprocess_steps()[1])
     assert {name for name, part in data.items() if part.x.cache} == cached
     assert ("the train split" in caplog.text) == (cache_mb == 1)
 
 
 def test_negative_cache_budget_is_a_config_error():
-    spec = kmodels.load_spec("dog_cat", overrides={"images.cache_mb": -1})
     with pytest.raises(kmodels.ConfigError, match=r"\[images\] cache_mb=-1"):
-        spec.options("images")
+        kmodels.load_spec("dog_cat", overrides={"images.cache_mb": -1})  # checked before anything runs

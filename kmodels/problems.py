@@ -1,0 +1,284 @@
+"""Problem types: binary, multiclass, regression.
+
+A `Problem` says what is predicted and everything that follows from it: the
+model's head (`num_classes`), the loss and metrics Keras trains with, how the
+target column becomes labels, how predictions are scored and decoded. It is
+inferred from the target column (`infer_problem`) and always overridable with
+`data.problem` in a spec.
+
+The `num_classes` convention of every registered model (keras-hub style):
+`num_classes=2` → one sigmoid unit (binary), `num_classes=N >= 3` → N softmax
+units (multiclass), `num_classes=1` → one linear unit (regression).
+
+Example:
+    >>> import pandas as pd
+    >>> from kmodels.problems import infer_problem
+    >>> p = infer_problem(pd.Series(["adelie", "gentoo", "chinstrap", "adelie"]))
+    >>> p.kind, p.class_names, p.num_classes, p.loss
+    ('multiclass', ('adelie', 'chinstrap', 'gentoo'), 3, 'sparse_categorical_crossentropy')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from kmodels.errors import ConfigError, DataError
+
+ProblemKind = Literal["binary", "multiclass", "regression"]
+KINDS: tuple[str, ...] = ("binary", "multiclass", "regression")
+#: A numeric target with more distinct values than this is taken as regression.
+MAX_DISCRETE_LEVELS = 20
+#: More classes than this is almost surely an identifier or a free-text column.
+MAX_CLASSES = 1000
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What a task predicts.
+
+    Args:
+        kind: `"binary"`, `"multiclass"` or `"regression"`.
+        classes: the class values as they appear in the target column, in label
+            order (binary: negative first); empty for regression.
+        reason: why this kind was chosen (logged and saved with the run).
+
+    Example:
+        >>> p = Problem("binary", ("M", "F"))
+        >>> p.encode(pd.Series(["F", "M", "F"])).tolist(), p.num_classes
+        ([1, 0, 1], 2)
+    """
+
+    kind: ProblemKind
+    classes: tuple[Any, ...] = ()
+    reason: str = "set by the task"
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ConfigError(f"Received problem={self.kind!r}. Expected one of {', '.join(KINDS)}.")
+        need = {"binary": (2, 2), "multiclass": (3, MAX_CLASSES), "regression": (0, 0)}[self.kind]
+        if not need[0] <= len(self.classes) <= need[1]:
+            raise ConfigError(f"A {self.kind} problem needs {need[0]}-{need[1]} classes; "
+                              f"received {len(self.classes)}: {list(self.classes)[:10]}.")
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(str(c) for c in self.classes)
+
+    @property
+    def num_classes(self) -> int:
+        """The models' `num_classes` argument for this problem (1 for regression)."""
+        return 1 if self.kind == "regression" else len(self.classes)
+
+    @property
+    def is_classification(self) -> bool:
+        return self.kind != "regression"
+
+    @property
+    def loss(self) -> str:
+        return {"binary": "binary_crossentropy", "multiclass": "sparse_categorical_crossentropy",
+                "regression": "mean_squared_error"}[self.kind]
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return ("mean_absolute_error",) if self.kind == "regression" else ("accuracy",)
+
+    @property
+    def primary(self) -> str:
+        """The metric that ranks models in the comparison table (higher is better)."""
+        return {"binary": "roc_auc", "multiclass": "balanced_accuracy", "regression": "r2"}[self.kind]
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Columns of the comparison table."""
+        if self.kind == "regression":
+            return ("model", "r2", "mae", "rmse")
+        if self.kind == "binary":
+            return ("model", "accuracy", "balanced_accuracy", "roc_auc", "f1")
+        return ("model", "accuracy", "balanced_accuracy", "f1_macro", "roc_auc")
+
+    def valid(self, values: pd.Series) -> np.ndarray:
+        """One boolean per row: the target holds a usable value (a known class, or a finite number)."""
+        if self.kind == "regression":
+            numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+            return np.isfinite(numbers)
+        return values.isin(self.classes).to_numpy()
+
+    def encode(self, values: pd.Series) -> np.ndarray:
+        """Labels for Keras: class indices (int64) or float32 numbers; rows must be `valid`."""
+        if self.kind == "regression":
+            return pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float32)
+        index = pd.Index(list(self.classes))
+        if isinstance(values.dtype, pd.CategoricalDtype):  # look up the categories, not every row
+            lookup = np.append(index.get_indexer(values.cat.categories), -1)
+            return lookup[values.cat.codes.to_numpy()].astype(np.int64)
+        return np.asarray(index.get_indexer(values), dtype=np.int64)
+
+    def probabilities(self, output: np.ndarray) -> np.ndarray:
+        """A model's raw output as (n,) positive-class probabilities, (n, N) class probabilities or (n,) values."""
+        output = np.asarray(output, dtype=np.float64)
+        if self.kind == "multiclass":
+            return output.reshape(len(output), -1)
+        return output.reshape(len(output), -1)[:, 0] if output.size else output.reshape(0)
+
+    def decode(self, output: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+        """Predicted class indices (classification) or values (regression) from `probabilities`."""
+        out = self.probabilities(output)
+        if self.kind == "binary":
+            return (out >= threshold).astype(np.int64)
+        if self.kind == "multiclass":
+            return out.argmax(axis=1).astype(np.int64)
+        return out
+
+    def score(self, y_true: np.ndarray, output: np.ndarray, threshold: float = 0.5) -> dict[str, Any]:
+        """Test metrics of a model's output (see `kmodels.evaluation`)."""
+        from kmodels import evaluation
+
+        out = self.probabilities(output)
+        if self.kind == "binary":
+            return evaluation.binary_metrics(y_true, out, threshold, self.class_names)
+        if self.kind == "multiclass":
+            return evaluation.multiclass_metrics(y_true, out, self.class_names)
+        return evaluation.regression_metrics(y_true, out)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "classes": [_plain(c) for c in self.classes], "reason": self.reason}
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> Problem:
+        return cls(obj["kind"], tuple(obj.get("classes", ())), obj.get("reason", "saved with the run"))
+
+    @classmethod
+    def from_num_classes(cls, num_classes: int) -> Problem:
+        """The problem a model built with `num_classes` solves (class names `0..N-1`).
+
+        Example:
+            >>> Problem.from_num_classes(10).kind, Problem.from_num_classes(1).loss
+            ('multiclass', 'mean_squared_error')
+        """
+        if num_classes == 1:
+            return cls("regression", (), "num_classes=1")
+        if num_classes == 2:
+            return cls("binary", ("0", "1"), "num_classes=2")
+        if num_classes >= 3:
+            return cls("multiclass", tuple(str(i) for i in range(num_classes)), f"num_classes={num_classes}")
+        raise ConfigError(f"Received num_classes={num_classes}. Expected 1 (regression), 2 (binary) "
+                          "or N >= 3 (multiclass).")
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _sorted_values(values: Sequence[Any]) -> list[Any]:
+    if all(isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool) for v in values):
+        return sorted(values)
+    return sorted(values, key=str)
+
+
+def infer_problem(values: pd.Series, problem: str = "auto", classes: Sequence[Any] | None = None, *,
+                  column: str | None = None, source: str = "<data>") -> Problem:
+    """Decide the problem type from the target column, or check the one asked for.
+
+    Two distinct values → binary; text, booleans or at most `MAX_DISCRETE_LEVELS`
+    whole numbers → multiclass; other numbers → regression. `classes` names the
+    classes to keep, in label order (binary: negative first); rows with other
+    values are dropped later by cleaning.
+
+    Args:
+        values: the target column (missing values are ignored).
+        problem: `"auto"`, `"binary"`, `"multiclass"` or `"regression"`.
+        classes: the class values to keep, in order; `None` takes every distinct value, sorted.
+        column: the target's name, for messages.
+        source: where the data came from, for messages.
+
+    Raises:
+        DataError: a target that cannot be learned (one value, all missing, text for
+            regression, more than `MAX_CLASSES` classes), naming the column and the fix.
+
+    Example:
+        >>> infer_problem(pd.Series([0.5, 1.25, 3.0, 7.5] * 10)).kind
+        'regression'
+        >>> infer_problem(pd.Series([1, 2, 3, 1]), problem="regression").reason
+        'data.problem = "regression" in the spec'
+    """
+    name = repr(column) if column else "the target"
+    if problem not in ("auto", *KINDS):
+        raise ConfigError(f"Received data.problem={problem!r}. Expected 'auto', {', '.join(map(repr, KINDS))}.")
+    present = values.dropna()
+    if isinstance(present.dtype, pd.CategoricalDtype):
+        present = present.astype(present.cat.categories.dtype)
+    if present.empty:
+        raise DataError(f"{source}: target {name} has no values (every row is missing). "
+                        "Pick another column with --set data.target=COLUMN.")
+    numeric = pd.api.types.is_numeric_dtype(present) and not pd.api.types.is_bool_dtype(present)
+    distinct = present.unique()
+    if problem == "regression" or (problem == "auto" and classes is None and numeric
+                                   and len(distinct) > MAX_DISCRETE_LEVELS):
+        if not numeric:
+            numbers = pd.to_numeric(present, errors="coerce")
+            bad = present[numbers.isna()].astype(str).unique()[:5].tolist()
+            raise DataError(f"{source}: target {name} holds text ({bad}) but data.problem is 'regression'. "
+                            "Use a numeric column, or set data.problem = \"multiclass\" to predict categories.")
+        if len(distinct) < 2:
+            raise DataError(f"{source}: target {name} has one value ({_plain(distinct[0])!r}); nothing to learn.")
+        why = ('data.problem = "regression" in the spec' if problem == "regression"
+               else f"numeric target with {len(distinct)} distinct values (> {MAX_DISCRETE_LEVELS})")
+        return Problem("regression", (), why)
+    if classes is not None:
+        kept = list(classes)
+        missing = [c for c in kept if c not in set(distinct.tolist())]
+        if missing:
+            shown = ", ".join(map(repr, _sorted_values(distinct.tolist())[:10]))
+            raise DataError(f"{source}: data.classes names {missing}, not found in target {name}; "
+                            f"its values include {shown}.")
+    else:
+        kept = _sorted_values(distinct.tolist())
+    if len(kept) < 2:
+        raise DataError(f"{source}: target {name} has only one class ({kept[0]!r} on {len(present)} rows); "
+                        "a classifier needs at least two. Check the column (--set data.target=COLUMN) or the data.")
+    if len(kept) > MAX_CLASSES:
+        raise DataError(f"{source}: target {name} has {len(kept)} distinct values, more than {MAX_CLASSES} classes: "
+                        "it looks like an identifier or free text. Pick another column (--set data.target=COLUMN), "
+                        'or set data.problem = "regression" if it is a number.')
+    kind = problem if problem != "auto" else ("binary" if len(kept) == 2 else "multiclass")
+    if kind == "binary" and len(kept) != 2:
+        shown = ", ".join(map(repr, kept[:10])) + (" ..." if len(kept) > 10 else "")
+        raise DataError(f"{source}: data.problem is 'binary' but target {name} has {len(kept)} classes: {shown}. "
+                        "Name the two to keep with --set data.classes='[\"NEG\", \"POS\"]', or drop data.problem.")
+    if kind == "multiclass" and len(kept) == 2:
+        kind = "binary"  # two classes are a binary problem whatever was asked
+    if problem != "auto":
+        why = f'data.problem = "{problem}" in the spec'
+    elif classes is not None:
+        why = f"data.classes names {len(kept)} classes"
+    elif numeric:
+        why = f"numeric target with {len(kept)} distinct whole values (<= {MAX_DISCRETE_LEVELS})"
+    else:
+        why = f"{len(kept)} distinct {'values' if len(kept) == 2 else 'labels'}"
+    return Problem(kind, tuple(_plain(c) for c in kept), why)
+
+
+def output_head(x: Any, num_classes: int, name: str = "output") -> Any:
+    """The output layer for `num_classes` (see the module docstring), in float32.
+
+    Example:
+        >>> import keras
+        >>> inputs = keras.Input((4,))
+        >>> keras.Model(inputs, output_head(inputs, 5)).output_shape
+        (None, 5)
+    """
+    import keras
+
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
+        raise ValueError(f"Received num_classes={num_classes!r}. Expected 1 (regression), 2 (binary) "
+                         "or N >= 3 (multiclass).")
+    if num_classes == 1:
+        return keras.layers.Dense(1, dtype="float32", name=name)(x)
+    if num_classes == 2:
+        return keras.layers.Dense(1, activation="sigmoid", dtype="float32", name=name)(x)
+    return keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name=name)(x)

@@ -1,0 +1,120 @@
+"""`tabular` on real multiclass and regression tables that packages ship (scikit-learn, palmerpenguins)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import kmodels
+from kmodels.cli import main
+
+
+@pytest.fixture(scope="session")
+def real_tables(tmp_path_factory):
+    """wine (3 cultivars), diabetes (a number), penguins (3 species): the real data, as users' CSVs."""
+    from sklearn.datasets import load_diabetes, load_wine
+
+    root = tmp_path_factory.mktemp("tables")
+    wine = load_wine(as_frame=True)
+    frame = wine.frame.drop(columns=["target"])
+    frame["cultivar"] = np.asarray(wine.target_names)[wine.target]
+    frame.to_csv(root / "wine.csv", index=False)
+    load_diabetes(as_frame=True, scaled=False).frame.to_csv(root / "diabetes.csv", index=False)
+    palmerpenguins = pytest.importorskip("palmerpenguins")
+    palmerpenguins.load_penguins().to_csv(root / "penguins.csv", index=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def penguins_run(real_tables, tmp_path_factory):
+    return kmodels.run("tabular", data=real_tables / "penguins.csv", overrides={"data.target": "species"},
+                       out=tmp_path_factory.mktemp("penguins") / "run")
+
+
+@pytest.mark.slow
+def test_penguin_species_multiclass(penguins_run):
+    m = penguins_run.metrics
+    assert m["problem"]["kind"] == "multiclass" and m["classes"] == ["Adelie", "Chinstrap", "Gentoo"]
+    models = m["models"]
+    assert set(models) == {"majority", "logistic_regression", "hist_gradient_boosting", "sklearn_mlp", "keras"}
+    assert models["keras"]["accuracy"] >= 0.97  # LogisticRegression reaches 0.997 in 5-fold CV
+    assert np.array(models["keras"]["confusion_matrix"]).shape == (3, 3)
+    assert set(models["keras"]["per_class"]) == {"Adelie", "Chinstrap", "Gentoo"}
+    assert "f1_macro" in penguins_run.table and "Problem: multiclass" in (penguins_run.run_dir / "report.md").read_text()
+    assert (penguins_run.run_dir / "confusion_matrix.png").is_file()
+
+
+@pytest.mark.slow
+def test_multiclass_predict_names_every_class(penguins_run, real_tables, tmp_path):
+    rows = pd.read_csv(real_tables / "penguins.csv").dropna().head(5).drop(columns=["species"])
+    rows.to_csv(tmp_path / "new.csv", index=False)
+    out = tmp_path / "pred.csv"
+    assert main(["predict", str(penguins_run.run_dir), str(tmp_path / "new.csv"), "--output", str(out)]) == 0
+    pred = pd.read_csv(out)
+    assert list(pred.columns) == ["source", "row", "label", "probability", "probability_Adelie",
+                                  "probability_Chinstrap", "probability_Gentoo"]
+    np.testing.assert_allclose(pred.filter(like="probability_").sum(axis=1), 1.0, rtol=1e-4)
+    assert set(pred["label"]) <= {"Adelie", "Chinstrap", "Gentoo"}
+    assert main(["evaluate", str(penguins_run.run_dir)]) == 0
+
+
+@pytest.mark.slow
+def test_wine_multiclass(real_tables, tmp_path):
+    result = kmodels.run("tabular", data=real_tables / "wine.csv", overrides={"data.target": "cultivar"},
+                         out=tmp_path / "run")
+    assert result.metrics["problem"]["kind"] == "multiclass"
+    assert result.metrics["models"]["keras"]["accuracy"] >= 0.95
+
+
+@pytest.mark.slow
+def test_diabetes_regression_is_on_par_with_ridge(real_tables, tmp_path):
+    result = kmodels.run("tabular", data=real_tables / "diabetes.csv", overrides={"data.target": "target"},
+                         out=tmp_path / "run")
+    m = result.metrics
+    assert m["problem"]["kind"] == "regression" and "numeric target" in m["problem"]["reason"]
+    models = m["models"]
+    assert set(models) == {"mean", "ridge", "hist_gradient_boosting", "sklearn_mlp", "keras"}
+    assert models["keras"]["r2"] >= models["ridge"]["r2"] - 0.05
+    assert "| r2" in result.table and (result.run_dir / "regression.png").is_file()
+    eda = json.loads((result.run_dir / "eda.json").read_text())
+    assert eda["target"]["problem"] == "regression" and eda["target"]["summary"]["count"] == 442
+    # a saved regression model predicts in the target's own units
+    pred = kmodels.task.predict(result.run_dir, [real_tables / "diabetes.csv"])
+    assert list(pred.columns) == ["source", "row", "prediction"] and 50 < pred["prediction"].mean() < 250
+
+
+def test_problem_can_be_forced(real_tables):
+    spec = kmodels.load_spec("tabular", {"data.target": "cultivar", "data.problem": "regression"},
+                             data=real_tables / "wine.csv")
+    assert spec["data"]["problem"] == "regression"
+    with pytest.raises(kmodels.ConfigError, match=r"key 'problem'.*'auto' \| 'binary'"):
+        kmodels.load_spec("tabular", {"data.target": "cultivar", "data.problem": "ranking"},
+                          data=real_tables / "wine.csv")
+
+
+@pytest.mark.parametrize("column,values,problem,match", [
+    ("y", ["a"] * 30, "auto", "only one class"),
+    ("y", [None] * 30, "auto", "no values"),
+    ("y", ["x", "y", "z"] * 10, "regression", "holds text"),
+])
+def test_bad_targets_exit_2_before_any_run_directory(tmp_path, capsys, column, values, problem, match):
+    path = tmp_path / "t.csv"
+    pd.DataFrame({"x": np.arange(len(values)), column: values}).to_csv(path, index=False)
+    out = tmp_path / "run"
+    argv = ["run", "tabular", "--data", str(path), "--set", f"data.target={column}", "--out", str(out)]
+    assert main([*argv, "--set", f"data.problem={problem}"]) == 2
+    err = capsys.readouterr().err
+    assert match in err and f"'{column}'" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_hundred_thousand_distinct_labels_is_a_data_error(tmp_path, capsys):
+    path = tmp_path / "ids.csv"
+    n = 100_000
+    pd.DataFrame({"x": np.arange(n) % 7, "label": [f"L{i}" for i in range(n)]}).to_csv(path, index=False)
+    out = tmp_path / "run"
+    assert main(["run", "tabular", "--data", str(path), "--set", "data.target=label", "--out", str(out)]) == 2
+    assert "looks like an identifier" in capsys.readouterr().err and not out.exists()
