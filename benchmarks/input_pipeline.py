@@ -32,7 +32,7 @@ def _keras_iter(ds):
 
 
 def variants(paths: list[str], size: int, batch: int):
-    from kmodels.data.pipeline import Augment, ImageBatches, load_image
+    from kmodels_vision.pipeline import Augment, ImageBatches, load_image
 
     labels = [i % 2 for i in range(len(paths))]
 

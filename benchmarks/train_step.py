@@ -80,10 +80,10 @@ def _measure(step, steps: int, repeats: int, sync=lambda r: r) -> tuple[float, l
 
 def worker(args: argparse.Namespace) -> None:
     import keras
+    from kmodels_vision.pipeline import Augment, ImageBatches
 
     import kmodels
     from benchmarks.flops import train_flops
-    from kmodels.data.pipeline import Augment, ImageBatches
 
     backend = keras.backend.backend()
     size, bs, steps = args.image_size, args.batch_size, args.steps
@@ -97,8 +97,7 @@ def worker(args: argparse.Namespace) -> None:
     def fresh(policy="float32", data_format=None, batchnorm="fused"):
         keras.utils.set_random_seed(0)
         extra = {} if data_format is None else {"data_format": data_format}
-        if batchnorm == "keras":
-            extra["fused_batchnorm"] = False
+        extra["fused_batchnorm"] = batchnorm == "fused"  # the task specs train fused
         return kmodels.build(args.model, input_shape=(size, size, 3), precision=policy, **extra)
 
     variants = set(args.variants.split(","))
@@ -316,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="layouts for the in-memory fit (the from-files fit uses the model's default for the backend)")
     p.add_argument("--batchnorms", default="keras,fused",
                    help="BatchNorm layers for the in-memory fit: keras (keras.layers.BatchNormalization, what a "
-                        "user writes without kmodels), fused (kmodels.layers.FusedBatchNormalization, the default)")
+                        "user writes without kmodels), fused (kmodels_vision.layers.FusedBatchNormalization, what the task specs train with)")
     p.add_argument("--json", default=None)
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--files", default=None, help=argparse.SUPPRESS)

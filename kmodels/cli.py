@@ -64,7 +64,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
                      help="continue an interrupted/failed/killed run from its last saved epoch")
 
-    ev = sub.add_parser("evaluate", help="re-evaluate a finished run on its test split")
+    safe = ("A run directory is read as data: model.keras with Keras's safe_mode, the preprocessing with "
+            "skops.io (registered preprocessors only); no pickle is ever loaded, so a run from a stranger is safe.")
+    ev = sub.add_parser("evaluate", help="re-evaluate a finished run on its test split", description=safe)
     ev.add_argument("run_dir", type=Path, metavar="RUN_DIR")
 
     bench = sub.add_parser("bench", help="run a benchmark from benchmarks/ (source checkout)",
@@ -72,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("benchmark", choices=sorted(BENCHMARKS), help="which benchmark")
     bench.add_argument("args", nargs=argparse.REMAINDER, help="its arguments, e.g. --backends jax,tensorflow")
 
-    pr = sub.add_parser("predict", help="predict with a run (or a .keras file)")
+    pr = sub.add_parser("predict", help="predict with a run (or a .keras file)", description=safe)
     pr.add_argument("source", type=Path, metavar="RUN_DIR_OR_MODEL")
     pr.add_argument("inputs", type=Path, nargs="+", metavar="INPUT")
     pr.add_argument("--output", type=Path, default=None, help="write the CSV here (default: stdout)")

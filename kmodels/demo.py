@@ -35,8 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{task}: test-split results\n{result.table}\n")
         m = result.metrics
         for name, metrics in m["models"].items():
-            rows.append({"task": task, "model": name, "accuracy": metrics["accuracy"],
-                         "balanced_accuracy": metrics["balanced_accuracy"], "roc_auc": metrics["roc_auc"],
+            rows.append({"task": task, "model": name, "accuracy": metrics.get("accuracy"),
+                         "balanced_accuracy": metrics.get("balanced_accuracy"), "roc_auc": metrics.get("roc_auc"),
                          "seconds": f"{time.perf_counter() - start:.1f}" if name == m["primary"] else None,
                          "run_dir": str(result.run_dir) if name == m["primary"] else ""})
     print("Summary (test splits of the embedded synthetic data; see README 'Limits')")

@@ -41,7 +41,7 @@ INFERRED_MODEL_KEYS = ("input_shape", "num_classes")
 CALLBACK_PATH_KEYS = ("filepath", "filename", "backup_dir", "log_dir")
 #: Files kmodels itself writes in a run directory; a callback may not claim them.
 RUN_FILES = ("spec.toml", "metadata.json", "metrics.json", "model.keras", "history.csv", "report.md",
-             "preprocessor.json", "preprocessor.npz", "head.weights.h5", "fine_tune.json")
+             "preprocessor.json", "preprocessor.skops", "head.weights.h5", "fine_tune.json")
 
 
 def check_run_path(value: Any, where: str) -> str:

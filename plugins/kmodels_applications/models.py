@@ -22,10 +22,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from kmodels import registry
-from kmodels.building import BACKBONE
-from kmodels.errors import ConfigError
-from kmodels.problems import output_head
+from kmodels.api import BACKBONE, ConfigError, output_head, registry
 
 logger = logging.getLogger("kmodels")
 

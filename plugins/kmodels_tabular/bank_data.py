@@ -15,10 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kmodels import registry
-from kmodels.data import Table, to_category
-from kmodels.data.csv import read_csv
-from kmodels.errors import DataError
+from kmodels.api import DataError, Table, atomic_write, read_csv, registry, to_category
 from kmodels_tabular.dates import format_day_first
 
 logger = logging.getLogger("kmodels")
@@ -156,7 +153,6 @@ def generate_bank_frame(rows: int = 20000, seed: int = 0) -> pd.DataFrame:
 
 def write_bank_csv(path: str | Path, rows: int = 20000, seed: int = 0) -> Path:
     """Write `generate_bank_frame(rows, seed)` as a CSV file in the published format."""
-    from kmodels.runs import atomic_write
 
     return atomic_write(Path(path), generate_bank_frame(rows, seed).to_csv(index=False))
 

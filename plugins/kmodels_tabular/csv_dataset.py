@@ -7,9 +7,7 @@ from typing import Literal
 
 import pandas as pd
 
-from kmodels import registry
-from kmodels.data import Table
-from kmodels.data.csv import read_csv
+from kmodels.api import Table, read_csv, registry
 
 logger = logging.getLogger("kmodels")
 

@@ -9,8 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kmodels.data import Table, duplicate_mask
-from kmodels.evaluation import format_table, pyplot, save_figure
+from kmodels.api import Table, duplicate_mask, format_table, pyplot, save_figure
 
 
 def eda(table: Table, placeholders: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from kmodels import registry
-from kmodels.problems import output_head
+from kmodels.api import output_head, registry
 
 
 @registry.models.register("bank_gender_mlp")

@@ -20,9 +20,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from kmodels import registry
-from kmodels.data import duplicate_mask
-from kmodels.errors import DataError
+from kmodels.api import DataError, duplicate_mask, registry
 from kmodels_tabular.dates import day_first_days, parse_day_first
 
 logger = logging.getLogger("kmodels")

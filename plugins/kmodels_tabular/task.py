@@ -14,11 +14,7 @@ from typing import Any
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from kmodels import registry
-from kmodels.data import Table
-from kmodels.data.csv import read_csv
-from kmodels.problems import Problem
-from kmodels.task import Prepared, Task
+from kmodels.api import Prepared, Problem, Table, Task, read_csv, registry
 from kmodels_tabular import eda as eda_lib
 from kmodels_tabular.bank_data import has_bank_schema
 

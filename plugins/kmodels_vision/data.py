@@ -8,9 +8,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from kmodels import registry
-from kmodels.data import Table
-from kmodels.data.images import cache_dir, image_table
+from kmodels.api import Table, cache_dir, registry
+from kmodels_vision.images import image_table
 
 logger = logging.getLogger("kmodels")
 

@@ -6,9 +6,8 @@ from typing import Literal
 
 import keras
 
-from kmodels import registry
-from kmodels.layers import FusedBatchNormalization
-from kmodels.problems import output_head
+from kmodels.api import output_head, registry
+from kmodels_vision.layers import FusedBatchNormalization
 
 
 def _check(image_size: tuple[int, int], dropout: float, filters: tuple[int, ...]) -> None:
@@ -24,7 +23,7 @@ def _check(image_size: tuple[int, int], dropout: float, filters: tuple[int, ...]
 def dog_cat_cnn(input_shape: tuple[int, int, int] = (128, 128, 3), filters: tuple[int, ...] = (32, 64, 128),
                 dense_units: int = 128, dropout: float = 0.5, bn_momentum: float = 0.9,
                 data_format: Literal["auto", "channels_last", "channels_first"] = "auto",
-                fused_batchnorm: bool = True, num_classes: int = 2) -> keras.Model:
+                fused_batchnorm: bool = False, num_classes: int = 2) -> keras.Model:
     """The reference CNN: Input → Rescaling → [Conv2D → BatchNorm → ReLU → MaxPool] × n → GAP → Dense → Dropout → head.
 
     Args:
@@ -42,10 +41,11 @@ def dog_cat_cnn(input_shape: tuple[int, int, int] = (128, 128, 3), filters: tupl
             `"channels_last"` on TensorFlow and JAX. Either layout runs on every
             backend, so a saved model loads anywhere.
         fused_batchnorm: train BatchNorm with the backend's fused kernel
-            (`kmodels.layers.FusedBatchNormalization`: the same function, 1.5-2x
-            faster steps on TensorFlow and torch, see the benchmarks); `False`
-            uses `keras.layers.BatchNormalization`, for a saved model that loads
-            without kmodels.
+            (`kmodels_vision.layers.FusedBatchNormalization`: the same function,
+            1.5-2x faster steps on TensorFlow and torch, see the benchmarks). The
+            task specs turn it on, and a run saves the model with plain
+            `keras.layers.BatchNormalization`; the default `False` builds a model
+            that `model.save` writes in a form plain Keras loads.
         num_classes: 2 (one sigmoid unit, the cat/dog reference), N >= 3 (softmax)
             or 1 (regression, linear).
 
@@ -79,7 +79,7 @@ def dog_cat_cnn(input_shape: tuple[int, int, int] = (128, 128, 3), filters: tupl
 
 @registry.models.register("dog_cat_xception")
 def dog_cat_xception(input_shape: tuple[int, int, int] = (128, 128, 3), filters: tuple[int, ...] = (128, 256, 512, 728),
-                     stem_filters: int = 64, dropout: float = 0.25, fused_batchnorm: bool = True,
+                     stem_filters: int = 64, dropout: float = 0.25, fused_batchnorm: bool = False,
                      num_classes: int = 2) -> keras.Model:
     """A small Xception-style network (separable convs, residual connections), as in Keras's "image classification from scratch".
 

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kmodels.data.pipeline import load_image
-from kmodels.evaluation import pyplot, save_figure
+from kmodels.api import pyplot, save_figure
+from kmodels_vision.pipeline import load_image
 
 
 def data_report(frame: pd.DataFrame, scan: pd.DataFrame) -> dict[str, Any]:

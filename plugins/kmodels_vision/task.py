@@ -12,15 +12,25 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
-from kmodels import registry
-from kmodels.data import Table
-from kmodels.data.images import IMAGE_SUFFIXES, scan_images
-from kmodels.data.pipeline import Augment, ImageBatches, load_image
-from kmodels.errors import ConfigError, DataError
-from kmodels.runs import RunDir
-from kmodels.task import Features, Prepared, Task, prediction_frame, saved_problem
+from kmodels.api import (
+    ConfigError,
+    DataError,
+    Features,
+    Prepared,
+    RunDir,
+    Table,
+    Task,
+    load_spec,
+    prediction_frame,
+    registry,
+    saved_problem,
+    split_indices,
+)
 from kmodels_vision import report as report_lib
+from kmodels_vision.images import IMAGE_SUFFIXES, file_problem, scan_images
+from kmodels_vision.pipeline import Augment, ImageBatches, load_image
 
 logger = logging.getLogger("kmodels")
 
@@ -79,6 +89,11 @@ class ImageClassification(Task):
         keep = {k: data[k] for k in ("classes",) if k in data and data.get("name") == "image_folder"}
         return {**raw, "data": {"name": "image_folder", "path": str(path), **keep}}
 
+    @classmethod
+    def handles(cls, model: Any) -> bool:
+        """A bare `.keras` file whose input is a batch of (height, width, 3) images."""
+        return len(model.inputs[0].shape) == 4
+
     @property
     def images(self) -> ImageOptions:
         return self.spec.options("images")
@@ -122,8 +137,6 @@ class ImageClassification(Task):
         missing = [name for name in ("val", "test") if parts[name].empty]
         if missing:  # carve what is missing out of train, stratified and seeded
             opts = self.spec.options("split")
-            from kmodels.data.split import split_indices
-
             tr, va, te = split_indices(table.labels(parts["train"]), test=opts.test if "test" in missing else 0.0,
                                        val=opts.val if "val" in missing else 0.0, seed=self.train_options.seed,
                                        stratify=opts.stratify)
@@ -207,23 +220,25 @@ class ImageClassification(Task):
         """
         size = tuple(model.input_shape[1:3])
         if run_dir is not None:
-            from kmodels.spec import load_spec
-
             size = tuple(load_spec(run_dir.file("spec.toml"))["images"]["image_size"])
         problem, threshold = saved_problem(run_dir, model)
         files: list[Path] = []
         for p in inputs:
             if p.is_dir():
-                files += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+                files += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and not f.is_dir())
             else:
                 files.append(p)
         paths, errors, images = [], [], []
         for f in files:
             paths.append(str(f))
+            unreadable = file_problem(str(f))
+            if unreadable is not None:
+                errors.append(unreadable)
+                continue
             try:
                 images.append(load_image(str(f), (size[1], size[0])))
                 errors.append("")
-            except (OSError, ValueError, SyntaxError) as exc:
+            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
                 errors.append(f"{type(exc).__name__}: {exc}")
         ok = np.array([not e for e in errors], dtype=bool)
         output = np.asarray(model.predict(np.stack(images), verbose=0)) if images else np.zeros((0, 1))

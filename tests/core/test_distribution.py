@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import kmodels
 from kmodels.backend import distribution
-from kmodels.data.pipeline import ArrayBatches
+from kmodels.data.batches import ArrayBatches
 
 ROOT = Path(__file__).resolve().parents[2]
 

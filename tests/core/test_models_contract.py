@@ -35,12 +35,18 @@ def test_model_contract(name, tmp_path):
 @pytest.mark.parametrize("num_classes,loss", [(1, "mean_squared_error"), (5, "sparse_categorical_crossentropy")])
 @pytest.mark.parametrize("name", registry.models.list())
 def test_every_model_builds_for_regression_and_multiclass(name, num_classes, loss):
-    """The binary case is the contract above; here the other two problem types, on the same registry."""
+    """The binary case is the full contract above; here the other two problem types, on the same registry.
+
+    Small models also run a training step and a prediction; the large pretrained architectures
+    are checked symbolically (their compile time would dominate the suite).
+    """
     import keras
 
     keras.utils.set_random_seed(0)
     model = kmodels.build(name, num_classes=num_classes, **registry.models.meta(name).get("test_kwargs", {}))
-    assert model.loss == loss
+    assert model.loss == loss and model.output_shape == (None, num_classes)
+    if model.count_params() > 2_000_000:
+        return
     shape = tuple(model.inputs[0].shape[1:])
     x = np.random.default_rng(0).uniform(0, 255 if len(shape) == 3 else 1, size=(4, *shape)).astype("float32")
     y = np.array([0, 1, 4, 2], dtype="float32" if num_classes == 1 else "int64")

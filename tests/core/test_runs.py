@@ -14,7 +14,7 @@ from kmodels.runs import RunDir
 def test_run_writes_every_artifact_and_completes(toy_run, backend):
     rd = toy_run.run_dir
     for name in ["spec.toml", "metadata.json", "history.csv", "model.keras", "metrics.json",
-                 "confusion_matrix.png", "training_curves.png", "report.md", "preprocessor.pkl"]:
+                 "confusion_matrix.png", "training_curves.png", "report.md", "preprocessor.skops", "preprocessor.json"]:
         assert (rd / name).is_file(), name
     meta = json.loads((rd / "metadata.json").read_text())
     assert meta["status"] == "completed" and meta["backend"] == backend and meta["seed"] == 42
@@ -113,3 +113,40 @@ def test_balanced_class_weight():
     three = task.class_weight(np.array([0, 0, 1, 2, 2, 2]), Problem("multiclass", ("a", "b", "c")))
     assert three == {0: pytest.approx(1.0), 1: pytest.approx(2.0), 2: pytest.approx(2 / 3)}
     assert task.class_weight(np.array([0.5, 1.5]), Problem("regression")) is None
+
+
+class _Stranger:  # a type no plugin registered
+    def __init__(self):
+        self.x = 1
+
+
+def test_a_run_directory_never_runs_code(toy_run, tmp_path):
+    """A crafted state file is refused before anything in it is loaded; no pickle is ever read."""
+    import os
+    import pickle
+    import shutil
+
+    import skops.io as sio
+
+    from kmodels.task import predict
+
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    rows = tmp_path / "rows.csv"
+    kmodels.registry.datasets.get("toy_blobs")(rows=4).frame.drop(columns=["label"]).to_csv(rows, index=False)
+    crafted = tmp_path / "run_pickle"
+    shutil.copytree(toy_run.run_dir, crafted)
+    (crafted / "preprocessor.pkl").write_bytes(pickle.dumps(Evil()))
+    with pytest.raises(RunError, match="never unpickles"):
+        predict(crafted, [rows])
+    foreign = tmp_path / "run_foreign"
+    shutil.copytree(toy_run.run_dir, foreign)
+    sio.dump(_Stranger(), foreign / "preprocessor.skops")
+    with pytest.raises(RunError, match="not registered preprocessors"):
+        predict(foreign, [rows])
+    assert not marker.exists()
+    assert len(predict(toy_run.run_dir, [rows])) == 4  # the genuine run still predicts

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from kmodels_vision.images import image_table, scan_images
+from kmodels_vision.pipeline import Augment, ImageBatches, augment_image, load_image
 from kmodels_vision.synthetic import SPECIAL_FILES, draw_animal, write_dog_cat
 from PIL import Image
 
-from kmodels.data.images import image_table, scan_images
-from kmodels.data.pipeline import Augment, ImageBatches, augment_image, load_image
 from kmodels.errors import DataError
 
 CLASSES = ("cat", "dog")
@@ -173,7 +174,7 @@ def test_batches_are_reproducible_and_reshuffle_per_epoch(tmp_path):
 
 
 def test_cached_batches_equal_uncached_and_later_epochs_read_no_file(tmp_path, monkeypatch):
-    import kmodels.data.pipeline as pipeline
+    import kmodels_vision.pipeline as pipeline
 
     root = write_dog_cat(tmp_path / "d", count=6, min_size=24, max_size=30, broken=False)
     t = image_table(root, CLASSES)
@@ -199,3 +200,54 @@ def test_cached_batches_equal_uncached_and_later_epochs_read_no_file(tmp_path, m
     monkeypatch.setattr(pipeline, "open_rgb", no_disk)
     np.testing.assert_array_equal(epoch(cached), expected)  # new shuffle and augmentation, no decoding
     assert ImageBatches.cache_bytes(len(t), (16, 16)) == len(t) * 16 * 16 * 3
+
+
+def _png_header_only(path, width, height):
+    """A PNG whose header claims width x height pixels: 100 bytes on disk (a decompression bomb's shape)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+
+
+def test_scan_skips_hostile_files_with_a_reason_and_goes_on(tmp_path):
+    """Symlink loop, FIFO, a device, a directory named .jpg, a pixel bomb: each skipped, nothing hangs or grows."""
+    import os
+
+    from kmodels_vision.images import scan_images
+
+    good = tmp_path / "cat.0.jpg"
+    Image.new("RGB", (20, 20), (200, 10, 10)).save(good)
+    (tmp_path / "cat.1.jpg").symlink_to(tmp_path / "cat.2.jpg")
+    (tmp_path / "cat.2.jpg").symlink_to(tmp_path / "cat.1.jpg")  # a two-file loop
+    os.mkfifo(tmp_path / "dog.0.jpg")
+    (tmp_path / "dog.1.jpg").symlink_to("/dev/zero")
+    (tmp_path / "dog.2.jpg").mkdir()
+    _png_header_only(tmp_path / "dog.3.png", 30000, 30000)
+    before = {p.name: p.lstat().st_size for p in tmp_path.iterdir()}
+    paths = [str(tmp_path / n) for n in ["cat.0.jpg", "cat.1.jpg", "dog.0.jpg", "dog.1.jpg", "dog.2.jpg", "dog.3.png"]]
+    scan = scan_images(paths, progress=False).set_index("path")
+    reasons = {Path(p).name: r for p, r in scan["reason"].items()}
+    assert bool(scan.loc[paths[0], "ok"]) and not isinstance(reasons["cat.0.jpg"], str)
+    assert "symbolic links" in reasons["cat.1.jpg"]
+    assert reasons["dog.0.jpg"] == "not a regular file (FIFO)"
+    assert reasons["dog.1.jpg"] == "not a regular file (character device)"
+    assert reasons["dog.2.jpg"] == "not a regular file (directory)"
+    assert reasons["dog.3.png"].startswith("too many pixels")
+    assert {p.name: p.lstat().st_size for p in tmp_path.iterdir()} == before  # nothing touched
+
+
+def test_predict_reports_hostile_inputs_on_their_rows(dog_cat_run, tmp_path):
+    import os
+
+    from kmodels.task import predict
+
+    os.mkfifo(tmp_path / "fifo.jpg")
+    _png_header_only(tmp_path / "bomb.png", 30000, 30000)
+    pred = predict(dog_cat_run.run_dir, [tmp_path / "fifo.jpg", tmp_path / "bomb.png"])
+    assert pred["error"].tolist()[0] == "not a regular file (FIFO)"
+    assert "DecompressionBomb" in pred["error"].tolist()[1] and pred["label"].tolist() == ["", ""]

@@ -13,11 +13,10 @@ import subprocess
 import sys
 
 import keras
+import kmodels_vision.layers
 import numpy as np
 import pytest
-
-import kmodels.layers
-from kmodels.layers import FusedBatchNormalization
+from kmodels_vision.layers import FusedBatchNormalization
 
 
 def _net(bn_cls, axis: int, **bn_kwargs) -> keras.Model:
@@ -65,7 +64,7 @@ def test_fused_matches_keras_channels_first():
 def test_fused_matches_keras_on_torch():
     if importlib.util.find_spec("torch") is None:
         pytest.skip('torch is not installed (pip install -e ".[torch]")')
-    code = ("from tests.core.test_layers import check_equivalence as c; "
+    code = ("from tests.vision.test_layers import check_equivalence as c; "
             "c(-1); c(1); c(-1, center=False); c(-1, scale=False); print('ok')")
     env = {**os.environ, "KERAS_BACKEND": "torch"}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
@@ -84,16 +83,25 @@ def test_saved_model_roundtrip(tmp_path):
 
 
 def test_docstring_example():
-    result = doctest.testmod(kmodels.layers, extraglobs={"keras": keras})
+    result = doctest.testmod(kmodels_vision.layers, extraglobs={"keras": keras})
     assert result.attempted > 0 and result.failed == 0
 
 
 @pytest.mark.parametrize("name", ["dog_cat_cnn", "dog_cat_xception"])
-def test_fused_batchnorm_false_builds_plain_keras(name):
+def test_build_defaults_to_plain_keras_and_a_run_saves_fused_as_plain(name, tmp_path):
     import kmodels
+    from kmodels.task import portable_model, save_model
 
     kwargs = {"input_shape": (32, 32, 3)} | ({"filters": (8,), "stem_filters": 8} if name == "dog_cat_xception" else {})
-    fused = kmodels.build(name, **kwargs)
-    plain = kmodels.build(name, fused_batchnorm=False, **kwargs)
-    assert any(isinstance(layer, FusedBatchNormalization) for layer in fused.layers)
+    plain = kmodels.build(name, **kwargs)
     assert all(type(layer).__module__.startswith("keras.") for layer in plain.layers)
+    assert portable_model(plain) is plain  # nothing to swap
+    fused = kmodels.build(name, fused_batchnorm=True, num_classes=3, **kwargs)
+    assert any(isinstance(layer, FusedBatchNormalization) for layer in fused.layers)
+    x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    fused.fit(x, np.array([0, 1, 2, 1]), epochs=1, verbose=0)  # moving statistics move
+    save_model(fused, tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    assert not any(isinstance(layer, FusedBatchNormalization) for layer in loaded.layers)
+    assert loaded.loss == "sparse_categorical_crossentropy"
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), fused.predict(x, verbose=0), rtol=1e-5, atol=1e-6)

@@ -17,8 +17,11 @@ so a model can switch between them by rebuilding and `set_weights`.
 Inference, masks, renorm, `synchronized=True` and inputs that are not rank 4
 take Keras's own path.
 
-Saved models record the layer as `kmodels>FusedBatchNormalization`; loading
-them needs `import kmodels` first (the `kmodels` CLI and API do it).
+A run saves its model with this layer turned back into
+`keras.layers.BatchNormalization` (`saved_as`, see `kmodels.task.portable_model`),
+so `model.keras` loads in plain Keras. A model saved directly with `model.save`
+records it as `kmodels>FusedBatchNormalization`; loading that needs
+`import kmodels_vision.layers` first.
 """
 
 from __future__ import annotations
@@ -37,13 +40,16 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
 
     Example:
         >>> import numpy as np
-        >>> from kmodels.layers import FusedBatchNormalization
+        >>> from kmodels_vision.layers import FusedBatchNormalization
         >>> layer = FusedBatchNormalization(momentum=0.9)
         >>> x = np.random.default_rng(0).normal(2.0, 3.0, (8, 4, 4, 2)).astype("float32")
         >>> y = keras.ops.convert_to_numpy(layer(x, training=True))
         >>> bool(abs(y.mean()) < 1e-4), y.shape
         (True, (8, 4, 4, 2))
     """
+
+    #: the plain Keras class a run saves this layer as (same config and weights)
+    saved_as = keras.layers.BatchNormalization
 
     def call(self, inputs, training=None, mask=None):
         axis = self._fused_axis(inputs, training, mask)

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import re
+import stat
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,7 +29,7 @@ from typing import Any
 
 import pandas as pd
 
-from kmodels.errors import DataError
+from kmodels.api import DataError, cache_dir
 
 logger = logging.getLogger("kmodels")
 
@@ -130,24 +131,64 @@ def _from_csv(path: Path, classes: Sequence[str] | None) -> pd.DataFrame:
 
 
 # ---- integrity scan ------------------------------------------------------------------------------
+#: Files larger than this are skipped unread (the largest real photos are a few MiB).
+MAX_FILE_BYTES = 64 * 2**20
+#: Images with more pixels than this are skipped before decoding (a 30000x30000 PNG is 875 KB on disk).
+MAX_PIXELS = 50_000_000
+
+
+def file_problem(path: str) -> str | None:
+    """Why `path` cannot be read as an image file, before opening it; `None` if it is a regular file of a sane size.
+
+    Only regular files are read: a FIFO would block, a device such as `/dev/zero`
+    never ends, a symlink loop cannot be followed; each becomes a reason instead.
+
+    Example:
+        >>> file_problem("/dev/null")
+        'not a regular file (character device)'
+    """
+    try:
+        st = os.stat(path)  # follows symlinks; a loop raises ELOOP
+    except OSError as exc:
+        return f"unreadable: {exc.strerror or exc}"
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("directory" if stat.S_ISDIR(st.st_mode) else "FIFO" if stat.S_ISFIFO(st.st_mode)
+                else "character device" if stat.S_ISCHR(st.st_mode) else "block device" if stat.S_ISBLK(st.st_mode)
+                else "socket" if stat.S_ISSOCK(st.st_mode) else "special file")
+        return f"not a regular file ({kind})"
+    if st.st_size > MAX_FILE_BYTES:
+        return f"file too large ({st.st_size / 2**20:.0f} MiB > {MAX_FILE_BYTES // 2**20} MiB)"
+    return None
+
+
 def _inspect(path: str) -> dict[str, Any]:
     from PIL import Image, UnidentifiedImageError
 
-    p = Path(path)
+    problem = file_problem(path)
+    if problem is not None:
+        return {"ok": False, "reason": problem}
     try:
-        data = p.read_bytes()
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         return {"ok": False, "reason": f"unreadable: {exc.strerror or exc}"}
     if not data:
         return {"ok": False, "reason": "empty file (0 bytes)"}
+    if len(data) > MAX_FILE_BYTES:  # it grew since the check
+        return {"ok": False, "reason": f"file too large (> {MAX_FILE_BYTES // 2**20} MiB)"}
     digest = hashlib.sha256(data).hexdigest()
     import io
 
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with Image.open(io.BytesIO(data)) as img:  # reads the header only
             mode, fmt = img.mode, img.format
-            img.load()  # full decode: catches truncated and corrupt data
             width, height = img.size
+            if width * height > MAX_PIXELS:
+                return {"ok": False, "reason": f"too many pixels ({width}x{height} > {MAX_PIXELS:,}): a decompression "
+                        "bomb or a scan far larger than training needs", "bytes": len(data), "sha256": digest}
+            img.load()  # full decode: catches truncated and corrupt data
+    except Image.DecompressionBombError as exc:
+        return {"ok": False, "reason": f"too many pixels: {exc}", "bytes": len(data), "sha256": digest}
     except UnidentifiedImageError:
         return {"ok": False, "reason": "not an image (unrecognised format)", "bytes": len(data), "sha256": digest}
     except (OSError, SyntaxError, ValueError) as exc:
@@ -157,13 +198,9 @@ def _inspect(path: str) -> dict[str, Any]:
             "sha256": digest}
 
 
-def cache_dir() -> Path:
-    """Where scan results are cached: `$KMODELS_CACHE_DIR` or `~/.cache/kmodels`."""
-    return Path(os.environ.get("KMODELS_CACHE_DIR", Path.home() / ".cache" / "kmodels")).expanduser()
-
-
 def _cache_file(paths: Sequence[str]) -> Path:
-    key = hashlib.sha1("\n".join(sorted({str(Path(p).resolve().parent) for p in paths})).encode()).hexdigest()[:16]
+    # absolute, not resolved: resolving would follow (and fail on) symlink loops
+    key = hashlib.sha1("\n".join(sorted({os.path.dirname(os.path.abspath(p)) for p in paths})).encode()).hexdigest()[:16]
     return cache_dir() / "scans" / f"{key}.json"
 
 
@@ -198,7 +235,8 @@ def scan_images(paths: Sequence[str], workers: int | None = None, progress: bool
     if todo:
         from tqdm.auto import tqdm
 
-        with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1)
+        try:
             it = pool.map(_inspect, [p for p, _ in todo])
             bar = tqdm(it, total=len(todo), desc="kmodels: scanning images", unit="img",
                        disable=None if progress else True, leave=False)
@@ -206,6 +244,10 @@ def scan_images(paths: Sequence[str], workers: int | None = None, progress: bool
                 results[p] = result
                 if key is not None:
                     cache[p] = {"key": key, "result": result}
+        except KeyboardInterrupt:  # stop at once: drop the files not started yet
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
         try:
             atomic_write(cache_path, json.dumps(cache))
         except OSError as exc:  # a read-only home must not stop a run

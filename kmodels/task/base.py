@@ -19,14 +19,10 @@ to know no attribute of the base class. A task plugin subclasses it, points
 from __future__ import annotations
 
 import logging
-import os
-import pickle
-import socket
 import time
 import tomllib
-import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -35,19 +31,26 @@ import pandas as pd
 
 from kmodels import _config, registry
 from kmodels.backend import distribution, precision, set_seed
-from kmodels.building import backbone_of, compile_model, unfreeze_top
+from kmodels.building import compile_model
 from kmodels.data.split import split_indices
 from kmodels.data.table import Table
 from kmodels.errors import ConfigError, DataError, RunError
 from kmodels.evaluation import format_table, plot_confusion_matrix, plot_history, plot_regression
 from kmodels.problems import Problem
-from kmodels.runs import RunDir, atomic_target, atomic_write
-from kmodels.spec import CALLBACK_PATH_KEYS, TaskSpec, check_run_path, load_spec
+from kmodels.runs import RunDir
+from kmodels.spec import CALLBACK_PATH_KEYS, TaskSpec, check_run_path
+from kmodels.task.inference import (
+    _as_matrix,
+    _load_state,
+    load_model,
+    prediction_frame,
+    save_model,
+    save_state,
+    saved_problem,
+)
+from kmodels.task.training import train_in_phases
 
 logger = logging.getLogger("kmodels")
-
-#: Written when a two-phase run finishes phase one, so `--resume` can go straight to fine-tuning.
-HEAD_WEIGHTS = "head.weights.h5"
 
 
 @dataclass
@@ -101,13 +104,6 @@ class Prepared:
     @property
     def sizes(self) -> dict[str, int]:
         return {k: len(v.y) for k, v in self.data.items()}
-
-
-def save_model(model: Any, path: Path) -> Path:
-    """Save a Keras model atomically (a failed save leaves no `model.keras`)."""
-    with atomic_target(path, suffix=".keras") as tmp:
-        model.save(tmp)
-    return path
 
 
 class Task:
@@ -167,6 +163,14 @@ class Task:
         self.batch_multiple = 1
         #: epochs of phase one when `train` went on to fine-tune, else None
         self.phase_start: int | None = None
+
+    @classmethod
+    def handles(cls, model: Any) -> bool:
+        """Whether `kmodels predict MODEL.keras` (a bare model, no run directory) should use this task.
+
+        Default: a model with one flat feature vector as input (a table row).
+        """
+        return len(model.inputs[0].shape) == 2
 
     # ---- pipeline hooks ---------------------------------------------------------------------
     def load_data(self) -> Table:
@@ -418,7 +422,7 @@ class Task:
         t = self.train_options
         train, val = prepared.data["train"], prepared.data["val"]
         if self.batch_multiple > 1:  # batches that split evenly over the devices
-            from kmodels.data.pipeline import ArrayBatches
+            from kmodels.data.batches import ArrayBatches
 
             x, y = ArrayBatches(train.x, train.y, t.batch_size, shuffle=True, seed=t.seed,
                                 multiple=self.batch_multiple), None
@@ -437,50 +441,14 @@ class Task:
     def train(self, model: Any, prepared: Prepared) -> dict[str, list[float]]:
         """Phase one (`fit`), then the fine-tuning phase when `[fine_tune] epochs > 0` and the backbone is frozen.
 
-        Phase two unfreezes the top of the backbone (`unfreeze_top`), recompiles at
-        the fine-tuning learning rate and continues the epoch count, with fresh
-        callbacks from the spec. A resumed run whose phase one had finished goes
-        straight to phase two from the saved `head.weights.h5`.
+        See `kmodels.task.training.train_in_phases`; `self.phase_start` records where phase two began.
         """
-        ft = self.spec.options("fine_tune")
-        self.phase_start = None
-        if ft.epochs <= 0:
-            return self.fit(model, prepared)
-        backbone = backbone_of(model)
-        if backbone is None or backbone.trainable:
-            logger.info("[fine_tune] skipped: model %r has no %s backbone (fine-tuning follows training the "
-                        "head of a frozen, pretrained one).", self.spec["model"]["name"],
-                        "nested" if backbone is None else "frozen")
-            return self.fit(model, prepared)
-        if ft.layers < 1:
-            raise ConfigError(f"[fine_tune] layers={ft.layers}; expected at least 1 layer to unfreeze.")
-        rd = self.run_dir
-        if rd is not None and rd.exists(HEAD_WEIGHTS):
-            head_epochs = int(rd.read_json("fine_tune.json")["head_epochs"])
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=".*[Ss]kipping variable loading for optimizer.*")
-                model.load_weights(rd.file(HEAD_WEIGHTS))
-            history: dict[str, list[float]] = {}
-            logger.info("Phase one finished before the interruption (%d epochs); resuming fine-tuning.", head_epochs)
-        else:
-            history = self.fit(model, prepared)
-            head_epochs = len(self.full_history(history).get("loss", []))
-            if rd is not None:
-                with atomic_target(rd.file(HEAD_WEIGHTS), suffix=".weights.h5") as tmp:
-                    model.save_weights(tmp)
-                rd.write_json("fine_tune.json", {"head_epochs": head_epochs})
-        trainable = unfreeze_top(model, ft.layers)
-        compile_model(model, replace(self.spec.options("compile"), learning_rate=ft.learning_rate), prepared.problem)
-        logger.info("Fine-tuning: top %d backbone layers unfrozen (%d with weights, BatchNorm frozen), "
-                    "learning rate %g, epochs %d-%d", ft.layers, trainable, ft.learning_rate,
-                    head_epochs + 1, head_epochs + ft.epochs)
-        self.phase_start = head_epochs
-        more = self.fit(model, prepared, epochs=head_epochs + ft.epochs, initial_epoch=head_epochs)
-        return {k: history.get(k, []) + v for k, v in more.items()}
+        history, self.phase_start = train_in_phases(self, model, prepared)
+        return history
 
     def predict_output(self, model: Any, x: Any) -> np.ndarray:
         """The model's raw output for an array or a `Batches` set (its padding dropped): (n, 1) or (n, N)."""
-        from kmodels.data.pipeline import ArrayBatches, Batches
+        from kmodels.data.batches import ArrayBatches, Batches
 
         size = self.train_options.batch_size * max(1, 256 // self.train_options.batch_size)
         n = x.n if isinstance(x, Batches) else len(x)
@@ -542,10 +510,8 @@ class Task:
         self.analyse(table)
         prepared = self.prepare(table=table)
         if prepared.preprocessor is not None:
-            atomic_write(rd.file("preprocessor.pkl"), pickle.dumps(
-                {"pipeline": prepared.preprocessor, "target": prepared.table.target,
-                 "classes": list(problem.class_names), "problem": problem.to_json(),
-                 "exclude": self.excluded_columns(prepared.table)}))
+            save_state(rd, prepared.preprocessor, {"target": prepared.table.target, "problem": problem.to_json(),
+                                                   "exclude": self.excluded_columns(prepared.table)})
         results = self.baselines(prepared)
         set_seed(seed)
         model = self.build_model(prepared)
@@ -631,149 +597,3 @@ def _rescaled(model: Any, y: np.ndarray) -> Any:
     return keras.Model(model.inputs, outputs, name=model.name)
 
 
-def saved_problem(run_dir: RunDir | None, model: Any) -> tuple[Problem, float]:
-    """The problem and decision threshold a run was trained for, or what a bare model's output implies."""
-    if run_dir is not None and run_dir.exists("metrics.json"):
-        metrics = run_dir.read_json("metrics.json")
-        if "problem" in metrics:
-            return Problem.from_json(metrics["problem"]), float(metrics.get("threshold", 0.5))
-        return Problem("binary", tuple(metrics.get("classes", ("0", "1")))), 0.5
-    units = int(model.output_shape[-1])
-    activation = getattr(model.layers[-1], "activation", None)
-    if units == 1 and getattr(activation, "__name__", "") != "sigmoid":
-        return Problem.from_num_classes(1), 0.5
-    return Problem.from_num_classes(max(units, 2)), 0.5
-
-
-def prediction_frame(problem: Problem, output: np.ndarray, threshold: float = 0.5) -> pd.DataFrame:
-    """Predictions as a DataFrame (see `Task.predict_files` for the columns)."""
-    out = problem.probabilities(output)
-    names = np.asarray(problem.class_names, dtype=object)
-    if problem.kind == "regression":
-        return pd.DataFrame({"prediction": out})
-    if problem.kind == "binary":
-        return pd.DataFrame({"probability": out, "label": names[problem.decode(output, threshold)]})
-    idx = problem.decode(output)
-    frame = pd.DataFrame({"label": names[idx], "probability": out[np.arange(len(out)), idx]})
-    for i, name in enumerate(problem.class_names):
-        frame[f"probability_{name}"] = out[:, i]
-    return frame
-
-
-def _load_state(run_dir: RunDir) -> dict[str, Any] | None:
-    if not run_dir.exists("preprocessor.pkl"):
-        return None
-    return pickle.loads(run_dir.file("preprocessor.pkl").read_bytes())  # noqa: S301 - our own run artifact
-
-
-def load_model(path: Path) -> Any:
-    """Load a `.keras` file with `safe_mode=True` (no arbitrary code)."""
-    import keras
-
-    if not path.is_file():
-        raise RunError(f"{str(path)!r} not found; the run may have failed before saving its model.")
-    return keras.saving.load_model(path, safe_mode=True)
-
-
-def _finished_run(path: str | Path) -> tuple[RunDir, TaskSpec]:
-    rd = RunDir(path)
-    meta = rd.read_json("metadata.json")
-    if meta.get("status") != "completed":
-        raise RunError(
-            f"Run {str(rd.path)!r} has status {meta.get('status')!r}, not 'completed'"
-            + (f" ({meta['error']})" if meta.get("error") else "") + "; its artifacts may be incomplete."
-        )
-    return rd, load_spec(rd.file("spec.toml"))
-
-
-def evaluate_run(path: str | Path) -> dict[str, Any]:
-    """Re-evaluate a finished run's model on its test split (same data, seed and preprocessing)."""
-    rd, spec = _finished_run(path)
-    task = registry.tasks.get(spec.task)(spec, rd)
-    set_seed(task.train_options.seed)
-    return task.evaluate_saved()
-
-
-def predict(source: str | Path, inputs: Sequence[str | Path]) -> pd.DataFrame:
-    """Predict with a finished run directory (its task reads `inputs`) or a bare `.keras` file."""
-    source = Path(source)
-    paths = [Path(p) for p in inputs]
-    if source.is_dir():
-        rd, spec = _finished_run(source)
-        return registry.tasks.get(spec.task).predict_files(rd, load_model(rd.file("model.keras")), paths)
-    return Task.predict_files(None, load_model(source), paths)
-
-
-def _as_matrix(x: Any) -> np.ndarray:
-    if isinstance(x, pd.DataFrame):
-        bad = [c for c in x.columns if not pd.api.types.is_numeric_dtype(x[c]) and not pd.api.types.is_bool_dtype(x[c])]
-        if bad:
-            raise ConfigError(
-                f"After preprocessing, columns {bad} are not numeric. Add an encoding step to [[preprocess]] "
-                "(e.g. one_hot or frequency_encode) or drop them (drop_columns)."
-            )
-        x = x.to_numpy(dtype=np.float32)
-    x = np.asarray(x, dtype=np.float32)
-    if x.ndim == 1:
-        x = x[:, None]
-    if not np.isfinite(x).all():
-        raise ConfigError("After preprocessing the features still hold NaN or infinite values; add an imputer step.")
-    return x
-
-
-def _resumable(path: str | Path) -> RunDir:
-    rd = RunDir(path)
-    meta = rd.read_json("metadata.json")
-    status = meta.get("status")
-    if status == "completed":
-        raise RunError(f"Run {str(rd.path)!r} already completed; start a new run instead of resuming it.")
-    if status == "running" and meta.get("host") == socket.gethostname() and _alive(meta.get("pid")):
-        raise RunError(f"Run {str(rd.path)!r} is still running (pid {meta['pid']}); stop it before resuming.")
-    return rd
-
-
-def _alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def run(task_or_path: str | Path | None = None, data: str | Path | None = None,
-        overrides: Mapping[str, Any] | Sequence[str] | None = None, out: str | Path | None = None,
-        resume: str | Path | None = None) -> RunResult:
-    """Run a task end to end and return its metrics and run directory.
-
-    Args:
-        task_or_path: a registered task (`"bank_gender"`) or a spec TOML file.
-        data: the user's data (a file or folder); `None` uses the task's embedded default.
-        overrides: dotted spec keys to values, e.g. `{"train.epochs": 3}`.
-        out: the run directory (must be new or empty); default `runs/<task>/<UTC time>/`.
-        resume: an interrupted, failed or killed run directory to continue in place, from
-            the last epoch its `backup_and_restore` callback saved (its own spec is used).
-
-    Example:
-        >>> import kmodels
-        >>> result = kmodels.run("bank_gender", overrides={"train.epochs": 2})  # doctest: +SKIP
-        >>> result.metrics["models"]["keras"]["accuracy"]  # doctest: +SKIP
-        0.7...
-    """
-    if resume is not None:
-        if task_or_path is not None or data is not None or out is not None:
-            raise ConfigError("resume= continues a run with its own spec, data and directory; "
-                              "do not also pass a task, data or out.")
-        run_dir = _resumable(resume)
-        spec = load_spec(run_dir.file("spec.toml"), overrides)
-        if not any(b["name"] == "backup_and_restore" for b in spec["callbacks"]):
-            logger.warning("The spec has no backup_and_restore callback: training restarts from the first epoch.")
-        logger.info("Resuming %s", run_dir.path)
-        return registry.tasks.get(spec.task)(spec, run_dir).run()
-    if task_or_path is None:
-        raise ConfigError("Name a task or a spec file to run (or resume= a run directory).")
-    spec = load_spec(task_or_path, overrides, data=data)
-    return registry.tasks.get(spec.task)(spec, out=out).run()

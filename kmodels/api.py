@@ -1,0 +1,61 @@
+"""The plugin-author surface: everything a plugin may import from the kmodels core, in one place.
+
+The bundled plugins (`kmodels_tabular`, `kmodels_vision`, `kmodels_applications`)
+import from here and nowhere else in the core, exactly as a third-party plugin
+would; anything not listed here is internal and may change.
+
+Example:
+    >>> from kmodels.api import Problem, Table, Task, registry
+    >>> issubclass(Task, object) and "tasks" in repr(registry.tasks)
+    True
+"""
+
+from __future__ import annotations
+
+from kmodels import registry
+from kmodels.building import BACKBONE
+from kmodels.data.batches import ArrayBatches, Batches
+from kmodels.data.cache import cache_dir
+from kmodels.data.csv import read_csv
+from kmodels.data.duplicates import duplicate_mask
+from kmodels.data.split import split_indices
+from kmodels.data.table import Table, to_category
+from kmodels.errors import ConfigError, DataError, RunError
+from kmodels.evaluation import format_table, plot_confusion_matrix, pyplot, save_figure
+from kmodels.problems import Problem, infer_problem, output_head
+from kmodels.runs import RunDir, atomic_write
+from kmodels.spec import load_spec
+from kmodels.task import Features, Prepared, RunResult, Task
+from kmodels.task.inference import prediction_frame, saved_problem
+
+__all__ = [
+    "BACKBONE",
+    "ArrayBatches",
+    "Batches",
+    "ConfigError",
+    "DataError",
+    "Features",
+    "Prepared",
+    "Problem",
+    "RunDir",
+    "RunError",
+    "RunResult",
+    "atomic_write",
+    "Table",
+    "Task",
+    "cache_dir",
+    "duplicate_mask",
+    "format_table",
+    "infer_problem",
+    "load_spec",
+    "output_head",
+    "plot_confusion_matrix",
+    "prediction_frame",
+    "pyplot",
+    "read_csv",
+    "registry",
+    "save_figure",
+    "saved_problem",
+    "split_indices",
+    "to_category",
+]

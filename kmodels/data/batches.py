@@ -1,0 +1,102 @@
+"""Batches of in-memory items for Keras `fit`/`predict`: a `keras.utils.PyDataset` base with seeded shuffling.
+
+`Batches` is the same code on JAX, TensorFlow and torch; under data
+parallelism (`multiple > 1`) every batch splits evenly over the devices.
+`ArrayBatches` serves NumPy arrays; the vision plugin's `ImageBatches` serves
+image files.
+
+Example:
+    >>> import numpy as np
+    >>> b = ArrayBatches(np.arange(10.0)[:, None], np.arange(10) % 2, batch_size=4)
+    >>> len(b), b[2][0].shape
+    (3, (2, 1))
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+
+
+class Batches(keras.utils.PyDataset):
+    """Batches over `n` items with seeded per-epoch shuffling; subclasses say how items are read.
+
+    With `multiple > 1` (data-parallel training over that many devices) every
+    batch holds a multiple of `multiple` items, as sharding across devices
+    needs: a shuffled (training) set leaves out its last `n % multiple` items
+    each epoch (different ones every epoch); an ordered (evaluation) set is
+    padded with copies of its last item that get sample weight 0, and their
+    predictions are to be discarded (`Task.predict_output` does).
+    """
+
+    def __init__(self, n: int, labels: Sequence[int] | None, batch_size: int = 32, shuffle: bool = False,
+                 seed: int = 0, multiple: int = 1, workers: int = 1) -> None:
+        if batch_size < 1 or multiple < 1 or batch_size % multiple:
+            raise ValueError(f"batch_size={batch_size} must be a positive multiple of multiple={multiple}.")
+        super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=max(4, 2 * workers))
+        self.n = n
+        self.labels = None if labels is None else np.asarray(labels, dtype=np.float32)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.multiple = multiple
+        self.epoch = 0
+        self.order = self._order()
+
+    @property
+    def padded(self) -> bool:
+        """Whether batches carry sample weights (an ordered set split over several devices)."""
+        return self.multiple > 1 and not self.shuffle and self.labels is not None
+
+    def _order(self) -> np.ndarray:
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch]).permutation(self.n)
+            return order[: self.n - self.n % self.multiple]
+        order = np.arange(self.n)
+        short = -self.n % self.multiple
+        if short and self.n:
+            order = np.concatenate([order, np.full(short, self.n - 1)])
+        return order
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.order) / self.batch_size)
+
+    def items(self, idx: np.ndarray) -> np.ndarray:
+        """The inputs of the items `idx` as one array."""
+        raise NotImplementedError
+
+    def __getitem__(self, index: int):
+        start = index * self.batch_size
+        idx = self.order[start:start + self.batch_size]
+        x = self.items(idx)
+        if self.labels is None:
+            return (x,)
+        if self.padded:
+            return x, self.labels[idx], (np.arange(start, start + len(idx)) < self.n).astype(np.float32)
+        return x, self.labels[idx]
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+        self.order = self._order()
+
+
+class ArrayBatches(Batches):
+    """Batches of rows of an in-memory array (what `fit` does with arrays, plus `multiple`).
+
+    Example:
+        >>> import numpy as np
+        >>> ds = ArrayBatches(np.zeros((5, 2)), [0, 1, 0, 1, 0], batch_size=2, multiple=2)
+        >>> [len(ds[i][0]) for i in range(len(ds))], ds[2][2].tolist()
+        ([2, 2, 2], [1.0, 0.0])
+    """
+
+    def __init__(self, x: np.ndarray, labels: Sequence[int] | None, batch_size: int = 32, shuffle: bool = False,
+                 seed: int = 0, multiple: int = 1) -> None:
+        self.x = np.asarray(x)
+        super().__init__(len(self.x), labels, batch_size, shuffle, seed, multiple)
+
+    def items(self, idx: np.ndarray) -> np.ndarray:
+        return self.x[idx]

@@ -1,0 +1,15 @@
+"""Tasks: the pipeline (`base`), its training phases (`training`), the use of a finished run
+(`inference`) and starting or resuming a run (`runner`).
+
+Example:
+    >>> from kmodels.task import Task, run
+    >>> callable(run) and hasattr(Task, "prepare")
+    True
+"""
+
+from kmodels.task.base import Features, Prepared, RunResult, Task
+from kmodels.task.inference import evaluate_run, load_model, portable_model, predict, save_model
+from kmodels.task.runner import run
+
+__all__ = ["Features", "Prepared", "RunResult", "Task", "evaluate_run", "load_model", "portable_model", "predict",
+           "run", "save_model"]

@@ -1,0 +1,224 @@
+"""Using a finished run: load its model and state, predict, re-evaluate.
+
+What a run saves is read back here: `model.keras` (with `safe_mode`), the
+fitted preprocessing, the problem with its classes and the decision threshold.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kmodels import registry
+from kmodels.backend import set_seed
+from kmodels.errors import ConfigError, RunError
+from kmodels.problems import Problem
+from kmodels.runs import RunDir, atomic_target
+from kmodels.spec import TaskSpec, load_spec
+
+logger = logging.getLogger("kmodels")
+
+
+def save_model(model: Any, path: Path) -> Path:
+    """Save a Keras model atomically (a failed save leaves no `model.keras`), in its portable form.
+
+    Layers that declare a plain-Keras `saved_as` class are saved as that class
+    (see `portable_model`), so the file loads with `keras.saving.load_model`
+    in a process that never imports kmodels.
+    """
+    with atomic_target(path, suffix=".keras") as tmp:
+        portable_model(model).save(tmp)
+    return path
+
+
+def portable_model(model: Any) -> Any:
+    """`model` with every layer whose class names a `saved_as` Keras class rebuilt as that class.
+
+    A layer that only computes faster (e.g. the vision plugin's fused BatchNorm, whose config and
+    weights are those of `keras.layers.BatchNormalization`) declares `saved_as`, so what a run
+    saves loads in plain Keras, without kmodels, on any backend. The weights are copied and
+    the compile settings kept; a model without such layers is returned as is.
+    """
+    import keras
+
+    swaps: dict[str, type] = {}
+    for layer in _all_layers(model):
+        target = getattr(type(layer), "saved_as", None)
+        if target is not None:
+            swaps[keras.saving.get_registered_name(type(layer))] = target
+    if not swaps:
+        return model
+
+    def rewrite(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {k: rewrite(v) for k, v in node.items()}
+            target = swaps.get(node.get("registered_name")) if isinstance(node.get("registered_name"), str) else None
+            if target is not None and "class_name" in node:
+                out["module"], out["class_name"], out["registered_name"] = "keras.layers", target.__name__, None
+            return out
+        if isinstance(node, list):
+            return [rewrite(v) for v in node]
+        return node
+
+    config = rewrite(keras.saving.serialize_keras_object(model))
+    clone = keras.saving.deserialize_keras_object(config, safe_mode=True)
+    clone.set_weights(model.get_weights())
+    compile_config = model.get_compile_config() if model.compiled else None
+    if compile_config:
+        clone.compile_from_config(compile_config)
+    return clone
+
+
+def _all_layers(model: Any) -> list[Any]:
+    out = []
+    for layer in model.layers:
+        out.append(layer)
+        if hasattr(layer, "layers"):
+            out += _all_layers(layer)
+    return out
+
+
+
+def saved_problem(run_dir: RunDir | None, model: Any) -> tuple[Problem, float]:
+    """The problem and decision threshold a run was trained for, or what a bare model's output implies."""
+    if run_dir is not None and run_dir.exists("metrics.json"):
+        metrics = run_dir.read_json("metrics.json")
+        if "problem" in metrics:
+            return Problem.from_json(metrics["problem"]), float(metrics.get("threshold", 0.5))
+        return Problem("binary", tuple(metrics.get("classes", ("0", "1")))), 0.5
+    units = int(model.output_shape[-1])
+    activation = getattr(model.layers[-1], "activation", None)
+    if units == 1 and getattr(activation, "__name__", "") != "sigmoid":
+        return Problem.from_num_classes(1), 0.5
+    return Problem.from_num_classes(max(units, 2)), 0.5
+
+
+def prediction_frame(problem: Problem, output: np.ndarray, threshold: float = 0.5) -> pd.DataFrame:
+    """Predictions as a DataFrame (see `Task.predict_files` for the columns)."""
+    out = problem.probabilities(output)
+    names = np.asarray(problem.class_names, dtype=object)
+    if problem.kind == "regression":
+        return pd.DataFrame({"prediction": out})
+    if problem.kind == "binary":
+        return pd.DataFrame({"probability": out, "label": names[problem.decode(output, threshold)]})
+    idx = problem.decode(output)
+    frame = pd.DataFrame({"label": names[idx], "probability": out[np.arange(len(out)), idx]})
+    for i, name in enumerate(problem.class_names):
+        frame[f"probability_{name}"] = out[:, i]
+    return frame
+
+
+#: The fitted preprocessing (skops format: data, loaded without running code) and what goes with it (JSON).
+STATE_FILE, STATE_META = "preprocessor.skops", "preprocessor.json"
+
+
+def save_state(run_dir: RunDir, pipeline: Any, meta: dict[str, Any]) -> None:
+    """Write the fitted preprocessing as data (`skops.io`, no pickle) and its metadata as JSON."""
+    import skops.io as sio
+
+    with atomic_target(run_dir.file(STATE_FILE), suffix=".skops") as tmp:
+        sio.dump(pipeline, tmp)
+    run_dir.write_json(STATE_META, meta)
+
+
+def trusted_types() -> set[str]:
+    """The only classes a run's preprocessing file may hold beyond scikit-learn's and NumPy's own.
+
+    The registered preprocessors (installed code the user chose to install) and
+    scikit-learn's `Pipeline`; `skops` itself trusts NumPy arrays and builtins.
+    """
+    names = {"sklearn.pipeline.Pipeline"}
+    for name in registry.preprocessors.list():
+        obj = registry.preprocessors.get(name)
+        if isinstance(obj, type):
+            names.add(f"{obj.__module__}.{obj.__qualname__}")
+    return names
+
+
+def _load_state(run_dir: RunDir) -> dict[str, Any] | None:
+    """The fitted preprocessing of a run, loaded as data: a file holding any other type is refused."""
+    if run_dir.exists("preprocessor.pkl"):
+        raise RunError(f"{str(run_dir.path)!r} holds preprocessor.pkl, a pickle (from kmodels 0.1, or crafted): "
+                       "kmodels never unpickles a run directory, since that can run code. Re-run the task.")
+    if not run_dir.exists(STATE_FILE):
+        return None
+    import skops.io as sio
+
+    path = run_dir.file(STATE_FILE)
+    try:
+        found = set(sio.get_untrusted_types(file=path))
+    except Exception as exc:  # noqa: BLE001 - any failure to read it means: not a state file we wrote
+        raise RunError(f"{str(path)!r} is not a readable kmodels state file ({type(exc).__name__}: {exc}).") from None
+    foreign = sorted(found - trusted_types())
+    if foreign:
+        raise RunError(f"{str(path)!r} holds types that are not registered preprocessors: {foreign[:5]}; "
+                       "refusing to load it. Is this run directory from a source you trust, made with the same plugins?")
+    return {"pipeline": sio.load(path, trusted=sorted(found)), **run_dir.read_json(STATE_META)}
+
+
+def load_model(path: Path) -> Any:
+    """Load a `.keras` file with `safe_mode=True` (no arbitrary code)."""
+    import keras
+
+    if not path.is_file():
+        raise RunError(f"{str(path)!r} not found; the run may have failed before saving its model.")
+    return keras.saving.load_model(path, safe_mode=True)
+
+
+def _finished_run(path: str | Path) -> tuple[RunDir, TaskSpec]:
+    rd = RunDir(path)
+    meta = rd.read_json("metadata.json")
+    if meta.get("status") != "completed":
+        raise RunError(
+            f"Run {str(rd.path)!r} has status {meta.get('status')!r}, not 'completed'"
+            + (f" ({meta['error']})" if meta.get("error") else "") + "; its artifacts may be incomplete."
+        )
+    return rd, load_spec(rd.file("spec.toml"))
+
+
+def evaluate_run(path: str | Path) -> dict[str, Any]:
+    """Re-evaluate a finished run's model on its test split (same data, seed and preprocessing)."""
+    rd, spec = _finished_run(path)
+    task = registry.tasks.get(spec.task)(spec, rd)
+    set_seed(task.train_options.seed)
+    return task.evaluate_saved()
+
+
+def predict(source: str | Path, inputs: Sequence[str | Path]) -> pd.DataFrame:
+    """Predict with a finished run directory (its task reads `inputs`) or a bare `.keras` file."""
+    source = Path(source)
+    paths = [Path(p) for p in inputs]
+    if source.is_dir():
+        rd, spec = _finished_run(source)
+        return registry.tasks.get(spec.task).predict_files(rd, load_model(rd.file("model.keras")), paths)
+    model = load_model(source)
+    for name in registry.tasks.list():
+        task = registry.tasks.get(name)
+        if task.handles(model):
+            return task.predict_files(None, model, paths)
+    raise RunError(f"No registered task predicts with {str(source)!r} (input shape {model.input_shape}); "
+                   "predict with its run directory instead.")
+
+
+def _as_matrix(x: Any) -> np.ndarray:
+    if isinstance(x, pd.DataFrame):
+        bad = [c for c in x.columns if not pd.api.types.is_numeric_dtype(x[c]) and not pd.api.types.is_bool_dtype(x[c])]
+        if bad:
+            raise ConfigError(
+                f"After preprocessing, columns {bad} are not numeric. Add an encoding step to [[preprocess]] "
+                "(e.g. one_hot or frequency_encode) or drop them (drop_columns)."
+            )
+        x = x.to_numpy(dtype=np.float32)
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 1:
+        x = x[:, None]
+    if not np.isfinite(x).all():
+        raise ConfigError("After preprocessing the features still hold NaN or infinite values; add an imputer step.")
+    return x
+
+

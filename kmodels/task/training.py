@@ -1,0 +1,63 @@
+"""Training phases: `fit`, then an optional fine-tuning phase of a frozen pretrained backbone.
+
+Phase two unfreezes the top of the backbone (`unfreeze_top`), recompiles at the
+fine-tuning learning rate and continues the epoch count, with fresh callbacks
+from the spec. A resumed run whose phase one had finished goes straight to
+phase two from the saved `head.weights.h5`.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from kmodels.building import backbone_of, compile_model, unfreeze_top
+from kmodels.errors import ConfigError
+from kmodels.runs import atomic_target
+
+if TYPE_CHECKING:
+    from kmodels.task.base import Prepared, Task
+
+logger = logging.getLogger("kmodels")
+
+#: Written when a two-phase run finishes phase one, so `--resume` can go straight to fine-tuning.
+HEAD_WEIGHTS = "head.weights.h5"
+
+
+def train_in_phases(task: Task, model: Any, prepared: Prepared) -> tuple[dict[str, list[float]], int | None]:
+    """Train `model` as the spec says; return the history and the epoch where fine-tuning began (or None)."""
+    ft = task.spec.options("fine_tune")
+    if ft.epochs <= 0:
+        return task.fit(model, prepared), None
+    backbone = backbone_of(model)
+    if backbone is None or backbone.trainable:
+        logger.info("[fine_tune] skipped: model %r has no %s backbone (fine-tuning follows training the "
+                    "head of a frozen, pretrained one).", task.spec["model"]["name"],
+                    "nested" if backbone is None else "frozen")
+        return task.fit(model, prepared), None
+    if ft.layers < 1:
+        raise ConfigError(f"[fine_tune] layers={ft.layers}; expected at least 1 layer to unfreeze.")
+    rd = task.run_dir
+    if rd is not None and rd.exists(HEAD_WEIGHTS):
+        head_epochs = int(rd.read_json("fine_tune.json")["head_epochs"])
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*[Ss]kipping variable loading for optimizer.*")
+            model.load_weights(rd.file(HEAD_WEIGHTS))
+        history: dict[str, list[float]] = {}
+        logger.info("Phase one finished before the interruption (%d epochs); resuming fine-tuning.", head_epochs)
+    else:
+        history = task.fit(model, prepared)
+        head_epochs = len(task.full_history(history).get("loss", []))
+        if rd is not None:
+            with atomic_target(rd.file(HEAD_WEIGHTS), suffix=".weights.h5") as tmp:
+                model.save_weights(tmp)
+            rd.write_json("fine_tune.json", {"head_epochs": head_epochs})
+    trainable = unfreeze_top(model, ft.layers)
+    compile_model(model, replace(task.spec.options("compile"), learning_rate=ft.learning_rate), prepared.problem)
+    logger.info("Fine-tuning: top %d backbone layers unfrozen (%d with weights, BatchNorm frozen), "
+                "learning rate %g, epochs %d-%d", ft.layers, trainable, ft.learning_rate,
+                head_epochs + 1, head_epochs + ft.epochs)
+    more = task.fit(model, prepared, epochs=head_epochs + ft.epochs, initial_epoch=head_epochs)
+    return {k: history.get(k, []) + v for k, v in more.items()}, head_epochs

@@ -1,0 +1,76 @@
+"""A `.keras` file kmodels writes loads in plain Keras, in a fresh process that never imports kmodels."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import kmodels
+from kmodels import _config, registry
+from kmodels.task import save_model
+
+LOAD = """
+import sys, numpy as np, keras
+out = {{}}
+for name in {names!r}:
+    model = keras.saving.load_model({root!r} + "/" + name + ".keras", safe_mode=True)
+    out[name] = model.predict(np.load({root!r} + "/" + name + ".x.npy"), verbose=0)
+assert not any(m == "kmodels" or m.startswith(("kmodels.", "kmodels_")) for m in sys.modules), "kmodels imported"
+np.savez({root!r} + "/out.npz", **out)
+"""
+
+
+def _layers(model):
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from _layers(layer)
+
+
+@pytest.mark.parametrize("name", registry.models.list())
+def test_what_a_run_saves_is_made_of_keras_layers_only(name):
+    from kmodels.task import portable_model
+
+    kwargs = dict(registry.models.meta(name).get("test_kwargs", {}))
+    if "fused_batchnorm" in _config.schema(registry.models.get(name)):
+        kwargs["fused_batchnorm"] = True  # what the task specs train with
+    model = portable_model(kmodels.build(name, **kwargs))
+    foreign = {type(layer).__module__ for layer in _layers(model)}
+    assert all(m.startswith("keras.") for m in foreign), (name, foreign)
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_saved_models_load_without_kmodels_on_the_other_backend(tmp_path, backend):
+    """The small registered models as a run saves them, loaded by plain Keras on the other backend."""
+    import keras
+
+    expected, names = {}, []
+    for name in registry.models.list():
+        kwargs = dict(registry.models.meta(name).get("test_kwargs", {}))
+        if "fused_batchnorm" in _config.schema(registry.models.get(name)):
+            kwargs["fused_batchnorm"] = True  # what the task specs train with
+        keras.utils.set_random_seed(0)
+        model = kmodels.build(name, **kwargs)
+        if model.count_params() > 2_000_000:
+            continue  # the large keras.applications architectures: plain Keras layers (test above), slow to load
+        shape = tuple(model.inputs[0].shape[1:])
+        x = np.random.default_rng(0).uniform(0, 255 if len(shape) == 3 else 1, (3, *shape)).astype("float32")
+        save_model(model, tmp_path / f"{name}.keras")
+        np.save(tmp_path / f"{name}.x.npy", x)
+        expected[name] = model.predict(x, verbose=0)
+        names.append(name)
+    assert "dog_cat_cnn" in names and "bank_gender_mlp" in names
+    other = {"jax": "tensorflow", "tensorflow": "jax"}[backend]
+    env = {**os.environ, "KERAS_BACKEND": other, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    code = LOAD.format(names=names, root=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = np.load(tmp_path / "out.npz")
+    for name in names:
+        np.testing.assert_allclose(got[name], expected[name], rtol=1e-4, atol=1e-5, err_msg=name)
