@@ -1,6 +1,7 @@
 """kmodels: declaratively assembled Keras 3 models on JAX or TensorFlow.
 
-The public API is declared here and only here:
+The public API is declared here and only here (the plugin-author surface is
+`kmodels.api`):
 
     >>> import kmodels
     >>> "early_stopping" in kmodels.registry.callbacks.list()
@@ -9,17 +10,23 @@ The public API is declared here and only here:
 - `build(name, **kwargs)`: a compiled `keras.Model` from a registered builder.
 - `list_models(pattern="*")`: registered model names matching a glob.
 - `run(task_or_path, data=None, overrides=None, out=None)`: a whole task → `RunResult`.
+- `predict(run_dir_or_model, inputs)`: predictions of a finished run (or a `.keras` file) as a DataFrame.
+- `evaluate(run_dir)`: a finished run's model re-evaluated on its test split.
 - `load_spec(task_or_path, overrides=None)`: the validated, fully defaulted `TaskSpec`.
 - `registry`: the registries (`models`, `preprocessors`, `callbacks`, `datasets`, `tasks`).
+
+Importing kmodels imports neither Keras nor a backend: the names above that
+need them are loaded on first use, so `kmodels --help` and `kmodels --version`
+start in a fraction of a second.
 """
 
 from __future__ import annotations
 
+import importlib
 from importlib import metadata as _metadata
+from typing import Any
 
-from kmodels import callbacks as _callbacks  # noqa: F401  (registers the Keras callbacks)
 from kmodels import registry
-from kmodels.building import build
 from kmodels.errors import (
     ConfigError,
     DataError,
@@ -28,13 +35,33 @@ from kmodels.errors import (
     NotRegisteredError,
     RunError,
 )
-from kmodels.spec import TaskSpec, load_spec
-from kmodels.task import RunResult, Task, run
 
 try:
     __version__ = _metadata.version("kmodels")
 except _metadata.PackageNotFoundError:  # running from a source tree
     __version__ = "0.0.0"
+
+#: public name → the module that defines it (imported on first use)
+_LAZY = {
+    "build": "kmodels.building",
+    "load_spec": "kmodels.spec",
+    "TaskSpec": "kmodels.spec",
+    "Task": "kmodels.task",
+    "RunResult": "kmodels.task",
+    "run": "kmodels.task",
+    "predict": "kmodels.task",
+    "evaluate": "kmodels.task",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), "evaluate_run" if name == "evaluate" else name)
+        globals()[name] = value
+        return value
+    if name in ("task", "spec", "building", "problems", "evaluation", "api", "data", "runs", "backend", "cli"):
+        return importlib.import_module(f"kmodels.{name}")
+    raise AttributeError(f"module 'kmodels' has no attribute {name!r}")
 
 
 def list_models(pattern: str = "*") -> list[str]:
@@ -60,8 +87,10 @@ __all__ = [
     "TaskSpec",
     "__version__",
     "build",
+    "evaluate",
     "list_models",
     "load_spec",
+    "predict",
     "registry",
     "run",
 ]

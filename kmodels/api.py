@@ -21,7 +21,7 @@ from kmodels.data.duplicates import duplicate_mask
 from kmodels.data.split import split_indices
 from kmodels.data.table import Table, to_category
 from kmodels.errors import ConfigError, DataError, RunError
-from kmodels.evaluation import format_table, plot_confusion_matrix, pyplot, save_figure
+from kmodels.evaluation import format_table, markdown_text, plot_confusion_matrix, pyplot, save_figure, spreadsheet_safe
 from kmodels.problems import Problem, infer_problem, output_head
 from kmodels.runs import RunDir, atomic_write
 from kmodels.spec import load_spec
@@ -48,6 +48,7 @@ __all__ = [
     "format_table",
     "infer_problem",
     "load_spec",
+    "markdown_text",
     "output_head",
     "plot_confusion_matrix",
     "prediction_frame",
@@ -56,6 +57,7 @@ __all__ = [
     "registry",
     "save_figure",
     "saved_problem",
+    "spreadsheet_safe",
     "split_indices",
     "to_category",
 ]

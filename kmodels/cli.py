@@ -29,6 +29,15 @@ BENCHMARKS = {"train-step": "train_step", "input-pipeline": "input_pipeline", "t
 logger = logging.getLogger("kmodels")
 
 
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("kmodels")
+    except metadata.PackageNotFoundError:
+        return "0.0.0 (source tree)"
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="kmodels",
@@ -36,10 +45,17 @@ def _parser() -> argparse.ArgumentParser:
                     "(choose with KERAS_BACKEND=jax|tensorflow).",
         epilog="Exit codes: 0 ok, 1 run failed, 2 usage/config/data error, 130 interrupted.",
     )
-    p.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
+    p.add_argument("--version", action="version", version=f"kmodels {_version()}")
+    p.add_argument("--debug", action="store_true", help="show Python tracebacks and the backends' log lines")
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
+    # the global flags are accepted after the command too (`kmodels run X --debug`)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    _add = sub.add_parser
+    sub.add_parser = lambda *a, **k: _add(*a, parents=[common], **k)  # type: ignore[method-assign]
 
     info = sub.add_parser("info", help="backend, devices and package versions")
     info.add_argument("--json", action="store_true", help="print JSON")
@@ -111,6 +127,15 @@ def _cmd_list(args: argparse.Namespace) -> int:
                 registry.get_registry(args.kind)
         else:
             kinds = [kind]
+    if len(kinds) > 1 and args.kind is not None and not any(registry.KINDS[k].list(pattern) for k in kinds):
+        import difflib
+
+        from kmodels.errors import ConfigError
+
+        close = difflib.get_close_matches(args.kind, list(registry.KINDS), n=1)
+        hint = f" Did you mean the kind {close[0]!r}?" if close else ""
+        raise ConfigError(f"Nothing registered matches {args.kind!r}.{hint} Kinds: {', '.join(registry.KINDS)}; "
+                          "or give a glob over names, e.g. `kmodels list '*cnn*'`.")
     for kind in kinds:
         reg = registry.KINDS[kind]
         names = reg.list(pattern)
@@ -150,12 +175,15 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    import contextlib
+
     import kmodels
 
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        result = kmodels.run(args.task, data=args.data, overrides=args.overrides or None, out=args.out,
-                             resume=args.resume)
+        with contextlib.redirect_stdout(sys.stderr):  # Keras's progress bars are progress, not results
+            result = kmodels.run(args.task, data=args.data, overrides=args.overrides or None, out=args.out,
+                                 resume=args.resume)
     finally:
         signal.signal(signal.SIGTERM, previous)
     print(f"\n{result.task}: test-split results\n{result.table}\nartifacts: {result.run_dir}")
@@ -178,7 +206,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     if args.output is not None and args.output.exists():
         raise RunError(f"--output {str(args.output)!r} exists; kmodels does not overwrite files. Choose a new path.")
-    frame = predict(args.source, args.inputs)
+    from kmodels.evaluation import spreadsheet_safe
+
+    frame = spreadsheet_safe(predict(args.source, args.inputs))  # no cell a spreadsheet would run
     if args.output is None:
         frame.to_csv(sys.stdout, index=False)
     else:
@@ -239,6 +269,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return int(exc.code or 0)
+    args.debug = getattr(args, "debug", False)
+    args.quiet = getattr(args, "quiet", False)
+    import os
+
+    # TensorFlow's and absl's C++ start-up lines only with --debug (a value the user set is kept)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if args.debug else "3")
     setup_logging(args.quiet)
     from kmodels.errors import ConfigError, DataError, KModelsError
 
@@ -257,6 +293,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"kmodels: error: {exc}", file=sys.stderr)
         return EXIT_RUN_FAILED
+    except OSError as exc:
+        if args.debug or exc.filename is None:
+            raise
+        # a user's path that cannot be read or written: name it, exit as a usage error
+        where = exc.filename if exc.filename2 is None else f"{exc.filename} -> {exc.filename2}"
+        print(f"kmodels: error: {exc.strerror or exc}: {where}", file=sys.stderr)
+        return EXIT_USAGE
     except Exception as exc:
         if args.debug:
             raise

@@ -131,15 +131,16 @@ class Registry:
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, {len(self._items)} items)"
 
-    def register(self, name: str | None = None, obj: Any = None, **meta: Any) -> Any:
+    def register(self, name: str | None = None, obj: Any = None, *, replace: bool = False, **meta: Any) -> Any:
         """Register `obj` under `name`; usable as a decorator or a plain call.
 
         `@reg.register("x")`, `@reg.register()` (uses the function name) and
         `reg.register("x", fn)` all work. Extra keyword arguments are stored as
-        metadata (e.g. default compile settings of a model).
+        metadata (e.g. default compile settings of a model). `replace=True`
+        takes the name over (re-running a notebook cell that registers a model).
 
         Raises:
-            DuplicateNameError: when `name` is already taken by another object.
+            DuplicateNameError: when `name` is already taken by another object and `replace` is false.
         """
 
         def add(target: Any) -> Any:
@@ -148,10 +149,11 @@ class Registry:
                 raise ValueError(f"Cannot infer a name for {target!r}; pass name=...")
             source = _source_of(target)
             old = self._items.get(key)
-            if old is not None and old.source != source:
+            if old is not None and old.source != source and not replace:
                 raise DuplicateNameError(
                     f"{self.kind} name {key!r} is already registered by {old.source}; "
-                    f"cannot register it again for {source}. Pick another name."
+                    f"cannot register it again for {source}. Pick another name, or pass replace=True "
+                    "(e.g. when re-running a notebook cell)."
                 )
             self._items[key] = _Entry(target, source, dict(meta))
             return target

@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from kmodels.errors import RunError
+from kmodels.errors import ConfigError, RunError
 
 logger = logging.getLogger("kmodels")
 
@@ -122,7 +122,7 @@ class RunDir:
             try:
                 path.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise RunError(f"--out {str(path)!r} cannot be created: {exc.strerror}. "
+                raise ConfigError(f"--out {str(path)!r} cannot be created: {exc.strerror}. "
                                "Choose a writable location.") from None
             if not cls._claim(path):
                 raise RunError(f"--out {str(path)!r} was claimed by another run at the same time; choose a new path.")

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kmodels import _config, _toml, registry
-from kmodels.errors import ConfigError
+from kmodels.errors import ConfigError, DataError
 
 #: Parameters a model builder may leave to be inferred from the data.
 INFERRED_MODEL_KEYS = ("input_shape", "num_classes")
@@ -475,6 +475,8 @@ def load_spec(task_or_path: str | Path, overrides: Mapping[str, Any] | Iterable[
     """
     raw, source = raw_spec(task_or_path)
     if data is not None:
+        if not Path(data).expanduser().exists():
+            raise DataError(f"--data {str(data)!r} does not exist; give the path of your data file or folder.")
         task = raw.get("task")
         if isinstance(task, str):
             raw = registry.tasks.get(task).with_data(raw, Path(data).expanduser())

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kmodels.api import Table, duplicate_mask, format_table, pyplot, save_figure
+from kmodels.api import Table, duplicate_mask, format_table, markdown_text, pyplot, save_figure
 
 
 def eda(table: Table, placeholders: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
@@ -100,10 +100,10 @@ def markdown(report: Mapping[str, Any]) -> str:
     if "summary" in report["target"]:
         target = [{"value": k, "rows": v} for k, v in report["target"]["summary"].items()] + target
     parts = [
-        f"# EDA of {report['source']}", "",
+        f"# EDA of {markdown_text(report['source'])}", "",
         f"{report['rows']:,} rows, {report['columns']} columns, {report['duplicate_rows']:,} exact duplicate rows.", "",
         "## Columns", "", format_table(rows, ["column", "dtype", "missing", "missing %"]), "",
-        f"## Target `{report['target']['column']}`", "", format_table(target, ["value", "rows"]), "",
+        f"## Target {markdown_text(report['target']['column'])}", "", format_table(target, ["value", "rows"]), "",
     ]
     if report["placeholders"]:
         ph = [{"column": c, "values": ", ".join(p["values"]), "rows": p["count"], "%": p["percent"]}
@@ -112,7 +112,7 @@ def markdown(report: Mapping[str, Any]) -> str:
     if numeric:
         parts += ["## Numeric ranges", "", format_table(numeric, ["column", "min", "median", "max", "zeros", "negative"]), ""]
     if report["notes"]:
-        parts += ["## Notes", "", *[f"- {n}" for n in report["notes"]], ""]
+        parts += ["## Notes", "", *[f"- {markdown_text(n)}" for n in report["notes"]], ""]
     parts += ["![missing values](eda_missing.png)", "", "![target balance](eda_target.png)", "",
               "![feature by class](eda_feature_by_class.png)", ""]
     return "\n".join(parts)

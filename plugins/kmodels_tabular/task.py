@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from kmodels.api import Prepared, Problem, Table, Task, read_csv, registry
+from kmodels.api import DataError, Prepared, Problem, Table, Task, read_csv, registry
 from kmodels_tabular import eda as eda_lib
 from kmodels_tabular.bank_data import has_bank_schema
 
@@ -156,6 +156,12 @@ class TabularTask(Task):
         return base + "\nSee [eda.md](eda.md) for the data analysis.\n"
 
 
+def _need_file(path: Path) -> None:
+    if not path.is_file():
+        raise DataError(f"--data {str(path)!r} is {'a directory' if path.is_dir() else 'not a regular file'}; "
+                        "a tabular task reads one CSV file.")
+
+
 def _generic(raw: dict[str, Any], path: Path) -> dict[str, Any]:
     target = raw.get("data", {}).get("target")
     spec = registry.tasks.get("tabular").default_spec()
@@ -180,7 +186,8 @@ class BankGender(TabularTask):
 
     @classmethod
     def with_data(cls, raw: dict[str, Any], path: Path) -> dict[str, Any]:
-        header = read_csv(path, nrows=5).columns if path.is_file() else []
+        _need_file(path)
+        header = read_csv(path, nrows=5).columns
         if has_bank_schema(header):
             return {**raw, "data": {"name": "bank_transactions", "path": str(path)}}
         logger.info("%s does not have the bank_transactions columns: using the generic CSV path.", path)
@@ -203,6 +210,7 @@ class Tabular(TabularTask):
 
     @classmethod
     def with_data(cls, raw: dict[str, Any], path: Path) -> dict[str, Any]:
+        _need_file(path)
         data = raw.get("data", {})
         keep = {k: data[k] for k in ("target", "problem", "classes", "group", "sep")
                 if k in data and data.get("name") == "csv"}

@@ -30,6 +30,23 @@ def test_list_kinds_and_patterns(capsys):
 def test_list_unknown_kind_is_usage_error(capsys):
     assert main(["list", "modles", "x*"]) == 2
     assert "Did you mean 'models'" in capsys.readouterr().err
+    assert main(["list", "modelz"]) == 2  # a typo of a kind that matches no name is not an empty success
+    assert "Did you mean the kind 'models'" in capsys.readouterr().err
+
+
+def test_global_flags_after_the_command_and_version(capsys):
+    assert main(["list", "models", "toy_*", "-q"]) == 0
+    assert "toy_mlp" in capsys.readouterr().out
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("kmodels ")
+
+
+def test_unwritable_out_is_a_usage_error_naming_the_path(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["run", "toy_task", "--out", str(blocker / "run")]) == 2
+    err = capsys.readouterr().err
+    assert str(blocker) in err and "Traceback" not in err
 
 
 def test_show_task_prints_toml_that_reloads(capsys, tmp_path):

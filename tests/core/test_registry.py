@@ -47,7 +47,9 @@ def test_duplicate_name_names_both_places(reg):
     reg.register("x", first)  # the same object again is harmless
     with pytest.raises(DuplicateNameError) as err:
         reg.register("x", second)
-    assert "first" in str(err.value) and "second" in str(err.value)
+    assert "first" in str(err.value) and "second" in str(err.value) and "replace=True" in str(err.value)
+    reg.register("x", second, replace=True)  # a notebook cell run again
+    assert reg.get("x") is second
 
 
 def test_unknown_name_suggests_and_says_how_to_list(reg):

@@ -150,3 +150,24 @@ def test_a_run_directory_never_runs_code(toy_run, tmp_path):
         predict(foreign, [rows])
     assert not marker.exists()
     assert len(predict(toy_run.run_dir, [rows])) == 4  # the genuine run still predicts
+
+
+def test_two_runs_claiming_one_out_exactly_one_wins(tmp_path):
+    import threading
+
+    out, wins, losses = tmp_path / "shared", [], []
+    barrier = threading.Barrier(8)
+
+    def claim():
+        barrier.wait()
+        try:
+            wins.append(RunDir.create("t", out=out))
+        except RunError:
+            losses.append(1)
+
+    threads = [threading.Thread(target=claim) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(wins) == 1 and len(losses) == 7
