@@ -7,7 +7,7 @@
     kmodels run --resume RUN_DIR         continue an interrupted run
     kmodels evaluate RUN_DIR             re-evaluate a finished run on its test split
     kmodels predict RUN_DIR_OR_MODEL INPUT... [--output CSV]
-    kmodels bench {train-step,input-pipeline,tabular} [ARGS]
+    kmodels bench {train-step,input-pipeline,tabular,quality} [ARGS]
 
 Exit codes: 0 success, 1 the run failed, 2 usage/config/data error, 130 interrupted.
 Errors go to stderr without a traceback unless `--debug` is given.
@@ -24,7 +24,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-BENCHMARKS = {"train-step": "train_step", "input-pipeline": "input_pipeline", "tabular": "tabular"}
+BENCHMARKS = {"train-step": "train_step", "input-pipeline": "input_pipeline", "tabular": "tabular",
+              "quality": "quality"}
 
 logger = logging.getLogger("kmodels")
 

@@ -43,3 +43,14 @@ def test_tabular_benchmark_smoke(tmp_path):
     assert [r["variant"] for r in data["results"]] == ["read_csv", "kmodels"] and data["ratio_kmodels_over_read_csv"] > 0
     stages = data["results"][1]["stages_median_s"]
     assert list(stages) == ["load", "eda", "clean", "split", "features"] and all(v > 0 for v in stages.values())
+
+
+@pytest.mark.slow
+def test_quality_benchmark_smoke(tmp_path, capsys):
+    out = tmp_path / "q.json"
+    assert main(["bench", "quality", "--only", "wine", "--out", str(tmp_path / "runs"), "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["results"]
+    assert [r["data"] for r in rows] == ["wine"] and rows[0]["problem"] == "multiclass (3)"
+    assert rows[0]["met"] in ("yes", "no") and rows[0]["best_sklearn"].split()[0] in (
+        "logistic_regression", "hist_gradient_boosting", "sklearn_mlp")
+    assert "| wine" in capsys.readouterr().out

@@ -37,15 +37,15 @@ def test_model_contract(name, tmp_path):
 def test_every_model_builds_for_regression_and_multiclass(name, num_classes, loss):
     """The binary case is the full contract above; here the other two problem types, on the same registry.
 
-    Small models also run a training step and a prediction; the large pretrained architectures
-    are checked symbolically (their compile time would dominate the suite).
+    Small models also run a training step and a prediction; the large architectures are checked
+    symbolically (their XLA compile time would dominate the suite; the binary contract trains them).
     """
     import keras
 
     keras.utils.set_random_seed(0)
     model = kmodels.build(name, num_classes=num_classes, **registry.models.meta(name).get("test_kwargs", {}))
     assert model.loss == loss and model.output_shape == (None, num_classes)
-    if model.count_params() > 2_000_000:
+    if model.count_params() > 500_000:  # the keras.applications backbones and the default xception
         return
     shape = tuple(model.inputs[0].shape[1:])
     x = np.random.default_rng(0).uniform(0, 255 if len(shape) == 3 else 1, size=(4, *shape)).astype("float32")
