@@ -61,29 +61,21 @@ class BaselineOptions:
 
 
 def _sklearn_models(problem: Problem, opts: BaselineOptions, seed: int, rows: int) -> dict[str, Any]:
+    """The enabled scikit-learn baselines: classifiers, or regressors for a regression problem."""
     from sklearn import ensemble, linear_model, neural_network
 
-    out: dict[str, Any] = {}
-    early = rows >= 50
-    if problem.is_classification:
-        if opts.linear:
-            out["logistic_regression"] = linear_model.LogisticRegression(max_iter=1000)
-        if opts.gradient_boosting:
-            out["hist_gradient_boosting"] = ensemble.HistGradientBoostingClassifier(random_state=seed)
-        if opts.sklearn_mlp:
-            out["sklearn_mlp"] = neural_network.MLPClassifier(
-                hidden_layer_sizes=opts.sklearn_hidden, max_iter=opts.sklearn_max_iter, early_stopping=early,
-                random_state=seed)
-    else:
-        if opts.linear:
-            out["ridge"] = linear_model.Ridge()
-        if opts.gradient_boosting:
-            out["hist_gradient_boosting"] = ensemble.HistGradientBoostingRegressor(random_state=seed)
-        if opts.sklearn_mlp:
-            out["sklearn_mlp"] = neural_network.MLPRegressor(
-                hidden_layer_sizes=opts.sklearn_hidden, max_iter=opts.sklearn_max_iter, early_stopping=early,
-                random_state=seed)
-    return out
+    classify = problem.is_classification
+    mlp = neural_network.MLPClassifier if classify else neural_network.MLPRegressor
+    boosting = ensemble.HistGradientBoostingClassifier if classify else ensemble.HistGradientBoostingRegressor
+    candidates = {
+        ("logistic_regression" if classify else "ridge", opts.linear):
+            lambda: linear_model.LogisticRegression(max_iter=1000) if classify else linear_model.Ridge(),
+        ("hist_gradient_boosting", opts.gradient_boosting): lambda: boosting(random_state=seed),
+        ("sklearn_mlp", opts.sklearn_mlp): lambda: mlp(hidden_layer_sizes=opts.sklearn_hidden,
+                                                      max_iter=opts.sklearn_max_iter, early_stopping=rows >= 50,
+                                                      random_state=seed),
+    }
+    return {name: make() for (name, enabled), make in candidates.items() if enabled}
 
 
 def _output(model: Any, x: np.ndarray, problem: Problem) -> np.ndarray:
