@@ -161,8 +161,6 @@ class Task:
         self.train_options = spec.options("train")
         #: every batch holds a multiple of this many samples (the data-parallel device count)
         self.batch_multiple = 1
-        #: epochs of phase one when `train` went on to fine-tune, else None
-        self.phase_start: int | None = None
 
     @classmethod
     def handles(cls, model: Any) -> bool:
@@ -438,13 +436,13 @@ class Task:
         )
         return {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
-    def train(self, model: Any, prepared: Prepared) -> dict[str, list[float]]:
+    def train(self, model: Any, prepared: Prepared) -> tuple[dict[str, list[float]], int | None]:
         """Phase one (`fit`), then the fine-tuning phase when `[fine_tune] epochs > 0` and the backbone is frozen.
 
-        See `kmodels.task.training.train_in_phases`; `self.phase_start` records where phase two began.
+        Returns the history and the number of phase-one epochs when fine-tuning followed
+        (else `None`); see `kmodels.task.training.train_in_phases`.
         """
-        history, self.phase_start = train_in_phases(self, model, prepared)
-        return history
+        return train_in_phases(self, model, prepared)
 
     def predict_output(self, model: Any, x: Any) -> np.ndarray:
         """The model's raw output for an array or a `Batches` set (its padding dropped): (n, 1) or (n, N)."""
@@ -516,10 +514,11 @@ class Task:
         set_seed(seed)
         model = self.build_model(prepared)
         start = time.perf_counter()
-        history = self.full_history(self.train(model, prepared))
+        history, phase_start = self.train(model, prepared)
+        history = self.full_history(history)
         fit_seconds = time.perf_counter() - start
         rd.write_text("history.csv", pd.DataFrame(history).rename_axis("epoch").to_csv())
-        plot_history(history, rd.file("training_curves.png"), phase_start=self.phase_start)
+        plot_history(history, rd.file("training_curves.png"), phase_start=phase_start)
         save_model(model, rd.file("model.keras"))
         results["keras"] = self.evaluate(model, prepared)
         plots = self.plot_results(prepared, results["keras"], model)
@@ -529,8 +528,8 @@ class Task:
                    "epochs_run": len(history.get("loss", [])), "replicas": devices, "models": results}
         if problem.kind == "binary":
             metrics["threshold"] = self.threshold
-        if self.phase_start is not None:
-            metrics["fine_tune_from_epoch"] = self.phase_start + 1
+        if phase_start is not None:
+            metrics["fine_tune_from_epoch"] = phase_start + 1
         rd.write_json("metrics.json", metrics)
         table_text = format_table([{"model": k, **v} for k, v in results.items()], problem.columns)
         rd.write_text("report.md", self.report(metrics, table_text, plots))

@@ -118,3 +118,11 @@ def test_hundred_thousand_distinct_labels_is_a_data_error(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["run", "tabular", "--data", str(path), "--set", "data.target=label", "--out", str(out)]) == 2
     assert "looks like an identifier" in capsys.readouterr().err and not out.exists()
+
+
+def test_data_flag_keeps_the_spec_files_target(real_tables, tmp_path):
+    spec = kmodels.load_spec("tabular", {"data.target": "cultivar"}, data=real_tables / "wine.csv")
+    path = tmp_path / "mine.toml"
+    path.write_text(spec.to_toml())
+    again = kmodels.load_spec(path, data=real_tables / "penguins.csv")  # --data replaces the path only
+    assert again["data"]["target"] == "cultivar" and again["data"]["path"] == str(real_tables / "penguins.csv")
