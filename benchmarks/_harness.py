@@ -25,7 +25,8 @@ def machine() -> dict[str, Any]:
 def run_worker(module: str, args: list[str], env: dict[str, str] | None = None, timeout: int = 1800) -> dict[str, Any]:
     """Run `python -m module --worker ...` in a fresh process; it prints one JSON line last."""
     proc = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}, timeout=timeout)
+                          env={"TF_ENABLE_ONEDNN_OPTS": "1",  # channels_first convolutions on every x86 CPU
+                               **os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}, timeout=timeout)
     if proc.returncode != 0:
         raise RuntimeError(f"worker {module} {args} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
