@@ -7,6 +7,7 @@ This is what `make run` calls. Each task runs with its shipped spec into
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 
@@ -26,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     for task in args.tasks:
         start = time.perf_counter()
         try:
-            result = kmodels.run(task, overrides=args.overrides or None)
+            with contextlib.redirect_stdout(sys.stderr):  # Keras's progress bars: progress, not results
+                result = kmodels.run(task, overrides=args.overrides or None)
         except kmodels.KModelsError as exc:
             print(f"kmodels: error: {task}: {exc}", file=sys.stderr)
             rows.append({"task": task, "model": "FAILED"})
