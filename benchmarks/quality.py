@@ -11,9 +11,9 @@ prints one table: data | problem | best sklearn baseline | kmodels Keras | targe
 - `--photos DIR`: a cat/dog photo folder through `dog_cat` (e.g. the Kaggle flat layout);
 - `--bank CSV`: a sample of the Kaggle bank file through `bank_gender`.
 
-Targets: the issue's absolute ones where it set them (penguins species >= 0.97, wine >= 0.95,
-digits >= 0.95, diabetes R2 >= Ridge - 0.05, photos >= 0.90), and for every table "Keras'
-primary metric >= the best scikit-learn baseline's - 0.01".
+Targets: the issue's absolute ones where it set them (penguins species ≥ 0.97, wine ≥ 0.95,
+digits ≥ 0.95, diabetes R2 ≥ Ridge - 0.05, photos ≥ 0.90), and for every table "Keras'
+primary metric ≥ the best scikit-learn baseline's - 0.01".
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def _row(name: str, result: Any, seconds: float, target: str, absolute: float | 
     return {"data": name, "problem": f"{kind} ({len(metrics['classes'])})" if kind != "regression" else kind,
             "metric": key, "best_sklearn": f"{best_name} {best:.3f}" if best_name else "-",
             "keras": round(keras_value, 4) if keras_value is not None else None, "target": target,
-            "met": "yes" if met else "no", "seconds": round(seconds, 1), "run_dir": str(result.run_dir)}
+            "met": "yes" if met else "no", "seconds": f"{seconds:.1f}", "run_dir": str(result.run_dir)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,17 +109,17 @@ def main(argv: list[str] | None = None) -> int:
     absolute = {"penguins species": 0.97, "wine": 0.95}
     jobs: list[tuple[str, str, Path, dict[str, Any], str, float | None]] = []
     for name, (path, target) in tables.items():
-        goal = (f">= {absolute[name]} and >= best - 0.01" if name in absolute else "R2 >= Ridge - 0.05"
-                if name == "diabetes" else ">= best - 0.01")
+        goal = (f"≥ {absolute[name]} and ≥ best - 0.01" if name in absolute else "R2 ≥ Ridge - 0.05"
+                if name == "diabetes" else "≥ best - 0.01")
         jobs.append((name, "tabular", path, {"data.target": target}, goal, absolute.get(name)))
     only = set(args.only.split(",")) if args.only else None
     if only is None or "digits (images)" in only:
         jobs.append(("digits (images)", "image_classification", _write_digits(work),
-                     {"images.image_size": [32, 32], "images.augment": False}, ">= 0.95", 0.95))
+                     {"images.image_size": [32, 32], "images.augment": False}, "≥ 0.95", 0.95))
     if args.photos is not None:
-        jobs.append(("cat/dog photos", "dog_cat", args.photos, {}, "accuracy >= 0.90", None))
+        jobs.append(("cat/dog photos", "dog_cat", args.photos, {}, "accuracy ≥ 0.90", None))
     if args.bank is not None:
-        jobs.append(("bank sample", "bank_gender", args.bank, {}, ">= best - 0.01", None))
+        jobs.append(("bank sample", "bank_gender", args.bank, {}, "≥ best - 0.01", None))
     rows = []
     for name, task, path, overrides, goal, floor in jobs:
         if only is not None and name not in only:
