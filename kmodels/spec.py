@@ -457,15 +457,40 @@ def raw_spec(task_or_path: str | Path) -> tuple[dict[str, Any], str]:
     return task_cls.default_spec(), str(task_or_path)
 
 
+def frame_file(frame: Any) -> Path:
+    """A pandas DataFrame written once as CSV into the kmodels cache, named by its content.
+
+    `kmodels.run(task, data=frame)` runs on this file, so the run's `spec.toml`
+    names real data and the run can be repeated or resumed.
+
+    Example:
+        >>> import pandas as pd
+        >>> p = frame_file(pd.DataFrame({"x": [1, 2], "y": ["a", "b"]}))
+        >>> p.suffix, p.read_text().splitlines()[0]
+        ('.csv', 'x,y')
+    """
+    import hashlib
+
+    from kmodels.data.cache import cache_dir
+    from kmodels.runs import atomic_write
+
+    text = frame.to_csv(index=False)
+    path = cache_dir() / "frames" / f"{hashlib.sha256(text.encode()).hexdigest()[:20]}.csv"
+    if not path.is_file():
+        atomic_write(path, text)
+    return path
+
+
 def load_spec(task_or_path: str | Path, overrides: Mapping[str, Any] | Iterable[str] | None = None,
-              *, data: str | Path | None = None) -> TaskSpec:
+              *, data: Any = None) -> TaskSpec:
     """Load, validate and fully default a task spec.
 
     Args:
         task_or_path: a registered task name (`"bank_gender"`) or a TOML file.
         overrides: dotted keys to values (`{"train.epochs": 3}`) or
             `"KEY=VALUE"` strings, type-checked like the file.
-        data: a path to the user's data; the task decides how it is read.
+        data: a path to the user's data (the task decides how it is read), or a pandas
+            DataFrame (written once into the kmodels cache as CSV; see `frame_file`).
 
     Returns:
         The resolved `TaskSpec`; `spec.to_toml()` renders it for editing.
@@ -474,6 +499,8 @@ def load_spec(task_or_path: str | Path, overrides: Mapping[str, Any] | Iterable[
         ConfigError: naming the key, the expected type and the allowed keys.
     """
     raw, source = raw_spec(task_or_path)
+    if data is not None and hasattr(data, "to_csv") and hasattr(data, "columns"):
+        data = frame_file(data)
     if data is not None:
         if not Path(data).expanduser().exists():
             raise DataError(f"--data {str(data)!r} does not exist; give the path of your data file or folder.")

@@ -574,8 +574,9 @@ class Task:
         frames = []
         from kmodels.data.csv import read_csv
 
-        for path in inputs:
-            frame = read_csv(path)
+        for i, path in enumerate(inputs):
+            frame = path if isinstance(path, pd.DataFrame) else read_csv(path)
+            path = f"<DataFrame {i}>" if isinstance(path, pd.DataFrame) else path
             x = frame
             if state is not None:
                 x = state["pipeline"].transform(frame.drop(columns=state["exclude"], errors="ignore"))

@@ -7,7 +7,6 @@ fitted preprocessing, the problem with its classes and the decision threshold.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -189,10 +188,15 @@ def evaluate_run(path: str | Path) -> dict[str, Any]:
     return task.evaluate_saved()
 
 
-def predict(source: str | Path, inputs: Sequence[str | Path]) -> pd.DataFrame:
-    """Predict with a finished run directory (its task reads `inputs`) or a bare `.keras` file."""
+def predict(source: str | Path, inputs: Any) -> pd.DataFrame:
+    """Predict with a finished run directory (its task reads `inputs`) or a bare `.keras` file.
+
+    `inputs` is a path, a pandas DataFrame (table tasks), or a list of them; the result is a DataFrame.
+    """
     source = Path(source)
-    paths = [Path(p) for p in inputs]
+    if isinstance(inputs, pd.DataFrame | str | Path):
+        inputs = [inputs]
+    paths = [p if isinstance(p, pd.DataFrame) else Path(p) for p in inputs]
     if source.is_dir():
         rd, spec = _finished_run(source)
         return registry.tasks.get(spec.task).predict_files(rd, load_model(rd.file("model.keras")), paths)

@@ -41,14 +41,15 @@ def _alive(pid: Any) -> bool:
     return True
 
 
-def run(task_or_path: str | Path | None = None, data: str | Path | None = None,
+def run(task_or_path: str | Path | None = None, data: Any = None,
         overrides: Mapping[str, Any] | Sequence[str] | None = None, out: str | Path | None = None,
         resume: str | Path | None = None) -> RunResult:
     """Run a task end to end and return its metrics and run directory.
 
     Args:
         task_or_path: a registered task (`"bank_gender"`) or a spec TOML file.
-        data: the user's data (a file or folder); `None` uses the task's embedded default.
+        data: the user's data (a file or folder, or a pandas DataFrame for a table); `None` uses
+            the task's embedded default.
         overrides: dotted spec keys to values, e.g. `{"train.epochs": 3}`.
         out: the run directory (must be new or empty); default `runs/<task>/<UTC time>/`.
         resume: an interrupted, failed or killed run directory to continue in place, from

@@ -126,3 +126,17 @@ def test_data_flag_keeps_the_spec_files_target(real_tables, tmp_path):
     path.write_text(spec.to_toml())
     again = kmodels.load_spec(path, data=real_tables / "penguins.csv")  # --data replaces the path only
     assert again["data"]["target"] == "cultivar" and again["data"]["path"] == str(real_tables / "penguins.csv")
+
+
+def test_dataframes_in_and_out(real_tables, tmp_path):
+    """A notebook user's habit: run on a DataFrame, predict a DataFrame, get a DataFrame."""
+    frame = pd.read_csv(real_tables / "penguins.csv")
+    result = kmodels.run("tabular", data=frame, overrides={"data.target": "species", "train.epochs": 3,
+                                                           "train.verbose": 0}, out=tmp_path / "run")
+    assert result.metrics["problem"]["kind"] == "multiclass"
+    spec = kmodels.load_spec(result.run_dir / "spec.toml")
+    assert pd.read_csv(spec["data"]["path"]).shape == frame.shape  # the spec names real data: repeatable
+    rows = frame.dropna().drop(columns=["species"]).head(4)
+    pred = kmodels.predict(result.run_dir, rows)
+    assert len(pred) == 4 and pred["source"].eq("<DataFrame 0>").all() and "probability_Gentoo" in pred
+    assert kmodels.evaluate(result.run_dir)["accuracy"] == result.metrics["models"]["keras"]["accuracy"]
