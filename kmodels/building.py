@@ -23,20 +23,50 @@ def compile_options(name: str, overrides: dict[str, Any] | None = None) -> Compi
     return CompileOptions(**_config.validate_kwargs(CompileOptions, base, where="[compile]"))
 
 
-def compile_model(model: Any, options: CompileOptions, problem: Problem | None = None) -> Any:
+def learning_rate(options: CompileOptions, steps_per_epoch: int | None = None, epochs: int | None = None) -> Any:
+    """The optimizer's learning rate: a number, or a Keras `CosineDecay` over `epochs` x `steps_per_epoch` steps.
+
+    Example:
+        >>> from kmodels.spec import CompileOptions
+        >>> lr = learning_rate(CompileOptions(learning_rate=0.01, schedule="cosine", warmup_epochs=1), 10, 5)
+        >>> [round(float(lr(step)), 4) for step in (0, 10, 50)]
+        [0.001, 0.01, 0.0001]
+    """
+    import keras
+
+    if options.schedule == "constant":
+        return options.learning_rate
+    if not steps_per_epoch or not epochs:
+        raise ConfigError('[compile] schedule = "cosine" needs the number of epochs and of steps per epoch; '
+                          "compile through a task run, or pass steps_per_epoch and epochs.")
+    if options.warmup_epochs >= epochs:
+        raise ConfigError(f"[compile] warmup_epochs={options.warmup_epochs} leaves no epoch of the {epochs} "
+                          "to decay over; use fewer warm-up epochs.")
+    warmup = options.warmup_epochs * steps_per_epoch
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=options.learning_rate / 10 if warmup else options.learning_rate,
+        decay_steps=epochs * steps_per_epoch - warmup, alpha=0.01,
+        warmup_target=options.learning_rate if warmup else None, warmup_steps=warmup)
+
+
+def compile_model(model: Any, options: CompileOptions, problem: Problem | None = None, *,
+                  steps_per_epoch: int | None = None, epochs: int | None = None) -> Any:
     """Compile `model` with optimizer/loss/metrics resolved by Keras's own `get` functions.
 
     `"auto"` as the loss or a metric stands for the `problem`'s (binary when none is given).
+    `steps_per_epoch` and `epochs` size a `schedule = "cosine"` learning rate.
     """
     import keras
 
     problem = problem or Problem.from_num_classes(2)
     loss = problem.loss if options.loss == "auto" else options.loss
     metrics = [m for name in options.metrics for m in (problem.metrics if name == "auto" else (name,))]
+    config: dict[str, Any] = {"learning_rate": learning_rate(options, steps_per_epoch, epochs)}
+    if options.weight_decay:
+        config["weight_decay"] = options.weight_decay
     try:
-        optimizer = keras.optimizers.get(
-            {"class_name": options.optimizer, "config": {"learning_rate": options.learning_rate}}
-        )
+        optimizer = keras.optimizers.get({"class_name": options.optimizer, "config": {"learning_rate": 0.001}})
+        optimizer = type(optimizer)(**config)
     except ValueError:
         raise ConfigError(
             f"[compile] optimizer {options.optimizer!r} is not a Keras optimizer. "

@@ -27,3 +27,15 @@ KERAS_CALLBACKS = {
 
 for _name, _cls in KERAS_CALLBACKS.items():
     callbacks.register(_name, _cls)
+
+
+class LearningRateLog(keras.callbacks.Callback):
+    """Adds the optimizer's current `learning_rate` to each epoch's logs (a schedule's value at that step).
+
+    Not registered: a task run adds it first in the list when `[compile] schedule` is not
+    constant, so `history.csv` and `csv_logger` show the rate.
+    """
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is not None:
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))

@@ -187,7 +187,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
                                  resume=args.resume)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    print(f"\n{result.task}: test-split results\n{result.table}\nartifacts: {result.run_dir}")
+    verdict = "".join(f"{line}\n" for line in result.metrics.get("verdict", []))
+    print(f"\n{result.task}: test-split results\n{result.table}\n{verdict}artifacts: {result.run_dir}")
     return EXIT_OK
 
 

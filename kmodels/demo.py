@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"task": task, "model": "FAILED"})
             status = 1
             continue
-        print(f"\n{task}: test-split results\n{result.table}\n")
+        verdict = "".join(f"{line}\n" for line in result.metrics.get("verdict", []))
+        print(f"\n{task}: test-split results\n{result.table}\n{verdict}")
         m = result.metrics
         for name, metrics in m["models"].items():
             rows.append({"task": task, "model": name, "accuracy": metrics.get("accuracy"),

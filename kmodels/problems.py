@@ -135,15 +135,20 @@ class Problem:
         return out
 
     def score(self, y_true: np.ndarray, output: np.ndarray, threshold: float = 0.5) -> dict[str, Any]:
-        """Test metrics of a model's output (see `kmodels.evaluation`)."""
+        """Test metrics of a model's output (see `kmodels.evaluation`), with `primary_se`: the primary
+        metric's bootstrap standard error over the test rows."""
         from kmodels import evaluation
 
         out = self.probabilities(output)
         if self.kind == "binary":
-            return evaluation.binary_metrics(y_true, out, threshold, self.class_names)
-        if self.kind == "multiclass":
-            return evaluation.multiclass_metrics(y_true, out, self.class_names)
-        return evaluation.regression_metrics(y_true, out)
+            metrics = evaluation.binary_metrics(y_true, out, threshold, self.class_names)
+        elif self.kind == "multiclass":
+            metrics = evaluation.multiclass_metrics(y_true, out, self.class_names)
+        else:
+            metrics = evaluation.regression_metrics(y_true, out)
+        if metrics.get(self.primary) is not None:
+            metrics["primary_se"] = evaluation.bootstrap_se(self.kind, y_true, out)
+        return metrics
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "classes": [_plain(c) for c in self.classes], "reason": self.reason}
@@ -217,8 +222,9 @@ def infer_problem(values: pd.Series, problem: str = "auto", classes: Sequence[An
                         "Pick another column with --set data.target=COLUMN.")
     numeric = pd.api.types.is_numeric_dtype(present) and not pd.api.types.is_bool_dtype(present)
     distinct = present.unique()
+    fractional = numeric and not np.all(np.mod(distinct.astype(float), 1) == 0)
     if problem == "regression" or (problem == "auto" and classes is None and numeric
-                                   and len(distinct) > MAX_DISCRETE_LEVELS):
+                                   and (len(distinct) > MAX_DISCRETE_LEVELS or fractional)):
         if not numeric:
             numbers = pd.to_numeric(present, errors="coerce")
             bad = present[numbers.isna()].astype(str).unique()[:5].tolist()
@@ -227,7 +233,8 @@ def infer_problem(values: pd.Series, problem: str = "auto", classes: Sequence[An
         if len(distinct) < 2:
             raise DataError(f"{source}: target {name} has one value ({_plain(distinct[0])!r}); nothing to learn.")
         why = ('data.problem = "regression" in the spec' if problem == "regression"
-               else f"numeric target with {len(distinct)} distinct values (> {MAX_DISCRETE_LEVELS})")
+               else f"numeric target with {len(distinct)} distinct values (> {MAX_DISCRETE_LEVELS})"
+               if len(distinct) > MAX_DISCRETE_LEVELS else "numeric target with fractional values")
         return Problem("regression", (), why)
     if classes is not None:
         kept = list(classes)

@@ -41,7 +41,7 @@ INFERRED_MODEL_KEYS = ("input_shape", "num_classes")
 CALLBACK_PATH_KEYS = ("filepath", "filename", "backup_dir", "log_dir")
 #: Files kmodels itself writes in a run directory; a callback may not claim them.
 RUN_FILES = ("spec.toml", "metadata.json", "metrics.json", "model.keras", "history.csv", "report.md",
-             "preprocessor.json", "preprocessor.skops", "head.weights.h5", "fine_tune.json")
+             "preprocessor.json", "preprocessor.skops", "head.weights.h5", "fine_tune.json", "trained.json")
 
 
 def check_run_path(value: Any, where: str) -> str:
@@ -99,16 +99,31 @@ class CompileOptions:
             sparse categorical cross-entropy, mean squared error).
         metrics: Keras metric names; `"auto"` stands for the problem's (accuracy, or
             mean absolute error for regression).
+        weight_decay: decoupled weight decay of the optimizer (AdamW-style; every Keras
+            optimizer takes it); 0 turns it off.
+        schedule: `"constant"` learning rate, or `"cosine"`: a linear warm-up from a tenth
+            of `learning_rate` over `warmup_epochs`, then cosine decay to 1% of it at the
+            last epoch, step by step (Keras's `CosineDecay`; it follows the optimizer's
+            step count, so `--resume` continues it). Leave out `reduce_lr_on_plateau`
+            with it: the two would fight over the learning rate.
+        warmup_epochs: epochs of the warm-up of `schedule = "cosine"`.
     """
 
     optimizer: str = "adam"
     learning_rate: float = 0.001
     loss: str = "auto"
     metrics: tuple[str, ...] = ("auto",)
+    weight_decay: float = 0.0
+    schedule: Literal["constant", "cosine"] = "constant"
+    warmup_epochs: int = 0
 
     def __post_init__(self) -> None:
         if not self.learning_rate > 0:
             raise ConfigError(f"[compile] learning_rate={self.learning_rate}: expected a positive number, e.g. 0.001.")
+        if not 0 <= self.weight_decay < 1:
+            raise ConfigError(f"[compile] weight_decay={self.weight_decay}: expected a number in [0, 1), e.g. 1e-4.")
+        if self.warmup_epochs < 0:
+            raise ConfigError(f"[compile] warmup_epochs={self.warmup_epochs}: expected an integer >= 0.")
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -145,3 +146,41 @@ def split_indices(labels: np.ndarray, *, test: float, val: float, seed: int, str
     membership[test_units] = 2
     row_split = membership[row_unit]
     return (np.flatnonzero(row_split == 0), np.flatnonzero(row_split == 1), np.flatnonzero(row_split == 2))
+
+
+#: The fewest rows a split may hold: a metric on fewer test rows is noise, fewer training rows teach nothing.
+MIN_TRAIN_ROWS = 10
+MIN_TEST_ROWS = 5
+MIN_VAL_ROWS = 2
+
+
+def check_split_sizes(n: int, *, test: float, val: float, class_counts: dict[Any, int] | None = None,
+                      source: str = "the data") -> None:
+    """Raise a `DataError` naming the fix when `n` rows cannot give every split (and class) enough rows.
+
+    Every split needs a minimum of rows (`MIN_TRAIN_ROWS`, `MIN_TEST_ROWS`,
+    `MIN_VAL_ROWS` when `val > 0`), and every class at least 2 (one to train
+    on, one to test). Run before anything is written, so a too-small file fails at once.
+
+    Example:
+        >>> check_split_sizes(100, test=0.2, val=0.1)
+        >>> try:
+        ...     check_split_sizes(3, test=0.2, val=0.1)
+        ... except DataError as exc:
+        ...     print(str(exc)[:55])
+        the data has 3 rows: too few to train, validate and tes
+    """
+    need = max(math.ceil(MIN_TEST_ROWS / test) if test > 0 else 0,
+               math.ceil(MIN_VAL_ROWS / val) if val > 0 else 0,
+               math.ceil(MIN_TRAIN_ROWS / (1 - test - val)))
+    if n < need:
+        raise DataError(
+            f"{source} has {n} rows: too few to train, validate and test (at least {MIN_TRAIN_ROWS} training, "
+            f"{MIN_TEST_ROWS} test{f' and {MIN_VAL_ROWS} validation' if val > 0 else ''} rows; with test={test:g} "
+            f"and val={val:g} that takes {need} rows). Add rows, or change [split] test/val."
+        )
+    rare = {k: c for k, c in (class_counts or {}).items() if c < 2}
+    if rare:
+        listed = ", ".join(f"{k!r} ({c})" for k, c in list(rare.items())[:10])
+        raise DataError(f"{source}: class(es) {listed} have fewer than 2 rows, so they cannot be both trained on and "
+                        "tested. Add rows, merge the class into another, or drop it (data.classes lists the ones to keep).")

@@ -32,10 +32,17 @@ import pandas as pd
 from kmodels import _config, registry
 from kmodels.backend import distribution, precision, set_seed
 from kmodels.building import compile_model
-from kmodels.data.split import split_indices
+from kmodels.data.split import check_split_sizes, split_indices
 from kmodels.data.table import Table
 from kmodels.errors import ConfigError, DataError, RunError
-from kmodels.evaluation import format_table, plot_confusion_matrix, plot_history, plot_regression
+from kmodels.evaluation import (
+    format_table,
+    markdown_text,
+    plot_confusion_matrix,
+    plot_history,
+    plot_regression,
+    verdict,
+)
 from kmodels.problems import Problem
 from kmodels.runs import RunDir
 from kmodels.spec import CALLBACK_PATH_KEYS, TaskSpec, check_run_path
@@ -51,6 +58,9 @@ from kmodels.task.inference import (
 from kmodels.task.training import train_in_phases
 
 logger = logging.getLogger("kmodels")
+
+#: Written once training has finished and `model.keras` is saved: `--resume` then only evaluates.
+TRAINED = "trained.json"
 
 
 @dataclass
@@ -161,6 +171,10 @@ class Task:
         self.train_options = spec.options("train")
         #: every batch holds a multiple of this many samples (the data-parallel device count)
         self.batch_multiple = 1
+        if spec.options("compile").schedule != "constant" and any(
+                b["name"] == "reduce_lr_on_plateau" for b in spec["callbacks"]):
+            raise ConfigError(f'[compile] schedule = "{spec.options("compile").schedule}" sets the learning rate at '
+                              "every step; remove the reduce_lr_on_plateau callback, or use schedule = \"constant\".")
 
     @classmethod
     def handles(cls, model: Any) -> bool:
@@ -186,6 +200,20 @@ class Task:
                     f"; classes: {', '.join(problem.class_names[:20])}" + (" ..." if len(problem.classes) > 20 else "")
                     if problem.is_classification else "")
         return problem
+
+    def check_size(self, table: Table, problem: Problem) -> None:
+        """Refuse (`DataError`, before any run directory exists) data too small to split into train/val/test.
+
+        See `kmodels.data.split.check_split_sizes`; rows without a target, or of a class the
+        problem does not keep, are not counted.
+        """
+        target = table.frame[table.target].dropna()
+        counts = None
+        if problem.is_classification:  # only the problem's classes: rows of others are dropped when cleaning
+            counts = {c: int(n) for c, n in target.value_counts().items() if c in set(problem.classes)}
+            target = target[target.isin(problem.classes)]
+        s = self.spec.options("split")
+        check_split_sizes(len(target), test=s.test, val=s.val, class_counts=counts, source=str(table.source))
 
     def analyse(self, table: Table) -> dict[str, Any] | None:
         """Look at the raw table before anything changes (EDA); return the report. Default: nothing."""
@@ -382,11 +410,36 @@ class Task:
                            name, model.outputs[0].dtype, self.train_options.precision)
         if not problem.is_classification:
             model = _rescaled(model, prepared.data["train"].y)
-        return compile_model(model, self.spec.options("compile"), problem)
+        return compile_model(model, self.spec.options("compile"), problem,
+                             steps_per_epoch=self.steps_per_epoch(prepared), epochs=self.train_options.epochs)
+
+    def finish_model(self, model: Any) -> Any:
+        """The trained model as it is saved, evaluated and used for prediction. Default: as trained.
+
+        A task may wrap it here, e.g. with test-time augmentation (see the vision plugin).
+        """
+        return model
+
+    def steps_per_epoch(self, prepared: Prepared) -> int:
+        """Gradient steps in one epoch of `fit` (sizes a learning-rate schedule)."""
+        import math
+
+        from kmodels.data.batches import Batches
+
+        train = prepared.data["train"]
+        if isinstance(train.x, Batches):
+            return len(train.x)
+        return max(1, math.ceil(len(train.y) / self.batch_size(len(train.y))))
 
     def make_callbacks(self) -> list[Any]:
-        """The spec's callbacks; every path they name is resolved inside the run directory."""
-        out = []
+        """The spec's callbacks; every path they name is resolved inside the run directory.
+
+        With a learning-rate schedule, a first callback adds the epoch's `learning_rate` to the
+        logs (the history, `csv_logger`), as `reduce_lr_on_plateau` does for a constant rate.
+        """
+        from kmodels.callbacks import LearningRateLog
+
+        out: list[Any] = [LearningRateLog()] if self.spec.options("compile").schedule != "constant" else []
         for block in self.spec["callbacks"]:
             block = dict(block)
             for key in CALLBACK_PATH_KEYS:
@@ -399,8 +452,29 @@ class Task:
                 path = self.run_dir.inside(relative, where=where)
                 path.parent.mkdir(parents=True, exist_ok=True)  # inside the run: ours to create
                 block[key] = str(path)
+            if block["name"] == "backup_and_restore":
+                # Kept until the phase's result is saved (`drop_backups`): Keras would delete it when
+                # `fit` ends, and a kill before the trained model is on disk would then retrain from scratch.
+                block["delete_checkpoint"] = False
             out.append(registry.callbacks.create(block, where=f"[[callbacks]] {block['name']!r}"))
         return out
+
+    def drop_backups(self) -> None:
+        """Remove the `backup_and_restore` folders once what they protected is saved in the run.
+
+        They are spec-named folders checked to lie inside this run (see
+        `make_callbacks`), created by Keras during `fit`; nothing else is removed.
+        """
+        import shutil
+
+        if self.run_dir is None:
+            return
+        for block in self.spec["callbacks"]:
+            if block["name"] == "backup_and_restore" and block.get("backup_dir"):
+                where = "[[callbacks]] 'backup_and_restore' backup_dir"
+                path = self.run_dir.inside(check_run_path(block["backup_dir"], where), where=where)
+                if path.is_dir():
+                    shutil.rmtree(path)
 
     def batch_size(self, rows: int) -> int:
         """The batch size for `rows` training rows. Default: `[train] batch_size`."""
@@ -495,6 +569,7 @@ class Task:
             set_seed(seed)
             table = self.load_data()
             problem = self.problem(table)
+            self.check_size(table, problem)
             if self.run_dir is None:
                 self.run_dir = RunDir.create(self.spec.task, out=self.out)
             rd = self.run_dir
@@ -512,14 +587,26 @@ class Task:
                                                    "exclude": self.excluded_columns(prepared.table)})
         results = self.baselines(prepared)
         set_seed(seed)
-        model = self.build_model(prepared)
-        start = time.perf_counter()
-        history, phase_start = self.train(model, prepared)
-        history = self.full_history(history)
-        fit_seconds = time.perf_counter() - start
+        if rd.exists(TRAINED) and rd.exists("model.keras"):  # resumed after training had finished
+            trained = rd.read_json(TRAINED)
+            model = load_model(rd.file("model.keras"))
+            history, phase_start, fit_seconds = trained["history"], trained["phase_start"], trained["fit_seconds"]
+            logger.info("Training had finished before the interruption (%d epochs); evaluating the saved model.",
+                        len(history.get("loss", [])))
+        else:
+            model = self.build_model(prepared)
+            start = time.perf_counter()
+            history, phase_start = self.train(model, prepared)
+            history = self.full_history(history)
+            fit_seconds = time.perf_counter() - start
+            model = self.finish_model(model)
+            save_model(model, rd.file("model.keras"))
+            # From here on a resume reuses this model and never trains again; until here it restores
+            # the backup of the last epoch (kept past the end of `fit`, see `make_callbacks`).
+            rd.write_json(TRAINED, {"history": history, "phase_start": phase_start, "fit_seconds": fit_seconds})
+            self.drop_backups()
         rd.write_text("history.csv", pd.DataFrame(history).rename_axis("epoch").to_csv())
         plot_history(history, rd.file("training_curves.png"), phase_start=phase_start)
-        save_model(model, rd.file("model.keras"))
         results["keras"] = self.evaluate(model, prepared)
         plots = self.plot_results(prepared, results["keras"], model)
         metrics = {"task": self.spec.task, "primary": "keras", "problem": problem.to_json(),
@@ -530,6 +617,9 @@ class Task:
             metrics["threshold"] = self.threshold
         if phase_start is not None:
             metrics["fine_tune_from_epoch"] = phase_start + 1
+        metrics["verdict"] = verdict(results, problem.primary)
+        for line in metrics["verdict"]:
+            (logger.warning if "does not beat" in line else logger.info)("%s", line)
         rd.write_json("metrics.json", metrics)
         table_text = format_table([{"model": k, **v} for k, v in results.items()], problem.columns)
         rd.write_text("report.md", self.report(metrics, table_text, plots))
@@ -540,7 +630,9 @@ class Task:
         problem = metrics["problem"]
         lines = [f"# {self.spec.task}: test-split results", "",
                  f"Problem: {problem['kind']} ({problem['reason']}); models ranked by {metrics['primary_metric']}.", "",
-                 table_text, "", f"Splits: {metrics['splits']}; epochs run: {metrics['epochs_run']}.", ""]
+                 table_text, "", *[f"**{markdown_text(line)}**" if "does not beat" in line else markdown_text(line)
+                                   for line in metrics.get("verdict", [])], "",
+                 f"Splits: {metrics['splits']}; epochs run: {metrics['epochs_run']}.", ""]
         lines += [f"![{Path(p).stem.replace('_', ' ')}]({p})\n" for p in plots]
         lines += ["![training curves](training_curves.png)", ""]
         return "\n".join(lines)
@@ -595,5 +687,3 @@ def _rescaled(model: Any, y: np.ndarray) -> Any:
     std = std if std > 0 and np.isfinite(std) else 1.0
     outputs = keras.layers.Rescaling(scale=std, offset=mean, dtype="float32", name="target_scale")(model.outputs[0])
     return keras.Model(model.inputs, outputs, name=model.name)
-
-

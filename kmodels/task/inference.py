@@ -166,7 +166,15 @@ def load_model(path: Path) -> Any:
 
     if not path.is_file():
         raise RunError(f"{str(path)!r} not found; the run may have failed before saving its model.")
-    return keras.saving.load_model(path, safe_mode=True)
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except ValueError as exc:
+        if "safe_mode" not in str(exc):
+            raise
+        raise RunError(f"{str(path)!r} holds Python code (a Lambda layer or another deserialized function), which "
+                       "kmodels never loads: a model from a run directory must not run code on your machine. If "
+                       "you wrote it yourself and trust it, load it with keras.saving.load_model(path, "
+                       "safe_mode=False).") from None
 
 
 def _finished_run(path: str | Path) -> tuple[RunDir, TaskSpec]:
@@ -211,6 +219,11 @@ def predict(source: str | Path, inputs: Any) -> pd.DataFrame:
 
 def _as_matrix(x: Any) -> np.ndarray:
     if isinstance(x, pd.DataFrame):
+        numeric = x.select_dtypes("number")
+        holes = [c for c in numeric.columns if not np.isfinite(numeric[c].to_numpy(dtype=float)).all()]
+        if holes:
+            raise ConfigError(f"After preprocessing, columns {holes[:10]} still hold NaN or infinite values. Put an "
+                              "`impute` step (it fills both) in [[preprocess]] after every step that can produce them.")
         bad = [c for c in x.columns if not pd.api.types.is_numeric_dtype(x[c]) and not pd.api.types.is_bool_dtype(x[c])]
         if bad:
             raise ConfigError(
@@ -222,7 +235,8 @@ def _as_matrix(x: Any) -> np.ndarray:
     if x.ndim == 1:
         x = x[:, None]
     if not np.isfinite(x).all():
-        raise ConfigError("After preprocessing the features still hold NaN or infinite values; add an imputer step.")
+        raise ConfigError("After preprocessing the features still hold NaN or infinite values; put an `impute` step "
+                          "(it fills both) in [[preprocess]] after every step that can produce them.")
     return x
 
 

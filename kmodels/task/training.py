@@ -54,8 +54,10 @@ def train_in_phases(task: Task, model: Any, prepared: Prepared) -> tuple[dict[st
             with atomic_target(rd.file(HEAD_WEIGHTS), suffix=".weights.h5") as tmp:
                 model.save_weights(tmp)
             rd.write_json("fine_tune.json", {"head_epochs": head_epochs})
+            task.drop_backups()  # phase two starts its own backup
     trainable = unfreeze_top(model, ft.layers)
-    compile_model(model, replace(task.spec.options("compile"), learning_rate=ft.learning_rate), prepared.problem)
+    compile_model(model, replace(task.spec.options("compile"), learning_rate=ft.learning_rate), prepared.problem,
+                  steps_per_epoch=task.steps_per_epoch(prepared), epochs=ft.epochs)
     logger.info("Fine-tuning: top %d backbone layers unfrozen (%d with weights, BatchNorm frozen), "
                 "learning rate %g, epochs %d-%d", ft.layers, trainable, ft.learning_rate,
                 head_epochs + 1, head_epochs + ft.epochs)

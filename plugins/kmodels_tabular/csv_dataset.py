@@ -26,7 +26,8 @@ def identifier_columns(frame: pd.DataFrame, keep: set[str]) -> list[str]:
 
 @registry.datasets.register("csv")
 def csv(path: str, target: str, classes: list[str] | None = None, group: str | None = None,
-        sep: str = ",", problem: Literal["auto", "binary", "multiclass", "regression"] = "auto") -> Table:
+        sep: str = ",", problem: Literal["auto", "binary", "multiclass", "regression"] = "auto",
+        encoding: str = "utf-8") -> Table:
     """Any CSV file and the name of the column to predict (binary, multiclass or regression).
 
     Identifier-like columns (text, unique per row) are dropped with a note;
@@ -41,6 +42,7 @@ def csv(path: str, target: str, classes: list[str] | None = None, group: str | N
         group: a column whose values must not cross splits.
         sep: the field delimiter.
         problem: `"auto"` (inferred), `"binary"`, `"multiclass"` or `"regression"`.
+        encoding: the file's text encoding (`"latin-1"`, `"cp1252"`, ...).
 
     Example:
         >>> import tempfile, pathlib
@@ -50,7 +52,7 @@ def csv(path: str, target: str, classes: list[str] | None = None, group: str | N
         >>> t.problem_type().kind, t.resolved_classes()
         ('multiclass', ('a', 'b', 'c'))
     """
-    frame = read_csv(path, sep=sep)
+    frame = read_csv(path, sep=sep, encoding=encoding)
     table = Table(frame, target=target, classes=tuple(classes) if classes else None, group=group, source=str(path),
                   problem=problem)
     keep = {target} | ({group} if group else set())

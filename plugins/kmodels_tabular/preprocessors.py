@@ -283,7 +283,10 @@ class OneHot(_Step):
 
 @registry.preprocessors.register("impute")
 class Impute(_Step):
-    """Fill missing numeric values with the training median (or mean), adding indicators.
+    """Fill missing and infinite numeric values with the training median (or mean), adding indicators.
+
+    `inf` and `-inf` (a division by zero upstream) count as missing: they are
+    excluded from the statistics and filled like NaN.
 
     Args:
         strategy: `"median"` or `"mean"` of the training split.
@@ -305,19 +308,22 @@ class Impute(_Step):
         if self.strategy not in ("median", "mean"):
             raise DataError(f"impute: received strategy={self.strategy!r}; expected 'median' or 'mean'.")
         num = [c for c in x.columns if pd.api.types.is_numeric_dtype(x[c])]
-        stats = x[num].median() if self.strategy == "median" else x[num].mean()
+        finite = x[num].astype(float).replace([np.inf, -np.inf], np.nan)
+        stats = finite.median() if self.strategy == "median" else finite.mean()
         self.statistics_ = {c: float(v) if np.isfinite(v) else 0.0 for c, v in stats.items()}
-        self.indicators_ = [c for c in num if x[c].isna().any()] if self.add_indicator else []
+        self.indicators_ = [c for c in num if finite[c].isna().any()] if self.add_indicator else []
         return self
 
     def transform(self, x: pd.DataFrame) -> pd.DataFrame:
         x = self._check(x)
         out = x.copy(deep=False)  # columns are replaced, never edited: `x` stays as it was
+        values = {c: pd.to_numeric(x[c], errors="coerce").astype(float).replace([np.inf, -np.inf], np.nan)
+                  for c in self.statistics_ if c in x}
         for c in self.indicators_:
-            out[f"{c}_missing"] = x[c].isna().astype(float) if c in x else 1.0
+            out[f"{c}_missing"] = values[c].isna().astype(float) if c in values else 1.0
         for c, v in self.statistics_.items():
-            if c in out:
-                out[c] = pd.to_numeric(out[c], errors="coerce").astype(float).fillna(v)
+            if c in values:
+                out[c] = values[c].fillna(v)
         return out
 
 

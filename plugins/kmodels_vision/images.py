@@ -135,6 +135,9 @@ def _from_csv(path: Path, classes: Sequence[str] | None) -> pd.DataFrame:
 MAX_FILE_BYTES = 64 * 2**20
 #: Images with more pixels than this are skipped before decoding (a 30000x30000 PNG is 875 KB on disk).
 MAX_PIXELS = 50_000_000
+#: A file still being read and decoded after this many seconds is skipped (a stalled network mount, a
+#: pathological file); a 50-megapixel PNG decodes in about 1 s on one core.
+DECODE_SECONDS = 20.0
 
 
 def file_problem(path: str) -> str | None:
@@ -198,6 +201,47 @@ def _inspect(path: str) -> dict[str, Any]:
             "sha256": digest}
 
 
+def _inspect_all(paths: Sequence[str], workers: int | None, progress: bool) -> list[dict[str, Any]]:
+    """`_inspect` every path on a thread pool, each under the `DECODE_SECONDS` limit; Ctrl-C stops at once.
+
+    A file past the limit gets a skip reason and the scan goes on without it; its
+    thread is left to finish on its own (Python cannot stop a thread), and nothing
+    waits for it.
+    """
+    import time
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    from tqdm.auto import tqdm
+
+    started: dict[int, float] = {}
+
+    def timed(i: int) -> dict[str, Any]:
+        started[i] = time.monotonic()
+        return _inspect(paths[i])
+
+    out: list[dict[str, Any] | None] = [None] * len(paths)
+    pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1)
+    pending = {pool.submit(timed, i): i for i in range(len(paths))}
+    bar = tqdm(total=len(paths), desc="kmodels: scanning images", unit="img",
+               disable=None if progress else True, leave=False)
+    try:
+        while pending:
+            done, _ = wait(pending, timeout=min(1.0, DECODE_SECONDS), return_when=FIRST_COMPLETED)
+            for future in done:
+                out[pending.pop(future)] = future.result()
+            now = time.monotonic()
+            late = [f for f, i in pending.items() if i in started and now - started[i] > DECODE_SECONDS]
+            for future in late:
+                i = pending.pop(future)
+                logger.warning("Skipping %s: still reading/decoding after %g s", paths[i], DECODE_SECONDS)
+                out[i] = {"ok": False, "reason": f"decode took longer than {DECODE_SECONDS:g} s", "timed_out": True}
+            bar.update(len(done) + len(late))
+    finally:  # Ctrl-C or an error: drop the files not started yet, wait for none
+        bar.close()
+        pool.shutdown(wait=False, cancel_futures=True)
+    return [r for r in out if r is not None]
+
+
 def _cache_file(paths: Sequence[str]) -> Path:
     # absolute, not resolved: resolving would follow (and fail on) symlink loops
     key = hashlib.sha1("\n".join(sorted({os.path.dirname(os.path.abspath(p)) for p in paths})).encode()).hexdigest()[:16]
@@ -233,21 +277,10 @@ def scan_images(paths: Sequence[str], workers: int | None = None, progress: bool
         else:
             todo.append((p, key))
     if todo:
-        from tqdm.auto import tqdm
-
-        pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1)
-        try:
-            it = pool.map(_inspect, [p for p, _ in todo])
-            bar = tqdm(it, total=len(todo), desc="kmodels: scanning images", unit="img",
-                       disable=None if progress else True, leave=False)
-            for (p, key), result in zip(todo, bar, strict=True):
-                results[p] = result
-                if key is not None:
-                    cache[p] = {"key": key, "result": result}
-        except KeyboardInterrupt:  # stop at once: drop the files not started yet
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        pool.shutdown()
+        for (p, key), result in zip(todo, _inspect_all([p for p, _ in todo], workers, progress), strict=True):
+            results[p] = result
+            if key is not None and not result.pop("timed_out", False):  # a stall may not happen again
+                cache[p] = {"key": key, "result": result}
         try:
             atomic_write(cache_path, json.dumps(cache))
         except OSError as exc:  # a read-only home must not stop a run

@@ -79,8 +79,8 @@ def dog_cat_cnn(input_shape: tuple[int, int, int] = (128, 128, 3), filters: tupl
 
 @registry.models.register("dog_cat_xception")
 def dog_cat_xception(input_shape: tuple[int, int, int] = (128, 128, 3), filters: tuple[int, ...] = (128, 256, 512, 728),
-                     stem_filters: int = 64, dropout: float = 0.25, fused_batchnorm: bool = False,
-                     num_classes: int = 2) -> keras.Model:
+                     stem_filters: int = 64, dropout: float = 0.25, bn_momentum: float = 0.9,
+                     fused_batchnorm: bool = False, num_classes: int = 2) -> keras.Model:
     """A small Xception-style network (separable convs, residual connections), as in Keras's "image classification from scratch".
 
     Args:
@@ -88,6 +88,9 @@ def dog_cat_xception(input_shape: tuple[int, int, int] = (128, 128, 3), filters:
         filters: filters of each residual separable-conv block.
         stem_filters: filters of the first strided convolution.
         dropout: dropout rate before the output.
+        bn_momentum: as in `dog_cat_cnn`. With Keras's 0.99, a few hundred steps
+            leave the moving statistics far from the data's: measured on 1,300 real
+            photos, validation accuracy stayed at chance for 8 epochs (0.47 test).
         fused_batchnorm: as in `dog_cat_cnn`.
         num_classes: as in `dog_cat_cnn`.
 
@@ -97,7 +100,11 @@ def dog_cat_xception(input_shape: tuple[int, int, int] = (128, 128, 3), filters:
         (None, 1)
     """
     _check(input_shape[:2], dropout, filters)
-    batch_norm = FusedBatchNormalization if fused_batchnorm else keras.layers.BatchNormalization
+    layer = FusedBatchNormalization if fused_batchnorm else keras.layers.BatchNormalization
+
+    def batch_norm():
+        return layer(momentum=bn_momentum)
+
     inputs = keras.Input(shape=input_shape, name="image")
     x = keras.layers.Rescaling(1.0 / 255)(inputs)
     x = keras.layers.Conv2D(stem_filters, 3, strides=2, padding="same", use_bias=False)(x)

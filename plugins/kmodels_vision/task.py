@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -51,6 +51,9 @@ class ImageOptions:
             Kaggle photos take 1.2 GiB), so that epochs after the first only
             augment; a split that does not fit is read from disk every epoch
             (logged). 0 turns caching off.
+        tta: test-time augmentation baked into the saved model: `"flip"` averages
+            the predictions for each image and its mirror image (2x the inference
+            cost; `model.keras` does it by itself, in plain Keras too); `"none"`.
     """
 
     image_size: tuple[int, int] = (128, 128)
@@ -60,6 +63,7 @@ class ImageOptions:
     zoom: float = 0.1
     workers: int = 2
     cache_mb: int = 2048
+    tta: Literal["none", "flip"] = "none"
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -184,6 +188,17 @@ class ImageClassification(Task):
                             callbacks=self.make_callbacks(),
                             class_weight=self.class_weight(data["train"].y, prepared.problem), verbose=t.verbose)
         return {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+    def finish_model(self, model: Any) -> Any:
+        """With `[images] tta = "flip"`: the trained model averaged with itself on mirrored images."""
+        if self.images.tta != "flip":
+            return model
+        import keras
+
+        inputs = keras.Input(model.input_shape[1:], name="image")
+        mirrored = keras.ops.flip(inputs, axis=2)
+        outputs = keras.layers.Average(name="flip_tta")([model(inputs), model(mirrored)])
+        return keras.Model(inputs, outputs, name=f"{model.name}_flip_tta")
 
     def evaluate(self, model: Any, prepared: Prepared) -> dict[str, Any]:
         """Test metrics, and a grid of misclassified test images with their true and predicted classes."""

@@ -109,3 +109,34 @@ def test_build_compiles_for_the_problem_its_num_classes_sets():
     assert kmodels.build("toy_mlp", num_classes=10).loss == "sparse_categorical_crossentropy"
     assert kmodels.build("toy_mlp", num_classes=1).loss == "mean_squared_error"
     assert kmodels.build("toy_mlp").loss == "binary_crossentropy"
+
+
+def test_verdict_says_plainly_when_a_model_learned_nothing():
+    """Random scores on random labels: within the noise of the majority baseline, and the report says so."""
+    from kmodels.evaluation import bootstrap_se, verdict
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 300)
+    problem = Problem("binary", ("a", "b"), "test")
+    noise = problem.score(y, rng.uniform(size=(300, 1)))
+    signal = problem.score(y, np.clip(y * 0.4 + rng.uniform(0, 0.6, 300), 0, 1)[:, None])
+    majority = problem.score(y, np.zeros((300, 1)))
+    assert 0.01 < noise["primary_se"] < 0.06  # about sqrt(AUC(1-AUC)/n) for a 300-row test split
+    assert bootstrap_se("binary", y[:1], np.array([0.5])) is None  # one row: no spread to measure
+    lines = verdict({"majority": majority, "keras": noise, "logistic_regression": signal}, "roc_auc")
+    assert lines[0].startswith("Best model on the test split by roc_auc: logistic_regression")
+    assert "keras" in lines[1] and "does not beat the majority baseline" in lines[1]
+    lines = verdict({"majority": majority, "keras": signal}, "roc_auc")
+    assert lines[0].startswith("Best model on the test split by roc_auc: keras") and "keras beats the majority" in lines[1]
+
+
+def test_regression_verdict_uses_the_mean_baseline_and_r2():
+    from kmodels.evaluation import verdict
+
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=200)
+    problem = Problem("regression", (), "test")
+    keras_metrics = problem.score(y, (y + rng.normal(scale=0.5, size=200))[:, None])
+    mean_metrics = problem.score(y, np.full((200, 1), y.mean()))
+    assert keras_metrics["r2"] > 0.6 and keras_metrics["primary_se"] > 0
+    assert "keras beats the mean baseline" in verdict({"mean": mean_metrics, "keras": keras_metrics}, "r2")[1]

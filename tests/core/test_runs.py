@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import kmodels
@@ -152,6 +153,40 @@ def test_a_run_directory_never_runs_code(toy_run, tmp_path):
     assert len(predict(toy_run.run_dir, [rows])) == 4  # the genuine run still predicts
 
 
+def test_a_lambda_model_in_a_run_directory_is_refused(toy_run, tmp_path, capsys):
+    """predict, evaluate and --resume refuse a `model.keras` carrying Python code; the code never runs."""
+    import json
+    import os
+    import shutil
+
+    import keras
+
+    from kmodels.cli import main
+
+    marker = tmp_path / "pwned"
+    crafted = tmp_path / "run_lambda"
+    shutil.copytree(toy_run.run_dir, crafted)
+    genuine = keras.saving.load_model(crafted / "model.keras")
+    inputs = keras.Input(genuine.input_shape[1:])
+    command = f"touch {marker}"  # a str closure: Keras serializes the lambda's code and closure
+    hidden = keras.layers.Lambda(lambda x: (os.system(command), x)[1])(inputs)
+    keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(hidden)).save(crafted / "model.keras")
+    marker.unlink()  # building the model called the lambda once, here
+    rows = tmp_path / "rows.csv"
+    kmodels.registry.datasets.get("toy_blobs")(rows=4).frame.drop(columns=["label"]).to_csv(rows, index=False)
+    capsys.readouterr()
+    assert main(["predict", str(crafted), str(rows)]) == 1  # a RunError: the run directory is refused
+    assert main(["evaluate", str(crafted)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("holds Python code") == 2 and "Traceback" not in err
+    meta = json.loads((crafted / "metadata.json").read_text())
+    (crafted / "metadata.json").write_text(json.dumps({**meta, "status": "failed"}))
+    (crafted / "trained.json").write_text(json.dumps({"history": {}, "phase_start": None, "fit_seconds": 1.0}))
+    with pytest.raises(RunError, match="holds Python code"):
+        kmodels.run(resume=crafted)
+    assert not marker.exists()
+
+
 def test_two_runs_claiming_one_out_exactly_one_wins(tmp_path):
     import threading
 
@@ -171,3 +206,27 @@ def test_two_runs_claiming_one_out_exactly_one_wins(tmp_path):
     for t in threads:
         t.join()
     assert len(wins) == 1 and len(losses) == 7
+
+
+def test_report_and_console_name_the_best_model_and_the_verdict(toy_run):
+    lines = toy_run.metrics["verdict"]
+    assert lines[0].startswith(f"Best model on the test split by {toy_run.metrics['primary_metric']}: ")
+    assert "the majority baseline" in lines[1]
+    assert toy_run.metrics["models"]["keras"]["primary_se"] > 0
+    report = (toy_run.run_dir / "report.md").read_text()
+    assert all(line in report for line in lines)
+
+
+def test_cosine_schedule_warms_up_then_decays_and_refuses_reduce_lr(tmp_path):
+    overrides = {"train.epochs": 5, "compile.schedule": "cosine", "compile.warmup_epochs": 1,
+                 "compile.weight_decay": 1e-4, "callbacks.early_stopping.patience": 10}
+    result = kmodels.run("toy_task", overrides=overrides, out=tmp_path / "run")
+    lr = pd.read_csv(result.run_dir / "history.csv")["learning_rate"].to_numpy()
+    assert len(lr) == 5 and lr[0] > 0.04 and np.all(np.diff(lr) < 0)  # after the warm-up epoch: decaying
+    assert lr[-1] < 0.05 * 0.1
+    raw = kmodels.load_spec("toy_task", {"compile.schedule": "cosine"}).to_dict()
+    raw["callbacks"].append({"name": "reduce_lr_on_plateau"})
+    with pytest.raises(kmodels.ConfigError, match="remove the reduce_lr_on_plateau callback"):
+        kmodels.registry.tasks.get("toy_task")(kmodels.TaskSpec(raw, "test"))
+    with pytest.raises(kmodels.ConfigError, match="weight_decay=-1"):
+        kmodels.load_spec("toy_task", {"compile.weight_decay": -1})

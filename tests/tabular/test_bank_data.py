@@ -55,6 +55,10 @@ def test_loader_reads_published_file_and_reports_garbage(tmp_path):
         (",".join(COLUMNS).encode() + b"\n", "header but no data rows"),
         (b"a;b;c\n1;2;3\n", "looks ';'-delimited"),
         (b"x,y\n\xff\xfe,1\n", "not valid utf-8"),
+        (b"x,y\n" + b"a,1\n" * 40 + "caf\xe9,2\n".encode("latin-1"), r"offset 167, line 42: 0xe9.*data.encoding=latin-1"),
+        (b"x;y;z\n1,5;2;3\n4;5,5;6\n7;8;9,1,2\n", r"line 4, saw 3\. It looks ';'-delimited.*data\.sep=\";\""),
+        (b"x\ty\n1\t2\n", r"It looks '\\t'-delimited.*data\.sep=\"\\t\""),
+        (b"x,y,x\n1,2,3\n", r"duplicated header names: 'x' in columns 1, 3"),
     ],
 )
 def test_bad_files_give_clear_errors(tmp_path, content, message):

@@ -188,3 +188,13 @@ def test_categorical_columns_give_what_text_columns_give(name, n, seed):
     enc = registry.preprocessors.get("frequency_encode")(["CustLocation"])
     a, b = BankFeatures().fit_transform(cat), BankFeatures().fit_transform(text)
     pd.testing.assert_frame_equal(clone(enc).fit_transform(a), clone(enc).fit_transform(b), check_dtype=False)
+
+
+def test_impute_fills_infinite_values_like_missing_ones():
+    from kmodels_tabular.preprocessors import Impute
+
+    frame = pd.DataFrame({"a": [1.0, np.inf, 3.0, -np.inf, np.nan]})
+    out = Impute().fit_transform(frame)
+    assert out["a"].tolist() == [1.0, 2.0, 3.0, 2.0, 2.0]  # the median of the finite values
+    assert out["a_missing"].tolist() == [0.0, 1.0, 0.0, 1.0, 1.0]
+    assert np.isinf(frame["a"]).sum() == 2  # the input is left as it was

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -109,6 +110,22 @@ def test_bad_targets_exit_2_before_any_run_directory(tmp_path, capsys, column, v
     err = capsys.readouterr().err
     assert match in err and f"'{column}'" in err and "Traceback" not in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize(("labels", "match"), [
+    (["a", "b", "a"], r"has 3 rows: too few to train, validate and test .*that takes 25 rows"),
+    (["a", "b"] * 20 + ["c"], r"class\(es\) 'c' \(1\) have fewer than 2 rows"),
+])
+def test_too_little_data_exits_2_before_any_run_directory(tmp_path, capsys, labels, match):
+    """A 3-row CSV or a one-row class would train and test on a row or two: refused up front."""
+    path = tmp_path / "t.csv"
+    pd.DataFrame({"x": np.arange(len(labels)), "y": labels}).to_csv(path, index=False)
+    before = path.read_bytes()
+    out = tmp_path / "run"
+    assert main(["run", "tabular", "--data", str(path), "--set", "data.target=y", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert re.search(match, err) and "Traceback" not in err
+    assert not out.exists() and path.read_bytes() == before
 
 
 def test_hundred_thousand_distinct_labels_is_a_data_error(tmp_path, capsys):

@@ -175,3 +175,16 @@ def test_decoded_image_cache_follows_the_budget(cache_mb, cached, caplog):
 def test_negative_cache_budget_is_a_config_error():
     with pytest.raises(kmodels.ConfigError, match=r"\[images\] cache_mb=-1"):
         kmodels.load_spec("dog_cat", overrides={"images.cache_mb": -1})  # checked before anything runs
+
+
+def test_flip_tta_is_baked_into_the_saved_model(tmp_path):
+    """`images.tta = "flip"`: model.keras averages each image with its mirror, so it is mirror-invariant."""
+    import keras
+
+    overrides = {**SMALL, "data.count": 40, "data.min_size": 24, "data.max_size": 28, "images.image_size": [24, 24],
+                 "train.epochs": 2, "images.tta": "flip"}
+    result = kmodels.run("dog_cat", overrides=overrides, out=tmp_path / "run")
+    model = keras.saving.load_model(result.run_dir / "model.keras", safe_mode=True)
+    x = np.random.default_rng(0).uniform(0, 255, (4, 24, 24, 3)).astype("float32")
+    np.testing.assert_allclose(model.predict(x, verbose=0), model.predict(x[:, :, ::-1], verbose=0), atol=1e-5)
+    assert "flip_tta" in [layer.name for layer in model.layers]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -251,3 +252,38 @@ def test_predict_reports_hostile_inputs_on_their_rows(dog_cat_run, tmp_path):
     pred = predict(dog_cat_run.run_dir, [tmp_path / "fifo.jpg", tmp_path / "bomb.png"])
     assert pred["error"].tolist()[0] == "not a regular file (FIFO)"
     assert "DecompressionBomb" in pred["error"].tolist()[1] and pred["label"].tolist() == ["", ""]
+
+
+def test_scan_skips_a_file_that_decodes_past_the_time_limit(tmp_path, monkeypatch):
+    """A stalled read (a hung network mount) is skipped with its reason; the scan does not wait for it."""
+    import threading
+    import time
+
+    from kmodels_vision import images
+
+    paths = []
+    for i in range(4):
+        Image.new("RGB", (12, 12), (i * 40, 0, 0)).save(tmp_path / f"cat.{i}.png")
+        paths.append(str(tmp_path / f"cat.{i}.png"))
+    release = threading.Event()
+    real = images._inspect
+
+    def stalls_on_one(path):
+        if path == paths[1]:
+            release.wait(30)
+        return real(path)
+
+    monkeypatch.setattr(images, "_inspect", stalls_on_one)
+    monkeypatch.setattr(images, "DECODE_SECONDS", 0.5)
+    monkeypatch.setattr(images, "cache_dir", lambda: tmp_path / "cache")
+    start = time.monotonic()
+    try:
+        scan = images.scan_images(paths, workers=2, progress=False).set_index("path")
+    finally:
+        release.set()
+    assert time.monotonic() - start < 10
+    assert scan.loc[paths[1], "reason"] == "decode took longer than 0.5 s" and not scan.loc[paths[1], "ok"]
+    assert scan.drop(index=paths[1])["ok"].all()
+    assert "timed_out" not in scan.columns
+    cached = json.loads(next((tmp_path / "cache" / "scans").iterdir()).read_text())
+    assert paths[1] not in cached and paths[0] in cached  # a stall is not remembered
