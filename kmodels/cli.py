@@ -188,7 +188,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
     verdict = "".join(f"{line}\n" for line in result.metrics.get("verdict", []))
-    print(f"\n{result.task}: test-split results\n{result.table}\n{verdict}artifacts: {result.run_dir}")
+    print(f"\n{result.task}: test-split results\n{result.markdown}\n{verdict}artifacts: {result.run_dir}")
     return EXIT_OK
 
 

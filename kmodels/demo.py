@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
             status = 1
             continue
         verdict = "".join(f"{line}\n" for line in result.metrics.get("verdict", []))
-        print(f"\n{task}: test-split results\n{result.table}\n{verdict}")
+        print(f"\n{task}: test-split results\n{result.markdown}\n{verdict}")
         m = result.metrics
         for name, metrics in m["models"].items():
             rows.append({"task": task, "model": name, "accuracy": metrics.get("accuracy"),

@@ -71,13 +71,16 @@ class RunResult:
         task: the task name.
         run_dir: the run directory holding every artifact.
         metrics: the content of `metrics.json` (per-model test metrics).
-        table: the comparison table printed at the end, as text.
+        table: the comparison table, one row per model (a DataFrame indexed by model;
+            `table.to_markdown()` gives the markdown the CLI prints).
+        markdown: the comparison table as the console and `report.md` show it.
     """
 
     task: str
     run_dir: Path
     metrics: dict[str, Any]
-    table: str = ""
+    table: pd.DataFrame = field(default_factory=pd.DataFrame)
+    markdown: str = ""
     extras: dict[str, Any] = field(default_factory=dict)
 
     def __repr__(self) -> str:
@@ -623,7 +626,9 @@ class Task:
         rd.write_json("metrics.json", metrics)
         table_text = format_table([{"model": k, **v} for k, v in results.items()], problem.columns)
         rd.write_text("report.md", self.report(metrics, table_text, plots))
-        return RunResult(self.spec.task, rd.path, metrics, table_text)
+        frame = pd.DataFrame([{c: v.get(c) for c in problem.columns[1:]} for v in results.values()],
+                             index=pd.Index(list(results), name="model"))
+        return RunResult(self.spec.task, rd.path, metrics, frame, table_text)
 
     def report(self, metrics: Mapping[str, Any], table_text: str, plots: Sequence[str] = ()) -> str:
         """`report.md`: the problem, the comparison table and links to the plots."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Literal
 
 import pandas as pd
@@ -12,15 +13,41 @@ from kmodels.api import Table, read_csv, registry
 logger = logging.getLogger("kmodels")
 
 
+#: Column names that say "identifier": `id`, `CustomerId`, `customer_id`, `RowNumber`, `row_no`, `index`, `key`.
+ID_NAME = re.compile(r"(^|[_\s.-])(id|ids|number|no|num|nr|index|idx|key)$", re.IGNORECASE)
+ID_CAMEL = re.compile(r"[a-z0-9](Id|ID|Ids|IDs|Number|No|Num|Nr|Index|Idx|Key)$")  # CustomerId, not "paid"
+
+
 def identifier_columns(frame: pd.DataFrame, keep: set[str]) -> list[str]:
-    """Text columns whose every non-missing value is distinct (row IDs): useless as features."""
+    """Columns that identify rows instead of describing them: useless as features, harmful to generalization.
+
+    - text whose every value is distinct (`C1010011`);
+    - whole numbers, every value distinct, named like an identifier (`CustomerId`,
+      `RowNumber`, `order_id`) or running through a consecutive range (1, 2, ..., n
+      in any order: a row number under any name).
+
+    A column of distinct measurements (prices, balances) is kept: it is neither named
+    nor shaped like a counter.
+
+    Example:
+        >>> f = pd.DataFrame({"RowNumber": range(1, 31), "CustomerId": [15634602 + 7 * i for i in range(30)],
+        ...                   "Balance": [1000 + i * 13 for i in range(30)], "y": [0, 1] * 15})
+        >>> identifier_columns(f, {"y"})
+        ['RowNumber', 'CustomerId']
+    """
     out = []
+    if len(frame) < 20:
+        return out
     for c in frame.columns:
-        if c in keep or pd.api.types.is_numeric_dtype(frame[c]) or len(frame) < 20:
-            continue
         values = frame[c].dropna()
-        if len(values) == len(frame) and values.is_unique:
+        if c in keep or len(values) != len(frame) or not values.is_unique:
+            continue
+        if not pd.api.types.is_numeric_dtype(values):
             out.append(c)
+        elif pd.api.types.is_integer_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            consecutive = int(values.max()) - int(values.min()) + 1 == len(values)
+            if consecutive or ID_NAME.search(str(c)) or ID_CAMEL.search(str(c)):
+                out.append(c)
     return out
 
 
@@ -58,7 +85,7 @@ def csv(path: str, target: str, classes: list[str] | None = None, group: str | N
     keep = {target} | ({group} if group else set())
     ids = identifier_columns(frame, keep)
     if ids:
-        note = f"dropped identifier-like column(s) {ids} (text, unique per row)"
+        note = f"dropped identifier-like column(s) {ids} (unique per row: text, or whole numbers named or shaped like an ID)"
         logger.info("%s: %s", path, note)
         table.notes.append(note)
         table.frame = frame.drop(columns=ids)

@@ -24,7 +24,9 @@ def test_run_writes_every_artifact_and_completes(toy_run, backend):
     assert set(metrics["models"]) == {"majority", "keras"}
     assert metrics["models"]["keras"]["balanced_accuracy"] > 0.8  # blobs are easy
     assert metrics["models"]["majority"]["balanced_accuracy"] == 0.5
-    assert toy_run.metrics == metrics and "| keras" in toy_run.table
+    assert toy_run.metrics == metrics and "| keras" in toy_run.markdown
+    assert toy_run.table.loc["keras", "accuracy"] == metrics["models"]["keras"]["accuracy"]
+    assert "| keras" in toy_run.table.to_markdown()  # pandas' markdown (tabulate is a dependency)
     assert not list(rd.glob(".*tmp")), "temporary files left behind"
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from kmodels_tabular.bank_data import COLUMNS, generate_bank_frame, write_bank_csv
@@ -84,6 +85,20 @@ def test_generic_csv_drops_identifier_columns(tmp_path):
     path.write_text("row_id,x,y\n" + rows + "\n")
     table = registry.datasets.get("csv")(path=str(path), target="y")
     assert "row_id" not in table.frame.columns and any("row_id" in n for n in table.notes)
+
+
+def test_generic_csv_drops_integer_id_columns_but_keeps_distinct_measurements(tmp_path):
+    """Churn-style tables: RowNumber (1..n, shuffled) and CustomerId are identifiers, Balance is a feature."""
+    rng = np.random.default_rng(0)
+    n = 60
+    frame = pd.DataFrame({"RowNumber": rng.permutation(n) + 1, "CustomerId": 15_600_000 + rng.choice(99_999, n, replace=False),
+                          "Balance": rng.choice(10**7, n, replace=False), "amount_paid": rng.choice(10**5, n, replace=False),
+                          "Age": rng.integers(18, 90, n), "y": ["a", "b"] * (n // 2)})
+    path = tmp_path / "churn.csv"
+    frame.to_csv(path, index=False)
+    table = registry.datasets.get("csv")(path=str(path), target="y")
+    assert list(table.frame.columns) == ["Balance", "amount_paid", "Age", "y"]
+    assert any("RowNumber" in n and "CustomerId" in n for n in table.notes)
 
 
 def test_missing_target_in_generic_path_is_config_error(tmp_path):
