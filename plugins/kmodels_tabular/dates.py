@@ -60,8 +60,31 @@ def _unique_parts(values: np.ndarray) -> np.ndarray:
         if day is not None:
             out[i] = (int(day), int(month), int(year), len(year) == 2)
         else:
-            out[i] = (int(iso_day), int(iso_month), int(iso_year), 0)
+            out[i] = (int(iso_day), int(iso_month), int(iso_year), ISO)
     return out
+
+
+#: The marker in the fourth column of the parts of an ISO date (never day/month-swapped).
+ISO = 2
+
+
+def date_order(values: pd.Series) -> str:
+    """`"month_first"` when the dates can only be read so (a second part above 12, a first never), else `"day_first"`.
+
+    Decided from every distinct value, not a sample: in US `m/d/yyyy` dates the first
+    day above 12 may come late in a file, and reading the rows before it day-first
+    would swap day and month silently.
+
+    Example:
+        >>> import pandas as pd
+        >>> date_order(pd.Series(["1/2/2020", "3/4/2021", "12/25/2021"])), date_order(pd.Series(["25/12/2021", "1/2/20"]))
+        ('month_first', 'day_first')
+    """
+    uniques = pd.Series(values).dropna().unique()
+    parts = _cached_parts(np.asarray(uniques, dtype=object)) if len(uniques) else np.empty((0, 4))
+    dmy = parts[(parts[:, 3] != ISO) & np.isfinite(parts[:, 0])]
+    first_big, second_big = bool((dmy[:, 0] > 12).any()), bool((dmy[:, 1] > 12).any())
+    return "month_first" if second_big and not first_big else "day_first"
 
 
 def _assemble(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
@@ -91,7 +114,8 @@ def _as_days(reference: pd.Series | np.ndarray | pd.Timestamp | None, n: int) ->
     return np.where(np.isnat(ref), today, ref)
 
 
-def parse_day_first(values: pd.Series, reference: pd.Series | pd.Timestamp | None = None) -> pd.Series:
+def parse_day_first(values: pd.Series, reference: pd.Series | pd.Timestamp | None = None,
+                    month_first: bool = False) -> pd.Series:
     """Parse `d/m/yy`, `d/m/yyyy` (or ISO `yyyy-mm-dd`) strings into timestamps.
 
     Each distinct string is parsed once, and dates are computed per distinct
@@ -103,6 +127,8 @@ def parse_day_first(values: pd.Series, reference: pd.Series | pd.Timestamp | Non
         reference: a date (or one per row) that a two-digit year must not
             exceed: `20/5/57` is 1957 when the reference is in 2016. Default:
             today.
+        month_first: read `m/d/yy` instead (US order; see `date_order`). ISO dates
+            are read as ISO either way.
 
     Returns:
         A `datetime64` Series; placeholders (years before 1900) are `NaT`.
@@ -113,10 +139,11 @@ def parse_day_first(values: pd.Series, reference: pd.Series | pd.Timestamp | Non
         [1957.0, 1994.0, nan]
     """
     values = pd.Series(values)
-    return pd.Series(day_first_days(values, reference).astype("datetime64[ns]"), index=values.index)
+    return pd.Series(day_first_days(values, reference, month_first).astype("datetime64[ns]"), index=values.index)
 
 
-def day_first_days(values: pd.Series, reference: pd.Series | np.ndarray | pd.Timestamp | None = None) -> np.ndarray:
+def day_first_days(values: pd.Series, reference: pd.Series | np.ndarray | pd.Timestamp | None = None,
+                   month_first: bool = False) -> np.ndarray:
     """`parse_day_first` as a NumPy `datetime64[D]` array (no Series, no nanoseconds); `reference` may be one too.
 
     Example:
@@ -125,7 +152,10 @@ def day_first_days(values: pd.Series, reference: pd.Series | np.ndarray | pd.Tim
         [datetime.date(1957, 4, 4), None]
     """
     codes, uniques = pd.factorize(pd.Series(values), use_na_sentinel=True)
-    day, month, year, two_digit = _cached_parts(np.asarray(uniques, dtype=object)).T
+    day, month, year, kind = _cached_parts(np.asarray(uniques, dtype=object)).T
+    if month_first:
+        day, month = np.where(kind == ISO, day, month), np.where(kind == ISO, month, day)
+    two_digit = kind
     two_digit = np.append(two_digit == 1, False)  # the extra last entry is what code -1 (missing) picks
     ref = _as_days(reference, len(codes))
     out = np.full(len(codes), np.datetime64("NaT", "D"))

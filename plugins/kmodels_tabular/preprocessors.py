@@ -21,7 +21,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from kmodels.api import DataError, duplicate_mask, registry
-from kmodels_tabular.dates import day_first_days, parse_day_first
+from kmodels_tabular.dates import date_order, day_first_days, parse_day_first
 
 logger = logging.getLogger("kmodels")
 
@@ -372,7 +372,8 @@ class AutoFeatures(_Step):
     """Infer column types of any table and make numeric features of them.
 
     Numeric columns pass through; date-like text columns become year, month
-    and weekday; categoricals with at most `max_one_hot` values are one-hot
+    and weekday (day-first `d/m/y` unless every value reads only month-first,
+    decided from all training values: `date_orders_`); categoricals with at most `max_one_hot` values are one-hot
     encoded and the others frequency encoded. The inferred types are kept in
     `kinds_` (and logged).
 
@@ -392,20 +393,24 @@ class AutoFeatures(_Step):
     def fit(self, x: pd.DataFrame, y: object = None) -> AutoFeatures:
         x = _frame(x, "auto_features")
         kinds = {}
+        self.date_orders_: dict[str, str] = {}
         for c in x.columns:
             col = x[c]
             if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
                 kinds[c] = "numeric"
                 continue
             present = col.dropna()
-            if len(present) and parse_day_first(present.head(200)).notna().mean() >= 0.9:
+            order = date_order(present) if len(present) else "day_first"
+            if len(present) and parse_day_first(present.head(200), month_first=order == "month_first").notna().mean() >= 0.9:
                 kinds[c] = "date"
+                self.date_orders_[c] = order
             elif len(present) and pd.to_numeric(present, errors="coerce").notna().mean() >= 0.95:
                 kinds[c] = "numeric"
             else:
                 kinds[c] = "one_hot" if col.nunique(dropna=False) <= self.max_one_hot else "frequency"
         self.kinds_ = kinds
-        logger.info("auto_features: %s", ", ".join(f"{c}={k}" for c, k in kinds.items()))
+        logger.info("auto_features: %s", ", ".join(
+            f"{c}={k}" + (f" ({self.date_orders_[c].replace('_', '-')})" if k == "date" else "") for c, k in kinds.items()))
         one_hot = [c for c, k in kinds.items() if k == "one_hot"]
         freq = [c for c, k in kinds.items() if k == "frequency"]
         self.one_hot_ = OneHot(one_hot, max_categories=self.max_one_hot).fit(x[one_hot]) if one_hot else None
@@ -420,7 +425,7 @@ class AutoFeatures(_Step):
             if kind == "numeric":
                 parts.append(pd.to_numeric(x[c], errors="coerce").astype(float).rename(c))
             elif kind == "date":
-                d = parse_day_first(x[c])
+                d = parse_day_first(x[c], month_first=getattr(self, "date_orders_", {}).get(c) == "month_first")
                 d.index = x.index
                 parts += [d.dt.year.astype(float).rename(f"{c}_year"), d.dt.month.astype(float).rename(f"{c}_month"),
                           d.dt.day_of_week.astype(float).rename(f"{c}_weekday")]

@@ -56,3 +56,23 @@ def test_categorical_input_and_reference_across_centuries():
     ref = pd.Series(pd.to_datetime(["1999-06-01", "2001-06-01", "2001-06-01", "2100-03-01"]))
     got = parse_day_first(text, ref)  # three reference centuries: 1900s, 2000s, 2100s
     assert got.tolist() == [pd.Timestamp("1999-01-01"), pd.Timestamp("2001-01-01"), pd.NaT, pd.Timestamp("2099-01-01")]
+
+
+def test_auto_features_reads_us_dates_month_first_from_all_values():
+    """US m/d/yyyy dates whose first day above 12 comes late: decided from every value, nothing swapped or lost."""
+    from kmodels_tabular.preprocessors import AutoFeatures
+
+    days = pd.date_range("2021-01-01", periods=400, freq="D")
+    early = [d for d in days if d.day <= 12][:300]  # 300 rows that also read day-first (swapped)
+    late = [d for d in days if d.day > 12][:100]
+    dates = early + late
+    frame = pd.DataFrame({"when": [f"{d.month}/{d.day}/{d.year}" for d in dates]})
+    step = AutoFeatures().fit(frame)
+    assert step.kinds_["when"] == "date" and step.date_orders_["when"] == "month_first"
+    out = step.transform(frame)
+    assert out["when_month"].tolist() == [float(d.month) for d in dates]
+    assert out["when_weekday"].tolist() == [float(d.dayofweek) for d in dates]
+    day_first = pd.DataFrame({"when": [f"{d.day}/{d.month}/{d.year}" for d in dates]})
+    step = AutoFeatures().fit(day_first)
+    assert step.date_orders_["when"] == "day_first"
+    assert step.transform(day_first)["when_month"].tolist() == [float(d.month) for d in dates]
