@@ -12,6 +12,7 @@ The public API is declared here and only here (the plugin-author surface is
 - `run(task_or_path, data=None, overrides=None, out=None)`: a whole task → `RunResult`.
 - `predict(run_dir_or_model, inputs)`: predictions of a finished run (or a `.keras` file) as a DataFrame.
 - `evaluate(run_dir)`: a finished run's model re-evaluated on its test split.
+- `export(run_dir_or_model, out, format)`: the model as `keras`, `saved_model` or `onnx`, checked by loading it back.
 - `load_spec(task_or_path, overrides=None)`: the validated, fully defaulted `TaskSpec`.
 - `registry`: the registries (`models`, `preprocessors`, `callbacks`, `datasets`, `tasks`).
 
@@ -51,6 +52,7 @@ _LAZY = {
     "run": "kmodels.task",
     "predict": "kmodels.task",
     "evaluate": "kmodels.task",
+    "export": "kmodels.task",
 }
 
 
@@ -88,6 +90,7 @@ __all__ = [
     "__version__",
     "build",
     "evaluate",
+    "export",
     "list_models",
     "load_spec",
     "predict",

@@ -95,7 +95,25 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("source", type=Path, metavar="RUN_DIR_OR_MODEL")
     pr.add_argument("inputs", type=Path, nargs="+", metavar="INPUT")
     pr.add_argument("--output", type=Path, default=None, help="write the CSV here (default: stdout)")
+    ex = sub.add_parser("export", help="export a run's model (keras, saved_model, onnx), checked by loading it back",
+                        description="Write the model of a finished run (or a .keras file) in a deployable format, "
+                        "load the export back and compare its predictions with the Keras model's on a sample batch. "
+                        "An existing OUT is never overwritten. " + safe)
+    ex.add_argument("source", type=Path, metavar="RUN_DIR_OR_MODEL")
+    ex.add_argument("out", type=Path, metavar="OUT", help="the new file or folder")
+    ex.add_argument("--format", default="saved_model", choices=["keras", "saved_model", "onnx"],
+                    help="keras: the .keras file; saved_model: TensorFlow SavedModel (serve endpoint); "
+                    'onnx: needs `pip install "kmodels[onnx]"` (default: %(default)s)')
     return p
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from kmodels.task import export
+
+    result = export(args.source, args.out, args.format)
+    print(f"exported {result['format']} to {result['path']} (max abs difference {result['max_abs_diff']:.3g} "
+          f"from the Keras model on {result['rows']} sample inputs)")
+    return EXIT_OK
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -237,7 +255,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"bench": _cmd_bench, "info": _cmd_info, "list": _cmd_list, "show": _cmd_show, "run": _cmd_run,
-            "evaluate": _cmd_evaluate, "predict": _cmd_predict}
+            "evaluate": _cmd_evaluate, "predict": _cmd_predict, "export": _cmd_export}
 
 
 class _StderrHandler(logging.StreamHandler):

@@ -1,6 +1,7 @@
 """`python -m kmodels.demo TASK...`: run tasks on their embedded data, then a summary table.
 
-This is what `make run` calls. Each task runs with its shipped spec into
+This is what `make run` calls. Each task runs with its shipped spec, plus the task's
+`demo_overrides` (smaller settings for the embedded data) and then `--set`, into
 `runs/<task>/<UTC time>/`; a failing task is reported and the others still run.
 """
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import sys
 import time
 
@@ -28,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         try:
             with contextlib.redirect_stdout(sys.stderr):  # Keras's progress bars: progress, not results
-                result = kmodels.run(task, overrides=args.overrides or None)
+                overrides = [f"{k}={json.dumps(v)}" for k, v in kmodels.registry.tasks.get(task).demo_overrides.items()]
+                result = kmodels.run(task, overrides=overrides + args.overrides or None)
         except kmodels.KModelsError as exc:
             print(f"kmodels: error: {task}: {exc}", file=sys.stderr)
             rows.append({"task": task, "model": "FAILED"})

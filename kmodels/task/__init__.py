@@ -8,8 +8,9 @@ Example:
 """
 
 from kmodels.task.base import Features, Prepared, RunResult, Task
+from kmodels.task.export import export
 from kmodels.task.inference import evaluate_run, load_model, portable_model, predict, save_model
 from kmodels.task.runner import run
 
-__all__ = ["Features", "Prepared", "RunResult", "Task", "evaluate_run", "load_model", "portable_model", "predict",
+__all__ = ["Features", "Prepared", "RunResult", "Task", "evaluate_run", "export", "load_model", "portable_model", "predict",
            "run", "save_model"]

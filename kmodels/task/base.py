@@ -138,6 +138,9 @@ class Task:
     spec_file: ClassVar[Any] = None
     sections: ClassVar[dict[str, type]] = {}
     unused_sections: ClassVar[tuple[str, ...]] = ()
+    #: Overrides `make run` (`python -m kmodels.demo`) applies on the embedded data: a spec tuned for real
+    #: data may take far longer than the demo's couple of minutes on its small synthetic sample.
+    demo_overrides: ClassVar[dict[str, Any]] = {}
 
     # ---- spec -------------------------------------------------------------------------------
     @classmethod

@@ -45,6 +45,7 @@ class ImageOptions:
         flip: probability of a horizontal flip.
         rotation: maximum rotation in degrees.
         zoom: maximum zoom fraction.
+        shift: maximum translation, a fraction of the width and height.
         workers: decoding threads feeding training.
         cache_mb: keep the decoded training and validation images in memory,
             up to this many MiB (128x128 images: 48 KiB each, so the 25,000
@@ -61,6 +62,7 @@ class ImageOptions:
     flip: float = 0.5
     rotation: float = 10.0
     zoom: float = 0.1
+    shift: float = 0.0
     workers: int = 2
     cache_mb: int = 2048
     tta: Literal["none", "flip"] = "none"
@@ -70,6 +72,10 @@ class ImageOptions:
             raise ConfigError(f"[images] workers={self.workers}: expected at least 1 decoding thread.")
         if self.cache_mb < 0:
             raise ConfigError(f"[images] cache_mb={self.cache_mb}: expected a size in MiB >= 0 (0 turns caching off).")
+        try:
+            Augment(self.flip, self.rotation, self.zoom, self.shift).validate()
+        except ValueError as exc:
+            raise ConfigError(f"[images] {exc}") from None
 
 
 @registry.tasks.register("image_classification")
@@ -156,7 +162,7 @@ class ImageClassification(Task):
     def features(self, table: Table, frames: Mapping[str, pd.DataFrame], steps: Sequence[Any],
                  fitted: Any = None) -> tuple[dict[str, Features], Any]:
         opts = self.images
-        augment = Augment(opts.flip, opts.rotation, opts.zoom) if opts.augment else None
+        augment = Augment(opts.flip, opts.rotation, opts.zoom, opts.shift) if opts.augment else None
         out = {}
         budget = opts.cache_mb * 2**20
         for name in ("train", "val", "test"):

@@ -232,3 +232,45 @@ def test_cosine_schedule_warms_up_then_decays_and_refuses_reduce_lr(tmp_path):
         kmodels.registry.tasks.get("toy_task")(kmodels.TaskSpec(raw, "test"))
     with pytest.raises(kmodels.ConfigError, match="weight_decay=-1"):
         kmodels.load_spec("toy_task", {"compile.weight_decay": -1})
+
+
+@pytest.mark.parametrize("fmt", ["keras", "saved_model"])
+def test_export_writes_a_format_that_predicts_like_the_run(toy_run, tmp_path, capsys, fmt):
+    from kmodels.cli import main
+
+    out = tmp_path / ("model.keras" if fmt == "keras" else "model_savedmodel")
+    assert main(["export", str(toy_run.run_dir), str(out), "--format", fmt]) == 0
+    assert f"exported {fmt} to {out}" in capsys.readouterr().out
+    x = np.random.default_rng(1).normal(size=(5, 4)).astype("float32")
+    import keras
+
+    expected = keras.saving.load_model(toy_run.run_dir / "model.keras").predict(x, verbose=0)
+    if fmt == "keras":
+        got = keras.saving.load_model(out, safe_mode=True).predict(x, verbose=0)
+    else:
+        import tensorflow as tf
+
+        loaded = tf.saved_model.load(str(out))
+        got = loaded.serve(tf.constant(x)).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(["export", str(toy_run.run_dir), str(out), "--format", fmt]) == 1  # never overwritten
+    assert "kmodels does not overwrite" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no temporary left behind
+
+
+def test_onnx_export_predicts_like_the_run_or_says_what_it_needs(toy_run, tmp_path, backend):
+    """TensorFlow with the `onnx` extra: a checked .onnx file. Otherwise a clear error, and nothing written."""
+    import importlib.util
+
+    from kmodels.task import export
+
+    out = tmp_path / "model.onnx"
+    installed = all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime", "tf2onnx"))
+    if backend == "tensorflow" and installed:
+        result = export(toy_run.run_dir, out, "onnx")
+        assert out.is_file() and result["max_abs_diff"] < 1e-4
+        return
+    with pytest.raises(RunError, match="KERAS_BACKEND=tensorflow" if backend != "tensorflow" else "pip install"):
+        export(toy_run.run_dir, out, "onnx")
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,137 @@
+"""`kmodels export`: a finished run's model in the formats users deploy, each checked by loading it back.
+
+Formats:
+
+- `keras`: the run's `model.keras` (plain Keras layers only; loads without kmodels);
+- `saved_model`: a TensorFlow SavedModel with a `serve` endpoint (Keras's `model.export`;
+  from JAX through `jax2tf`), for TF Serving, TFLite converters and `tf.saved_model.load`;
+- `onnx`: an ONNX graph (Keras's `model.export(format="onnx")`), for onnxruntime; on the
+  TensorFlow backend, with the optional packages Keras uses for it (`pip install "kmodels[onnx]"`).
+
+The export is written next to its destination under a temporary name, loaded back,
+run on a batch of sample inputs and compared with the Keras model; only an export
+that predicts the same is moved into place. An existing destination is never
+overwritten.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kmodels.errors import ConfigError, RunError
+
+logger = logging.getLogger("kmodels")
+
+FORMATS = ("keras", "saved_model", "onnx")
+#: The largest difference from the Keras model's output an export may show (float32 round-off).
+TOLERANCE = 1e-4
+
+
+def export(source: str | Path, out: str | Path, format: str = "saved_model") -> dict[str, Any]:
+    """Export a finished run's model (or a `.keras` file) to `out`, checked against the Keras model.
+
+    Args:
+        source: a completed run directory, or a `.keras` file.
+        out: the new file (`keras`, `onnx`) or folder (`saved_model`); must not exist.
+        format: one of `FORMATS`.
+
+    Returns:
+        `{"format", "path", "max_abs_diff", "rows"}`: the largest difference between the
+        export's and the Keras model's outputs on the sample batch.
+
+    Example:
+        >>> import kmodels
+        >>> kmodels.export("runs/dog_cat/2026-11-25T10-00-00", "dog_cat_savedmodel")  # doctest: +SKIP
+        {'format': 'saved_model', 'path': 'dog_cat_savedmodel', 'max_abs_diff': 0.0, 'rows': 8}
+    """
+    from kmodels.task.inference import _finished_run, load_model
+
+    if format not in FORMATS:
+        raise ConfigError(f"--format {format!r}: expected one of {', '.join(FORMATS)}.")
+    source, out = Path(source).expanduser(), Path(out).expanduser()
+    if format == "keras" and out.suffix != ".keras":
+        raise ConfigError(f"{str(out)!r}: a Keras model file must end in .keras (Keras loads no other name).")
+    if os.path.lexists(out):
+        raise RunError(f"{str(out)!r} exists; kmodels does not overwrite files. Choose a new path.")
+    if source.is_dir():
+        rd, _ = _finished_run(source)
+        keras_file = rd.file("model.keras")
+    else:
+        keras_file = source
+    model = load_model(keras_file)
+    x = _sample_inputs(model)
+    expected = np.asarray(model.predict(x, verbose=0), dtype=np.float64)
+    tmp = out.with_name(f".{out.stem}.tmp-{os.getpid()}{out.suffix}")  # ours: removed on any failure
+    try:
+        if format == "keras":
+            shutil.copyfile(keras_file, tmp)
+            got = _run_keras(tmp, x)
+        elif format == "saved_model":
+            model.export(str(tmp), format="tf_saved_model", verbose=False)
+            got = _run_saved_model(tmp, x)
+        else:
+            _export_onnx(model, tmp)
+            got = _run_onnx(tmp, x)
+        diff = float(np.max(np.abs(np.asarray(got, dtype=np.float64).reshape(expected.shape) - expected)))
+        if not diff <= TOLERANCE:
+            raise RunError(f"The {format} export of {str(keras_file)!r} predicts differently from the Keras model "
+                           f"(max abs difference {diff:.3g} > {TOLERANCE:g}); nothing was written.")
+        os.replace(tmp, out)
+    finally:
+        if os.path.lexists(tmp):
+            shutil.rmtree(tmp) if tmp.is_dir() and not tmp.is_symlink() else tmp.unlink()
+    logger.info("Exported %s as %s to %s (max abs difference %.3g on %d sample rows)",
+                keras_file, format, out, diff, len(x))
+    return {"format": format, "path": str(out), "max_abs_diff": diff, "rows": len(x)}
+
+
+def _sample_inputs(model: Any, rows: int = 8) -> np.ndarray:
+    """A deterministic batch shaped like the model's input: pixels in [0, 255] for images, N(0, 1) for rows."""
+    shape = tuple(model.input_shape[1:])
+    rng = np.random.default_rng(0)
+    if len(shape) == 3:
+        return rng.uniform(0, 255, (rows, *shape)).astype(np.float32)
+    return rng.normal(size=(rows, *shape)).astype(np.float32)
+
+
+def _run_keras(path: Path, x: np.ndarray) -> np.ndarray:
+    import keras
+
+    return keras.saving.load_model(path, safe_mode=True).predict(x, verbose=0)
+
+
+def _run_saved_model(path: Path, x: np.ndarray) -> np.ndarray:
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(path))  # kept referenced: its variables die with it
+    return loaded.serve(tf.constant(x)).numpy()
+
+
+def _export_onnx(model: Any, path: Path) -> None:
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        raise RunError(f"ONNX export runs on the TensorFlow backend (Keras converts with tf2onnx there; this is "
+                       f"{keras.backend.backend()}). A run's model.keras loads on any backend, so run "
+                       "`KERAS_BACKEND=tensorflow kmodels export RUN OUT --format onnx` (after "
+                       '`pip install "kmodels[onnx]"`).')
+    try:
+        model.export(str(path), format="onnx", verbose=False)
+    except ImportError as exc:
+        raise RunError(f"ONNX export needs packages that are not installed ({exc}); "
+                       'install them with `pip install "kmodels[onnx]"`.') from None
+
+
+def _run_onnx(path: Path, x: np.ndarray) -> np.ndarray:
+    try:
+        import onnxruntime
+    except ImportError:
+        raise RunError('Checking an ONNX export needs onnxruntime: `pip install "kmodels[onnx]"`.') from None
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x})[0]
