@@ -9,12 +9,15 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from kmodels import _config, registry
 from kmodels.errors import ConfigError
 from kmodels.problems import Problem
 from kmodels.spec import CompileOptions
+
+logger = logging.getLogger("kmodels")
 
 
 def compile_options(name: str, overrides: dict[str, Any] | None = None) -> CompileOptions:
@@ -39,10 +42,11 @@ def learning_rate(options: CompileOptions, steps_per_epoch: int | None = None, e
     if not steps_per_epoch or not epochs:
         raise ConfigError('[compile] schedule = "cosine" needs the number of epochs and of steps per epoch; '
                           "compile through a task run, or pass steps_per_epoch and epochs.")
-    if options.warmup_epochs >= epochs:
-        raise ConfigError(f"[compile] warmup_epochs={options.warmup_epochs} leaves no epoch of the {epochs} "
-                          "to decay over; use fewer warm-up epochs.")
-    warmup = options.warmup_epochs * steps_per_epoch
+    warmup_epochs = min(options.warmup_epochs, epochs // 4)  # a short run (`--set train.epochs=2`) still decays
+    if warmup_epochs < options.warmup_epochs:
+        logger.info("[compile] warmup_epochs=%d shortened to %d for a %d-epoch run", options.warmup_epochs,
+                    warmup_epochs, epochs)
+    warmup = warmup_epochs * steps_per_epoch
     return keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=options.learning_rate / 10 if warmup else options.learning_rate,
         decay_steps=epochs * steps_per_epoch - warmup, alpha=0.01,

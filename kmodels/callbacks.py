@@ -32,8 +32,8 @@ for _name, _cls in KERAS_CALLBACKS.items():
 class LearningRateLog(keras.callbacks.Callback):
     """Adds the optimizer's current `learning_rate` to each epoch's logs (a schedule's value at that step).
 
-    Not registered: a task run adds it first in the list when `[compile] schedule` is not
-    constant, so `history.csv` and `csv_logger` show the rate.
+    Not registered: a task run adds it first in the list, so `history.csv` and `csv_logger`
+    show the rate (constant, scheduled, or lowered by `reduce_lr_on_plateau`).
     """
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:

@@ -106,7 +106,8 @@ class CompileOptions:
             last epoch, step by step (Keras's `CosineDecay`; it follows the optimizer's
             step count, so `--resume` continues it). Leave out `reduce_lr_on_plateau`
             with it: the two would fight over the learning rate.
-        warmup_epochs: epochs of the warm-up of `schedule = "cosine"`.
+        warmup_epochs: epochs of the warm-up of `schedule = "cosine"` (at most a quarter
+            of the run's epochs: a short trial run is shortened, with a log line).
     """
 
     optimizer: str = "adam"

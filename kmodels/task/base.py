@@ -440,12 +440,12 @@ class Task:
     def make_callbacks(self) -> list[Any]:
         """The spec's callbacks; every path they name is resolved inside the run directory.
 
-        With a learning-rate schedule, a first callback adds the epoch's `learning_rate` to the
-        logs (the history, `csv_logger`), as `reduce_lr_on_plateau` does for a constant rate.
+        A first callback adds the epoch's `learning_rate` to the logs (the history, `csv_logger`),
+        whether a schedule or `reduce_lr_on_plateau` sets it or it stays constant.
         """
         from kmodels.callbacks import LearningRateLog
 
-        out: list[Any] = [LearningRateLog()] if self.spec.options("compile").schedule != "constant" else []
+        out: list[Any] = [LearningRateLog()]
         for block in self.spec["callbacks"]:
             block = dict(block)
             for key in CALLBACK_PATH_KEYS:

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -287,6 +287,8 @@ class DogCat(ImageClassification):
     """
 
     spec_file = resources.files("kmodels_vision") / "dog_cat.toml"
+    #: `make run`: the same recipe, smaller, on the 300 embedded synthetic photos (about a minute)
+    demo_overrides: ClassVar[dict[str, Any]] = {"images.image_size": [96, 96], "train.epochs": 30}
 
     @classmethod
     def with_data(cls, raw: dict[str, Any], path: Path) -> dict[str, Any]:
