@@ -66,7 +66,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="models, preprocessors, callbacks, datasets or tasks (default: all)")
     ls.add_argument("pattern", nargs="?", default="*", help="glob over names, e.g. '*cnn*'")
 
-    show = sub.add_parser("show", help="a task's resolved spec (TOML) or an item's signature")
+    show = sub.add_parser("show", help="a task's resolved spec (TOML), or an item's signature (a model: built, "
+                          "with its parameter count)")
     show.add_argument("name", help="a task name, a spec file, or any registered name")
     show.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V",
                       help="dotted override, e.g. train.epochs=3 (repeatable)")
@@ -180,12 +181,25 @@ def _cmd_show(args: argparse.Namespace) -> int:
     found = [kind for kind, reg in registry.KINDS.items() if args.name in reg]
     if not found:
         registry.models.get(args.name)  # raises with suggestions
+    from kmodels.spec import parse_override
+
+    given = dict(parse_override(o) for o in args.overrides)
     for kind in found:
-        info = registry.KINDS[kind].describe(args.name)
+        reg = registry.KINDS[kind]
+        if given:  # checked like a spec block: unknown keys get a did-you-mean, values their type
+            reg.validate({"name": args.name, **given}, where=f"--set for {kind[:-1]} {args.name!r}")
+        info = reg.describe(args.name)
         print(f"{kind[:-1]} {info.name}: {info.summary}")
         print(f"  defined in {info.source}")
         for p in info.params:
-            print(f"  {p.name}: {p.type}" + (" (required)" if p.required else f" = {p.default!r}"))
+            if p.name in given:
+                print(f"  {p.name}: {p.type} = {given[p.name]!r}  (--set; default {p.default!r})")
+            else:
+                print(f"  {p.name}: {p.type}" + (" (required)" if p.required else f" = {p.default!r}"))
+        if kind == "models":
+            model = reg.create({"name": args.name, **given})
+            print(f"  built: {model.count_params():,} parameters, input {model.input_shape}, "
+                  f"output {model.output_shape}")
     return EXIT_OK
 
 

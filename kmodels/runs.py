@@ -53,6 +53,16 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)  # the only portable way to read it: set and restore at once
+    os.umask(mask)
+    return mask
+
+
+#: Read once at import (setting the umask, even for an instant, is not thread-safe).
+_UMASK = _read_umask()
+
+
 @contextlib.contextmanager
 def atomic_target(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it is renamed onto `path`, on error removed.
@@ -65,6 +75,8 @@ def atomic_target(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        # mkstemp creates 0600; give the file the mode any other file the user writes gets (0666 less umask)
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

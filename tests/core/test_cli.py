@@ -65,6 +65,15 @@ def test_show_item_signature(capsys):
     assert "callback early_stopping" in out and "patience" in out
 
 
+def test_show_item_with_set_checks_and_applies_the_values(capsys):
+    assert main(["show", "toy_mlp", "--set", "units=3"]) == 0
+    out = capsys.readouterr().out
+    assert "units: int = 3  (--set; default 8)" in out
+    assert "built: 19 parameters, input (None, 4), output (None, 1)" in out  # 4*3+3 + 3*1+1
+    assert main(["show", "toy_mlp", "--set", "unitz=3"]) == 2
+    assert "Did you mean 'units'" in capsys.readouterr().err
+
+
 def test_run_with_typo_is_usage_error_without_traceback(capsys):
     assert main(["run", "toy_tsk"]) == 2
     err = capsys.readouterr().err

@@ -274,3 +274,14 @@ def test_onnx_export_predicts_like_the_run_or_says_what_it_needs(toy_run, tmp_pa
     with pytest.raises(RunError, match="KERAS_BACKEND=tensorflow" if backend != "tensorflow" else "pip install"):
         export(toy_run.run_dir, out, "onnx")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_artifacts_get_the_users_usual_file_mode(toy_run):
+    """Not mkstemp's 0600: 0666 less the umask, like any file the user's other tools write."""
+    import os
+    import stat
+
+    mask = os.umask(0)
+    os.umask(mask)
+    for name in ("metrics.json", "report.md", "model.keras", "history.csv"):
+        assert stat.S_IMODE((toy_run.run_dir / name).stat().st_mode) == 0o666 & ~mask, name
