@@ -42,8 +42,10 @@ def main(target: str) -> None:
     report: dict = {"devices": kb.devices()}
     # 43 synthetic photos per class -> an even training split (58), an odd test split (19: padded).
     dog_cat = {"data.count": 43, "data.min_size": 32, "data.max_size": 40, "images.image_size": [32, 32],
-               "images.augment": True, "model.name": "dog_cat_cnn", "model.filters": [32, 64, 128],
-               "model.dense_units": 16, "train.epochs": 3}
+               "images.augment": True, "images.shift": 0.0, "images.tta": "none", "split.val": 0.15,
+               "model.name": "dog_cat_cnn", "model.filters": [32, 64, 128], "model.dense_units": 16,
+               "compile.schedule": "constant", "compile.learning_rate": 0.001, "compile.weight_decay": 0.0,
+               "train.epochs": 3}
     if backend == "jax":  # BatchNorm statistics over the global batch: the same curve as one device
         for dist in ("none", "data_parallel"):
             report[f"dog_cat_{dist}"] = _run("dog_cat", work / f"dog_cat_{dist}", {**dog_cat, "train.distribution": dist})

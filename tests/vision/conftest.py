@@ -20,7 +20,7 @@ SMALL = {"data.count": 250, "data.min_size": 48, "data.max_size": 72, "images.im
          "images.augment": False, "train.epochs": 25, "train.verbose": 0,
          "model.name": "dog_cat_cnn", "model.filters": [32, 64, 128], "model.dense_units": 64, "model.dropout": 0.3,
          "compile.schedule": "constant", "compile.learning_rate": 0.001, "compile.weight_decay": 0.0,
-         "split.val": 0.15, "callbacks.early_stopping.patience": 8}
+         "split.val": 0.15, "images.tta": "none", "callbacks.early_stopping.patience": 8}
 
 
 @pytest.fixture(scope="session")
