@@ -22,7 +22,7 @@ def test_dog_cat_learns_and_writes_every_artifact(dog_cat_run):
     rd = dog_cat_run.run_dir
     for name in ["model.keras", "metrics.json", "confusion_matrix.png", "training_curves.png", "misclassified.png",
                  "sample_images.png", "image_sizes.png", "data_report.json", "report.md", "history.csv",
-                 "training_log.csv", "best.keras", "spec.toml", "metadata.json"]:
+                 "training_log.csv", "spec.toml", "metadata.json"]:
         assert (rd / name).is_file(), name
     metrics = dog_cat_run.metrics["models"]["keras"]
     assert metrics["accuracy"] >= 0.85, metrics
