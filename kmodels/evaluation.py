@@ -148,6 +148,9 @@ def bootstrap_se(kind: str, y_true: np.ndarray, output: np.ndarray, resamples: i
 
     It measures how much the figure would move on another test split of the same
     size: two models closer than about twice it are not told apart by this test split.
+    A resample is a vector of multiplicities, and each metric is computed from them in
+    one vectorized pass (ROC AUC by the rank-sum formula, ties counted half, as
+    scikit-learn does), so 200 resamples of 4,000 rows take milliseconds.
 
     Example:
         >>> rng = np.random.default_rng(0)
@@ -157,16 +160,53 @@ def bootstrap_se(kind: str, y_true: np.ndarray, output: np.ndarray, resamples: i
         True
     """
     y_true, output = np.asarray(y_true), np.asarray(output)
-    if len(y_true) < 2:
+    n = len(y_true)
+    if n < 2:
         return None
     rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(resamples):
-        rows = rng.integers(0, len(y_true), len(y_true))
-        value = primary_score(kind, y_true[rows], output[rows])
-        if value is not None:
-            values.append(value)
+    score = _weighted_scorer(kind, y_true, output)
+    values = [v for v in (score(np.bincount(rng.integers(0, n, n), minlength=n).astype(float))
+                          for _ in range(resamples)) if v is not None]
     return float(np.std(values, ddof=1)) if len(values) > 1 else None
+
+
+def _weighted_scorer(kind: str, y_true: np.ndarray, output: np.ndarray):
+    """`score(weights)`: the primary metric with each row counted `weights[i]` times (None when undefined)."""
+    if kind == "regression":
+        y, p = y_true.astype(float), np.asarray(output, dtype=float).ravel()
+        if not np.isfinite(p).all():
+            return lambda w: None
+
+        def r2(w: np.ndarray) -> float | None:
+            total = w.sum()
+            mean = (w * y).sum() / total
+            ss_tot = (w * (y - mean) ** 2).sum()
+            return float(1 - (w * (y - p) ** 2).sum() / ss_tot) if ss_tot > 0 else None
+        return r2
+    if kind == "binary":
+        scores = np.asarray(output, dtype=float).ravel()
+        levels, group = np.unique(scores, return_inverse=True)  # tied scores share a group
+        positive = y_true.astype(int) == 1
+
+        def auc(w: np.ndarray) -> float | None:
+            pos = np.bincount(group, weights=w * positive, minlength=len(levels))
+            neg = np.bincount(group, weights=w * ~positive, minlength=len(levels))
+            n_pos, n_neg = pos.sum(), neg.sum()
+            if n_pos == 0 or n_neg == 0:
+                return None
+            below = np.cumsum(neg) - neg  # negatives scored strictly lower than each group
+            return float((pos * (below + 0.5 * neg)).sum() / (n_pos * n_neg))
+        return auc
+    y, pred = y_true.astype(int), np.asarray(output).argmax(axis=1)
+    k = int(max(y.max(), pred.max())) + 1
+    hit = y == pred
+
+    def balanced(w: np.ndarray) -> float | None:
+        support = np.bincount(y, weights=w, minlength=k)
+        correct = np.bincount(y, weights=w * hit, minlength=k)
+        present = support > 0
+        return float(np.mean(correct[present] / support[present])) if present.sum() > 1 else None
+    return balanced
 
 
 def verdict(results: Mapping[str, Mapping[str, Any]], primary: str, model: str = "keras") -> list[str]:

@@ -140,3 +140,19 @@ def test_regression_verdict_uses_the_mean_baseline_and_r2():
     mean_metrics = problem.score(y, np.full((200, 1), y.mean()))
     assert keras_metrics["r2"] > 0.6 and keras_metrics["primary_se"] > 0
     assert "keras beats the mean baseline" in verdict({"mean": mean_metrics, "keras": keras_metrics}, "r2")[1]
+
+
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "regression"])
+def test_bootstrap_scores_equal_scikit_learn_on_the_resampled_rows(kind):
+    """The vectorized resample scores (multiplicities, rank-sum AUC with ties) are scikit-learn's metrics."""
+    from kmodels.evaluation import _weighted_scorer, primary_score
+
+    rng = np.random.default_rng(7)
+    n = 300
+    y = {"binary": rng.integers(0, 2, n), "multiclass": rng.integers(0, 4, n), "regression": rng.normal(size=n)}[kind]
+    out = {"binary": np.round(rng.uniform(size=n), 1),  # many ties
+           "multiclass": rng.dirichlet(np.ones(4), n), "regression": y + rng.normal(size=n)}[kind]
+    score = _weighted_scorer(kind, y, out)
+    for _ in range(5):
+        rows = rng.integers(0, n, n)
+        assert score(np.bincount(rows, minlength=n).astype(float)) == pytest.approx(primary_score(kind, y[rows], out[rows]))
