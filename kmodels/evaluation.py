@@ -123,26 +123,6 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]
     }
 
 
-def primary_score(kind: str, y_true: np.ndarray, output: np.ndarray) -> float | None:
-    """The primary metric of a problem kind: ROC AUC (binary), balanced accuracy (multiclass), R² (regression).
-
-    `output` is what `Problem.probabilities` returns: P(class 1), (n, N) probabilities, or values.
-    """
-    from sklearn import metrics as skm
-
-    y_true = np.asarray(y_true)
-    if kind == "regression":
-        out = np.asarray(output, dtype=float).ravel()
-        return float(skm.r2_score(y_true, out)) if len(y_true) > 1 and np.isfinite(out).all() else None
-    if len(np.unique(y_true)) < 2:
-        return None
-    if kind == "binary":
-        return float(skm.roc_auc_score(y_true, np.asarray(output, dtype=float).ravel()))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return float(skm.balanced_accuracy_score(y_true, np.asarray(output).argmax(axis=1)))
-
-
 def bootstrap_se(kind: str, y_true: np.ndarray, output: np.ndarray, resamples: int = 200, seed: int = 0) -> float | None:
     """Standard error of the primary metric: its spread over bootstrap resamples of the test rows.
 
