@@ -3,11 +3,11 @@
     kmodels info                         backend, devices, versions
     kmodels list [KIND] [PATTERN]        registered names (glob)
     kmodels show NAME [--set K=V]        a task's resolved spec as TOML, or an item's signature
-    kmodels run TASK_OR_SPEC [--data PATH] [--set K=V]... [--out DIR]
+    kmodels run TASK_OR_SPEC [--data PATH] [--set K=V]... [--out DIR] [--mlflow [URI]]
     kmodels run --resume RUN_DIR         continue an interrupted run
     kmodels evaluate RUN_DIR             re-evaluate a finished run on its test split
     kmodels predict RUN_DIR_OR_MODEL INPUT... [--output CSV]
-    kmodels bench {train-step,input-pipeline,tabular,quality} [ARGS]
+    kmodels bench {train-step,input-pipeline,tabular,quality,startup} [ARGS]
 
 Exit codes: 0 success, 1 the run failed, 2 usage/config/data error, 130 interrupted.
 Errors go to stderr without a traceback unless `--debug` is given.
@@ -18,14 +18,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 BENCHMARKS = {"train-step": "train_step", "input-pipeline": "input_pipeline", "tabular": "tabular",
-              "quality": "quality"}
+              "quality": "quality", "startup": "startup"}
 
 logger = logging.getLogger("kmodels")
 
@@ -79,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V",
                      help="dotted override, e.g. train.epochs=3 (repeatable)")
     run.add_argument("--out", type=Path, default=None, help="run directory (must be new or empty)")
+    run.add_argument("--mlflow", nargs="?", const="mlruns", default=None, metavar="URI",
+                     help="also log the run to MLflow (params, metrics, artifacts); URI default: ./mlruns "
+                          "(a local file store), or e.g. sqlite:///mlflow.db, http://host:5000")
     run.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
                      help="continue an interrupted/failed/killed run from its last saved epoch")
 
@@ -133,7 +138,25 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _catalog() -> tuple[dict[str, dict[str, Any]], dict[str, str], bool]:
+    """Every registered item's description and the plugin errors: from the catalog cache when it is
+    fresh (no Keras import), else from the loaded registries. The flag says which."""
+    from kmodels import _index
+
+    cached = _index.read()
+    if cached is not None:
+        return cached["items"], cached["errors"], True
+    import_backend_quietly()
+    from kmodels import registry
+
+    items = {kind: {name: {"summary": reg.describe(name).summary} for name in reg.list()}
+             for kind, reg in registry.KINDS.items()}
+    return items, dict(registry.plugins.errors), False
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
+    import fnmatch
+
     from kmodels import registry
 
     kinds = list(registry.KINDS)
@@ -147,7 +170,12 @@ def _cmd_list(args: argparse.Namespace) -> int:
                 registry.get_registry(args.kind)
         else:
             kinds = [kind]
-    if len(kinds) > 1 and args.kind is not None and not any(registry.KINDS[k].list(pattern) for k in kinds):
+    from kmodels import _index
+
+    fresh = _index.usable()  # nothing registered in-process: a catalog written now describes the installation
+    items, errors, cached = _catalog()
+    names = {kind: sorted(n for n in items.get(kind, {}) if fnmatch.fnmatchcase(n, pattern)) for kind in kinds}
+    if len(kinds) > 1 and args.kind is not None and not any(names.values()):
         import difflib
 
         from kmodels.errors import ConfigError
@@ -157,27 +185,66 @@ def _cmd_list(args: argparse.Namespace) -> int:
         raise ConfigError(f"Nothing registered matches {args.kind!r}.{hint} Kinds: {', '.join(registry.KINDS)}; "
                           "or give a glob over names, e.g. `kmodels list '*cnn*'`.")
     for kind in kinds:
-        reg = registry.KINDS[kind]
-        names = reg.list(pattern)
         if len(kinds) > 1:
-            if not names:
+            if not names[kind]:
                 continue
             print(f"{kind}:")
-        for name in names:
-            summary = reg.describe(name).summary
+        for name in names[kind]:
+            summary = items[kind][name]["summary"]
             print(f"  {name:<28} {summary}" if len(kinds) > 1 else f"{name:<28} {summary}")
-    for name, error in registry.plugins.errors.items():
+    for name, error in errors.items():
         print(f"kmodels: warning: plugin {name!r} failed to load: {error}", file=sys.stderr)
+    if fresh and not cached:
+        _index.write()
     return EXIT_OK
 
 
-def _cmd_show(args: argparse.Namespace) -> int:
-    from kmodels import registry
-    from kmodels.spec import _looks_like_path, load_spec
+def _show_from_catalog(args: argparse.Namespace) -> bool:
+    """`show` of a task's spec or a non-model item, answered from the catalog cache; False when it cannot be."""
+    from kmodels import _index
 
+    if args.overrides:
+        return False
+    cached = _index.read()
+    if cached is None:
+        return False
+    if args.name in cached["specs"]:
+        print(cached["specs"][args.name], end="")
+        return True
+    found = [kind for kind, items in cached["items"].items() if args.name in items]
+    if not found or "models" in found or "tasks" in found:  # a model is built to be shown: that needs Keras
+        return False
+    for kind in found:
+        info = cached["items"][kind][args.name]
+        print(f"{kind[:-1]} {args.name}: {info['summary']}")
+        print(f"  defined in {info['source']}")
+        for name, type_, default, required in info["params"]:
+            print(f"  {name}: {type_}" + (" (required)" if required else f" = {default}"))
+    return True
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from kmodels.spec import _looks_like_path
+
+    if not _looks_like_path(args.name) and _show_from_catalog(args):
+        return EXIT_OK
+    from kmodels import _index, registry
+    from kmodels.spec import load_spec
+
+    fresh = _index.usable()
+    import_backend_quietly()
     if _looks_like_path(args.name) or args.name in registry.tasks:
         print(load_spec(args.name, args.overrides).to_toml(), end="")
-        return EXIT_OK
+    else:
+        _show_item(args)
+    if fresh:  # this process loaded the plugins for a CLI command: save the catalog for the next one
+        _index.write()
+    return EXIT_OK
+
+
+def _show_item(args: argparse.Namespace) -> None:
+    from kmodels import registry
+
     found = [kind for kind, reg in registry.KINDS.items() if args.name in reg]
     if not found:
         registry.models.get(args.name)  # raises with suggestions
@@ -200,7 +267,6 @@ def _cmd_show(args: argparse.Namespace) -> int:
             model = reg.create({"name": args.name, **given})
             print(f"  built: {model.count_params():,} parameters, input {model.input_shape}, "
                   f"output {model.output_shape}")
-    return EXIT_OK
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
@@ -212,10 +278,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     import kmodels
 
+    overrides = list(args.overrides)
+    if args.mlflow is not None:
+        overrides += ["tracking.mlflow=true", f"tracking.uri={json.dumps(args.mlflow)}"]
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         with contextlib.redirect_stdout(sys.stderr):  # Keras's progress bars are progress, not results
-            result = kmodels.run(args.task, data=args.data, overrides=args.overrides or None, out=args.out,
+            result = kmodels.run(args.task, data=args.data, overrides=overrides or None, out=args.out,
                                  resume=args.resume)
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -296,6 +365,37 @@ def setup_logging(quiet: bool) -> None:
     log.propagate = False
 
 
+#: set by `main`: whether `--debug` lets the backends' native start-up lines through
+_DEBUG = False
+
+
+def import_backend_quietly(tensorflow: bool = False) -> None:
+    """Import Keras (and TensorFlow when asked) with the native stderr pointed at /dev/null, unless `--debug`.
+
+    TensorFlow's C++ start-up lines (absl's "All log messages before absl::InitializeLog()",
+    "oneDNN custom operations are on", CPU feature notes) are written before
+    `TF_CPP_MIN_LOG_LEVEL` applies, straight to file descriptor 2. Python's own errors are
+    unaffected: an import that raises is reported after stderr is restored. `tensorflow` is for
+    commands that seed: Keras's `set_random_seed` imports TensorFlow on every backend.
+    """
+    import importlib.util
+
+    wanted = ["keras"] + (["tensorflow"] if tensorflow and importlib.util.find_spec("tensorflow") else [])
+    if _DEBUG or all(m in sys.modules for m in wanted):
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        for module in wanted:
+            __import__(module)
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with `argv` (default: `sys.argv[1:]`); return the exit code."""
     parser = _parser()
@@ -305,11 +405,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     args.debug = getattr(args, "debug", False)
     args.quiet = getattr(args, "quiet", False)
-    import os
-
+    global _DEBUG
+    _DEBUG = args.debug
     # TensorFlow's and absl's C++ start-up lines only with --debug (a value the user set is kept)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if args.debug else "3")
     setup_logging(args.quiet)
+    if args.command in ("run", "evaluate", "predict", "export", "info"):
+        import_backend_quietly(tensorflow=args.command == "run")
     from kmodels.errors import ConfigError, DataError, KModelsError
 
     try:

@@ -11,7 +11,8 @@ A spec has these sections (task plugins may add their own):
 - `[train]`: epochs, batch size, seed, class weighting, precision, distribution;
 - `[fine_tune]`: the second, fine-tuning phase of a pretrained backbone;
 - `[[callbacks]]`: registered callbacks with their keyword arguments;
-- `[evaluate]`: decision threshold.
+- `[evaluate]`: decision threshold;
+- `[tracking]`: an optional MLflow logger (see `kmodels.tracking`).
 
 Every block is checked against the signature of what it names before anything
 is built. Example:
@@ -34,6 +35,7 @@ from typing import Any, Literal
 
 from kmodels import _config, _toml, registry
 from kmodels.errors import ConfigError, DataError
+from kmodels.tracking import TrackingOptions
 
 #: Parameters a model builder may leave to be inferred from the data.
 INFERRED_MODEL_KEYS = ("input_shape", "num_classes")
@@ -41,7 +43,8 @@ INFERRED_MODEL_KEYS = ("input_shape", "num_classes")
 CALLBACK_PATH_KEYS = ("filepath", "filename", "backup_dir", "log_dir")
 #: Files kmodels itself writes in a run directory; a callback may not claim them.
 RUN_FILES = ("spec.toml", "metadata.json", "metrics.json", "model.keras", "history.csv", "report.md",
-             "preprocessor.json", "preprocessor.skops", "head.weights.h5", "fine_tune.json", "trained.json")
+             "preprocessor.json", "preprocessor.skops", "head.weights.h5", "fine_tune.json", "trained.json",
+             "tracking.json")
 
 
 def check_run_path(value: Any, where: str) -> str:
@@ -204,6 +207,7 @@ SECTIONS: dict[str, type] = {
     "train": TrainOptions,
     "fine_tune": FineTuneOptions,
     "evaluate": EvaluateOptions,
+    "tracking": TrackingOptions,
 }
 #: Sections that name a registered item: section → registry.
 BLOCKS: dict[str, registry.Registry] = {"data": registry.datasets, "model": registry.models}

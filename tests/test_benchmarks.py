@@ -54,3 +54,13 @@ def test_quality_benchmark_smoke(tmp_path, capsys):
     assert rows[0]["met"] in ("yes", "no") and rows[0]["best_sklearn"].split()[0] in (
         "logistic_regression", "hist_gradient_boosting", "sklearn_mlp")
     assert "| wine" in capsys.readouterr().out
+
+
+@pytest.mark.subprocess
+def test_startup_benchmark_smoke(tmp_path, backend):
+    out = tmp_path / "s.json"
+    assert main(["bench", "startup", "--backends", backend, "--repeats", "1",
+                 "--commands", "kmodels --help,kmodels --version", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["results"]
+    assert [r["command"] for r in rows] == ["kmodels --help", "kmodels --version"]
+    assert all(r["median_s"] > 0 and r["target_s"] == (0.5 if backend == "tensorflow" else None) for r in rows)

@@ -22,6 +22,7 @@ import logging
 import time
 import tomllib
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -45,7 +46,7 @@ from kmodels.evaluation import (
 )
 from kmodels.problems import Problem
 from kmodels.runs import RunDir
-from kmodels.spec import CALLBACK_PATH_KEYS, TaskSpec, check_run_path
+from kmodels.spec import CALLBACK_PATH_KEYS, INFERRED_MODEL_KEYS, TaskSpec, check_run_path
 from kmodels.task.inference import (
     _as_matrix,
     _load_state,
@@ -56,6 +57,7 @@ from kmodels.task.inference import (
     saved_problem,
 )
 from kmodels.task.training import train_in_phases
+from kmodels.tracking import open_tracker
 
 logger = logging.getLogger("kmodels")
 
@@ -177,6 +179,8 @@ class Task:
         self.train_options = spec.options("train")
         #: every batch holds a multiple of this many samples (the data-parallel device count)
         self.batch_multiple = 1
+        #: the run's MLflow run while tracking is on (`[tracking] mlflow = true`), else None
+        self.tracker: Any = None
         if spec.options("compile").schedule != "constant" and any(
                 b["name"] == "reduce_lr_on_plateau" for b in spec["callbacks"]):
             raise ConfigError(f'[compile] schedule = "{spec.options("compile").schedule}" sets the learning rate at '
@@ -379,6 +383,19 @@ class Task:
                 return {k: frame[k].astype(float).tolist() for k in frame.columns if k != "epoch"}
         return history
 
+    def fetch_model_files(self) -> None:
+        """Get what the model needs from outside the data, before the data is read.
+
+        Today: pretrained `weights = "imagenet"`, which Keras downloads once into
+        `~/.keras/models/`. The model is built once at its default input size, so an
+        offline machine gets the builder's clear error before a long data scan, not after.
+        """
+        block = self.spec["model"]
+        if block.get("weights") != "imagenet":
+            return
+        block = {k: v for k, v in block.items() if k not in INFERRED_MODEL_KEYS}
+        registry.models.create(block, where=f"[model] {block['name']!r}")
+
     def build_model(self, prepared: Prepared) -> Any:
         """Build the spec's model for the data's input shape and problem (`num_classes`), and compile it.
 
@@ -416,8 +433,16 @@ class Task:
                            name, model.outputs[0].dtype, self.train_options.precision)
         if not problem.is_classification:
             model = _rescaled(model, prepared.data["train"].y)
+        model = self.training_model(model)
         return compile_model(model, self.spec.options("compile"), problem,
                              steps_per_epoch=self.steps_per_epoch(prepared), epochs=self.train_options.epochs)
+
+    def training_model(self, model: Any) -> Any:
+        """The model `fit` trains: `model`, or `model` behind training-only layers (device-side augmentation).
+
+        Whatever this adds, `finish_model` removes before `model.keras` is saved. Default: `model`.
+        """
+        return model
 
     def finish_model(self, model: Any) -> Any:
         """The trained model as it is saved, evaluated and used for prediction. Default: as trained.
@@ -446,6 +471,8 @@ class Task:
         from kmodels.callbacks import LearningRateLog
 
         out: list[Any] = [LearningRateLog()]
+        if self.tracker is not None:
+            out.append(self.tracker.callback())  # after LearningRateLog: the rate is logged too
         for block in self.spec["callbacks"]:
             block = dict(block)
             for key in CALLBACK_PATH_KEYS:
@@ -572,6 +599,7 @@ class Task:
         # size that does not split over the devices fails first), and the batches are built for it.
         with distribution(t.distribution, t.batch_size) as devices:
             self.batch_multiple = devices
+            self.fetch_model_files()
             set_seed(seed)
             table = self.load_data()
             problem = self.problem(table)
@@ -582,7 +610,12 @@ class Task:
             rd.start(task=self.spec.task, seed=seed, spec_toml=self.spec.to_toml())
             logger.info("Run directory: %s", rd.path)
             with rd.recording():
-                return self._run_in(rd, table, problem, devices)
+                self.tracker = open_tracker(self.spec.options("tracking"), self.spec.task, rd, self.spec)
+                with self.tracker.closing() if self.tracker else nullcontext():
+                    result = self._run_in(rd, table, problem, devices)
+            if self.tracker is not None:  # after the run directory says completed: its files are final
+                self.tracker.finish("FINISHED")
+            return result
 
     def _run_in(self, rd: RunDir, table: Table, problem: Problem, devices: int) -> RunResult:
         seed = self.train_options.seed

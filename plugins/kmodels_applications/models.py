@@ -14,6 +14,8 @@ weights file of the backbone (`.weights.h5`, or a Keras-hosted `*_notop.h5`).
 from __future__ import annotations
 
 import logging
+import os
+import re
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -78,6 +80,17 @@ def _load_backbone_weights(backbone: keras.Model, path: Path, arch: str) -> None
         )
 
 
+def _download_advice(arch: str, error: str) -> str:
+    """What to do when Keras cannot download `arch`'s ImageNet weights (offline, firewalled)."""
+    url = re.search(r"https?://\S+?(?=:\s|$)", error)
+    name = url.group(0).rsplit("/", 1)[-1] if url else f"the {arch} *_notop.h5 file"
+    home = os.environ.get("KERAS_HOME", "~/.keras")
+    return (f"[model] weights='imagenet': Keras could not download the ImageNet weights of {arch} "
+            f"({error.strip()[:300]}). Without network access, copy {name} into {home}/models/ (Keras then "
+            "uses it without downloading), or set model.weights to the path of a local weights file, "
+            "or to none to train from scratch.")
+
+
 def _classifier(arch: str, factory: Callable[..., keras.Model], name: str, *, input_shape: tuple[int, int, int],
                 weights: str | None, freeze_backbone: bool | None, dropout: float, num_classes: int = 2,
                 preprocess: Callable[[str], keras.layers.Layer] | None = None, **extra: Any) -> keras.Model:
@@ -91,7 +104,12 @@ def _classifier(arch: str, factory: Callable[..., keras.Model], name: str, *, in
     if weights not in (None, "imagenet"):
         path = Path(str(weights)).expanduser()
         weights = None
-    backbone = factory(include_top=False, weights=weights, input_shape=tuple(input_shape), pooling="avg", **extra)
+    try:
+        backbone = factory(include_top=False, weights=weights, input_shape=tuple(input_shape), pooling="avg", **extra)
+    except Exception as exc:  # noqa: BLE001 - Keras's get_file raises a bare Exception when a download fails
+        if weights == "imagenet" and "URL fetch failure" in str(exc):
+            raise ConfigError(_download_advice(arch, str(exc))) from None
+        raise
     backbone.name = BACKBONE
     if path is not None:
         if arch.startswith("EfficientNet") and not path.name.endswith(".weights.h5"):

@@ -112,3 +112,26 @@ def test_two_phase_fine_tuning_interrupted_in_phase_two_resumes_there(mobilenet_
     top = [v.path for layer in backbone.layers[-12:] if not isinstance(layer, keras.layers.BatchNormalization)
            for v in layer.trainable_weights]
     assert top and any(not np.array_equal(now[k], saved[k]) for k in top)  # the top was fine-tuned
+
+
+def test_offline_imagenet_download_is_a_clear_error_before_the_data_scan(tmp_path, monkeypatch, capsys):
+    """Keras's real download code against a closed local port stands in for a machine without network."""
+    from keras.src.utils import file_utils
+
+    from kmodels.cli import main
+
+    real_get_file = file_utils.get_file
+
+    def unreachable(fname=None, origin=None, **kwargs):
+        return real_get_file(fname, origin="http://127.0.0.1:9/" + origin.rsplit("/", 1)[-1], **kwargs)
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    monkeypatch.setattr(file_utils, "get_file", unreachable)
+    scanned = []
+    monkeypatch.setattr("kmodels_vision.task.scan_images", lambda *a, **k: scanned.append(a) or 1 / 0)
+    code = main(["run", "dog_cat", "--set", "model.name=mobilenet_v3_small", "--set", 'model.weights="imagenet"',
+                 "--set", "data.count=20", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and not scanned and not (tmp_path / "run").exists()
+    assert "could not download the ImageNet weights of MobileNetV3Small" in err
+    assert "weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5 into" in err and "/models/" in err

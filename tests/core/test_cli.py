@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+import kmodels
 from kmodels.cli import main
 
 
@@ -113,7 +114,9 @@ def test_help_exits_zero(capsys):
 
 @pytest.mark.subprocess
 def test_cli_subprocess_smoke(tmp_path):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # the CLI's own default
+    env["KMODELS_CACHE_DIR"] = str(tmp_path / "cache")
+
     def cli(*args):
         return subprocess.run([sys.executable, "-m", "kmodels.cli", *args], capture_output=True, text=True,
                               env=env, timeout=300)
@@ -122,7 +125,36 @@ def test_cli_subprocess_smoke(tmp_path):
     assert info.returncode == 0 and "backend" in info.stdout and "keras" in info.stdout
     ok = cli("list", "callbacks")
     assert ok.returncode == 0 and "early_stopping" in ok.stdout
-    show = cli("show", "bank_gender")
-    assert show.returncode == 0 and 'task = "bank_gender"' in show.stdout
+    assert (tmp_path / "cache" / "cli-catalog.json").is_file()  # written by the first `list`
+    show = cli("show", "bank_gender")  # answered from the catalog
+    assert show.returncode == 0 and show.stdout == kmodels.load_spec("bank_gender").to_toml()
+    quick = subprocess.run([sys.executable, "-c", "import sys; from kmodels.cli import main; main(['list']); "
+                            "main(['show', 'early_stopping']); print('keras imported:', 'keras' in sys.modules)"],
+                           capture_output=True, text=True, env=env, timeout=300)
+    assert quick.returncode == 0 and "keras imported: False" in quick.stdout, quick.stderr[-2000:]
+    assert "dog_cat_cnn" in quick.stdout and "  patience: " in quick.stdout
     bad = cli("run", "no_such_task")
     assert bad.returncode == 2 and "Unknown task 'no_such_task'" in bad.stderr and "Traceback" not in bad.stderr
+    for proc in (info, bad):  # `run` imported Keras and TensorFlow: their native start-up lines stay silent
+        assert not [line for line in proc.stderr.splitlines() if "absl" in line or "oneDNN" in line
+                    or line.startswith(("I0000", "W0000", "E0000"))], proc.stderr
+
+
+def test_catalog_is_refused_when_a_plugin_file_changes(tmp_path, monkeypatch):
+    from kmodels import _index
+
+    monkeypatch.setenv("KMODELS_CACHE_DIR", str(tmp_path))
+    plugin = tmp_path / "plugin.py"
+    plugin.write_text("x = 1\n")
+    real = _index._package_files
+    monkeypatch.setattr(_index, "_package_files", lambda module: [*real(module), plugin])
+    monkeypatch.setattr(_index, "usable", lambda: True)  # this test process has registered items
+    assert _index.read() is None
+    _index.write()
+    catalog = _index.read()
+    assert catalog is not None and "early_stopping" in catalog["items"]["callbacks"]
+    assert catalog["specs"]["bank_gender"] == kmodels.load_spec("bank_gender").to_toml()
+    plugin.write_text("x = 22\n")  # edited: another size
+    assert _index.read() is None
+    (tmp_path / "cli-catalog.json").write_text("{not json")
+    assert _index.read() is None
