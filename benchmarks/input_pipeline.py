@@ -2,9 +2,13 @@
 
 Variants: plain Pillow in one thread; a Pillow thread pool of 2; kmodels'
 `ImageBatches` (a `keras.utils.PyDataset`, workers=1 and 2, with and without
-augmentation) read through Keras's own worker enqueuer, as `fit` reads it;
-and `tf.data` (read_file + decode_jpeg + resize, parallel map, prefetch) when
-TensorFlow is installed. Each variant reads every file once per repeat.
+augmentation) read through Keras's own worker enqueuer, as `fit` reads it; the
+decoded-image cache (`kmodels_vision.cache`): building it (a run's first epoch)
+and reading shuffled batches from it (every later epoch: the host's whole job
+when augmentation runs on the device); `RandomAffineAugment` on batches (the
+device-side augmentation, here on the CPU); and `tf.data` (read_file +
+decode_jpeg + resize, parallel map, prefetch) when TensorFlow is installed.
+Each variant reads every image once per repeat.
 
     python -m benchmarks.input_pipeline --images 512 --image-size 128 --repeats 3 \\
         --json benchmarks/results/input_pipeline.json
@@ -31,7 +35,7 @@ def _keras_iter(ds):
     adapter.on_epoch_end()
 
 
-def variants(paths: list[str], size: int, batch: int):
+def variants(paths: list[str], size: int, batch: int, work: Path):
     from kmodels_vision.pipeline import Augment, ImageBatches, load_image
 
     labels = [i % 2 for i in range(len(paths))]
@@ -56,6 +60,32 @@ def variants(paths: list[str], size: int, batch: int):
                     pass
 
             out[name] = run
+    from kmodels_vision.cache import DecodedImages
+
+    root = work / "cache"
+    store = DecodedImages.open(paths, paths, (size, size), root=root / "warm", workers=2, progress=False)
+    builds = iter(range(10**6))
+
+    def cache_build():  # the first epoch of a run: decode, resize and write every image once
+        DecodedImages.open(paths, paths, (size, size), root=root / f"b{next(builds)}", workers=2, progress=False)
+
+    def cache_read():  # every later epoch: shuffled slices of the memory-mapped file, as fit reads them
+        ds = ImageBatches(paths, labels, (size, size), batch, shuffle=True, workers=2, store=store.array,
+                          rows=store.rows(paths))
+        for _ in _keras_iter(ds):
+            pass
+
+    def device_augment():  # the augmentation the dog_cat default runs inside the training step (here: CPU, eager)
+        import keras
+        from kmodels_vision.layers import RandomAffineAugment
+
+        layer = RandomAffineAugment(flip=0.5, rotation=12, zoom=0.2, shift=0.1, seed=0)
+        for i in range(0, len(paths), batch):
+            keras.ops.convert_to_numpy(layer(store.array[i:i + batch].astype("float32"), training=True))
+
+    out["decoded-image cache: first build (decode + resize + write), 2 threads"] = cache_build
+    out["decoded-image cache: read + batch (shuffled memmap slices, Keras enqueuer)"] = cache_read
+    out["augmentation on the device (RandomAffineAugment, eager, this CPU)"] = device_augment
     try:
         import tensorflow as tf
     except ImportError:
@@ -88,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         paths = write_jpegs(Path(tmp), args.images)
         mib = sum(Path(q).stat().st_size for q in paths) / 2**20
-        runs = variants(paths, args.image_size, args.batch_size)
+        runs = variants(paths, args.image_size, args.batch_size, Path(tmp))
         for fn in runs.values():  # warm caches and imports once
             fn()
         times = {name: [] for name in runs}

@@ -135,11 +135,15 @@ BACKBONE = "backbone"
 
 
 def backbone_of(model: Any) -> Any | None:
-    """The model's nested `backbone` model, or `None` when it has none."""
-    try:
-        return model.get_layer(BACKBONE)
-    except ValueError:
-        return None
+    """The model's nested `backbone` model (also inside a nested model, e.g. behind training-only layers), or `None`."""
+    for layer in getattr(model, "layers", []):
+        if layer.name == BACKBONE:
+            return layer
+    for layer in getattr(model, "layers", []):
+        found = backbone_of(layer) if hasattr(layer, "layers") else None
+        if found is not None:
+            return found
+    return None
 
 
 def unfreeze_top(model: Any, layers: int) -> int:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-__all__ = ["FusedBatchNormalization"]
+__all__ = ["FusedBatchNormalization", "RandomAffineAugment"]
 
 
 @keras.saving.register_keras_serializable(package="kmodels")
@@ -100,3 +100,71 @@ def _torch_train(x, gamma, beta, epsilon, axis):
         outputs = outputs.permute(0, 2, 3, 1)
     invstd = invstd.detach()
     return outputs, mean.detach(), 1.0 / (invstd * invstd) - epsilon
+
+
+@keras.saving.register_keras_serializable(package="kmodels")
+class RandomAffineAugment(keras.layers.Layer):
+    """Random flip, rotation, zoom and shift of a batch of images in one bilinear warp, on the device.
+
+    The same transform as the host pipeline's `augment_rgb` (one resampling pass,
+    the flip folded into the warp), drawn per image from the layer's seed
+    generator and applied with `keras.ops.image.affine_transform`: backend-neutral,
+    run inside the compiled training step, so the host only slices arrays. The
+    corners the warp uncovers are filled by reflection. An identity outside
+    training. kmodels puts it in front of the model for training and removes it
+    before `model.keras` is saved.
+
+    Args:
+        flip: probability of a horizontal flip.
+        rotation: maximum rotation in degrees (uniform in ±rotation).
+        zoom: maximum zoom fraction (scale uniform in [1 - zoom, 1 + zoom]).
+        shift: maximum translation, a fraction of the width and height.
+        seed: seeds the per-image draws.
+
+    Example:
+        >>> import numpy as np
+        >>> layer = RandomAffineAugment(flip=1.0, rotation=0.0, zoom=0.0, shift=0.0, seed=0)
+        >>> x = np.arange(2 * 4 * 5 * 3, dtype="float32").reshape(2, 4, 5, 3)
+        >>> bool(np.allclose(np.asarray(layer(x, training=True)), x[:, :, ::-1]))
+        True
+        >>> bool(np.array_equal(np.asarray(layer(x)), x))
+        True
+    """
+
+    def __init__(self, flip: float = 0.5, rotation: float = 10.0, zoom: float = 0.1, shift: float = 0.0,
+                 seed: int | None = None, **kwargs) -> None:
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.flip, self.rotation, self.zoom, self.shift, self.seed = flip, rotation, zoom, shift, seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.built = True
+
+    def call(self, images, training=None):
+        if not training:
+            return images
+        n = ops.shape(images)[0]
+        h, w = images.shape[1], images.shape[2]
+        u = keras.random.uniform((n, 5), seed=self.seed_generator)
+        flip = ops.cast(u[:, 0] < self.flip, "float32")
+        angle = (2.0 * u[:, 1] - 1.0) * (self.rotation * 3.141592653589793 / 180.0)
+        scale = 1.0 + (2.0 * u[:, 2] - 1.0) * self.zoom
+        dx = (2.0 * u[:, 3] - 1.0) * (self.shift * w)
+        dy = (2.0 * u[:, 4] - 1.0) * (self.shift * h)
+        cos, sin = ops.cos(angle) / scale, ops.sin(angle) / scale
+        cx, cy = (w - 1) / 2.0, (h - 1) / 2.0  # pixel centres at integer coordinates
+        # output (x, y) -> input (a0 x + a1 y + a2, b0 x + b1 y + b2): rotate and scale about the centre, shift
+        a0, a1, a2 = cos, sin, cx - cos * cx - sin * cy + dx
+        b0, b1, b2 = -sin, cos, cy + sin * cx - cos * cy + dy
+        sign = 1.0 - 2.0 * flip  # the flip mirrors the input x: x -> (w - 1) - x
+        a0, a1, a2 = sign * a0, sign * a1, flip * (w - 1) + sign * a2
+        zeros = ops.zeros_like(a0)
+        transform = ops.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
+        return ops.image.affine_transform(images, transform, interpolation="bilinear", fill_mode="reflect",
+                                          data_format="channels_last")
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "flip": self.flip, "rotation": self.rotation, "zoom": self.zoom,
+                "shift": self.shift, "seed": self.seed}

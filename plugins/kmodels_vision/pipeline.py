@@ -128,6 +128,10 @@ class ImageBatches(Batches):
             bytes each) after it is first read, so later epochs only augment. On a
             CPU that also trains, decoding competes with the training step for
             the same cores; see `cache_bytes` for the memory this takes.
+        store: decoded images at `image_size` (a `DecodedImages` array, usually
+            memory-mapped from the on-disk cache) and `rows`, the row of each path in
+            it: batches are then sliced from the array, never decoded.
+        rows: see `store`.
 
     Example:
         >>> ds = ImageBatches([], None, image_size=(32, 32), batch_size=4)
@@ -137,12 +141,21 @@ class ImageBatches(Batches):
 
     def __init__(self, paths: Sequence[str], labels: Sequence[int] | None, image_size: tuple[int, int],
                  batch_size: int = 32, shuffle: bool = False, augment: Augment | None = None, seed: int = 0,
-                 workers: int = 2, multiple: int = 1, cache: bool = False) -> None:
+                 workers: int = 2, multiple: int = 1, cache: bool = False, store: np.ndarray | None = None,
+                 rows: np.ndarray | None = None) -> None:
         self.paths = list(paths)
         self.image_size = tuple(image_size)
         self.augment = augment.validate() if augment else None
         self.cache = cache
+        if store is not None and (rows is None or len(rows) != len(self.paths) or store.shape[1:3] != self.image_size):
+            raise ValueError(f"store of shape {store.shape} with {None if rows is None else len(rows)} rows does not "
+                             f"fit {len(self.paths)} paths at {self.image_size}")
+        self.store, self.rows = store, None if rows is None else np.asarray(rows)
         self._decoded: dict[int, object] = {}
+        if store is not None and self.augment is None:
+            # a batch is one memory copy: Keras's enqueuer with one worker reads 25,000 img/s here, with two
+            # (threads handing batches over) about 3,000 (benchmarks/README.md, input pipeline)
+            workers = 1
         super().__init__(len(self.paths), labels, batch_size, shuffle, seed, multiple, workers)
 
     @staticmethod
@@ -153,10 +166,16 @@ class ImageBatches(Batches):
     def items(self, idx: np.ndarray) -> np.ndarray:
         if not len(idx):
             return np.zeros((0, *self.image_size, 3), np.float32)
+        if self.store is not None and self.augment is None:  # a slice of the decoded array: no per-image work
+            return self.store[self.rows[idx]].astype(np.float32)
         return np.stack([self.image(int(i)) for i in idx])
 
     def image(self, i: int) -> np.ndarray:
+        from PIL import Image
+
         img = self._decoded.get(i)
+        if img is None and self.store is not None:
+            img = Image.fromarray(np.asarray(self.store[self.rows[i]]))
         if img is None:
             h, w = self.image_size
             img = open_rgb(self.paths[i], (w, h))

@@ -29,6 +29,7 @@ from kmodels.api import (
     split_indices,
 )
 from kmodels_vision import report as report_lib
+from kmodels_vision.cache import DecodedImages
 from kmodels_vision.images import IMAGE_SUFFIXES, file_problem, scan_images
 from kmodels_vision.pipeline import Augment, ImageBatches, load_image
 
@@ -55,6 +56,16 @@ class ImageOptions:
         tta: test-time augmentation baked into the saved model: `"flip"` averages
             the predictions for each image and its mirror image (2x the inference
             cost; `model.keras` does it by itself, in plain Keras too); `"none"`.
+        augment_on: where the training augmentation runs. `"device"`: on whole batches
+            inside the compiled training step (`RandomAffineAugment`, one bilinear warp
+            per image; on a GPU the host then only slices arrays); `"host"`: per image
+            with Pillow in the `workers` threads; `"auto"` (default): the faster one as
+            measured (benchmarks/README.md): the device, except JAX on a CPU, where
+            XLA's warp is slower than Pillow's.
+        disk_cache: decode every image once, at `image_size`, into a memory-mapped
+            file under `$KMODELS_CACHE_DIR/images/` keyed by the images' content and
+            the size (`kmodels_vision.cache`), shared by later runs and processes; then
+            `cache_mb` is not needed. `false`: decode from the files (and `cache_mb`).
     """
 
     image_size: tuple[int, int] = (128, 128)
@@ -66,6 +77,8 @@ class ImageOptions:
     workers: int = 2
     cache_mb: int = 2048
     tta: Literal["none", "flip"] = "none"
+    augment_on: Literal["auto", "device", "host"] = "auto"
+    disk_cache: bool = True
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -111,6 +124,7 @@ class ImageClassification(Task):
     def clean(self, table: Table, steps: Sequence[Any]) -> tuple[Table, dict[str, Any]]:
         """Decode every file once; drop unusable ones (never touching them) and report."""
         scan = scan_images(table.frame["path"].tolist())
+        self._scan_digests = dict(zip(scan["path"], scan["sha256"], strict=True))
         ok = scan.set_index("path")["ok"].astype(bool)
         frame = table.frame[table.frame["path"].map(ok).to_numpy()].reset_index(drop=True)
         rep = report_lib.data_report(table.frame, scan)
@@ -163,8 +177,10 @@ class ImageClassification(Task):
                  fitted: Any = None) -> tuple[dict[str, Features], Any]:
         opts = self.images
         augment = Augment(opts.flip, opts.rotation, opts.zoom, opts.shift) if opts.augment else None
+        host_augment = augment if self.augment_on() == "host" else None
+        store = self.decoded_images(frames) if opts.disk_cache else None
         out = {}
-        budget = opts.cache_mb * 2**20
+        budget = 0 if store is not None else opts.cache_mb * 2**20
         for name in ("train", "val", "test"):
             frame = frames[name]
             y = table.labels(frame)
@@ -173,14 +189,65 @@ class ImageClassification(Task):
             cache = name != "test" and 0 < need <= budget  # the test split is read once
             if cache:
                 budget -= need
-            elif name != "test" and opts.cache_mb and need:
+            elif store is None and name != "test" and opts.cache_mb and need:
                 logger.info("images.cache_mb=%d: the %s split (%d MiB decoded) is read from disk every epoch",
                             opts.cache_mb, name, math.ceil(need / 2**20))
+            rows = None if store is None else store.rows(self._digests(frame))
             x = ImageBatches(frame["path"].tolist(), y, opts.image_size, self.train_options.batch_size,
-                             shuffle=train, augment=augment if train else None, seed=self.train_options.seed,
-                             workers=opts.workers, multiple=self.batch_multiple, cache=cache)
+                             shuffle=train, augment=host_augment if train else None, seed=self.train_options.seed,
+                             workers=opts.workers, multiple=self.batch_multiple, cache=cache,
+                             store=None if store is None else store.array, rows=rows)
             out[name] = Features(x, y, frame)
         return out, None
+
+    def _digests(self, frame: pd.DataFrame) -> list[str]:
+        """The content digest of each image of `frame` (from the scan; files scanned after it are hashed now)."""
+        known = getattr(self, "_scan_digests", {})
+        out = []
+        for path in frame["path"]:
+            digest = known.get(path)
+            if digest is None:
+                import hashlib
+
+                with open(path, "rb") as fh:
+                    digest = hashlib.sha256(fh.read()).hexdigest()
+            out.append(digest)
+        return out
+
+    def decoded_images(self, frames: Mapping[str, pd.DataFrame]) -> DecodedImages:
+        """Every image of the splits decoded once at `image_size`, memory-mapped from the on-disk cache."""
+        paths = [p for name in ("train", "val", "test") for p in frames[name]["path"]]
+        digests = [d for name in ("train", "val", "test") for d in self._digests(frames[name])]
+        return DecodedImages.open(paths, digests, self.images.image_size, workers=self.images.workers)
+
+    def augment_on(self) -> str:
+        """`[images] augment_on`, with `"auto"` resolved: `"host"` for JAX on a CPU, else `"device"`."""
+        where = self.images.augment_on
+        if where == "auto":
+            import keras
+
+            where = "device"
+            if keras.backend.backend() == "jax":
+                import jax
+
+                where = "host" if jax.devices()[0].platform == "cpu" else "device"
+            logger.info("Augmentation on the %s (images.augment_on = \"auto\", %s backend)", where,
+                        keras.backend.backend())
+        return where
+
+    def training_model(self, model: Any) -> Any:
+        """With augmentation on the device: `RandomAffineAugment` in front of the model, for training only."""
+        opts = self.images
+        if not (opts.augment and self.augment_on() == "device"):
+            return model
+        import keras
+
+        from kmodels_vision.layers import RandomAffineAugment
+
+        inputs = keras.Input(model.input_shape[1:], name="image")
+        augment = RandomAffineAugment(opts.flip, opts.rotation, opts.zoom, opts.shift, seed=self.train_options.seed,
+                                      name="augmentation")
+        return keras.Model(inputs, model(augment(inputs)), name=f"{model.name}_augmented")
 
     def input_shape(self, prepared: Prepared) -> tuple[int, ...]:
         return (*self.images.image_size, 3)
@@ -196,10 +263,14 @@ class ImageClassification(Task):
         return {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
     def finish_model(self, model: Any) -> Any:
-        """With `[images] tta = "flip"`: the trained model averaged with itself on mirrored images."""
+        """The trained model without its training-only augmentation; with `[images] tta = "flip"`,
+        averaged with itself on mirrored images."""
+        import keras
+
+        if any(layer.name == "augmentation" for layer in model.layers):  # see `training_model`
+            model = model.layers[-1]
         if self.images.tta != "flip":
             return model
-        import keras
 
         inputs = keras.Input(model.input_shape[1:], name="image")
         mirrored = keras.ops.flip(inputs, axis=2)

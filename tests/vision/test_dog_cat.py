@@ -163,7 +163,7 @@ def test_sigkilled_run_resumes(tmp_path):
 def test_decoded_image_cache_follows_the_budget(cache_mb, cached, caplog):
     """128x128 images take 48 KiB: 56 training images do not fit 1 MiB, 14 validation images do."""
     spec = kmodels.load_spec("dog_cat", overrides={"data.count": 40, "images.image_size": [128, 128],
-                                                   "images.cache_mb": cache_mb})
+                                                   "images.cache_mb": cache_mb, "images.disk_cache": False})
     task = registry.tasks.get("dog_cat")(spec)
     table = task.load_data()
     with caplog.at_level("INFO", logger="kmodels"):

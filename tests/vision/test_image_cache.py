@@ -1,0 +1,156 @@
+"""The decoded-image cache on disk and the device-side augmentation layer (current backend)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from kmodels_vision.cache import DecodedImages
+from kmodels_vision.layers import RandomAffineAugment
+from kmodels_vision.pipeline import Augment, ImageBatches, open_rgb
+from PIL import Image
+
+import kmodels
+from tests.vision.conftest import SMALL
+
+
+def _photos(folder, n=6, size=(40, 30)):
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(n):
+        path = folder / f"{'cat' if i % 2 else 'dog'}.{i}.jpg"
+        Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(path)
+        paths.append(str(path))
+    return paths
+
+
+def _digest(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def test_cache_is_written_once_then_memory_mapped_and_equals_the_decoder(tmp_path, caplog):
+    paths = _photos(tmp_path / "img")
+    paths.append(paths[0])  # a duplicate path: one row
+    digests = [_digest(p) for p in paths]
+    root = tmp_path / "cache"
+    store = DecodedImages.open(paths, digests, (16, 20), root=root, progress=False)
+    files = list(root.iterdir())
+    assert len(files) == 1 and files[0].name.endswith("-6x16x20x3.npy")  # complete: no temporary file left
+    rows = store.rows(digests)
+    assert rows[0] == rows[-1] and len(set(rows.tolist())) == 6
+    for p, r in zip(paths, rows, strict=True):
+        np.testing.assert_array_equal(store.array[r], np.asarray(open_rgb(p, (20, 16))))
+    with caplog.at_level(logging.INFO, logger="kmodels"):
+        again = DecodedImages.open(list(reversed(paths)), list(reversed(digests)), (16, 20), root=root, progress=False)
+    assert "from the cache" in caplog.text and isinstance(again.array, np.memmap)
+    np.testing.assert_array_equal(again.array, store.array)  # any order of the same images: the same file
+    DecodedImages.open(paths, digests, (16, 16), root=root, progress=False)
+    assert len(list(root.iterdir())) == 2  # another size: another file
+
+
+def test_a_changed_image_gets_a_new_cache_file_and_the_old_one_is_kept(tmp_path):
+    paths = _photos(tmp_path / "img", n=3)
+    root = tmp_path / "cache"
+    before = DecodedImages.open(paths, [_digest(p) for p in paths], (8, 8), root=root, progress=False)
+    Image.new("RGB", (40, 30), (255, 0, 0)).save(paths[1])  # edited in place
+    after = DecodedImages.open(paths, [_digest(p) for p in paths], (8, 8), root=root, progress=False)
+    assert after.path != before.path and before.path.is_file()
+    assert (after.array[after.rows([_digest(paths[1])])[0]] > 200)[..., 0].all()
+
+
+def test_unwritable_cache_folder_decodes_into_memory(tmp_path, caplog):
+    if os.geteuid() == 0:
+        root = tmp_path / "file"
+        root.write_text("a file where the cache folder would go")
+    else:
+        root = tmp_path / "ro"
+        root.mkdir()
+        root.chmod(0o500)
+    paths = _photos(tmp_path / "img", n=2)
+    with caplog.at_level(logging.WARNING, logger="kmodels"):
+        store = DecodedImages.open(paths, [_digest(p) for p in paths], (8, 8), root=root / "images", progress=False)
+    assert store.path is None and store.array.shape == (2, 8, 8, 3) and "decoding into memory" in caplog.text
+
+
+def test_a_cache_file_of_the_wrong_shape_is_ignored_and_rebuilt(tmp_path, caplog):
+    paths = _photos(tmp_path / "img", n=2)
+    digests = [_digest(p) for p in paths]
+    first = DecodedImages.open(paths, digests, (8, 8), root=tmp_path / "c", progress=False)
+    np.save(first.path, np.zeros((1, 2, 2, 3), np.uint8))  # damaged
+    with caplog.at_level(logging.WARNING, logger="kmodels"):
+        again = DecodedImages.open(paths, digests, (8, 8), root=tmp_path / "c", progress=False)
+    assert "Ignoring the decoded-image cache" in caplog.text and again.array.shape == (2, 8, 8, 3)
+
+
+def test_batches_from_the_store_are_slices_in_the_shuffled_order(tmp_path):
+    paths = _photos(tmp_path / "img", n=10)
+    digests = [_digest(p) for p in paths]
+    store = DecodedImages.open(paths, digests, (8, 8), root=tmp_path / "c", progress=False)
+    plain = ImageBatches(paths, list(range(10)), (8, 8), batch_size=4, shuffle=True, seed=3)
+    cached = ImageBatches(paths, list(range(10)), (8, 8), batch_size=4, shuffle=True, seed=3, store=store.array,
+                          rows=store.rows(digests))
+    for i in range(len(plain)):
+        (xa, ya), (xb, yb) = plain[i], cached[i]
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
+        assert xb.dtype == np.float32
+    augment = Augment(flip=0.5, rotation=10.0, zoom=0.1, shift=0.1)
+    plain = ImageBatches(paths, list(range(10)), (8, 8), batch_size=4, shuffle=True, seed=3, augment=augment)
+    cached = ImageBatches(paths, list(range(10)), (8, 8), batch_size=4, shuffle=True, seed=3, augment=augment,
+                          store=store.array, rows=store.rows(digests))
+    for i in range(len(plain)):  # host augmentation from the cache: the same pixels as from the files
+        np.testing.assert_array_equal(plain[i][0], cached[i][0])
+    with pytest.raises(ValueError, match="does not fit"):
+        ImageBatches(paths, None, (16, 16), store=store.array, rows=store.rows(digests))
+
+
+@settings(deadline=None)
+@given(h=st.integers(3, 12), w=st.integers(3, 12), seed=st.integers(0, 100),
+       rotation=st.floats(0, 45), zoom=st.floats(0, 0.5), shift=st.floats(0, 0.3), flip=st.sampled_from([0.0, 0.5, 1.0]))
+def test_random_affine_stays_in_range_and_is_seeded(h, w, seed, rotation, zoom, shift, flip):
+    x = np.random.default_rng(seed).uniform(0, 255, (3, h, w, 3)).astype("float32")
+    a = RandomAffineAugment(flip, rotation, zoom, shift, seed=seed)
+    b = RandomAffineAugment(flip, rotation, zoom, shift, seed=seed)
+    ya, yb = np.asarray(a(x, training=True)), np.asarray(b(x, training=True))
+    assert ya.shape == x.shape and ya.dtype == np.float32
+    np.testing.assert_allclose(ya, yb, atol=1e-4)  # same seed, same draws
+    assert ya.min() >= x.min() - 1e-3 and ya.max() <= x.max() + 1e-3  # bilinear + reflection: no new extremes
+    np.testing.assert_array_equal(np.asarray(a(x, training=False)), x)  # identity outside training
+
+
+def test_random_affine_without_warp_is_exact_and_flip_mirrors():
+    x = np.random.default_rng(0).uniform(0, 255, (4, 7, 9, 3)).astype("float32")
+    np.testing.assert_allclose(np.asarray(RandomAffineAugment(0.0, 0.0, 0.0, 0.0)(x, training=True)), x, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(RandomAffineAugment(1.0, 0.0, 0.0, 0.0)(x, training=True)), x[:, :, ::-1],
+                               atol=1e-4)
+    layer = RandomAffineAugment(0.5, 10.0, 0.1, 0.1, seed=7, name="aug")
+    assert RandomAffineAugment.from_config(layer.get_config()).get_config() == layer.get_config()
+
+
+@pytest.mark.slow
+def test_run_uses_the_disk_cache_and_saves_the_model_without_the_augmentation(tmp_path, caplog, backend):
+    import keras
+
+    overrides = {**SMALL, "data.count": 40, "data.min_size": 24, "data.max_size": 28, "images.image_size": [24, 24],
+                 "train.epochs": 2, "images.augment": True, "images.shift": 0.1}
+    with caplog.at_level(logging.INFO, logger="kmodels"):
+        kmodels.run("dog_cat", overrides=overrides, out=tmp_path / "a")
+    assert "decoded at 24x24 into" in caplog.text
+    expected = "host" if backend == "jax" else "device"  # "auto": JAX on a CPU augments on the host
+    assert f"Augmentation on the {expected}" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="kmodels"):
+        result = kmodels.run("dog_cat", overrides={**overrides, "train.seed": 7, "images.augment_on": "device"},
+                             out=tmp_path / "b")
+    assert "from the cache" in caplog.text  # another split of the same images: the same file
+    model = keras.saving.load_model(result.run_dir / "model.keras", safe_mode=True)
+    names = [layer.name for layer in model.layers]
+    assert "augmentation" not in names and model.name == "dog_cat_cnn"
+    assert json.loads((result.run_dir / "metadata.json").read_text())["status"] == "completed"
