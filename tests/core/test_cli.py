@@ -135,9 +135,12 @@ def test_cli_subprocess_smoke(tmp_path):
     assert "dog_cat_cnn" in quick.stdout and "  patience: " in quick.stdout
     bad = cli("run", "no_such_task")
     assert bad.returncode == 2 and "Unknown task 'no_such_task'" in bad.stderr and "Traceback" not in bad.stderr
-    for proc in (info, bad):  # `run` imported Keras and TensorFlow: their native start-up lines stay silent
+    ran = cli("run", "bank_gender", "--set", "data.rows=1500", "--set", "train.epochs=2", "--set",
+              "baselines.sklearn_max_iter=20", "--out", str(tmp_path / "run"))
+    assert ran.returncode == 0 and "| keras" in ran.stdout and "Epoch 2/2" in ran.stderr, ran.stderr[-3000:]
+    for proc in (info, bad, ran):  # Keras, TensorFlow, XLA: no native log line reaches stderr without --debug
         assert not [line for line in proc.stderr.splitlines() if "absl" in line or "oneDNN" in line
-                    or line.startswith(("I0000", "W0000", "E0000"))], proc.stderr
+                    or "xla" in line.lower() or line.startswith(("I0000", "W0000", "E0000"))], proc.stderr
 
 
 def test_catalog_is_refused_when_a_plugin_file_changes(tmp_path, monkeypatch):
