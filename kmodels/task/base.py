@@ -377,7 +377,7 @@ class Task:
         """The whole training history: a `csv_logger` file (appended across resumes) if the spec has one."""
         log = next((b["filename"] for b in self.spec["callbacks"] if b["name"] == "csv_logger"), None)
         if log and self.run_dir is not None:
-            path = self.run_dir.inside(check_run_path(log, "[[callbacks]] 'csv_logger' filename"))
+            path = self.callback_path("csv_logger", "filename", log)
             if path.is_file():
                 frame = pd.read_csv(path)
                 return {k: frame[k].astype(float).tolist() for k in frame.columns if k != "epoch"}
@@ -478,11 +478,7 @@ class Task:
             for key in CALLBACK_PATH_KEYS:
                 if block.get(key) is None:
                     continue
-                where = f"[[callbacks]] {block['name']!r} {key}"
-                relative = check_run_path(block[key], where)
-                if self.run_dir is None:
-                    raise RunError(f"{where} names a file, but this step runs without a run directory.")
-                path = self.run_dir.inside(relative, where=where)
+                path = self.callback_path(block["name"], key, block[key])
                 path.parent.mkdir(parents=True, exist_ok=True)  # inside the run: ours to create
                 block[key] = str(path)
             if block["name"] == "backup_and_restore":
@@ -491,6 +487,15 @@ class Task:
                 block["delete_checkpoint"] = False
             out.append(registry.callbacks.create(block, where=f"[[callbacks]] {block['name']!r}"))
         return out
+
+    def callback_path(self, callback: str, key: str, value: Any) -> Path:
+        """Where the `key` argument (`filename`, `backup_dir`, ...) of a spec callback points: checked to
+        name a path strictly inside this run's directory (see `kmodels.spec.check_run_path`)."""
+        where = f"[[callbacks]] {callback!r} {key}"
+        relative = check_run_path(value, where)
+        if self.run_dir is None:
+            raise RunError(f"{where} names a file, but this step runs without a run directory.")
+        return self.run_dir.inside(relative, where=where)
 
     def drop_backups(self) -> None:
         """Remove the `backup_and_restore` folders once what they protected is saved in the run.
@@ -504,8 +509,7 @@ class Task:
             return
         for block in self.spec["callbacks"]:
             if block["name"] == "backup_and_restore" and block.get("backup_dir"):
-                where = "[[callbacks]] 'backup_and_restore' backup_dir"
-                path = self.run_dir.inside(check_run_path(block["backup_dir"], where), where=where)
+                path = self.callback_path("backup_and_restore", "backup_dir", block["backup_dir"])
                 if path.is_dir():
                     shutil.rmtree(path)
 
