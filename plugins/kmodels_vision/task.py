@@ -124,9 +124,10 @@ class ImageClassification(Task):
     def clean(self, table: Table, steps: Sequence[Any]) -> tuple[Table, dict[str, Any]]:
         """Decode every file once; drop unusable ones (never touching them) and report."""
         scan = scan_images(table.frame["path"].tolist())
-        self._scan_digests = dict(zip(scan["path"], scan["sha256"], strict=True))
         ok = scan.set_index("path")["ok"].astype(bool)
         frame = table.frame[table.frame["path"].map(ok).to_numpy()].reset_index(drop=True)
+        # the content digest travels with each row: it keys the decoded-image cache (`features`)
+        frame["sha256"] = frame["path"].map(dict(zip(scan["path"], scan["sha256"], strict=True)))
         rep = report_lib.data_report(table.frame, scan)
         for item in rep["skipped"]:
             logger.warning("Skipped %s: %s", item["path"], item["reason"])
@@ -200,15 +201,15 @@ class ImageClassification(Task):
             out[name] = Features(x, y, frame)
         return out, None
 
-    def _digests(self, frame: pd.DataFrame) -> list[str]:
-        """The content digest of each image of `frame` (from the scan; files scanned after it are hashed now)."""
-        known = getattr(self, "_scan_digests", {})
-        out = []
-        for path in frame["path"]:
-            digest = known.get(path)
-            if digest is None:
-                import hashlib
+    @staticmethod
+    def _digests(frame: pd.DataFrame) -> list[str]:
+        """The content digest of each image of `frame`: the scan's `sha256` column (see `clean`), else hashed now."""
+        import hashlib
 
+        known = frame["sha256"] if "sha256" in frame else pd.Series([None] * len(frame), index=frame.index)
+        out = []
+        for path, digest in zip(frame["path"], known, strict=True):
+            if not isinstance(digest, str):
                 with open(path, "rb") as fh:
                     digest = hashlib.sha256(fh.read()).hexdigest()
             out.append(digest)
