@@ -178,7 +178,7 @@ class ImageClassification(Task):
                  fitted: Any = None) -> tuple[dict[str, Features], Any]:
         opts = self.images
         augment = Augment(opts.flip, opts.rotation, opts.zoom, opts.shift) if opts.augment else None
-        host_augment = augment if self.augment_on() == "host" else None
+        host_augment = augment if opts.augment and self.augment_on(log=True) == "host" else None
         store = self.decoded_images(frames) if opts.disk_cache else None
         out = {}
         budget = 0 if store is not None else opts.cache_mb * 2**20
@@ -221,7 +221,7 @@ class ImageClassification(Task):
         digests = [d for name in ("train", "val", "test") for d in self._digests(frames[name])]
         return DecodedImages.open(paths, digests, self.images.image_size, workers=self.images.workers)
 
-    def augment_on(self) -> str:
+    def augment_on(self, log: bool = False) -> str:
         """`[images] augment_on`, with `"auto"` resolved: `"host"` for JAX on a CPU, else `"device"`."""
         where = self.images.augment_on
         if where == "auto":
@@ -232,8 +232,9 @@ class ImageClassification(Task):
                 import jax
 
                 where = "host" if jax.devices()[0].platform == "cpu" else "device"
-            logger.info("Augmentation on the %s (images.augment_on = \"auto\", %s backend)", where,
-                        keras.backend.backend())
+            if log:
+                logger.info("Augmentation on the %s (images.augment_on = \"auto\", %s backend)", where,
+                            keras.backend.backend())
         return where
 
     def training_model(self, model: Any) -> Any:

@@ -71,7 +71,7 @@ def test_auto_features_reads_us_dates_month_first_from_all_values():
     assert step.kinds_["when"] == "date" and step.date_orders_["when"] == "month_first"
     out = step.transform(frame)
     assert out["when_month"].tolist() == [float(d.month) for d in dates]
-    assert out["when_weekday"].tolist() == [float(d.dayofweek) for d in dates]
+    assert out["when_weekday"].tolist() == [float(d.day_of_week) for d in dates]
     day_first = pd.DataFrame({"when": [f"{d.day}/{d.month}/{d.year}" for d in dates]})
     step = AutoFeatures().fit(day_first)
     assert step.date_orders_["when"] == "day_first"

@@ -135,8 +135,10 @@ def test_random_affine_without_warp_is_exact_and_flip_mirrors():
 
 
 @pytest.mark.slow
-def test_run_uses_the_disk_cache_and_saves_the_model_without_the_augmentation(tmp_path, caplog, backend):
+def test_run_uses_the_disk_cache_and_saves_the_model_without_the_augmentation(tmp_path, caplog, backend, monkeypatch):
     import keras
+
+    monkeypatch.setenv("KMODELS_CACHE_DIR", str(tmp_path / "cache"))  # not the session's: other tests fill that
 
     overrides = {**SMALL, "data.count": 40, "data.min_size": 24, "data.max_size": 28, "images.image_size": [24, 24],
                  "train.epochs": 2, "images.augment": True, "images.shift": 0.1}
