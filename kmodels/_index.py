@@ -4,9 +4,10 @@ Loading the plugins imports Keras and its backend (seconds for TensorFlow). The
 first `list` or `show` in a fresh environment loads them and writes a catalog
 (every registered item's summary, source and parameters, and every task's
 resolved spec) to `$KMODELS_CACHE_DIR/cli-catalog.json`; later ones read it.
-The catalog is keyed by a fingerprint of what defines it: the kmodels version,
-the installed `kmodels.plugins` entry points, and the size and modification time
-of every source file of kmodels and of each plugin package. Editing or
+The catalog is keyed by a fingerprint of what defines it: the kmodels and Keras
+versions, the installed `kmodels.plugins` entry points and their distributions'
+versions, and the size and modification time of every source file of kmodels
+and of each plugin package. Editing or
 installing a plugin changes the fingerprint, and the next command rebuilds the
 catalog. Only a fresh CLI process uses it (nothing registered in-process).
 
@@ -54,13 +55,15 @@ def fingerprint() -> str:
     from kmodels import registry
 
     h = hashlib.sha1(f"{FORMAT}|{os.environ.get('KERAS_BACKEND', '')}".encode())
-    try:
-        h.update(metadata.version("kmodels").encode())
-    except metadata.PackageNotFoundError:
-        h.update(b"source")
+    for dist in ("kmodels", "keras"):  # Keras's callbacks are registered items: their signatures are its
+        try:
+            h.update(f"{dist}={metadata.version(dist)}\n".encode())
+        except metadata.PackageNotFoundError:
+            h.update(f"{dist}=source\n".encode())
     modules = ["kmodels"]
     for ep in sorted(registry.plugins.entry_points(), key=lambda e: e.name):
-        h.update(f"{ep.name}={ep.value}\n".encode())
+        version = ep.dist.version if getattr(ep, "dist", None) is not None else ""
+        h.update(f"{ep.name}={ep.value} {version}\n".encode())
         modules.append(ep.value.split(":")[0])
     for module in dict.fromkeys(m.split(".")[0] for m in modules):
         for path in _package_files(module):
