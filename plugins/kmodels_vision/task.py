@@ -179,7 +179,8 @@ class ImageClassification(Task):
         opts = self.images
         augment = Augment(opts.flip, opts.rotation, opts.zoom, opts.shift) if opts.augment else None
         host_augment = augment if opts.augment and self.augment_on(log=True) == "host" else None
-        store = self.decoded_images(frames) if opts.disk_cache else None
+        digests = {name: self._digests(frames[name]) for name in ("train", "val", "test")} if opts.disk_cache else {}
+        store = self.decoded_images(frames, digests) if opts.disk_cache else None
         out = {}
         budget = 0 if store is not None else opts.cache_mb * 2**20
         for name in ("train", "val", "test"):
@@ -193,7 +194,7 @@ class ImageClassification(Task):
             elif store is None and name != "test" and opts.cache_mb and need:
                 logger.info("images.cache_mb=%d: the %s split (%d MiB decoded) is read from disk every epoch",
                             opts.cache_mb, name, math.ceil(need / 2**20))
-            rows = None if store is None else store.rows(self._digests(frame))
+            rows = None if store is None else store.rows(digests[name])
             x = ImageBatches(frame["path"].tolist(), y, opts.image_size, self.train_options.batch_size,
                              shuffle=train, augment=host_augment if train else None, seed=self.train_options.seed,
                              workers=opts.workers, multiple=self.batch_multiple, cache=cache,
@@ -206,7 +207,7 @@ class ImageClassification(Task):
         """The content digest of each image of `frame`: the scan's `sha256` column (see `clean`), else hashed now."""
         import hashlib
 
-        known = frame["sha256"] if "sha256" in frame else pd.Series([None] * len(frame), index=frame.index)
+        known = frame["sha256"] if "sha256" in frame else [None] * len(frame)
         out = []
         for path, digest in zip(frame["path"], known, strict=True):
             if not isinstance(digest, str):
@@ -215,11 +216,14 @@ class ImageClassification(Task):
             out.append(digest)
         return out
 
-    def decoded_images(self, frames: Mapping[str, pd.DataFrame]) -> DecodedImages:
-        """Every image of the splits decoded once at `image_size`, memory-mapped from the on-disk cache."""
-        paths = [p for name in ("train", "val", "test") for p in frames[name]["path"]]
-        digests = [d for name in ("train", "val", "test") for d in self._digests(frames[name])]
-        return DecodedImages.open(paths, digests, self.images.image_size, workers=self.images.workers)
+    def decoded_images(self, frames: Mapping[str, pd.DataFrame], digests: Mapping[str, list[str]]) -> DecodedImages:
+        """Every image of the splits decoded once at `image_size`, memory-mapped from the on-disk cache.
+
+        `digests`: each split's content digests (`_digests`), which key the cache.
+        """
+        names = ("train", "val", "test")
+        return DecodedImages.open([p for n in names for p in frames[n]["path"]], [d for n in names for d in digests[n]],
+                                  self.images.image_size, workers=self.images.workers)
 
     def augment_on(self, log: bool = False) -> str:
         """`[images] augment_on`, with `"auto"` resolved: `"host"` for JAX on a CPU, else `"device"`."""
