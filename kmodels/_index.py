@@ -101,7 +101,6 @@ def read() -> dict[str, Any] | None:
 def build() -> dict[str, Any]:
     """The catalog of the loaded registries (imports every plugin)."""
     from kmodels import registry
-    from kmodels.errors import KModelsError
     from kmodels.spec import load_spec
 
     items: dict[str, dict[str, Any]] = {}
@@ -115,17 +114,18 @@ def build() -> dict[str, Any]:
     for name in registry.tasks.list():
         try:
             specs[name] = load_spec(name).to_toml()
-        except KModelsError:  # a task whose spec does not resolve: `show` reports it the slow way
+        except Exception as exc:  # noqa: BLE001 - a plugin's broken spec must not break `list`; `show` reports it
+            logger.debug("Catalog: the spec of task %r does not resolve: %s: %s", name, type(exc).__name__, exc)
             continue
     return {"fingerprint": fingerprint(), "items": items, "specs": specs, "errors": dict(registry.plugins.errors)}
 
 
-def write() -> None:
-    """Build and save the catalog; a failure only costs the next command its speed."""
+def write(catalog: dict[str, Any] | None = None) -> None:
+    """Save `catalog` (default: `build()` it); a failure only costs the next command its speed."""
     from kmodels.errors import KModelsError
     from kmodels.runs import atomic_write
 
     try:
-        atomic_write(_catalog_path(), json.dumps(build()))
+        atomic_write(_catalog_path(), json.dumps(build() if catalog is None else catalog))
     except (OSError, KModelsError) as exc:
         logger.debug("Could not write the CLI catalog %s: %s", _catalog_path(), exc)

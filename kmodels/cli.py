@@ -138,20 +138,21 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _catalog() -> tuple[dict[str, dict[str, Any]], dict[str, str], bool]:
+def _catalog() -> dict[str, Any]:
     """Every registered item's description and the plugin errors: from the catalog cache when it is
-    fresh (no Keras import), else from the loaded registries. The flag says which."""
+    fresh (no Keras import), else built from the loaded registries and saved for the next command
+    (only when nothing was registered in this process: then it describes the installation)."""
     from kmodels import _index
 
     cached = _index.read()
     if cached is not None:
-        return cached["items"], cached["errors"], True
+        return cached
+    fresh = _index.usable()
     import_backend_quietly()
-    from kmodels import registry
-
-    items = {kind: {name: {"summary": reg.describe(name).summary} for name in reg.list()}
-             for kind, reg in registry.KINDS.items()}
-    return items, dict(registry.plugins.errors), False
+    catalog = _index.build()
+    if fresh:
+        _index.write(catalog)
+    return catalog
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -170,10 +171,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
                 registry.get_registry(args.kind)
         else:
             kinds = [kind]
-    from kmodels import _index
-
-    fresh = _index.usable()  # nothing registered in-process: a catalog written now describes the installation
-    items, errors, cached = _catalog()
+    catalog = _catalog()
+    items, errors = catalog["items"], catalog["errors"]
     names = {kind: sorted(n for n in items.get(kind, {}) if fnmatch.fnmatchcase(n, pattern)) for kind in kinds}
     if len(kinds) > 1 and args.kind is not None and not any(names.values()):
         import difflib
@@ -194,8 +193,6 @@ def _cmd_list(args: argparse.Namespace) -> int:
             print(f"  {name:<28} {summary}" if len(kinds) > 1 else f"{name:<28} {summary}")
     for name, error in errors.items():
         print(f"kmodels: warning: plugin {name!r} failed to load: {error}", file=sys.stderr)
-    if fresh and not cached:
-        _index.write()
     return EXIT_OK
 
 
