@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from kmodels import registry
 from kmodels.building import BACKBONE
+from kmodels.cluster import writer_first
 from kmodels.data.batches import ArrayBatches, Batches
 from kmodels.data.cache import cache_dir
 from kmodels.data.csv import read_csv
@@ -60,4 +61,5 @@ __all__ = [
     "spreadsheet_safe",
     "split_indices",
     "to_category",
+    "writer_first",
 ]

@@ -107,9 +107,20 @@ def distribution(kind: str = "none", batch_size: int | None = None) -> Iterator[
         ...     replicas
         1
     """
+    from kmodels import cluster as cluster_lib
+
+    joined = cluster_lib.from_env()
     if kind == "none":
+        if joined is not None:
+            raise ConfigError(
+                f"This is process {joined.process_id} of {joined.num_processes} ({joined.source}), but "
+                "[train] distribution='none' would make each process train alone and write its own run. "
+                "Set train.distribution=data_parallel to train one model across the processes, or start one process."
+            )
         yield 1
         return
+    if joined is not None:
+        cluster_lib.initialize(joined)
     backend, devices = _local_devices(kind)
     _check_batch(batch_size, devices)
     if len(devices) < 2:
@@ -118,7 +129,8 @@ def distribution(kind: str = "none", batch_size: int | None = None) -> Iterator[
     if backend == "jax":
         import keras
 
-        dist = keras.distribution.DataParallel(devices=devices)
+        # Several processes: each one's batches are already its shard (`Batches`), not Keras's to split.
+        dist = keras.distribution.DataParallel(devices=devices, auto_shard_dataset=joined is None)
         logger.info("Data parallel over %d device(s): %s", len(devices), ", ".join(devices))
         with dist.scope():
             yield len(devices)

@@ -5,6 +5,7 @@
     kmodels show NAME [--set K=V]        a task's resolved spec as TOML, or an item's signature
     kmodels run TASK_OR_SPEC [--data PATH] [--set K=V]... [--out DIR] [--mlflow [URI]]
     kmodels run --resume RUN_DIR         continue an interrupted run
+    kmodels run ... --processes N        N local processes of JAX's distributed runtime (data parallel)
     kmodels evaluate RUN_DIR             re-evaluate a finished run on its test split
     kmodels predict RUN_DIR_OR_MODEL INPUT... [--output CSV]
     kmodels bench {train-step,input-pipeline,tabular,quality,startup} [ARGS]
@@ -86,6 +87,9 @@ def _parser() -> argparse.ArgumentParser:
                           "(a local file store), or e.g. sqlite:///mlflow.db, http://host:5000")
     run.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
                      help="continue an interrupted/failed/killed run from its last saved epoch")
+    run.add_argument("--processes", type=int, default=1, metavar="N",
+                     help="train as N local processes of JAX's distributed runtime, data parallel "
+                          "(KERAS_BACKEND=jax; what a cluster launcher does across machines)")
 
     safe = ("A run directory is read as data: model.keras with Keras's safe_mode, the preprocessing with "
             "skops.io (registered preprocessors only); no pickle is ever loaded, so a run from a stranger is safe.")
@@ -273,7 +277,13 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 def _cmd_run(args: argparse.Namespace) -> int:
     import contextlib
 
+    if args.processes != 1:
+        from kmodels.launch import launch
+
+        hint = args.resume or args.out
+        return launch(args.argv, args.processes, resume_hint=None if hint is None else str(hint))
     import kmodels
+    from kmodels import cluster
 
     overrides = list(args.overrides)
     if args.mlflow is not None:
@@ -285,6 +295,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
                                  resume=args.resume)
     finally:
         signal.signal(signal.SIGTERM, previous)
+    joined = cluster.current()
+    if joined is not None and not joined.writer:
+        return EXIT_OK  # process 0 prints the results and wrote the run directory
     verdict = "".join(f"{line}\n" for line in result.metrics.get("verdict", []))
     print(f"\n{result.task}: test-split results\n{result.markdown}\n{verdict}artifacts: {result.run_dir}")
     return EXIT_OK
@@ -400,6 +413,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return int(exc.code or 0)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     args.debug = getattr(args, "debug", False)
     args.quiet = getattr(args, "quiet", False)
     global _DEBUG
@@ -407,7 +421,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # TensorFlow's and absl's C++ start-up lines only with --debug (a value the user set is kept)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if args.debug else "3")
     setup_logging(args.quiet)
-    if args.command in ("run", "evaluate", "predict", "export", "info"):
+    launcher = args.command == "run" and args.processes != 1  # starts processes that import the backend
+    if args.command in ("run", "evaluate", "predict", "export", "info") and not launcher:
         import_backend_quietly(tensorflow=args.command == "run")
     from kmodels.errors import ConfigError, DataError, KModelsError
 

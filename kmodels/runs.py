@@ -152,6 +152,27 @@ class RunDir:
                 return cls(path)
         raise RunError(f"Could not create a new run directory under {str(base)!r}.")
 
+    @classmethod
+    @contextlib.contextmanager
+    def scratch(cls, source: RunDir | None = None) -> Iterator[RunDir]:
+        """A private, temporary run directory (a copy of `source`'s files when given), removed afterwards.
+
+        The processes of a multi-process run other than process 0 work here: they run the
+        same steps, so every collective operation happens on every process, but what they
+        write is theirs alone and gone when they finish. A resumed run's copy holds the
+        backups and the trained model that process 0 resumes from.
+        """
+        import shutil
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="kmodels-scratch-") as tmp:
+            path = Path(tmp) / "run"
+            if source is not None:
+                shutil.copytree(source.path, path)
+            else:
+                path.mkdir()
+            yield cls(path)
+
     @staticmethod
     def _claim(path: Path) -> bool:
         """Create `metadata.json` exclusively in an empty `path`; False if another run got there first."""

@@ -30,12 +30,28 @@ class Batches(keras.utils.PyDataset):
     each epoch (different ones every epoch); an ordered (evaluation) set is
     padded with copies of its last item that get sample weight 0, and their
     predictions are to be discarded (`Task.predict_output` does).
+
+    When several processes train one model (`kmodels.cluster`), `batch_size` and
+    `multiple` are global and every process builds the same set: item `i` of it
+    is the same global batch everywhere (one seeded order), and each process
+    reads only its contiguous slice of it, `shard = (index, count)` (default:
+    this process's, `kmodels.cluster.shard()`). Across the processes every item
+    is read once per epoch, and the batch the devices see is the one a single
+    process would have read. `positions()` says which items this process's
+    predictions are.
     """
 
     def __init__(self, n: int, labels: Sequence[int] | None, batch_size: int = 32, shuffle: bool = False,
-                 seed: int = 0, multiple: int = 1, workers: int = 1) -> None:
+                 seed: int = 0, multiple: int = 1, workers: int = 1, shard: tuple[int, int] | None = None) -> None:
+        from kmodels.cluster import shard as this_shard
+
         if batch_size < 1 or multiple < 1 or batch_size % multiple:
             raise ValueError(f"batch_size={batch_size} must be a positive multiple of multiple={multiple}.")
+        self.shard = this_shard() if shard is None else shard
+        index, count = self.shard
+        if not 0 <= index < count or multiple % count:
+            raise ValueError(f"shard={self.shard}: need 0 <= index < count and count dividing multiple={multiple} "
+                             "(every process holds the same number of devices).")
         super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=max(4, 2 * workers))
         self.n = n
         self.labels = None if labels is None else np.asarray(labels, dtype=np.float32)
@@ -68,14 +84,26 @@ class Batches(keras.utils.PyDataset):
         """The inputs of the items `idx` as one array."""
         raise NotImplementedError
 
-    def __getitem__(self, index: int):
+    def _local(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """This process's slice of global batch `index`: its items and their positions in `order`."""
         start = index * self.batch_size
-        idx = self.order[start:start + self.batch_size]
+        stop = min(start + self.batch_size, len(self.order))
+        mine, count = self.shard
+        size = (stop - start) // count
+        positions = np.arange(start + mine * size, start + (mine + 1) * size)
+        return self.order[positions], positions
+
+    def positions(self) -> np.ndarray:
+        """The positions (in the unshuffled set, padding at `n` and past) of the items this process reads."""
+        return np.concatenate([self._local(i)[1] for i in range(len(self))] or [np.zeros(0, np.int64)])
+
+    def __getitem__(self, index: int):
+        idx, positions = self._local(index)
         x = self.items(idx)
         if self.labels is None:
             return (x,)
         if self.padded:
-            return x, self.labels[idx], (np.arange(start, start + len(idx)) < self.n).astype(np.float32)
+            return x, self.labels[idx], (positions < self.n).astype(np.float32)
         return x, self.labels[idx]
 
     def on_epoch_end(self) -> None:
@@ -94,9 +122,9 @@ class ArrayBatches(Batches):
     """
 
     def __init__(self, x: np.ndarray, labels: Sequence[int] | None, batch_size: int = 32, shuffle: bool = False,
-                 seed: int = 0, multiple: int = 1) -> None:
+                 seed: int = 0, multiple: int = 1, shard: tuple[int, int] | None = None) -> None:
         self.x = np.asarray(x)
-        super().__init__(len(self.x), labels, batch_size, shuffle, seed, multiple)
+        super().__init__(len(self.x), labels, batch_size, shuffle, seed, multiple, shard=shard)
 
     def items(self, idx: np.ndarray) -> np.ndarray:
         return self.x[idx]

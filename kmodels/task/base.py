@@ -18,10 +18,11 @@ to know no attribute of the base class. A task plugin subclasses it, points
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from kmodels import _config, registry
+from kmodels import _config, cluster, registry
 from kmodels.backend import distribution, precision, set_seed
 from kmodels.building import compile_model
 from kmodels.data.split import check_split_sizes, split_indices
@@ -513,6 +514,12 @@ class Task:
                 if path.is_dir():
                     shutil.rmtree(path)
 
+    @property
+    def verbose(self) -> int:
+        """Keras's `verbose` for `fit`: `[train] verbose`, and 0 on processes other than 0 of a cluster."""
+        joined = cluster.current()
+        return self.train_options.verbose if joined is None or joined.writer else 0
+
     def batch_size(self, rows: int) -> int:
         """The batch size for `rows` training rows. Default: `[train] batch_size`."""
         return self.train_options.batch_size
@@ -543,7 +550,7 @@ class Task:
             x, y, validation_data=validation,
             epochs=t.epochs if epochs is None else epochs, initial_epoch=initial_epoch,
             batch_size=None if y is None else self.batch_size(len(train.y)), callbacks=self.make_callbacks(),
-            class_weight=self.class_weight(train.y, prepared.problem), verbose=t.verbose, shuffle=y is not None,
+            class_weight=self.class_weight(train.y, prepared.problem), verbose=self.verbose, shuffle=y is not None,
         )
         return {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
@@ -563,6 +570,11 @@ class Task:
         n = x.n if isinstance(x, Batches) else len(x)
         if self.batch_multiple > 1 and not isinstance(x, Batches):
             x = ArrayBatches(x, None, size, multiple=self.batch_multiple)
+        if cluster.current() is not None:  # each process predicts its shard, then all gather
+            with cluster.without_distribution():
+                out = np.asarray(cluster.local_copy(model).predict(x, verbose=0))
+            out = cluster.gather_rows(out.reshape(len(out), -1), x.positions(), n)
+            return out
         kwargs = {} if isinstance(x, Batches) else {"batch_size": size}
         out = np.asarray(model.predict(x, verbose=0, **kwargs))
         return out.reshape(len(out), -1)[:n]
@@ -601,11 +613,12 @@ class Task:
             RunDir.check_out(self.out)
         # One scope for the whole run: it fixes the device count before any data is loaded (a batch
         # size that does not split over the devices fails first), and the batches are built for it.
-        with distribution(t.distribution, t.batch_size) as devices:
+        with distribution(t.distribution, t.batch_size) as devices, self._process_run_dir():
             self.batch_multiple = devices
             self.fetch_model_files()
             set_seed(seed)
-            table = self.load_data()
+            with cluster.writer_first("kmodels:load-data"):  # a generated data set is written once
+                table = self.load_data()
             problem = self.problem(table)
             self.check_size(table, problem)
             if self.run_dir is None:
@@ -614,17 +627,34 @@ class Task:
             rd.start(task=self.spec.task, seed=seed, spec_toml=self.spec.to_toml())
             logger.info("Run directory: %s", rd.path)
             with rd.recording():
-                self.tracker = open_tracker(self.spec.options("tracking"), self.spec.task, rd, self.spec)
+                writer = cluster.current() is None or cluster.current().writer
+                self.tracker = open_tracker(self.spec.options("tracking"), self.spec.task, rd, self.spec) \
+                    if writer else None
                 with self.tracker.closing() if self.tracker else nullcontext():
                     result = self._run_in(rd, table, problem, devices)
             if self.tracker is not None:  # after the run directory says completed: its files are final
                 self.tracker.finish("FINISHED")
             return result
 
+    @contextlib.contextmanager
+    def _process_run_dir(self) -> Iterator[None]:
+        """Where this process writes: the run directory, or (processes other than 0 of a multi-process run)
+        a private scratch copy of it, removed when the run ends (see `kmodels.cluster`)."""
+        joined = cluster.current()
+        if joined is None or joined.writer:
+            cluster.barrier("kmodels:run-dir")  # process 0 changes a resumed run only once the others copied it
+            yield
+            return
+        with RunDir.scratch(self.run_dir) as scratch:
+            self.run_dir, self.out = scratch, None
+            cluster.barrier("kmodels:run-dir")
+            yield
+
     def _run_in(self, rd: RunDir, table: Table, problem: Problem, devices: int) -> RunResult:
         seed = self.train_options.seed
         self.analyse(table)
         prepared = self.prepare(table=table)
+        cluster.check_same("splits", repr(sorted((k, len(f.y)) for k, f in prepared.data.items())))
         if prepared.preprocessor is not None:
             save_state(rd, prepared.preprocessor, {"target": prepared.table.target, "problem": problem.to_json(),
                                                    "exclude": self.excluded_columns(prepared.table)})

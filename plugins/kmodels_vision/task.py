@@ -27,6 +27,7 @@ from kmodels.api import (
     registry,
     saved_problem,
     split_indices,
+    writer_first,
 )
 from kmodels_vision import report as report_lib
 from kmodels_vision.cache import DecodedImages
@@ -123,7 +124,8 @@ class ImageClassification(Task):
 
     def clean(self, table: Table, steps: Sequence[Any]) -> tuple[Table, dict[str, Any]]:
         """Decode every file once; drop unusable ones (never touching them) and report."""
-        scan = scan_images(table.frame["path"].tolist())
+        with writer_first("kmodels:image-scan"):  # several processes: the others read process 0's scan cache
+            scan = scan_images(table.frame["path"].tolist())
         ok = scan.set_index("path")["ok"].astype(bool)
         frame = table.frame[table.frame["path"].map(ok).to_numpy()].reset_index(drop=True)
         # the content digest travels with each row: it keys the decoded-image cache (`features`)
@@ -222,8 +224,10 @@ class ImageClassification(Task):
         `digests`: each split's content digests (`_digests`), which key the cache.
         """
         names = ("train", "val", "test")
-        return DecodedImages.open([p for n in names for p in frames[n]["path"]], [d for n in names for d in digests[n]],
-                                  self.images.image_size, workers=self.images.workers)
+        with writer_first("kmodels:image-cache"):  # several processes: process 0 decodes, the others map its file
+            return DecodedImages.open([p for n in names for p in frames[n]["path"]],
+                                      [d for n in names for d in digests[n]], self.images.image_size,
+                                      workers=self.images.workers)
 
     def augment_on(self, log: bool = False) -> str:
         """`[images] augment_on`, with `"auto"` resolved: `"host"` for JAX on a CPU, else `"device"`."""
@@ -265,7 +269,7 @@ class ImageClassification(Task):
         history = model.fit(data["train"].x, validation_data=data["val"].x if len(data["val"].y) else None,
                             epochs=t.epochs if epochs is None else epochs, initial_epoch=initial_epoch,
                             callbacks=self.make_callbacks(),
-                            class_weight=self.class_weight(data["train"].y, prepared.problem), verbose=t.verbose)
+                            class_weight=self.class_weight(data["train"].y, prepared.problem), verbose=self.verbose)
         return {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
     def finish_model(self, model: Any) -> Any:
