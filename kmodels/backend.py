@@ -100,7 +100,9 @@ def distribution(kind: str = "none", batch_size: int | None = None) -> Iterator[
     loading any data. `"data_parallel"` uses Keras's `DataParallel` distribution on JAX and a
     `tf.distribute.MirroredStrategy` over the local GPUs (or the logical CPUs
     when there are no GPUs) on TensorFlow. Each batch of `batch_size` (the global
-    batch) is split evenly across the replicas; `"none"` is a no-op.
+    batch) is split evenly across the replicas; `"none"` is a no-op. When the launcher's
+    environment says this process is one of several (`kmodels.cluster.from_env`), JAX's
+    distributed runtime is started first and the devices are those of every process.
 
     Example:
         >>> with distribution("none") as replicas:

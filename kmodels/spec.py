@@ -145,6 +145,8 @@ class TrainOptions:
         distribution: `"data_parallel"` replicates the model on every local device and
             splits each batch across them (`keras.distribution.DataParallel` on JAX,
             `tf.distribute.MirroredStrategy` on TensorFlow); `batch_size` is the global batch.
+            Started as several processes (`kmodels run --processes N`, or a cluster launcher's
+            environment: see `kmodels.cluster`), it spans every process's devices (JAX only).
     """
 
     epochs: int = 10
