@@ -1,5 +1,5 @@
-"""Tasks: the pipeline (`base`), its training phases (`training`), the use of a finished run
-(`inference`) and starting or resuming a run (`runner`).
+"""Tasks: the pipeline's hooks (`base`), what they hand each other (`results`), its training phases
+(`training`), the use of a finished run (`inference`) and starting, running or resuming a run (`runner`).
 
 Example:
     >>> from kmodels.task import Task, run

@@ -18,13 +18,9 @@ to know no attribute of the base class. A task plugin subclasses it, points
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import time
 import tomllib
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import nullcontext
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -32,18 +28,15 @@ import numpy as np
 import pandas as pd
 
 from kmodels import _config, cluster, registry
-from kmodels.backend import distribution, precision, set_seed
+from kmodels.backend import precision
 from kmodels.building import compile_model
 from kmodels.data.split import check_split_sizes, split_indices
 from kmodels.data.table import Table
 from kmodels.errors import ConfigError, DataError, RunError
 from kmodels.evaluation import (
-    format_table,
     markdown_text,
     plot_confusion_matrix,
-    plot_history,
     plot_regression,
-    verdict,
 )
 from kmodels.problems import Problem
 from kmodels.runs import RunDir
@@ -53,73 +46,12 @@ from kmodels.task.inference import (
     _load_state,
     load_model,
     prediction_frame,
-    save_model,
-    save_state,
     saved_problem,
 )
+from kmodels.task.results import Features, Prepared, RunResult
 from kmodels.task.training import train_in_phases
-from kmodels.tracking import open_tracker
 
 logger = logging.getLogger("kmodels")
-
-#: Written once training has finished and `model.keras` is saved: `--resume` then only evaluates.
-TRAINED = "trained.json"
-
-
-@dataclass
-class RunResult:
-    """What `kmodels.run` returns.
-
-    Attributes:
-        task: the task name.
-        run_dir: the run directory holding every artifact.
-        metrics: the content of `metrics.json` (per-model test metrics).
-        table: the comparison table, one row per model (a DataFrame indexed by model;
-            `table.to_markdown()` gives the markdown the CLI prints).
-        markdown: the comparison table as the console and `report.md` show it.
-    """
-
-    task: str
-    run_dir: Path
-    metrics: dict[str, Any]
-    table: pd.DataFrame = field(default_factory=pd.DataFrame)
-    markdown: str = ""
-    extras: dict[str, Any] = field(default_factory=dict)
-
-    def __repr__(self) -> str:
-        return f"RunResult(task={self.task!r}, run_dir={str(self.run_dir)!r})"
-
-
-@dataclass
-class Features:
-    """Model-ready arrays of one split."""
-
-    x: np.ndarray
-    y: np.ndarray
-    frame: pd.DataFrame
-
-
-@dataclass
-class Prepared:
-    """What `Task.prepare` returns: the model-ready splits and what the run learned about its data.
-
-    Attributes:
-        data: `"train"`, `"val"`, `"test"` → `Features`.
-        problem: the problem type with its classes (see `kmodels.problems`).
-        table: the cleaned table the splits were drawn from.
-        cleaning: rows in/out and what each cleaning step removed.
-        preprocessor: the fitted feature pipeline (`None` when the task has none).
-    """
-
-    data: dict[str, Features]
-    problem: Problem
-    table: Table
-    cleaning: dict[str, Any] = field(default_factory=dict)
-    preprocessor: Any = None
-
-    @property
-    def sizes(self) -> dict[str, int]:
-        return {k: len(v.y) for k, v in self.data.items()}
 
 
 class Task:
@@ -601,104 +533,10 @@ class Task:
 
     # ---- orchestration ----------------------------------------------------------------------
     def run(self) -> RunResult:
-        """Run the whole pipeline; every artifact lands in the run directory.
+        """Run the whole pipeline; every artifact lands in the run directory (see `kmodels.task.runner.run_task`)."""
+        from kmodels.task.runner import run_task
 
-        The data is loaded and its problem inferred before a new run directory is
-        created, so a data error leaves nothing behind.
-        """
-        seed = self.train_options.seed
-        t = self.train_options
-        resumed = self.run_dir is not None
-        if not resumed:
-            RunDir.check_out(self.out)
-        # One scope for the whole run: it fixes the device count before any data is loaded (a batch
-        # size that does not split over the devices fails first), and the batches are built for it.
-        with distribution(t.distribution, t.batch_size) as devices, self._process_run_dir():
-            self.batch_multiple = devices
-            self.fetch_model_files()
-            set_seed(seed)
-            with cluster.writer_first("kmodels:load-data"):  # a generated data set is written once
-                table = self.load_data()
-            problem = self.problem(table)
-            self.check_size(table, problem)
-            if self.run_dir is None:
-                self.run_dir = RunDir.create(self.spec.task, out=self.out)
-            rd = self.run_dir
-            rd.start(task=self.spec.task, seed=seed, spec_toml=self.spec.to_toml())
-            logger.info("Run directory: %s", rd.path)
-            with rd.recording():
-                writer = cluster.current() is None or cluster.current().writer
-                self.tracker = open_tracker(self.spec.options("tracking"), self.spec.task, rd, self.spec) \
-                    if writer else None
-                with self.tracker.closing() if self.tracker else nullcontext():
-                    result = self._run_in(rd, table, problem, devices)
-            if self.tracker is not None:  # after the run directory says completed: its files are final
-                self.tracker.finish("FINISHED")
-            return result
-
-    @contextlib.contextmanager
-    def _process_run_dir(self) -> Iterator[None]:
-        """Where this process writes: the run directory, or (processes other than 0 of a multi-process run)
-        a private scratch copy of it, removed when the run ends (see `kmodels.cluster`)."""
-        joined = cluster.current()
-        if joined is None or joined.writer:
-            cluster.barrier("kmodels:run-dir")  # process 0 changes a resumed run only once the others copied it
-            yield
-            return
-        with RunDir.scratch(self.run_dir) as scratch:
-            self.run_dir, self.out = scratch, None
-            cluster.barrier("kmodels:run-dir")
-            yield
-
-    def _run_in(self, rd: RunDir, table: Table, problem: Problem, devices: int) -> RunResult:
-        seed = self.train_options.seed
-        self.analyse(table)
-        prepared = self.prepare(table=table)
-        cluster.check_same("splits", repr(sorted((k, len(f.y)) for k, f in prepared.data.items())))
-        if prepared.preprocessor is not None:
-            save_state(rd, prepared.preprocessor, {"target": prepared.table.target, "problem": problem.to_json(),
-                                                   "exclude": self.excluded_columns(prepared.table)})
-        results = self.baselines(prepared)
-        set_seed(seed)
-        if rd.exists(TRAINED) and rd.exists("model.keras"):  # resumed after training had finished
-            trained = rd.read_json(TRAINED)
-            model = load_model(rd.file("model.keras"))
-            history, phase_start, fit_seconds = trained["history"], trained["phase_start"], trained["fit_seconds"]
-            logger.info("Training had finished before the interruption (%d epochs); evaluating the saved model.",
-                        len(history.get("loss", [])))
-        else:
-            model = self.build_model(prepared)
-            start = time.perf_counter()
-            history, phase_start = self.train(model, prepared)
-            history = self.full_history(history)
-            fit_seconds = time.perf_counter() - start
-            model = self.finish_model(model)
-            save_model(model, rd.file("model.keras"))
-            # From here on a resume reuses this model and never trains again; until here it restores
-            # the backup of the last epoch (kept past the end of `fit`, see `make_callbacks`).
-            rd.write_json(TRAINED, {"history": history, "phase_start": phase_start, "fit_seconds": fit_seconds})
-            self.drop_backups()
-        rd.write_text("history.csv", pd.DataFrame(history).rename_axis("epoch").to_csv())
-        plot_history(history, rd.file("training_curves.png"), phase_start=phase_start)
-        results["keras"] = self.evaluate(model, prepared)
-        plots = self.plot_results(prepared, results["keras"], model)
-        metrics = {"task": self.spec.task, "primary": "keras", "problem": problem.to_json(),
-                   "classes": list(problem.class_names), "primary_metric": problem.primary,
-                   "splits": prepared.sizes, "cleaning": prepared.cleaning, "fit_seconds": round(fit_seconds, 3),
-                   "epochs_run": len(history.get("loss", [])), "replicas": devices, "models": results}
-        if problem.kind == "binary":
-            metrics["threshold"] = self.threshold
-        if phase_start is not None:
-            metrics["fine_tune_from_epoch"] = phase_start + 1
-        metrics["verdict"] = verdict(results, problem.primary)
-        for line in metrics["verdict"]:
-            (logger.warning if "does not beat" in line else logger.info)("%s", line)
-        rd.write_json("metrics.json", metrics)
-        table_text = format_table([{"model": k, **v} for k, v in results.items()], problem.columns)
-        rd.write_text("report.md", self.report(metrics, table_text, plots))
-        frame = pd.DataFrame([{c: v.get(c) for c in problem.columns[1:]} for v in results.values()],
-                             index=pd.Index(list(results), name="model"))
-        return RunResult(self.spec.task, rd.path, metrics, frame, table_text)
+        return run_task(self)
 
     def report(self, metrics: Mapping[str, Any], table_text: str, plots: Sequence[str] = ()) -> str:
         """`report.md`: the problem, the comparison table and links to the plots."""

@@ -1,21 +1,42 @@
-"""`kmodels.run`: start a task from a spec, or resume an interrupted run in place."""
+"""`kmodels.run`: start a task from a spec, or resume an interrupted run in place; `run_task` runs its steps.
+
+`run_task` is the orchestration behind `Task.run`: data → problem → run directory →
+analysis → splits and features → baselines → build → train → evaluate → report, with
+the run directory's status, resume after training, the MLflow run and the processes of
+a multi-process run (`kmodels.cluster`) taken care of around the task's hooks.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from kmodels import registry
+import pandas as pd
+
+from kmodels import cluster, registry
+from kmodels.backend import distribution, set_seed
+from kmodels.data.table import Table
 from kmodels.errors import ConfigError, RunError
+from kmodels.evaluation import format_table, plot_history, verdict
+from kmodels.problems import Problem
 from kmodels.runs import RunDir
 from kmodels.spec import load_spec
-from kmodels.task.base import RunResult
+from kmodels.task.base import Task
+from kmodels.task.inference import load_model, save_model, save_state
+from kmodels.task.results import RunResult
+from kmodels.tracking import open_tracker
 
 logger = logging.getLogger("kmodels")
+
+#: Written once training has finished and `model.keras` is saved: `--resume` then only evaluates.
+TRAINED = "trained.json"
 
 
 def _resumable(path: str | Path) -> RunDir:
@@ -75,3 +96,104 @@ def run(task_or_path: str | Path | None = None, data: Any = None,
         raise ConfigError("Name a task or a spec file to run (or resume= a run directory).")
     spec = load_spec(task_or_path, overrides, data=data)
     return registry.tasks.get(spec.task)(spec, out=out).run()
+
+
+def run_task(task: Task) -> RunResult:
+    """Run `task`'s whole pipeline; every artifact lands in the run directory.
+
+    The data is loaded and its problem inferred before a new run directory is
+    created, so a data error leaves nothing behind.
+    """
+    seed = task.train_options.seed
+    t = task.train_options
+    resumed = task.run_dir is not None
+    if not resumed:
+        RunDir.check_out(task.out)
+    # One scope for the whole run: it fixes the device count before any data is loaded (a batch
+    # size that does not split over the devices fails first), and the batches are built for it.
+    with distribution(t.distribution, t.batch_size) as devices, _process_run_dir(task):
+        task.batch_multiple = devices
+        task.fetch_model_files()
+        set_seed(seed)
+        with cluster.writer_first("kmodels:load-data"):  # a generated data set is written once
+            table = task.load_data()
+        problem = task.problem(table)
+        task.check_size(table, problem)
+        if task.run_dir is None:
+            task.run_dir = RunDir.create(task.spec.task, out=task.out)
+        rd = task.run_dir
+        rd.start(task=task.spec.task, seed=seed, spec_toml=task.spec.to_toml())
+        logger.info("Run directory: %s", rd.path)
+        with rd.recording():
+            writer = cluster.current() is None or cluster.current().writer
+            task.tracker = open_tracker(task.spec.options("tracking"), task.spec.task, rd, task.spec) \
+                if writer else None
+            with task.tracker.closing() if task.tracker else nullcontext():
+                result = _run_in(task, rd, table, problem, devices)
+        if task.tracker is not None:  # after the run directory says completed: its files are final
+            task.tracker.finish("FINISHED")
+        return result
+
+@contextlib.contextmanager
+def _process_run_dir(task: Task) -> Iterator[None]:
+    """Where this process writes: the run directory, or (processes other than 0 of a multi-process run)
+    a private scratch copy of it, removed when the run ends (see `kmodels.cluster`)."""
+    joined = cluster.current()
+    if joined is None or joined.writer:
+        cluster.barrier("kmodels:run-dir")  # process 0 changes a resumed run only once the others copied it
+        yield
+        return
+    with RunDir.scratch(task.run_dir) as scratch:
+        task.run_dir, task.out = scratch, None
+        cluster.barrier("kmodels:run-dir")
+        yield
+
+def _run_in(task: Task, rd: RunDir, table: Table, problem: Problem, devices: int) -> RunResult:
+    seed = task.train_options.seed
+    task.analyse(table)
+    prepared = task.prepare(table=table)
+    cluster.check_same("splits", repr(sorted((k, len(f.y)) for k, f in prepared.data.items())))
+    if prepared.preprocessor is not None:
+        save_state(rd, prepared.preprocessor, {"target": prepared.table.target, "problem": problem.to_json(),
+                                               "exclude": task.excluded_columns(prepared.table)})
+    results = task.baselines(prepared)
+    set_seed(seed)
+    if rd.exists(TRAINED) and rd.exists("model.keras"):  # resumed after training had finished
+        trained = rd.read_json(TRAINED)
+        model = load_model(rd.file("model.keras"))
+        history, phase_start, fit_seconds = trained["history"], trained["phase_start"], trained["fit_seconds"]
+        logger.info("Training had finished before the interruption (%d epochs); evaluating the saved model.",
+                    len(history.get("loss", [])))
+    else:
+        model = task.build_model(prepared)
+        start = time.perf_counter()
+        history, phase_start = task.train(model, prepared)
+        history = task.full_history(history)
+        fit_seconds = time.perf_counter() - start
+        model = task.finish_model(model)
+        save_model(model, rd.file("model.keras"))
+        # From here on a resume reuses this model and never trains again; until here it restores
+        # the backup of the last epoch (kept past the end of `fit`, see `make_callbacks`).
+        rd.write_json(TRAINED, {"history": history, "phase_start": phase_start, "fit_seconds": fit_seconds})
+        task.drop_backups()
+    rd.write_text("history.csv", pd.DataFrame(history).rename_axis("epoch").to_csv())
+    plot_history(history, rd.file("training_curves.png"), phase_start=phase_start)
+    results["keras"] = task.evaluate(model, prepared)
+    plots = task.plot_results(prepared, results["keras"], model)
+    metrics = {"task": task.spec.task, "primary": "keras", "problem": problem.to_json(),
+               "classes": list(problem.class_names), "primary_metric": problem.primary,
+               "splits": prepared.sizes, "cleaning": prepared.cleaning, "fit_seconds": round(fit_seconds, 3),
+               "epochs_run": len(history.get("loss", [])), "replicas": devices, "models": results}
+    if problem.kind == "binary":
+        metrics["threshold"] = task.threshold
+    if phase_start is not None:
+        metrics["fine_tune_from_epoch"] = phase_start + 1
+    metrics["verdict"] = verdict(results, problem.primary)
+    for line in metrics["verdict"]:
+        (logger.warning if "does not beat" in line else logger.info)("%s", line)
+    rd.write_json("metrics.json", metrics)
+    table_text = format_table([{"model": k, **v} for k, v in results.items()], problem.columns)
+    rd.write_text("report.md", task.report(metrics, table_text, plots))
+    frame = pd.DataFrame([{c: v.get(c) for c in problem.columns[1:]} for v in results.values()],
+                         index=pd.Index(list(results), name="model"))
+    return RunResult(task.spec.task, rd.path, metrics, frame, table_text)
