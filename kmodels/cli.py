@@ -281,7 +281,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from kmodels.launch import launch
 
         hint = args.resume or args.out
-        return launch(args.argv, args.processes, resume_hint=None if hint is None else str(hint))
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # a stopped launcher stops its processes
+        try:
+            return launch(args.argv, args.processes, resume_hint=None if hint is None else str(hint))
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     import kmodels
     from kmodels import cluster
 

@@ -169,3 +169,24 @@ def test_a_killed_process_fails_the_run_and_resume_completes_it(backend, tmp_pat
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["epochs_run"] == 6 and metrics["replicas"] == 2
     assert json.loads((out / "metadata.json").read_text())["status"] == "completed"
+
+
+@pytest.mark.subprocess
+def test_stopping_the_launcher_stops_its_processes(backend, tmp_path):
+    if backend != "jax":
+        pytest.skip("--processes runs JAX's distributed runtime (KERAS_BACKEND=jax)")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    launcher = subprocess.Popen([sys.executable, "-m", "kmodels", "run", "bank_gender", "--processes", "2",
+                                 "--out", str(tmp_path / "run")], cwd=ROOT, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    children_file = Path(f"/proc/{launcher.pid}/task/{launcher.pid}/children")
+    deadline = time.monotonic() + 60
+    while len(children_file.read_text().split()) < 2:
+        assert launcher.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    children = [int(c) for c in children_file.read_text().split()]
+    launcher.send_signal(signal.SIGTERM)
+    _, stderr = launcher.communicate(timeout=60)
+    assert launcher.returncode == 130, stderr
+    for pid in children:  # reaped by the launcher: gone, not orphaned
+        assert not Path(f"/proc/{pid}").exists()
