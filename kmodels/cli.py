@@ -281,11 +281,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from kmodels.launch import launch
 
         hint = args.resume or args.out
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # a stopped launcher stops its processes
-        try:
-            return launch(args.argv, args.processes, resume_hint=None if hint is None else str(hint))
-        finally:
-            signal.signal(signal.SIGTERM, previous)
+        return launch(args.argv, args.processes, resume_hint=None if hint is None else str(hint))
     import kmodels
     from kmodels import cluster
 

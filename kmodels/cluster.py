@@ -209,18 +209,15 @@ def local_copy(model: Any) -> Any:
 
     A model trained across processes holds arrays that span every process, and Keras cannot
     turn its predictions into NumPy; each process predicts its shard with this copy instead.
-    Call it inside the run's `DataParallel` scope (it is left for the copy and restored).
+    The copy is built outside the run's `DataParallel` scope; predict with it outside too
+    (`without_distribution`).
     """
     import keras
 
     weights = model.get_weights()  # replicated: every process holds the whole value
-    previous = keras.distribution.distribution()
-    keras.distribution.set_distribution(None)
-    try:
+    with without_distribution():
         copy = keras.models.clone_model(model)
         copy.set_weights(weights)
-    finally:
-        keras.distribution.set_distribution(previous)
     return copy
 
 

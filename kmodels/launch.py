@@ -100,6 +100,11 @@ def launch(argv: Sequence[str], processes: int, env: Mapping[str, str] | None = 
     port = free_port()
     procs: list[subprocess.Popen] = []
     logger.info("Starting %d processes (coordinator 127.0.0.1:%d)", processes, port)
+    # SIGTERM and Ctrl-C only set a flag: raised in the middle of starting a process, an exception
+    # could lose track of it; the loop below stops every process it started, then raises.
+    stop: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: stop.append(signum))
+                for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         for i in range(processes):
             child_env = {**env, "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}", "JAX_NUM_PROCESSES": str(processes),
@@ -108,6 +113,9 @@ def launch(argv: Sequence[str], processes: int, env: Mapping[str, str] | None = 
                                           stdin=subprocess.DEVNULL,
                                           stdout=None if i == 0 else subprocess.DEVNULL))
         while True:
+            if stop:
+                _stop(procs)
+                raise KeyboardInterrupt(f"signal {stop[0]}")
             codes = [p.poll() for p in procs]
             failed = [(i, c) for i, c in enumerate(codes) if c not in (None, 0)]
             if failed:
@@ -121,6 +129,6 @@ def launch(argv: Sequence[str], processes: int, env: Mapping[str, str] | None = 
             if all(c == 0 for c in codes):
                 return 0
             time.sleep(0.2)
-    except KeyboardInterrupt:
-        _stop(procs)
-        raise
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -94,7 +94,8 @@ class Batches(keras.utils.PyDataset):
         return self.order[positions], positions
 
     def positions(self) -> np.ndarray:
-        """The positions (in the unshuffled set, padding at `n` and past) of the items this process reads."""
+        """Where in `order` the items this process reads stand, over all batches: for an ordered (evaluation)
+        set, the items themselves, padding at `n` and past (see `kmodels.cluster.gather_rows`)."""
         return np.concatenate([self._local(i)[1] for i in range(len(self))] or [np.zeros(0, np.int64)])
 
     def __getitem__(self, index: int):
