@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import glob
 import json
 import logging
 import os
@@ -82,6 +83,19 @@ def atomic_target(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def alive(pid: Any) -> bool:
+    """Whether another process `pid` runs on this machine (`False` for this process or a non-integer)."""
+    if not isinstance(pid, int) or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def atomic_write(path: Path, data: bytes | str) -> Path:
@@ -160,12 +174,19 @@ class RunDir:
         The processes of a multi-process run other than process 0 work here: they run the
         same steps, so every collective operation happens on every process, but what they
         write is theirs alone and gone when they finish. A resumed run's copy holds the
-        backups and the trained model that process 0 resumes from.
+        backups and the trained model that process 0 resumes from. The folder's name holds
+        the host and process id; the scratch folders of this host's processes that no longer
+        run (killed before they could remove theirs) are removed first.
         """
         import shutil
-        import tempfile
 
-        with tempfile.TemporaryDirectory(prefix="kmodels-scratch-") as tmp:
+        host = socket.gethostname().replace("-", "_")
+        prefix = f"kmodels-scratch-{host}-"
+        for stale in Path(tempfile.gettempdir()).glob(f"{glob.escape(prefix)}*-*"):
+            pid = stale.name[len(prefix):].split("-", 1)[0]
+            if stale.is_dir() and pid.isdigit() and not alive(int(pid)):
+                shutil.rmtree(stale, ignore_errors=True)
+        with tempfile.TemporaryDirectory(prefix=f"{prefix}{os.getpid()}-") as tmp:
             path = Path(tmp) / "run"
             if source is not None:
                 shutil.copytree(source.path, path)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import socket
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -26,7 +25,7 @@ from kmodels.data.table import Table
 from kmodels.errors import ConfigError, RunError
 from kmodels.evaluation import format_table, plot_history, verdict
 from kmodels.problems import Problem
-from kmodels.runs import RunDir
+from kmodels.runs import RunDir, alive
 from kmodels.spec import load_spec
 from kmodels.task.base import Task
 from kmodels.task.inference import load_model, save_model, save_state
@@ -45,21 +44,9 @@ def _resumable(path: str | Path) -> RunDir:
     status = meta.get("status")
     if status == "completed":
         raise RunError(f"Run {str(rd.path)!r} already completed; start a new run instead of resuming it.")
-    if status == "running" and meta.get("host") == socket.gethostname() and _alive(meta.get("pid")):
+    if status == "running" and meta.get("host") == socket.gethostname() and alive(meta.get("pid")):
         raise RunError(f"Run {str(rd.path)!r} is still running (pid {meta['pid']}); stop it before resuming.")
     return rd
-
-
-def _alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def run(task_or_path: str | Path | None = None, data: Any = None,

@@ -110,6 +110,30 @@ def test_launcher_arguments_and_errors(capsys):
     assert "give 2 or more" in capsys.readouterr().err
 
 
+def test_scratch_copies_of_dead_processes_are_swept(tmp_path, monkeypatch):
+    import socket
+
+    from kmodels.runs import RunDir
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    host = socket.gethostname().replace("-", "_")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    stale = tmp_path / f"kmodels-scratch-{host}-{gone.pid}-abc"
+    live = tmp_path / f"kmodels-scratch-{host}-{os.getppid()}-def"  # pytest's parent: alive
+    other = tmp_path / f"kmodels-scratch-otherhost-{gone.pid}-ghi"  # not this machine's
+    for d in (stale, live, other):
+        (d / "run").mkdir(parents=True)
+    source = RunDir(tmp_path / "src")
+    source.path.mkdir()
+    source.write_text("a.txt", "x")
+    with RunDir.scratch(source) as scratch:
+        assert (scratch.path / "a.txt").read_text() == "x"  # a copy of the source
+        assert scratch.path.parent.name.startswith(f"kmodels-scratch-{host}-{os.getpid()}-")
+        assert not stale.exists() and live.exists() and other.exists()
+    assert not scratch.path.exists() and (source.path / "a.txt").exists()
+
+
 def _scratch_dirs() -> set[str]:
     return {p.name for p in Path(tempfile.gettempdir()).glob("kmodels-scratch-*")}
 
