@@ -121,6 +121,7 @@ def run_task(task: Task) -> RunResult:
             task.tracker.finish("FINISHED")
         return result
 
+
 @contextlib.contextmanager
 def _process_run_dir(task: Task) -> Iterator[None]:
     """Where this process writes: the run directory, or (processes other than 0 of a multi-process run)
@@ -134,6 +135,7 @@ def _process_run_dir(task: Task) -> Iterator[None]:
         task.run_dir, task.out = scratch, None
         cluster.barrier("kmodels:run-dir")
         yield
+
 
 def _run_in(task: Task, rd: RunDir, table: Table, problem: Problem, devices: int) -> RunResult:
     seed = task.train_options.seed
