@@ -295,8 +295,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                                  resume=args.resume)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    joined = cluster.current()
-    if joined is not None and not joined.writer:
+    if not cluster.is_writer():
         return EXIT_OK  # process 0 prints the results and wrote the run directory
     verdict = "".join(f"{line}\n" for line in result.metrics.get("verdict", []))
     print(f"\n{result.task}: test-split results\n{result.markdown}\n{verdict}artifacts: {result.run_dir}")

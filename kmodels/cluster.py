@@ -16,8 +16,9 @@ Under `[train] distribution = "data_parallel"` the run then calls
 Keras's `DataParallel` over every process's devices. Each process feeds only
 its slice of every global batch (`kmodels.data.batches.Batches`), process 0
 writes the run directory and the console report, and the others work in a
-private scratch copy that is removed when they finish and report only errors. Test predictions are made on each process's
-shard and gathered, so metrics cover the whole test split.
+private scratch copy that is removed when they finish and report only errors.
+Test predictions are made on each process's shard and gathered, so metrics
+cover the whole test split.
 
 Example:
     >>> from_env({"JAX_COORDINATOR_ADDRESS": "10.0.0.1:1234", "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "1"})
@@ -104,6 +105,11 @@ def current() -> Cluster | None:
     return _current
 
 
+def is_writer() -> bool:
+    """Whether this process writes the run directory: it trains alone, or it is process 0."""
+    return _current is None or _current.writer
+
+
 def shard() -> tuple[int, int]:
     """(this process's index, process count): `(0, 1)` for a single process."""
     return (0, 1) if _current is None else (_current.process_id, _current.num_processes)
@@ -158,10 +164,10 @@ def writer_first(name: str) -> Iterator[None]:
     On one machine (or a shared `$KMODELS_CACHE_DIR`) the others then find what process 0
     cached, instead of all doing the same work at once.
     """
-    if _current is not None and not _current.writer:
+    if not is_writer():
         barrier(f"{name}:writer-done")
     yield
-    if _current is not None and _current.writer:
+    if _current is not None and is_writer():
         barrier(f"{name}:writer-done")
 
 

@@ -449,8 +449,7 @@ class Task:
     @property
     def verbose(self) -> int:
         """Keras's `verbose` for `fit`: `[train] verbose`, and 0 on processes other than 0 of a cluster."""
-        joined = cluster.current()
-        return self.train_options.verbose if joined is None or joined.writer else 0
+        return self.train_options.verbose if cluster.is_writer() else 0
 
     def batch_size(self, rows: int) -> int:
         """The batch size for `rows` training rows. Default: `[train] batch_size`."""

@@ -112,9 +112,8 @@ def run_task(task: Task) -> RunResult:
         rd.start(task=task.spec.task, seed=seed, spec_toml=task.spec.to_toml())
         logger.info("Run directory: %s", rd.path)
         with rd.recording():
-            writer = cluster.current() is None or cluster.current().writer
             task.tracker = open_tracker(task.spec.options("tracking"), task.spec.task, rd, task.spec) \
-                if writer else None
+                if cluster.is_writer() else None
             with task.tracker.closing() if task.tracker else nullcontext():
                 result = _run_in(task, rd, table, problem, devices)
         if task.tracker is not None:  # after the run directory says completed: its files are final
@@ -126,8 +125,7 @@ def run_task(task: Task) -> RunResult:
 def _process_run_dir(task: Task) -> Iterator[None]:
     """Where this process writes: the run directory, or (processes other than 0 of a multi-process run)
     a private scratch copy of it, removed when the run ends (see `kmodels.cluster`)."""
-    joined = cluster.current()
-    if joined is None or joined.writer:
+    if cluster.is_writer():
         cluster.barrier("kmodels:run-dir")  # process 0 changes a resumed run only once the others copied it
         yield
         return
