@@ -53,6 +53,30 @@ def learning_rate(options: CompileOptions, steps_per_epoch: int | None = None, e
         warmup_target=options.learning_rate if warmup else None, warmup_steps=warmup)
 
 
+#: The Keras losses that take `label_smoothing`, by the names `keras.losses.get` knows them by.
+_SMOOTHABLE = {"binary_crossentropy": "BinaryCrossentropy", "categorical_crossentropy": "CategoricalCrossentropy",
+               "binary_focal_crossentropy": "BinaryFocalCrossentropy",
+               "categorical_focal_crossentropy": "CategoricalFocalCrossentropy"}
+
+
+def smoothed_loss(loss: str, label_smoothing: float) -> Any:
+    """The Keras loss object `loss` with `label_smoothing` (a plain Keras class: `model.keras` loads anywhere).
+
+    Example:
+        >>> smoothed_loss("binary_crossentropy", 0.1).label_smoothing
+        0.1
+    """
+    import keras
+
+    name = _SMOOTHABLE.get(loss) or next((k for k in _SMOOTHABLE.values() if k == loss), None)
+    if name is None:
+        raise ConfigError(
+            f"[compile] label_smoothing={label_smoothing} with loss {loss!r}: Keras smooths only "
+            f"{', '.join(sorted(_SMOOTHABLE))} (a multiclass task's sparse labels cannot be smoothed). "
+            "Set label_smoothing = 0 or use one of those losses.")
+    return getattr(keras.losses, name)(label_smoothing=label_smoothing)
+
+
 def compile_model(model: Any, options: CompileOptions, problem: Problem | None = None, *,
                   steps_per_epoch: int | None = None, epochs: int | None = None) -> Any:
     """Compile `model` with optimizer/loss/metrics resolved by Keras's own `get` functions.
@@ -83,6 +107,8 @@ def compile_model(model: Any, options: CompileOptions, problem: Problem | None =
             f"[compile] loss {loss!r} is not a Keras loss. Expected 'auto' or a name "
             "keras.losses.get accepts, e.g. 'binary_crossentropy'."
         ) from None
+    if options.label_smoothing:
+        loss = smoothed_loss(loss, options.label_smoothing)
     for metric in metrics:
         if metric in ("accuracy", "acc"):
             continue  # compile() picks the accuracy that matches the loss

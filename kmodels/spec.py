@@ -111,6 +111,10 @@ class CompileOptions:
             with it: the two would fight over the learning rate.
         warmup_epochs: epochs of the warm-up of `schedule = "cosine"` (at most a quarter
             of the run's epochs: a short trial run is shortened, with a log line).
+        label_smoothing: pull the training targets toward 0.5 by this much (0 to 0.5; 0.1
+            trains toward 0.05/0.95): a net that fits its training images perfectly keeps
+            calibrated, less confident outputs. Binary cross-entropy (and Keras's categorical
+            losses) only; 0 turns it off.
     """
 
     optimizer: str = "adam"
@@ -120,8 +124,12 @@ class CompileOptions:
     weight_decay: float = 0.0
     schedule: Literal["constant", "cosine"] = "constant"
     warmup_epochs: int = 0
+    label_smoothing: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0 <= self.label_smoothing <= 0.5:
+            raise ConfigError(f"[compile] label_smoothing={self.label_smoothing}: expected a number in [0, 0.5], "
+                              "e.g. 0.1; 0 turns it off.")
         if not self.learning_rate > 0:
             raise ConfigError(f"[compile] learning_rate={self.learning_rate}: expected a positive number, e.g. 0.001.")
         if not 0 <= self.weight_decay < 1:

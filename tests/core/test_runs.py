@@ -234,6 +234,24 @@ def test_cosine_schedule_warms_up_then_decays_and_refuses_reduce_lr(tmp_path):
         kmodels.load_spec("toy_task", {"compile.weight_decay": -1})
 
 
+def test_label_smoothing_trains_toward_softer_targets_and_saves_as_plain_keras(tmp_path):
+    import keras
+
+    result = kmodels.run("toy_task", overrides={"train.epochs": 2, "compile.label_smoothing": 0.2},
+                         out=tmp_path / "run")
+    loss = keras.saving.load_model(result.run_dir / "model.keras").loss
+    assert isinstance(loss, keras.losses.BinaryCrossentropy) and loss.label_smoothing == pytest.approx(0.2)
+    y = np.array([[0.0], [1.0]])
+    # Smoothing 0.2 moves the targets to 0.1/0.9: a perfect 0/1 prediction is no longer the minimum.
+    assert float(loss(y, np.array([[0.1], [0.9]]))) < float(loss(y, np.array([[1e-6], [1 - 1e-6]])))
+    with pytest.raises(kmodels.ConfigError, match="label_smoothing=0.7"):
+        kmodels.load_spec("toy_task", {"compile.label_smoothing": 0.7})
+    from kmodels.building import smoothed_loss
+
+    with pytest.raises(kmodels.ConfigError, match="sparse labels cannot be smoothed"):
+        smoothed_loss("sparse_categorical_crossentropy", 0.1)
+
+
 @pytest.mark.parametrize("fmt", ["keras", "saved_model"])
 def test_export_writes_a_format_that_predicts_like_the_run(toy_run, tmp_path, capsys, fmt):
     from kmodels.cli import main
