@@ -46,7 +46,8 @@ class BaselineOptions:
         gradient_boosting: `HistGradientBoostingClassifier` (regression: `...Regressor`).
         sklearn_mlp: `MLPClassifier` (regression: `MLPRegressor`), as in the reference notebook.
         sklearn_hidden: the MLP's hidden layer sizes.
-        sklearn_max_iter: the MLP's iteration cap (with early stopping on 10% of its training rows).
+        sklearn_max_iter: the MLP's iteration cap (with early stopping on 10% of its training rows
+            from 1,000 rows on; on fewer, a 10% hold-out of a few dozen rows stops it by chance).
         sklearn_max_rows: the scikit-learn models train on at most this many training rows
             (a stratified sample), which bounds their cost on the 1M-row file.
     """
@@ -58,6 +59,10 @@ class BaselineOptions:
     sklearn_hidden: tuple[int, ...] = (64, 32)
     sklearn_max_iter: int = 200
     sklearn_max_rows: int = 50000
+
+
+#: The scikit-learn MLP stops early on a 10% hold-out of its training rows from this many rows on.
+MLP_EARLY_STOPPING_ROWS = 1000
 
 
 def _sklearn_models(problem: Problem, opts: BaselineOptions, seed: int, rows: int) -> dict[str, Any]:
@@ -72,7 +77,7 @@ def _sklearn_models(problem: Problem, opts: BaselineOptions, seed: int, rows: in
             lambda: linear_model.LogisticRegression(max_iter=1000) if classify else linear_model.Ridge(),
         ("hist_gradient_boosting", opts.gradient_boosting): lambda: boosting(random_state=seed),
         ("sklearn_mlp", opts.sklearn_mlp): lambda: mlp(hidden_layer_sizes=opts.sklearn_hidden,
-                                                      max_iter=opts.sklearn_max_iter, early_stopping=rows >= 50,
+                                                      max_iter=opts.sklearn_max_iter, early_stopping=rows >= MLP_EARLY_STOPPING_ROWS,
                                                       random_state=seed),
     }
     return {name: make() for (name, enabled), make in candidates.items() if enabled}
