@@ -128,3 +128,25 @@ def test_clean_carries_the_eda_group_codes_and_recomputes_them_when_rows_are_unk
 
     recomputed, _ = task.clean(table, [NoMask()])
     assert recomputed._codes is None and same_groups(recomputed)
+
+
+def test_sklearn_mlp_stops_early_only_where_its_holdout_is_large_enough():
+    from kmodels_tabular.task import MLP_EARLY_STOPPING_ROWS, BaselineOptions, _sklearn_models
+
+    from kmodels.problems import Problem
+
+    problem = Problem.from_num_classes(3)
+    small = _sklearn_models(problem, BaselineOptions(), seed=0, rows=MLP_EARLY_STOPPING_ROWS - 1)["sklearn_mlp"]
+    large = _sklearn_models(problem, BaselineOptions(), seed=0, rows=MLP_EARLY_STOPPING_ROWS)["sklearn_mlp"]
+    assert not small.early_stopping and large.early_stopping
+    # On 124 wine rows, a 10% hold-out (13 rows) stopped the MLP by chance; trained to convergence it is a real baseline.
+    from sklearn.datasets import load_wine
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = load_wine(return_X_y=True)
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(y))
+    x = StandardScaler().fit_transform(x[order])
+    y = y[order]
+    small.fit(x[:124], y[:124])
+    assert small.score(x[124:], y[124:]) > 0.9
