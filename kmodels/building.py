@@ -14,8 +14,8 @@ from typing import Any
 
 from kmodels import _config, registry
 from kmodels.errors import ConfigError
+from kmodels.options import CompileOptions
 from kmodels.problems import Problem
-from kmodels.spec import CompileOptions
 
 logger = logging.getLogger("kmodels")
 
@@ -30,7 +30,7 @@ def learning_rate(options: CompileOptions, steps_per_epoch: int | None = None, e
     """The optimizer's learning rate: a number, or a Keras `CosineDecay` over `epochs` x `steps_per_epoch` steps.
 
     Example:
-        >>> from kmodels.spec import CompileOptions
+        >>> from kmodels.options import CompileOptions
         >>> lr = learning_rate(CompileOptions(learning_rate=0.01, schedule="cosine", warmup_epochs=1), 10, 5)
         >>> [round(float(lr(step)), 4) for step in (0, 10, 50)]
         [0.001, 0.01, 0.0001]

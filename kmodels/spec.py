@@ -29,12 +29,12 @@ import copy
 import difflib
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from kmodels import _config, _toml, registry
 from kmodels.errors import ConfigError, DataError
+from kmodels.options import CompileOptions, EvaluateOptions, FineTuneOptions, SplitOptions, TrainOptions
 from kmodels.tracking import TrackingOptions
 
 #: Parameters a model builder may leave to be inferred from the data.
@@ -72,142 +72,6 @@ def check_run_path(value: Any, where: str) -> str:
     if len(parts) == 1 and parts[0] in RUN_FILES:
         raise ConfigError(f"{where}: received {value!r}, a file kmodels writes itself; choose another name.")
     return "/".join(parts)
-
-
-@dataclass(frozen=True)
-class SplitOptions:
-    """How the table is split (seeded by `train.seed`).
-
-    Args:
-        test: fraction of rows (or groups) held out for the final test.
-        val: fraction used for validation during training.
-        stratify: keep the class balance equal across splits.
-        group: column whose values never appear in two splits (e.g. a customer id).
-    """
-
-    test: float = 0.2
-    val: float = 0.1
-    stratify: bool = True
-    group: str | None = None
-
-
-@dataclass(frozen=True)
-class CompileOptions:
-    """Arguments of `model.compile`, resolved through Keras's own `get` functions.
-
-    Args:
-        optimizer: a name `keras.optimizers.get` accepts (`"adam"`, `"adamw"`, `"sgd"`).
-        learning_rate: the optimizer's learning rate (> 0).
-        loss: a Keras loss name, or `"auto"`: the problem's (binary cross-entropy,
-            sparse categorical cross-entropy, mean squared error).
-        metrics: Keras metric names; `"auto"` stands for the problem's (accuracy, or
-            mean absolute error for regression).
-        weight_decay: decoupled weight decay of the optimizer (AdamW-style; every Keras
-            optimizer takes it); 0 turns it off.
-        schedule: `"constant"` learning rate, or `"cosine"`: a linear warm-up from a tenth
-            of `learning_rate` over `warmup_epochs`, then cosine decay to 1% of it at the
-            last epoch, step by step (Keras's `CosineDecay`; it follows the optimizer's
-            step count, so `--resume` continues it). Leave out `reduce_lr_on_plateau`
-            with it: the two would fight over the learning rate.
-        warmup_epochs: epochs of the warm-up of `schedule = "cosine"` (at most a quarter
-            of the run's epochs: a short trial run is shortened, with a log line).
-        label_smoothing: pull the training targets toward 0.5 by this much (0 to 0.5; 0.1
-            trains toward 0.05/0.95): a net that fits its training images perfectly keeps
-            calibrated, less confident outputs. Binary cross-entropy (and Keras's categorical
-            losses) only; 0 turns it off.
-    """
-
-    optimizer: str = "adam"
-    learning_rate: float = 0.001
-    loss: str = "auto"
-    metrics: tuple[str, ...] = ("auto",)
-    weight_decay: float = 0.0
-    schedule: Literal["constant", "cosine"] = "constant"
-    warmup_epochs: int = 0
-    label_smoothing: float = 0.0
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.label_smoothing <= 0.5:
-            raise ConfigError(f"[compile] label_smoothing={self.label_smoothing}: expected a number in [0, 0.5], "
-                              "e.g. 0.1; 0 turns it off.")
-        if not self.learning_rate > 0:
-            raise ConfigError(f"[compile] learning_rate={self.learning_rate}: expected a positive number, e.g. 0.001.")
-        if not 0 <= self.weight_decay < 1:
-            raise ConfigError(f"[compile] weight_decay={self.weight_decay}: expected a number in [0, 1), e.g. 1e-4.")
-        if self.warmup_epochs < 0:
-            raise ConfigError(f"[compile] warmup_epochs={self.warmup_epochs}: expected an integer >= 0.")
-
-
-@dataclass(frozen=True)
-class TrainOptions:
-    """Arguments of `model.fit` and the run's single seed.
-
-    Args:
-        epochs: maximum number of epochs (early stopping may end sooner).
-        batch_size: samples per gradient step.
-        seed: seeds Python, NumPy and Keras; drives splits, shuffling and init.
-        class_weight: `"balanced"` weights classes inversely to their frequency.
-        verbose: Keras progress output: `"auto"`, 0 (silent), 1 (bar), 2 (line per epoch).
-        precision: `"float32"`, or a Keras mixed-precision policy (`"mixed_bfloat16"`,
-            `"mixed_float16"`): layers compute in 16 bits, weights and the output stay float32.
-        distribution: `"data_parallel"` replicates the model on every local device and
-            splits each batch across them (`keras.distribution.DataParallel` on JAX,
-            `tf.distribute.MirroredStrategy` on TensorFlow); `batch_size` is the global batch.
-            Started as several processes (`kmodels run --processes N`, or a cluster launcher's
-            environment: see `kmodels.cluster`), it spans every process's devices (JAX only).
-    """
-
-    epochs: int = 10
-    batch_size: int = 32
-    seed: int = 42
-    class_weight: Literal["none", "balanced"] = "none"
-    verbose: Literal["auto", 0, 1, 2] = "auto"
-    precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = "float32"
-    distribution: Literal["none", "data_parallel"] = "none"
-
-    def __post_init__(self) -> None:
-        for key, low in (("epochs", 1), ("batch_size", 1), ("seed", 0)):
-            value = getattr(self, key)
-            if value < low:
-                raise ConfigError(f"[train] {key}={value}: expected an integer >= {low}.")
-        if self.seed >= 2**32:
-            raise ConfigError(f"[train] seed={self.seed}: expected an integer below 2**32.")
-
-
-@dataclass(frozen=True)
-class FineTuneOptions:
-    """The second phase of transfer learning, for models with a pretrained `backbone` layer.
-
-    Phase one trains with the backbone as the model built it (frozen when it has
-    pretrained weights). When `epochs > 0` and the backbone was frozen, phase two
-    unfreezes its top `layers` layers (BatchNorm layers stay frozen and in
-    inference mode), recompiles at `learning_rate` and trains `epochs` more
-    epochs with the same callbacks. Models without a frozen backbone skip it.
-
-    Args:
-        epochs: epochs of the fine-tuning phase; 0 skips it.
-        layers: how many of the backbone's top layers to unfreeze (more than it has: all).
-        learning_rate: learning rate of the fine-tuning phase, typically 10-100x lower.
-    """
-
-    epochs: int = 0
-    layers: int = 20
-    learning_rate: float = 1e-5
-
-
-@dataclass(frozen=True)
-class EvaluateOptions:
-    """Evaluation settings.
-
-    Args:
-        threshold: probability above which the positive class is predicted.
-    """
-
-    threshold: float = 0.5
-
-    def __post_init__(self) -> None:
-        if not 0 < self.threshold < 1:
-            raise ConfigError(f"[evaluate] threshold={self.threshold}: expected a probability strictly between 0 and 1.")
 
 
 #: Fixed-schema sections every task has.
