@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=None, help="parent of the run directories (default: a temp folder)")
     p.add_argument("--json", default=None, help="write the results here")
     args = p.parse_args(argv)
-    from kmodels.cli import setup_logging
+    from kmodels.console import setup_logging
 
     setup_logging(quiet=True)
     import kmodels

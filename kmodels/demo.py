@@ -13,7 +13,7 @@ import json
 import sys
 import time
 
-from kmodels.cli import import_backend_quietly, setup_logging
+from kmodels.console import import_backend_quietly, setup_logging
 from kmodels.evaluation import format_table
 
 
