@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from kmodels.cli import main
@@ -48,11 +49,18 @@ def test_tabular_benchmark_smoke(tmp_path):
 @pytest.mark.slow
 def test_quality_benchmark_smoke(tmp_path, capsys):
     out = tmp_path / "q.json"
-    assert main(["bench", "quality", "--only", "wine", "--out", str(tmp_path / "runs"), "--json", str(out)]) == 0
+    assert main(["bench", "quality", "--only", "wine", "--seeds", "2", "--out", str(tmp_path / "runs"),
+                 "--json", str(out)]) == 0
     rows = json.loads(out.read_text())["results"]
     assert [r["data"] for r in rows] == ["wine"] and rows[0]["problem"] == "multiclass (3)"
-    assert rows[0]["met"] in ("yes", "no") and rows[0]["best_sklearn"].split()[0] in (
-        "logistic_regression", "hist_gradient_boosting", "sklearn_mlp")
+    row = rows[0]
+    best, best_mean = row["best_sklearn"].split()
+    assert row["met"] in ("yes", "no") and best in ("logistic_regression", "hist_gradient_boosting", "sklearn_mlp")
+    # two seeds = two splits: the row is the mean of each model's two values, and says how many seeds met
+    assert row["seeds"] == 2 and len(row["run_dirs"]) == 2 and len(set(row["run_dirs"])) == 2
+    assert row["keras"] == pytest.approx(np.mean(row["per_seed"]["keras"]), abs=1e-4)
+    assert float(best_mean) == pytest.approx(np.mean(row["per_seed"][best]), abs=1e-3)
+    assert row["seeds_met"] in ("0/2", "1/2", "2/2")
     assert "| wine" in capsys.readouterr().out
 
 
