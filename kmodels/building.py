@@ -77,6 +77,30 @@ def smoothed_loss(loss: str, label_smoothing: float) -> Any:
     return getattr(keras.losses, name)(label_smoothing=label_smoothing)
 
 
+def resolved_loss(options: CompileOptions, problem: Problem) -> Any:
+    """The loss `compile_model` uses: `[compile] loss` (`"auto"`: the problem's), checked, with its label smoothing.
+
+    A task run calls it as soon as the problem is known, so a loss that cannot work stops the
+    run before its directory is created.
+
+    Example:
+        >>> from kmodels.options import CompileOptions
+        >>> resolved_loss(CompileOptions(), Problem.from_num_classes(3))
+        'sparse_categorical_crossentropy'
+    """
+    import keras
+
+    loss = problem.loss if options.loss == "auto" else options.loss
+    try:
+        keras.losses.get(loss)
+    except ValueError:
+        raise ConfigError(
+            f"[compile] loss {loss!r} is not a Keras loss. Expected 'auto' or a name "
+            "keras.losses.get accepts, e.g. 'binary_crossentropy'."
+        ) from None
+    return smoothed_loss(loss, options.label_smoothing) if options.label_smoothing else loss
+
+
 def compile_model(model: Any, options: CompileOptions, problem: Problem | None = None, *,
                   steps_per_epoch: int | None = None, epochs: int | None = None) -> Any:
     """Compile `model` with optimizer/loss/metrics resolved by Keras's own `get` functions.
@@ -87,7 +111,7 @@ def compile_model(model: Any, options: CompileOptions, problem: Problem | None =
     import keras
 
     problem = problem or Problem.from_num_classes(2)
-    loss = problem.loss if options.loss == "auto" else options.loss
+    loss = resolved_loss(options, problem)
     metrics = [m for name in options.metrics for m in (problem.metrics if name == "auto" else (name,))]
     config: dict[str, Any] = {"learning_rate": learning_rate(options, steps_per_epoch, epochs)}
     if options.weight_decay:
@@ -100,15 +124,6 @@ def compile_model(model: Any, options: CompileOptions, problem: Problem | None =
             f"[compile] optimizer {options.optimizer!r} is not a Keras optimizer. "
             "Expected a name keras.optimizers.get accepts, e.g. 'adam', 'sgd', 'rmsprop', 'adamw'."
         ) from None
-    try:
-        keras.losses.get(loss)
-    except ValueError:
-        raise ConfigError(
-            f"[compile] loss {loss!r} is not a Keras loss. Expected 'auto' or a name "
-            "keras.losses.get accepts, e.g. 'binary_crossentropy'."
-        ) from None
-    if options.label_smoothing:
-        loss = smoothed_loss(loss, options.label_smoothing)
     for metric in metrics:
         if metric in ("accuracy", "acc"):
             continue  # compile() picks the accuracy that matches the loss

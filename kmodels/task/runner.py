@@ -21,6 +21,7 @@ import pandas as pd
 
 from kmodels import cluster, registry
 from kmodels.backend import distribution, set_seed
+from kmodels.building import resolved_loss
 from kmodels.data.table import Table
 from kmodels.errors import ConfigError, RunError
 from kmodels.evaluation import format_table, plot_history, verdict
@@ -106,6 +107,7 @@ def run_task(task: Task) -> RunResult:
             table = task.load_data()
         problem = task.problem(table)
         task.check_size(table, problem)
+        resolved_loss(task.spec.options("compile"), problem)  # a loss that cannot work stops before the run exists
         if task.run_dir is None:
             task.run_dir = RunDir.create(task.spec.task, out=task.out)
         rd = task.run_dir

@@ -157,3 +157,11 @@ def test_dataframes_in_and_out(real_tables, tmp_path):
     pred = kmodels.predict(result.run_dir, rows)
     assert len(pred) == 4 and pred["source"].eq("<DataFrame 0>").all() and "probability_Gentoo" in pred
     assert kmodels.evaluate(result.run_dir)["accuracy"] == result.metrics["models"]["keras"]["accuracy"]
+
+
+def test_label_smoothing_on_sparse_multiclass_labels_stops_before_the_run_exists(real_tables, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(kmodels.ConfigError, match="sparse labels cannot be smoothed"):
+        kmodels.run("tabular", data=real_tables / "wine.csv", out=out,
+                    overrides={"data.target": "cultivar", "compile.label_smoothing": 0.1})
+    assert not out.exists()
