@@ -1,13 +1,11 @@
-"""Tabular preprocessors: scikit-learn estimators that take and return DataFrames.
+"""Tabular feature steps: scikit-learn estimators that take and return DataFrames, fitted on the training split.
 
 Conventions (scikit-learn's): `__init__` only stores its arguments; `fit`
 validates, learns state in attributes ending in `_` and returns `self`;
 `transform` before `fit` raises `NotFittedError`; `get_params`/`set_params`
-and `sklearn.base.clone` work. Steps with `drops_rows = True` are stateless
-row filters applied to the whole table before the split; their `keep_mask(x)`
-(a boolean per row, what `transform` keeps) lets the task track which rows
-remain. Every other step is fitted on the training split only. Inputs are
-never modified in place.
+and `sklearn.base.clone` work. Inputs are never modified in place. The row
+filters that run on the whole table before the split (`drop_duplicates`,
+`drop_missing`) are in `kmodels_tabular.row_filters`.
 """
 
 from __future__ import annotations
@@ -17,105 +15,17 @@ from typing import ClassVar, Literal
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_is_fitted
 
-from kmodels.api import DataError, duplicate_mask, registry
+from kmodels.api import DataError, registry
+from kmodels_tabular._steps import Step, as_frame, require_columns
 from kmodels_tabular.dates import date_order, day_first_days, parse_day_first
 
 logger = logging.getLogger("kmodels")
 
 
-def _frame(x: object, who: str) -> pd.DataFrame:
-    if not isinstance(x, pd.DataFrame):
-        raise TypeError(f"{who} expects a pandas DataFrame; received {type(x).__name__}.")
-    return x
-
-
-def _require(x: pd.DataFrame, columns: list[str] | tuple[str, ...], who: str) -> None:
-    missing = [c for c in columns if c not in x.columns]
-    if missing:
-        raise DataError(f"{who}: column(s) {missing} not in the table. Columns: {list(x.columns)}.")
-
-
-class _Step(TransformerMixin, BaseEstimator):
-    drops_rows: ClassVar[bool] = False
-
-    def _check(self, x: object) -> pd.DataFrame:
-        check_is_fitted(self)
-        return _frame(x, type(self).__name__)
-
-
-# ---- row filters (before the split) -------------------------------------------------------------
-@registry.preprocessors.register("drop_duplicates")
-class DropDuplicates(_Step):
-    """Drop exact duplicate rows (all columns, or `subset`), keeping the first.
-
-    Args:
-        subset: columns that define a duplicate; `None` uses every column.
-
-    Example:
-        >>> import pandas as pd
-        >>> DropDuplicates().fit_transform(pd.DataFrame({"a": [1, 1, 2]})).shape
-        (2, 1)
-    """
-
-    drops_rows = True
-
-    def __init__(self, subset: list[str] | None = None) -> None:
-        self.subset = subset
-
-    def fit(self, x: pd.DataFrame, y: object = None) -> DropDuplicates:
-        x = _frame(x, "drop_duplicates")
-        if self.subset:
-            _require(x, self.subset, "drop_duplicates")
-        self.columns_ = list(x.columns)
-        return self
-
-    def keep_mask(self, x: pd.DataFrame) -> np.ndarray:
-        """True for the rows `transform` keeps."""
-        keep = ~duplicate_mask(self._check(x), self.subset or None)
-        if not keep.all():
-            logger.info("drop_duplicates: removed %d duplicate row(s)", int((~keep).sum()))
-        return keep
-
-    def transform(self, x: pd.DataFrame) -> pd.DataFrame:
-        return x[self.keep_mask(x)]
-
-
-@registry.preprocessors.register("drop_missing")
-class DropMissing(_Step):
-    """Drop rows with a missing value in any of `columns`.
-
-    Example:
-        >>> import pandas as pd
-        >>> DropMissing(["a"]).fit_transform(pd.DataFrame({"a": [1, None], "b": [None, 2]})).shape
-        (1, 2)
-    """
-
-    drops_rows = True
-
-    def __init__(self, columns: list[str] = ()) -> None:  # noqa: B006
-        self.columns = columns
-
-    def fit(self, x: pd.DataFrame, y: object = None) -> DropMissing:
-        x = _frame(x, "drop_missing")
-        _require(x, list(self.columns), "drop_missing")
-        self.columns_ = list(self.columns)
-        return self
-
-    def keep_mask(self, x: pd.DataFrame) -> np.ndarray:
-        """True for the rows `transform` keeps."""
-        x = self._check(x)
-        return x[self.columns_].notna().all(axis=1).to_numpy() if self.columns_ else np.ones(len(x), dtype=bool)
-
-    def transform(self, x: pd.DataFrame) -> pd.DataFrame:
-        return x[self.keep_mask(x)]
-
-
 # ---- feature steps (fitted on the training split) -----------------------------------------------
 @registry.preprocessors.register("drop_columns")
-class DropColumns(_Step):
+class DropColumns(Step):
     """Drop the named columns (those absent are ignored).
 
     Example:
@@ -128,7 +38,7 @@ class DropColumns(_Step):
         self.columns = columns
 
     def fit(self, x: pd.DataFrame, y: object = None) -> DropColumns:
-        x = _frame(x, "drop_columns")
+        x = as_frame(x, "drop_columns")
         self.columns_ = [c for c in self.columns if c in x.columns]
         return self
 
@@ -137,7 +47,7 @@ class DropColumns(_Step):
 
 
 @registry.preprocessors.register("bank_features")
-class BankFeatures(_Step):
+class BankFeatures(Step):
     """Features of a bank transaction row: age, time of day, weekday, log amounts.
 
     From the published columns it derives `age` (years at the transaction,
@@ -165,8 +75,8 @@ class BankFeatures(_Step):
         self.max_age = max_age
 
     def fit(self, x: pd.DataFrame, y: object = None) -> BankFeatures:
-        x = _frame(x, "bank_features")
-        _require(x, list(self.INPUTS), "bank_features")
+        x = as_frame(x, "bank_features")
+        require_columns(x, list(self.INPUTS), "bank_features")
         if not self.min_age < self.max_age:
             raise DataError(f"bank_features: received min_age={self.min_age}, max_age={self.max_age}; expected min_age < max_age.")
         self.feature_names_ = ["age", "hour", "weekday", "log_amount", "log_balance", "zero_balance", "CustLocation"]
@@ -174,7 +84,7 @@ class BankFeatures(_Step):
 
     def transform(self, x: pd.DataFrame) -> pd.DataFrame:
         x = self._check(x)
-        _require(x, list(self.INPUTS), "bank_features")
+        require_columns(x, list(self.INPUTS), "bank_features")
         txn = day_first_days(x["TransactionDate"])  # datetime64[D] arrays
         dob = day_first_days(x["CustomerDOB"], reference=txn)
         no_txn = np.isnat(txn)
@@ -198,7 +108,7 @@ class BankFeatures(_Step):
 
 
 @registry.preprocessors.register("frequency_encode")
-class FrequencyEncode(_Step):
+class FrequencyEncode(Step):
     """Replace high-cardinality categoricals by their frequency in the training split.
 
     No target information is used, so nothing leaks. Missing values count as
@@ -218,9 +128,9 @@ class FrequencyEncode(_Step):
         self.columns = columns
 
     def fit(self, x: pd.DataFrame, y: object = None) -> FrequencyEncode:
-        x = _frame(x, "frequency_encode")
+        x = as_frame(x, "frequency_encode")
         cols = list(self.columns) if self.columns is not None else _non_numeric(x)
-        _require(x, cols, "frequency_encode")
+        require_columns(x, cols, "frequency_encode")
         self.frequencies_ = {c: {("<missing>" if pd.isna(k) else k): float(v) for k, v in
                                  x[c].value_counts(normalize=True, dropna=False).items()} for c in cols}
         return self
@@ -237,7 +147,7 @@ class FrequencyEncode(_Step):
 
 
 @registry.preprocessors.register("one_hot")
-class OneHot(_Step):
+class OneHot(Step):
     """One-hot encode low-cardinality categoricals; unseen values encode as all zeros.
 
     Args:
@@ -256,11 +166,11 @@ class OneHot(_Step):
         self.max_categories = max_categories
 
     def fit(self, x: pd.DataFrame, y: object = None) -> OneHot:
-        x = _frame(x, "one_hot")
+        x = as_frame(x, "one_hot")
         if self.max_categories < 1:
             raise DataError(f"one_hot: received max_categories={self.max_categories}; expected >= 1.")
         cols = list(self.columns) if self.columns is not None else _non_numeric(x)
-        _require(x, cols, "one_hot")
+        require_columns(x, cols, "one_hot")
         self.categories_ = {}
         self.other_ = {}
         for c in cols:
@@ -282,7 +192,7 @@ class OneHot(_Step):
 
 
 @registry.preprocessors.register("impute")
-class Impute(_Step):
+class Impute(Step):
     """Fill missing and infinite numeric values with the training median (or mean), adding indicators.
 
     `inf` and `-inf` (a division by zero upstream) count as missing: they are
@@ -304,7 +214,7 @@ class Impute(_Step):
         self.add_indicator = add_indicator
 
     def fit(self, x: pd.DataFrame, y: object = None) -> Impute:
-        x = _frame(x, "impute")
+        x = as_frame(x, "impute")
         if self.strategy not in ("median", "mean"):
             raise DataError(f"impute: received strategy={self.strategy!r}; expected 'median' or 'mean'.")
         num = [c for c in x.columns if pd.api.types.is_numeric_dtype(x[c])]
@@ -328,7 +238,7 @@ class Impute(_Step):
 
 
 @registry.preprocessors.register("standard_scale")
-class StandardScale(_Step):
+class StandardScale(Step):
     """Standardise every numeric column with the training mean and standard deviation.
 
     Constant columns are centred and left unscaled. Non-numeric columns are an
@@ -341,7 +251,7 @@ class StandardScale(_Step):
     """
 
     def fit(self, x: pd.DataFrame, y: object = None) -> StandardScale:
-        x = _frame(x, "standard_scale")
+        x = as_frame(x, "standard_scale")
         bad = _non_numeric(x)
         if bad:
             raise DataError(f"standard_scale: columns {bad} are not numeric; add one_hot or frequency_encode before it.")
@@ -360,7 +270,7 @@ class StandardScale(_Step):
 
     def transform(self, x: pd.DataFrame) -> pd.DataFrame:
         x = self._check(x)
-        _require(x, self.columns_, "standard_scale")
+        require_columns(x, self.columns_, "standard_scale")
         # Column by column into a frame of separate columns: no (rows x columns) block is allocated here;
         # the one matrix is made once, by whoever needs it.
         columns = {c: (x[c].to_numpy(dtype=float) - m) / s for c, m, s in zip(self.columns_, self.mean_, self.scale_, strict=True)}
@@ -368,7 +278,7 @@ class StandardScale(_Step):
 
 
 @registry.preprocessors.register("auto_features")
-class AutoFeatures(_Step):
+class AutoFeatures(Step):
     """Infer column types of any table and make numeric features of them.
 
     Numeric columns pass through; date-like text columns become year, month
@@ -391,7 +301,7 @@ class AutoFeatures(_Step):
         self.max_one_hot = max_one_hot
 
     def fit(self, x: pd.DataFrame, y: object = None) -> AutoFeatures:
-        x = _frame(x, "auto_features")
+        x = as_frame(x, "auto_features")
         kinds = {}
         self.date_orders_: dict[str, str] = {}
         for c in x.columns:
@@ -419,7 +329,7 @@ class AutoFeatures(_Step):
 
     def transform(self, x: pd.DataFrame) -> pd.DataFrame:
         x = self._check(x)
-        _require(x, list(self.kinds_), "auto_features")
+        require_columns(x, list(self.kinds_), "auto_features")
         parts = []
         for c, kind in self.kinds_.items():
             if kind == "numeric":
