@@ -351,30 +351,6 @@ def raw_spec(task_or_path: str | Path) -> tuple[dict[str, Any], str]:
     return task_cls.default_spec(), str(task_or_path)
 
 
-def frame_file(frame: Any) -> Path:
-    """A pandas DataFrame written once as CSV into the kmodels cache, named by its content.
-
-    `kmodels.run(task, data=frame)` runs on this file, so the run's `spec.toml`
-    names real data and the run can be repeated or resumed.
-
-    Example:
-        >>> import pandas as pd
-        >>> p = frame_file(pd.DataFrame({"x": [1, 2], "y": ["a", "b"]}))
-        >>> p.suffix, p.read_text().splitlines()[0]
-        ('.csv', 'x,y')
-    """
-    import hashlib
-
-    from kmodels.data.cache import cache_dir
-    from kmodels.runs import atomic_write
-
-    text = frame.to_csv(index=False)
-    path = cache_dir() / "frames" / f"{hashlib.sha256(text.encode()).hexdigest()[:20]}.csv"
-    if not path.is_file():
-        atomic_write(path, text)
-    return path
-
-
 def load_spec(task_or_path: str | Path, overrides: Mapping[str, Any] | Iterable[str] | None = None,
               *, data: Any = None) -> TaskSpec:
     """Load, validate and fully default a task spec.
@@ -384,7 +360,7 @@ def load_spec(task_or_path: str | Path, overrides: Mapping[str, Any] | Iterable[
         overrides: dotted keys to values (`{"train.epochs": 3}`) or
             `"KEY=VALUE"` strings, type-checked like the file.
         data: a path to the user's data (the task decides how it is read), or a pandas
-            DataFrame (written once into the kmodels cache as CSV; see `frame_file`).
+            DataFrame (written once into the kmodels cache as CSV; see `kmodels.data.cache.frame_file`).
 
     Returns:
         The resolved `TaskSpec`; `spec.to_toml()` renders it for editing.
@@ -394,6 +370,8 @@ def load_spec(task_or_path: str | Path, overrides: Mapping[str, Any] | Iterable[
     """
     raw, source = raw_spec(task_or_path)
     if data is not None and hasattr(data, "to_csv") and hasattr(data, "columns"):
+        from kmodels.data.cache import frame_file
+
         data = frame_file(data)
     if data is not None:
         if not Path(data).expanduser().exists():
