@@ -51,12 +51,26 @@ def _timed(fn) -> float:
 
 
 def write_jpegs(folder: Path, count: int, seed: int = 0) -> list[str]:
-    """~400x350 synthetic photos (the size of the Kaggle photos), half cats, half dogs."""
+    """~400x350 synthetic photos (the size of the Kaggle photos), half cats, half dogs.
+
+    Drawn in chunks of 64 over all cores (one photo takes ~60 ms to draw and encode, and a batch-256
+    run needs thousands); each chunk draws from its own seeded stream, so the files do not depend
+    on the number of cores.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    chunks = [(folder, start, min(start + 64, count), seed) for start in range(0, count, 64)]
+    with ProcessPoolExecutor(max_workers=min(len(chunks), os.cpu_count() or 1) or 1) as pool:
+        return [path for part in pool.map(_write_chunk, chunks) for path in part]
+
+
+def _write_chunk(job: tuple[Path, int, int, int]) -> list[str]:
     from kmodels_vision.synthetic import draw_animal
 
-    rng = np.random.default_rng(seed)
+    folder, start, stop, seed = job
+    rng = np.random.default_rng([seed, start])
     paths = []
-    for i in range(count):
+    for i in range(start, stop):
         label = "cat" if i % 2 == 0 else "dog"
         size = (int(rng.integers(380, 420)), int(rng.integers(330, 370)))
         path = folder / f"{label}.{i}.jpg"
@@ -131,41 +145,46 @@ def worker(args: argparse.Namespace) -> None:
         tags = [t for t in (policy, data_format, f"{batchnorm} BN") if t != "float32"]
         results.append({"variant": "keras fit (memory), " + ", ".join(tags), "warmup_s": warm, "ms": times})
 
-    if args.files and "files" in variants:
+    if args.files and variants & {"files", "device"}:
         import glob
 
         paths = sorted(glob.glob(os.path.join(args.files, "*.jpg")))[:n]
         labels = [0.0 if Path(p).name.startswith("cat") else 1.0 for p in paths]
-        for cache in (True, False):  # the dog_cat default caches decoded images (images.cache_mb)
-            model = fresh()
-            ds = ImageBatches(paths, labels, (size, size), bs, shuffle=True, augment=Augment(), seed=0, workers=2,
-                              cache=cache)
-            warm, times = fit_epochs(lambda cb, model=model, ds=ds: model.fit(ds, epochs=1 + args.repeats, verbose=0,
-                                                                               callbacks=[cb]))
-            how = "augmented" if cache else "augmented, decoded every epoch"
-            results.append({"variant": f"kmodels fit (JPEG files, {how}), {default_format}, fused BN",
-                            "warmup_s": warm, "ms": times})
-        # the dog_cat default: the decoded-image cache (memory-mapped) and augmentation on the device
-        import tempfile
-
+    for cache in (True, False) if args.files and "files" in variants else ():
+        # host augmentation in Pillow threads (JAX on a CPU), decoded images kept (images.cache_mb) or not
+        model = fresh()
+        ds = ImageBatches(paths, labels, (size, size), bs, shuffle=True, augment=Augment(), seed=0, workers=2,
+                          cache=cache)
+        warm, times = fit_epochs(lambda cb, model=model, ds=ds: model.fit(ds, epochs=1 + args.repeats, verbose=0,
+                                                                           callbacks=[cb]))
+        how = "augmented" if cache else "augmented, decoded every epoch"
+        results.append({"variant": f"kmodels fit (JPEG files, {how}), {default_format}, fused BN",
+                        "warmup_s": warm, "ms": times})
+    if args.files and variants & {"files", "device", "cache"}:
+        # the dog_cat default off a JAX CPU: the decoded-image cache (memory-mapped), augmentation on the device;
+        # `cache` alone: the same reading without the augmentation (what the pipeline costs, apart from the warp)
         from kmodels_vision.cache import DecodedImages
         from kmodels_vision.layers import RandomAffineAugment
 
+        from kmodels.building import compile_model, compile_options
+        from kmodels.problems import Problem
+
         with tempfile.TemporaryDirectory() as root:
             store = DecodedImages.open(paths, paths, (size, size), root=Path(root), progress=False)
-            model = fresh()
-            inputs = keras.Input((size, size, 3))
-            trained = keras.Model(inputs, model(RandomAffineAugment(seed=0)(inputs)))
-            from kmodels.building import compile_model, compile_options
-            from kmodels.problems import Problem
-
-            compile_model(trained, compile_options(args.model, None), Problem.from_num_classes(2))  # as `fresh`
-            ds = ImageBatches(paths, labels, (size, size), bs, shuffle=True, seed=0, workers=2,
-                              store=store.array, rows=store.rows(paths))
-            warm, times = fit_epochs(lambda cb, m=trained, ds=ds: m.fit(ds, epochs=1 + args.repeats, verbose=0,
-                                                                         callbacks=[cb]))
-        results.append({"variant": f"kmodels fit (JPEG files via the decoded-image cache, augmented on the device), "
-                                   f"{default_format}, fused BN", "warmup_s": warm, "ms": times})
+            for augmented in [a for a, name in ((True, "device"), (False, "cache")) if name in variants
+                              or (a and "files" in variants)]:
+                model = fresh()
+                if augmented:
+                    inputs = keras.Input((size, size, 3))
+                    model = keras.Model(inputs, model(RandomAffineAugment(seed=0)(inputs)))
+                    compile_model(model, compile_options(args.model, None), Problem.from_num_classes(2))  # as fresh
+                ds = ImageBatches(paths, labels, (size, size), bs, shuffle=True, seed=0, workers=2,
+                                  store=store.array, rows=store.rows(paths))
+                warm, times = fit_epochs(lambda cb, m=model, ds=ds: m.fit(ds, epochs=1 + args.repeats, verbose=0,
+                                                                           callbacks=[cb]))
+                how = "augmented on the device" if augmented else "not augmented"
+                results.append({"variant": f"kmodels fit (JPEG files via the decoded-image cache, {how}), "
+                                           f"{default_format}, fused BN", "warmup_s": warm, "ms": times})
 
     device_peak = None
     if backend == "jax" and "reference" in variants:
@@ -329,7 +348,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="each in its own process; one that is not installed is skipped with a note")
     p.add_argument("--no-files", action="store_true", help="skip the from-JPEG-files variant")
     p.add_argument("--variants", default="memory,files,reference",
-                   help="which to run: memory (Keras fit on arrays), files (kmodels pipeline), reference (hand-written)")
+                   help="which to run: memory (Keras fit on arrays), files (every kmodels from-files path), device (only the "
+                        "decoded-image cache + device augmentation path, dog_cat's default off a JAX CPU), cache (the "
+                        "same without augmentation: the reading alone), reference (hand-written)")
     p.add_argument("--precisions", default="float32",
                    help="policies for the in-memory fit, e.g. float32,mixed_bfloat16 (side by side)")
     p.add_argument("--data-formats", default="channels_last,channels_first",
@@ -351,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
            "matmul_peak_gflops": peak, "machine": machine(), "backends": {}}
     with tempfile.TemporaryDirectory() as tmp:
         files = None
-        if not args.no_files and "files" in args.variants:
+        if not args.no_files and {"files", "device", "cache"} & set(args.variants.split(",")):
             write_jpegs(Path(tmp), args.batch_size * args.steps)
             files = tmp
         for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
@@ -365,6 +386,7 @@ def main(argv: list[str] | None = None) -> int:
                 out["backends"][backend] = run_worker("benchmarks.train_step", cmd, env={"KERAS_BACKEND": backend})
             except RuntimeError as exc:
                 print(f"{backend}: skipped ({str(exc).splitlines()[-1]})", file=sys.stderr)
+                print("\n".join(str(exc).splitlines()[-15:]), file=sys.stderr)  # the worker's traceback
     rows = []
     for backend, res in out["backends"].items():
         for r in res["results"]:

@@ -19,6 +19,7 @@ from kmodels.api import (
     DataError,
     Features,
     Prepared,
+    Problem,
     RunDir,
     Table,
     Task,
@@ -67,6 +68,9 @@ class ImageOptions:
             file under `$KMODELS_CACHE_DIR/images/` keyed by the images' content and
             the size (`kmodels_vision.cache`), shared by later runs and processes; then
             `cache_mb` is not needed. `false`: decode from the files (and `cache_mb`).
+        mixup: blend pairs of training images and their labels (mixup; see
+            `kmodels_vision.pipeline.ImageBatches`): the Beta parameter, 0 = off. Binary
+            problems only (the multiclass labels are class indices, which cannot be blended).
     """
 
     image_size: tuple[int, int] = (128, 128)
@@ -80,8 +84,12 @@ class ImageOptions:
     tta: Literal["none", "flip"] = "none"
     augment_on: Literal["auto", "device", "host"] = "auto"
     disk_cache: bool = True
+    mixup: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0 <= self.mixup <= 10:
+            raise ConfigError(f"[images] mixup={self.mixup}: expected a Beta parameter in [0, 10] (0 turns mixup "
+                              "off; 0.2-0.4 is usual).")
         if self.workers < 1:
             raise ConfigError(f"[images] workers={self.workers}: expected at least 1 decoding thread.")
         if self.cache_mb < 0:
@@ -121,6 +129,13 @@ class ImageClassification(Task):
     @property
     def images(self) -> ImageOptions:
         return self.spec.options("images")
+
+    def check_size(self, table: Table, problem: Problem) -> None:
+        """`Task.check_size`, and refuse `[images] mixup` unless the problem is binary (before the run exists)."""
+        super().check_size(table, problem)
+        if self.images.mixup and problem.kind != "binary":
+            raise ConfigError(f"[images] mixup={self.images.mixup} blends labels, which needs a binary problem; this "
+                              f"one is {problem.kind} ({problem.num_classes} classes). Set images.mixup = 0.")
 
     def clean(self, table: Table, steps: Sequence[Any]) -> tuple[Table, dict[str, Any]]:
         """Decode every file once; drop unusable ones (never touching them) and report."""
@@ -200,7 +215,8 @@ class ImageClassification(Task):
             x = ImageBatches(frame["path"].tolist(), y, opts.image_size, self.train_options.batch_size,
                              shuffle=train, augment=host_augment if train else None, seed=self.train_options.seed,
                              workers=opts.workers, multiple=self.batch_multiple, cache=cache,
-                             store=None if store is None else store.array, rows=rows)
+                             store=None if store is None else store.array, rows=rows,
+                             mixup=opts.mixup if train else 0.0)
             out[name] = Features(x, y, frame)
         return out, None
 

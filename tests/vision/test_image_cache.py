@@ -100,7 +100,7 @@ def test_batches_from_the_store_are_slices_in_the_shuffled_order(tmp_path):
         (xa, ya), (xb, yb) = plain[i], cached[i]
         np.testing.assert_array_equal(xa, xb)
         np.testing.assert_array_equal(ya, yb)
-        assert xb.dtype == np.float32
+        assert xa.dtype == xb.dtype == np.uint8  # a quarter of float32's bytes to the device
     augment = Augment(flip=0.5, rotation=10.0, zoom=0.1, shift=0.1)
     plain = ImageBatches(paths, list(range(10)), (8, 8), batch_size=4, shuffle=True, seed=3, augment=augment)
     cached = ImageBatches(paths, list(range(10)), (8, 8), batch_size=4, shuffle=True, seed=3, augment=augment,
@@ -109,6 +109,51 @@ def test_batches_from_the_store_are_slices_in_the_shuffled_order(tmp_path):
         np.testing.assert_array_equal(plain[i][0], cached[i][0])
     with pytest.raises(ValueError, match="does not fit"):
         ImageBatches(paths, None, (16, 16), store=store.array, rows=store.rows(digests))
+
+
+@settings(deadline=None, max_examples=30)
+@given(n=st.integers(1, 9), batch=st.integers(1, 6), alpha=st.sampled_from([0.2, 0.4, 1.0, 4.0]),
+       seed=st.integers(0, 50), epoch=st.integers(0, 3))
+def test_mixup_blends_images_and_labels_with_the_same_weights(tmp_path_factory, n, batch, alpha, seed, epoch):
+    rng = np.random.default_rng(seed)
+    store = rng.integers(0, 256, (n, 5, 4, 3), dtype=np.uint8)
+    labels = rng.integers(0, 2, n).astype(np.float32)
+    paths = [f"{i}.jpg" for i in range(n)]  # never opened: batches come from the store
+    kw = dict(batch_size=batch, shuffle=True, seed=seed, store=store, rows=np.arange(n))
+    plain, mixed = ImageBatches(paths, labels, (5, 4), **kw), ImageBatches(paths, labels, (5, 4), mixup=alpha, **kw)
+    plain.epoch = mixed.epoch = epoch
+    plain.order, mixed.order = plain._order(), mixed._order()
+    for i in range(len(plain)):
+        (x, y), (xm, ym) = plain[i], mixed[i]
+        assert xm.dtype == np.uint8 and xm.shape == x.shape and ym.dtype == np.float32
+        if len(x) == 1:  # nothing to blend with
+            np.testing.assert_array_equal(xm, x)
+            continue
+        # every blend is lam * own + (1 - lam) * another of the batch, lam >= 0.5, the same lam for pixels and label
+        for k in range(len(x)):
+            fits = []
+            for j in range(len(x)):
+                own, other, out = (a.astype(np.float64).ravel() for a in (x[k], x[j], xm[k]))
+                diff = own - other
+                # the pixels' weight, by least squares (any weight fits when the two images are equal)
+                lam = 1.0 if not diff.any() else float(diff @ (out - other) / (diff @ diff))
+                if y[k] != y[j]:  # then the label fixes the weight, and the pixels must agree with it
+                    lam_y = float((ym[k] - y[j]) / (y[k] - y[j]))
+                    lam = lam if not diff.any() else lam_y if abs(lam - lam_y) < 0.02 else -1.0
+                elif ym[k] != y[k]:
+                    continue
+                if 0.5 - 0.02 <= lam <= 1 + 1e-6 and np.abs(np.rint(lam * own + (1 - lam) * other) - out).max() <= 1:
+                    fits.append(j)
+            assert fits, (k, ym[k])
+        assert np.all((0 <= ym) & (ym <= 1))
+        np.testing.assert_array_equal(mixed[i][0], xm)  # seeded by (seed, epoch, batch): the same batch again
+
+
+def test_mixup_needs_labels_and_a_non_negative_parameter():
+    with pytest.raises(ValueError, match="mixup=0.2 needs labels"):
+        ImageBatches(["a.jpg"], None, (4, 4), mixup=0.2)
+    with pytest.raises(ValueError, match="mixup=-1"):
+        ImageBatches(["a.jpg"], [0], (4, 4), mixup=-1)
 
 
 @settings(deadline=None)

@@ -86,3 +86,12 @@ def test_dog_cat_is_a_preset_of_image_classification():
     assert set(a) == set(b) and a["data"] == b["data"] and set(a["images"]) == set(b["images"])
     assert (a["model"]["name"], a["images"]["tta"]) == ("dog_cat_xception", "flip")
     assert (b["model"]["name"], b["images"]["tta"]) == ("dog_cat_cnn", "none")
+
+
+def test_mixup_on_ten_classes_stops_before_the_run_exists(digit_folders, tmp_path):
+    out = tmp_path / "runs"
+    with pytest.raises(kmodels.ConfigError, match=r"mixup=0.2 blends labels.*multiclass \(10 classes\)"):
+        kmodels.run("image_classification", data=digit_folders, overrides={"images.mixup": 0.2}, out=out)
+    assert not out.exists()
+    with pytest.raises(kmodels.ConfigError, match=r"\[images\] mixup=-1"):
+        kmodels.run("image_classification", data=digit_folders, overrides={"images.mixup": -1}, out=out)
