@@ -35,6 +35,9 @@ import numpy as np
 
 from benchmarks._harness import machine, median, run_worker, write_json
 
+#: the variants that train from JPEG files (the files are written once, shared by the backends)
+FILE_VARIANTS = {"files", "device", "cache"}
+
 
 def matmul_peak_gflops(n: int = 4096, repeats: int = 3) -> float:
     a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
@@ -145,22 +148,21 @@ def worker(args: argparse.Namespace) -> None:
         tags = [t for t in (policy, data_format, f"{batchnorm} BN") if t != "float32"]
         results.append({"variant": "keras fit (memory), " + ", ".join(tags), "warmup_s": warm, "ms": times})
 
-    if args.files and variants & {"files", "device"}:
+    if args.files and variants & FILE_VARIANTS:
         import glob
 
         paths = sorted(glob.glob(os.path.join(args.files, "*.jpg")))[:n]
         labels = [0.0 if Path(p).name.startswith("cat") else 1.0 for p in paths]
-    for cache in (True, False) if args.files and "files" in variants else ():
-        # host augmentation in Pillow threads (JAX on a CPU), decoded images kept (images.cache_mb) or not
-        model = fresh()
-        ds = ImageBatches(paths, labels, (size, size), bs, shuffle=True, augment=Augment(), seed=0, workers=2,
-                          cache=cache)
-        warm, times = fit_epochs(lambda cb, model=model, ds=ds: model.fit(ds, epochs=1 + args.repeats, verbose=0,
-                                                                           callbacks=[cb]))
-        how = "augmented" if cache else "augmented, decoded every epoch"
-        results.append({"variant": f"kmodels fit (JPEG files, {how}), {default_format}, fused BN",
-                        "warmup_s": warm, "ms": times})
-    if args.files and variants & {"files", "device", "cache"}:
+        for cache in (True, False) if "files" in variants else ():
+            # host augmentation in Pillow threads (JAX on a CPU), decoded images kept (images.cache_mb) or not
+            model = fresh()
+            ds = ImageBatches(paths, labels, (size, size), bs, shuffle=True, augment=Augment(), seed=0, workers=2,
+                              cache=cache)
+            warm, times = fit_epochs(lambda cb, model=model, ds=ds: model.fit(ds, epochs=1 + args.repeats, verbose=0,
+                                                                               callbacks=[cb]))
+            how = "augmented" if cache else "augmented, decoded every epoch"
+            results.append({"variant": f"kmodels fit (JPEG files, {how}), {default_format}, fused BN",
+                            "warmup_s": warm, "ms": times})
         # the dog_cat default off a JAX CPU: the decoded-image cache (memory-mapped), augmentation on the device;
         # `cache` alone: the same reading without the augmentation (what the pipeline costs, apart from the warp)
         from kmodels_vision.cache import DecodedImages
@@ -372,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
            "matmul_peak_gflops": peak, "machine": machine(), "backends": {}}
     with tempfile.TemporaryDirectory() as tmp:
         files = None
-        if not args.no_files and {"files", "device", "cache"} & set(args.variants.split(",")):
+        if not args.no_files and FILE_VARIANTS & set(args.variants.split(",")):
             write_jpegs(Path(tmp), args.batch_size * args.steps)
             files = tmp
         for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:

@@ -1,5 +1,6 @@
-"""Tasks: the pipeline's hooks (`base`), what they hand each other (`results`), its training phases
-(`training`), the use of a finished run (`inference`) and starting, running or resuming a run (`runner`).
+"""Tasks: the pipeline (`base`, with its data hooks in `data_steps` and its model hooks in
+`model_steps`), what they hand each other (`results`), its training phases (`training`), the
+use of a finished run (`inference`) and starting, running or resuming a run (`runner`).
 
 Example:
     >>> from kmodels.task import Task, run
@@ -7,9 +8,10 @@ Example:
     True
 """
 
-from kmodels.task.base import Features, Prepared, RunResult, Task
+from kmodels.task.base import Task
 from kmodels.task.export import export
 from kmodels.task.inference import evaluate_run, load_model, portable_model, predict, save_model
+from kmodels.task.results import Features, Prepared, RunResult
 from kmodels.task.runner import run
 
 __all__ = ["Features", "Prepared", "RunResult", "Task", "evaluate_run", "export", "load_model", "portable_model", "predict",

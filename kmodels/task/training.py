@@ -18,7 +18,8 @@ from kmodels.errors import ConfigError
 from kmodels.runs import atomic_target
 
 if TYPE_CHECKING:
-    from kmodels.task.base import Prepared, Task
+    from kmodels.task.base import Task
+    from kmodels.task.results import Prepared
 
 logger = logging.getLogger("kmodels")
 

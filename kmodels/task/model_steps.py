@@ -1,0 +1,254 @@
+"""The model half of `Task`'s hooks: build → compile → callbacks → fit → predict.
+
+`ModelSteps` is a mixin of `kmodels.task.Task` (which a plugin subclasses; override these hooks there).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kmodels import _config, cluster, registry
+from kmodels.backend import precision
+from kmodels.building import compile_model
+from kmodels.errors import ConfigError, RunError
+from kmodels.problems import Problem
+from kmodels.runs import RunDir
+from kmodels.spec import CALLBACK_PATH_KEYS, INFERRED_MODEL_KEYS, TaskSpec, check_run_path
+from kmodels.task.results import Prepared
+from kmodels.task.training import train_in_phases
+
+logger = logging.getLogger("kmodels")
+
+
+class ModelSteps:
+    """Build, compile and train the spec's model, with its callbacks, inside the run (a mixin of `Task`)."""
+
+    spec: TaskSpec
+    train_options: Any
+    run_dir: RunDir | None
+    tracker: Any
+    batch_multiple: int
+
+    def input_shape(self, prepared: Prepared) -> tuple[int, ...]:
+        """The model input shape, from the training features."""
+        return tuple(prepared.data["train"].x.shape[1:])
+
+    def full_history(self, history: dict[str, list[float]]) -> dict[str, list[float]]:
+        """The whole training history: a `csv_logger` file (appended across resumes) if the spec has one."""
+        log = next((b["filename"] for b in self.spec["callbacks"] if b["name"] == "csv_logger"), None)
+        if log and self.run_dir is not None:
+            path = self.callback_path("csv_logger", "filename", log)
+            if path.is_file():
+                frame = pd.read_csv(path)
+                return {k: frame[k].astype(float).tolist() for k in frame.columns if k != "epoch"}
+        return history
+
+    def fetch_model_files(self) -> None:
+        """Get what the model needs from outside the data, before the data is read.
+
+        Today: pretrained `weights = "imagenet"`, which Keras downloads once into
+        `~/.keras/models/`. The model is built once at its default input size, so an
+        offline machine gets the builder's clear error before a long data scan, not after.
+        """
+        block = self.spec["model"]
+        if block.get("weights") != "imagenet":
+            return
+        block = {k: v for k, v in block.items() if k not in INFERRED_MODEL_KEYS}
+        registry.models.create(block, where=f"[model] {block['name']!r}")
+
+    def build_model(self, prepared: Prepared) -> Any:
+        """Build the spec's model for the data's input shape and problem (`num_classes`), and compile it.
+
+        For regression the model's linear output is followed by a fixed
+        `Rescaling` to the training target's mean and standard deviation: the
+        net learns a standardized target (what Adam's defaults suit), and the
+        saved model still predicts in the target's own units.
+        """
+        input_shape, problem = self.input_shape(prepared), prepared.problem
+        block = self.spec["model"]
+        name = block["name"]
+        params = _config.schema(registry.models.get(name))
+        extra: dict[str, Any] = {}
+        if "input_shape" in params:
+            given = block.pop("input_shape", None)
+            if given is not None and tuple(given) != tuple(input_shape):
+                raise ConfigError(
+                    f"[model] input_shape={tuple(given)} does not match the data's {tuple(input_shape)}; "
+                    "remove model.input_shape to infer it."
+                )
+            extra["input_shape"] = tuple(input_shape)
+        if "num_classes" in params:
+            given = block.pop("num_classes", None)
+            if given is not None and given != problem.num_classes:
+                raise ConfigError(f"[model] num_classes={given} does not match the {problem.kind} problem's "
+                                  f"{problem.num_classes}; remove model.num_classes to infer it.")
+            extra["num_classes"] = problem.num_classes
+        elif problem.kind != "binary":
+            raise ConfigError(f"[model] {name!r} has no num_classes argument, so it can only solve binary problems; "
+                              f"this one is {problem.kind}. Add `num_classes: int = 2` to its builder.")
+        with precision(self.train_options.precision):
+            model = registry.models.create(block, where=f"[model] {name!r}", **extra)
+        if self.train_options.precision != "float32" and model.outputs[0].dtype != "float32":
+            logger.warning("Model %r outputs %s under %s; give its last layer dtype='float32' for a stable loss.",
+                           name, model.outputs[0].dtype, self.train_options.precision)
+        if not problem.is_classification:
+            model = _rescaled(model, prepared.data["train"].y)
+        model = self.training_model(model)
+        return compile_model(model, self.spec.options("compile"), problem,
+                             steps_per_epoch=self.steps_per_epoch(prepared), epochs=self.train_options.epochs)
+
+    def training_model(self, model: Any) -> Any:
+        """The model `fit` trains: `model`, or `model` behind training-only layers (device-side augmentation).
+
+        Whatever this adds, `finish_model` removes before `model.keras` is saved. Default: `model`.
+        """
+        return model
+
+    def finish_model(self, model: Any) -> Any:
+        """The trained model as it is saved, evaluated and used for prediction. Default: as trained.
+
+        A task may wrap it here, e.g. with test-time augmentation (see the vision plugin).
+        """
+        return model
+
+    def steps_per_epoch(self, prepared: Prepared) -> int:
+        """Gradient steps in one epoch of `fit` (sizes a learning-rate schedule)."""
+        import math
+
+        from kmodels.data.batches import Batches
+
+        train = prepared.data["train"]
+        if isinstance(train.x, Batches):
+            return len(train.x)
+        return max(1, math.ceil(len(train.y) / self.batch_size(len(train.y))))
+
+    def make_callbacks(self) -> list[Any]:
+        """The spec's callbacks; every path they name is resolved inside the run directory.
+
+        A first callback adds the epoch's `learning_rate` to the logs (the history, `csv_logger`),
+        whether a schedule or `reduce_lr_on_plateau` sets it or it stays constant.
+        """
+        from kmodels.callbacks import LearningRateLog
+
+        out: list[Any] = [LearningRateLog()]
+        if self.tracker is not None:
+            out.append(self.tracker.callback())  # after LearningRateLog: the rate is logged too
+        for block in self.spec["callbacks"]:
+            block = dict(block)
+            for key in CALLBACK_PATH_KEYS:
+                if block.get(key) is None:
+                    continue
+                path = self.callback_path(block["name"], key, block[key])
+                path.parent.mkdir(parents=True, exist_ok=True)  # inside the run: ours to create
+                block[key] = str(path)
+            if block["name"] == "backup_and_restore":
+                # Kept until the phase's result is saved (`drop_backups`): Keras would delete it when
+                # `fit` ends, and a kill before the trained model is on disk would then retrain from scratch.
+                block["delete_checkpoint"] = False
+            out.append(registry.callbacks.create(block, where=f"[[callbacks]] {block['name']!r}"))
+        return out
+
+    def callback_path(self, callback: str, key: str, value: Any) -> Path:
+        """Where the `key` argument (`filename`, `backup_dir`, ...) of a spec callback points: checked to
+        name a path strictly inside this run's directory (see `kmodels.spec.check_run_path`)."""
+        where = f"[[callbacks]] {callback!r} {key}"
+        relative = check_run_path(value, where)
+        if self.run_dir is None:
+            raise RunError(f"{where} names a file, but this step runs without a run directory.")
+        return self.run_dir.inside(relative, where=where)
+
+    def drop_backups(self) -> None:
+        """Remove the `backup_and_restore` folders once what they protected is saved in the run.
+
+        They are spec-named folders checked to lie inside this run (see
+        `make_callbacks`), created by Keras during `fit`; nothing else is removed.
+        """
+        import shutil
+
+        if self.run_dir is None:
+            return
+        for block in self.spec["callbacks"]:
+            if block["name"] == "backup_and_restore" and block.get("backup_dir"):
+                path = self.callback_path("backup_and_restore", "backup_dir", block["backup_dir"])
+                if path.is_dir():
+                    shutil.rmtree(path)
+
+    @property
+    def verbose(self) -> int:
+        """Keras's `verbose` for `fit`: `[train] verbose`, and 0 on processes other than 0 of a cluster."""
+        return self.train_options.verbose if cluster.is_writer() else 0
+
+    def batch_size(self, rows: int) -> int:
+        """The batch size for `rows` training rows. Default: `[train] batch_size`."""
+        return self.train_options.batch_size
+
+    def class_weight(self, y: np.ndarray, problem: Problem) -> dict[int, float] | None:
+        """`"balanced"` class weights (n / (classes x count)); `None` unless the spec asks, or for regression."""
+        if self.train_options.class_weight != "balanced" or not problem.is_classification:
+            return None
+        k = problem.num_classes
+        counts = np.bincount(y, minlength=k).astype(float)
+        return {i: float(len(y) / (k * c)) if c else 1.0 for i, c in enumerate(counts)}
+
+    def fit(self, model: Any, prepared: Prepared, *, epochs: int | None = None,
+            initial_epoch: int = 0) -> dict[str, list[float]]:
+        """`model.fit` on the training split, validated on the validation split; returns the history."""
+        t = self.train_options
+        train, val = prepared.data["train"], prepared.data["val"]
+        if self.batch_multiple > 1:  # batches that split evenly over the devices
+            from kmodels.data.batches import ArrayBatches
+
+            x, y = ArrayBatches(train.x, train.y, t.batch_size, shuffle=True, seed=t.seed,
+                                multiple=self.batch_multiple), None
+            validation = ArrayBatches(val.x, val.y, t.batch_size, multiple=self.batch_multiple) if len(val.y) else None
+        else:
+            x, y = train.x, train.y
+            validation = (val.x, val.y) if len(val.y) else None
+        history = model.fit(
+            x, y, validation_data=validation,
+            epochs=t.epochs if epochs is None else epochs, initial_epoch=initial_epoch,
+            batch_size=None if y is None else self.batch_size(len(train.y)), callbacks=self.make_callbacks(),
+            class_weight=self.class_weight(train.y, prepared.problem), verbose=self.verbose, shuffle=y is not None,
+        )
+        return {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+    def train(self, model: Any, prepared: Prepared) -> tuple[dict[str, list[float]], int | None]:
+        """Phase one (`fit`), then the fine-tuning phase when `[fine_tune] epochs > 0` and the backbone is frozen.
+
+        Returns the history and the number of phase-one epochs when fine-tuning followed
+        (else `None`); see `kmodels.task.training.train_in_phases`.
+        """
+        return train_in_phases(self, model, prepared)
+
+    def predict_output(self, model: Any, x: Any) -> np.ndarray:
+        """The model's raw output for an array or a `Batches` set (its padding dropped): (n, 1) or (n, N)."""
+        from kmodels.data.batches import ArrayBatches, Batches
+
+        size = self.train_options.batch_size * max(1, 256 // self.train_options.batch_size)
+        n = x.n if isinstance(x, Batches) else len(x)
+        if self.batch_multiple > 1 and not isinstance(x, Batches):
+            x = ArrayBatches(x, None, size, multiple=self.batch_multiple)
+        if cluster.current() is not None:  # each process predicts its shard, then all gather
+            with cluster.without_distribution():
+                out = np.asarray(cluster.local_copy(model).predict(x, verbose=0))
+            out = cluster.gather_rows(out.reshape(len(out), -1), x.positions(), n)
+            return out
+        kwargs = {} if isinstance(x, Batches) else {"batch_size": size}
+        out = np.asarray(model.predict(x, verbose=0, **kwargs))
+        return out.reshape(len(out), -1)[:n]
+
+
+def _rescaled(model: Any, y: np.ndarray) -> Any:
+    """`model` followed by a fixed affine map onto the scale of `y` (plain Keras `Rescaling`)."""
+    import keras
+
+    mean = float(np.mean(y)) if len(y) else 0.0
+    std = float(np.std(y)) if len(y) else 1.0
+    std = std if std > 0 and np.isfinite(std) else 1.0
+    outputs = keras.layers.Rescaling(scale=std, offset=mean, dtype="float32", name="target_scale")(model.outputs[0])
+    return keras.Model(model.inputs, outputs, name=model.name)
