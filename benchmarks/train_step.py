@@ -173,8 +173,8 @@ def worker(args: argparse.Namespace) -> None:
 
         with tempfile.TemporaryDirectory() as root:
             store = DecodedImages.open(paths, paths, (size, size), root=Path(root), progress=False)
-            for augmented in [a for a, name in ((True, "device"), (False, "cache")) if name in variants
-                              or (a and "files" in variants)]:
+            # with the warp for `files` and `device`, without it for `cache`
+            for augmented in [True] * bool(variants & {"files", "device"}) + [False] * ("cache" in variants):
                 model = fresh()
                 if augmented:
                     inputs = keras.Input((size, size, 3))
