@@ -90,6 +90,10 @@ class TrainOptions:
 
     Args:
         epochs: maximum number of epochs (early stopping may end sooner).
+        max_steps: a cap on the gradient steps of training (0: no cap). When `epochs` x the
+            steps of one epoch would exceed it, fewer epochs run (at least one), with a log
+            line saying so; a larger data set then trains fewer, longer epochs in about the
+            same time. Schedules (`[compile] schedule`) are sized to the epochs that run.
         batch_size: samples per gradient step.
         seed: seeds Python, NumPy and Keras; drives splits, shuffling and init.
         class_weight: `"balanced"` weights classes inversely to their frequency.
@@ -104,6 +108,7 @@ class TrainOptions:
     """
 
     epochs: int = 10
+    max_steps: int = 0
     batch_size: int = 32
     seed: int = 42
     class_weight: Literal["none", "balanced"] = "none"
@@ -112,7 +117,7 @@ class TrainOptions:
     distribution: Literal["none", "data_parallel"] = "none"
 
     def __post_init__(self) -> None:
-        for key, low in (("epochs", 1), ("batch_size", 1), ("seed", 0)):
+        for key, low in (("epochs", 1), ("max_steps", 0), ("batch_size", 1), ("seed", 0)):
             value = getattr(self, key)
             if value < low:
                 raise ConfigError(f"[train] {key}={value}: expected an integer >= {low}.")

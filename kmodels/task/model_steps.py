@@ -33,6 +33,7 @@ class ModelSteps:
     run_dir: RunDir | None
     tracker: Any
     batch_multiple: int
+    _capped_epochs: int | None = None  # the epochs `epochs()` last logged, so it logs once
 
     def input_shape(self, prepared: Prepared) -> tuple[int, ...]:
         """The model input shape, from the training features."""
@@ -100,7 +101,7 @@ class ModelSteps:
             model = _rescaled(model, prepared.data["train"].y)
         model = self.training_model(model)
         return compile_model(model, self.spec.options("compile"), problem,
-                             steps_per_epoch=self.steps_per_epoch(prepared), epochs=self.train_options.epochs)
+                             steps_per_epoch=self.steps_per_epoch(prepared), epochs=self.epochs(prepared))
 
     def training_model(self, model: Any) -> Any:
         """The model `fit` trains: `model`, or `model` behind training-only layers (device-side augmentation).
@@ -126,6 +127,24 @@ class ModelSteps:
         if isinstance(train.x, Batches):
             return len(train.x)
         return max(1, math.ceil(len(train.y) / self.batch_size(len(train.y))))
+
+    def epochs(self, prepared: Prepared) -> int:
+        """The epochs phase one trains: `[train] epochs`, fewer when `[train] max_steps` caps the steps.
+
+        Example: dog_cat's cap of 3,500 steps fits 70 epochs of 44 steps (1,400 training
+        photos); 70 epochs of 547 steps (17,500) do not, so 6 epochs run.
+        """
+        t = self.train_options
+        per_epoch = self.steps_per_epoch(prepared)
+        if not t.max_steps or t.epochs * per_epoch <= t.max_steps:
+            return t.epochs
+        epochs = max(1, t.max_steps // per_epoch)
+        if self._capped_epochs != epochs:
+            self._capped_epochs = epochs
+            logger.info("Training %d epoch%s instead of %d: %d steps per epoch x %d epochs would exceed "
+                        "[train] max_steps=%d (--set train.max_steps=0 lifts the cap).", epochs,
+                        "" if epochs == 1 else "s", t.epochs, per_epoch, t.epochs, t.max_steps)
+        return epochs
 
     def make_callbacks(self) -> list[Any]:
         """The spec's callbacks; every path they name is resolved inside the run directory.
@@ -211,7 +230,7 @@ class ModelSteps:
             validation = (val.x, val.y) if len(val.y) else None
         history = model.fit(
             x, y, validation_data=validation,
-            epochs=t.epochs if epochs is None else epochs, initial_epoch=initial_epoch,
+            epochs=self.epochs(prepared) if epochs is None else epochs, initial_epoch=initial_epoch,
             batch_size=None if y is None else self.batch_size(len(train.y)), callbacks=self.make_callbacks(),
             class_weight=self.class_weight(train.y, prepared.problem), verbose=self.verbose, shuffle=y is not None,
         )

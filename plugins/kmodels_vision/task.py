@@ -280,10 +280,9 @@ class ImageClassification(Task):
 
     def fit(self, model: Any, prepared: Prepared, *, epochs: int | None = None,
             initial_epoch: int = 0) -> dict[str, list[float]]:
-        t = self.train_options
         data = prepared.data
         history = model.fit(data["train"].x, validation_data=data["val"].x if len(data["val"].y) else None,
-                            epochs=t.epochs if epochs is None else epochs, initial_epoch=initial_epoch,
+                            epochs=self.epochs(prepared) if epochs is None else epochs, initial_epoch=initial_epoch,
                             callbacks=self.make_callbacks(),
                             class_weight=self.class_weight(data["train"].y, prepared.problem), verbose=self.verbose)
         return {k: [float(v) for v in vals] for k, vals in history.history.items()}

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import math
 
 import numpy as np
 import pandas as pd
@@ -232,6 +234,24 @@ def test_cosine_schedule_warms_up_then_decays_and_refuses_reduce_lr(tmp_path):
         kmodels.registry.tasks.get("toy_task")(kmodels.TaskSpec(raw, "test"))
     with pytest.raises(kmodels.ConfigError, match="weight_decay=-1"):
         kmodels.load_spec("toy_task", {"compile.weight_decay": -1})
+
+
+def test_max_steps_caps_the_epochs_and_the_schedule_decays_over_those_that_run(tmp_path, caplog):
+    overrides = {"train.epochs": 6, "train.max_steps": 20, "compile.schedule": "cosine",
+                 "compile.warmup_epochs": 0, "callbacks.early_stopping.patience": 10}
+    with caplog.at_level(logging.INFO, logger="kmodels"):
+        result = kmodels.run("toy_task", overrides=overrides, out=tmp_path / "capped")
+    per_epoch = math.ceil(result.metrics["splits"]["train"] / 32)
+    assert 6 * per_epoch > 20  # the cap binds
+    assert result.metrics["epochs_run"] == 20 // per_epoch
+    lr = pd.read_csv(result.run_dir / "history.csv")["learning_rate"].to_numpy()
+    assert lr[-1] < 0.05 * 0.1  # decayed over the epochs that ran, not over the 6 asked for
+    assert sum("exceed [train] max_steps=20" in r.getMessage() for r in caplog.records) == 1
+    uncapped = kmodels.run("toy_task", overrides={"train.epochs": 2, "train.max_steps": 2 * per_epoch},
+                           out=tmp_path / "uncapped")
+    assert uncapped.metrics["epochs_run"] == 2
+    with pytest.raises(kmodels.ConfigError, match=r"\[train\] max_steps=-1"):
+        kmodels.load_spec("toy_task", {"train.max_steps": -1})
 
 
 def test_label_smoothing_trains_toward_softer_targets_and_saves_as_plain_keras(tmp_path):
