@@ -9,6 +9,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import Any
 
@@ -117,13 +118,21 @@ def compile_model(model: Any, options: CompileOptions, problem: Problem | None =
     if options.weight_decay:
         config["weight_decay"] = options.weight_decay
     try:
-        optimizer = keras.optimizers.get({"class_name": options.optimizer, "config": {"learning_rate": 0.001}})
-        optimizer = type(optimizer)(**config)
+        optimizer_class = type(keras.optimizers.get({"class_name": options.optimizer,
+                                                     "config": {"learning_rate": 0.001}}))
     except ValueError:
         raise ConfigError(
             f"[compile] optimizer {options.optimizer!r} is not a Keras optimizer. "
             "Expected a name keras.optimizers.get accepts, e.g. 'adam', 'sgd', 'rmsprop', 'adamw'."
         ) from None
+    if options.momentum:
+        if "momentum" not in inspect.signature(optimizer_class).parameters:
+            raise ConfigError(
+                f"[compile] momentum={options.momentum}: optimizer {options.optimizer!r} has no momentum "
+                "argument. Use it with 'sgd' or 'rmsprop', or leave it out."
+            )
+        config["momentum"] = options.momentum
+    optimizer = optimizer_class(**config)
     for metric in metrics:
         if metric in ("accuracy", "acc"):
             continue  # compile() picks the accuracy that matches the loss

@@ -57,6 +57,9 @@ class CompileOptions:
             with it: the two would fight over the learning rate.
         warmup_epochs: epochs of the warm-up of `schedule = "cosine"` (at most a quarter
             of the run's epochs: a short trial run is shortened, with a log line).
+        momentum: momentum of `"sgd"` and `"rmsprop"` (Keras's own argument; 0.9 is the
+            usual choice for SGD); 0 keeps the optimizer's default. Refused for optimizers
+            without one (Adam's are its betas).
         label_smoothing: pull the training targets toward 0.5 by this much (0 to 0.5; 0.1
             trains toward 0.05/0.95): a net that fits its training images perfectly keeps
             calibrated, less confident outputs. Binary cross-entropy (and Keras's categorical
@@ -71,8 +74,11 @@ class CompileOptions:
     schedule: Literal["constant", "cosine"] = "constant"
     warmup_epochs: int = 0
     label_smoothing: float = 0.0
+    momentum: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(f"[compile] momentum={self.momentum}: expected a number in [0, 1), e.g. 0.9.")
         if not 0 <= self.label_smoothing <= 0.5:
             raise ConfigError(f"[compile] label_smoothing={self.label_smoothing}: expected a number in [0, 0.5], "
                               "e.g. 0.1; 0 turns it off.")

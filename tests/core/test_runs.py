@@ -236,6 +236,22 @@ def test_cosine_schedule_warms_up_then_decays_and_refuses_reduce_lr(tmp_path):
         kmodels.load_spec("toy_task", {"compile.weight_decay": -1})
 
 
+def test_momentum_reaches_sgd_and_rmsprop_and_is_refused_where_there_is_none():
+    from kmodels.building import compile_model
+    from kmodels.options import CompileOptions
+
+    model = kmodels.build("toy_mlp")
+    for name, expected in (("sgd", 0.0), ("rmsprop", 0.0)):  # left at 0: the optimizer's own default
+        assert compile_model(model, CompileOptions(optimizer=name)).optimizer.momentum == expected
+    sgd = compile_model(model, CompileOptions(optimizer="sgd", momentum=0.9, weight_decay=5e-3)).optimizer
+    assert type(sgd).__name__ == "SGD" and sgd.momentum == 0.9 and sgd.weight_decay == 5e-3
+    assert compile_model(model, CompileOptions(optimizer="rmsprop", momentum=0.5)).optimizer.momentum == 0.5
+    with pytest.raises(ConfigError, match=r"momentum=0.9: optimizer 'adam' has no momentum argument"):
+        compile_model(model, CompileOptions(optimizer="adam", momentum=0.9))
+    with pytest.raises(ConfigError, match=r"momentum=1.*: expected a number in \[0, 1\)"):
+        kmodels.load_spec("toy_task", {"compile.momentum": 1})
+
+
 def test_max_steps_caps_the_epochs_and_the_schedule_decays_over_those_that_run(tmp_path, caplog):
     overrides = {"train.epochs": 6, "train.max_steps": 20, "compile.schedule": "cosine",
                  "compile.warmup_epochs": 0, "callbacks.early_stopping.patience": 10}
