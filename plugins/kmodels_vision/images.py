@@ -220,11 +220,24 @@ def _inspect_all(paths: Sequence[str], workers: int | None, progress: bool) -> l
         return _inspect(paths[i])
 
     out: list[dict[str, Any] | None] = [None] * len(paths)
-    pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1)
-    pending = {pool.submit(timed, i): i for i in range(len(paths))}
+    threads = workers or os.cpu_count() or 1
+    pool = ThreadPoolExecutor(max_workers=threads)
+    # a bounded window of submitted files: `wait` and the stall check below look at every pending future,
+    # so submitting all 25,000 at once made each finished file cost O(n) (a 25,000-photo scan took over 7 min)
+    window = 8 * threads
+    submitted = 0
+    pending: dict[Any, int] = {}
+
+    def submit_more() -> None:
+        nonlocal submitted
+        while submitted < len(paths) and len(pending) < window:
+            pending[pool.submit(timed, submitted)] = submitted
+            submitted += 1
+
     bar = tqdm(total=len(paths), desc="kmodels: scanning images", unit="img",
                disable=None if progress else True, leave=False)
     try:
+        submit_more()
         while pending:
             done, _ = wait(pending, timeout=min(1.0, DECODE_SECONDS), return_when=FIRST_COMPLETED)
             for future in done:
@@ -236,6 +249,7 @@ def _inspect_all(paths: Sequence[str], workers: int | None, progress: bool) -> l
                 logger.warning("Skipping %s: still reading/decoding after %g s", paths[i], DECODE_SECONDS)
                 out[i] = {"ok": False, "reason": f"decode took longer than {DECODE_SECONDS:g} s", "timed_out": True}
             bar.update(len(done) + len(late))
+            submit_more()
     finally:  # Ctrl-C or an error: drop the files not started yet, wait for none
         bar.close()
         pool.shutdown(wait=False, cancel_futures=True)

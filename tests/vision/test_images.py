@@ -287,3 +287,34 @@ def test_scan_skips_a_file_that_decodes_past_the_time_limit(tmp_path, monkeypatc
     assert "timed_out" not in scan.columns
     cached = json.loads(next((tmp_path / "cache" / "scans").iterdir()).read_text())
     assert paths[1] not in cached and paths[0] in cached  # a stall is not remembered
+
+
+def test_scan_keeps_a_bounded_window_of_files_in_flight(monkeypatch):
+    # submitting every file at once made each finished file cost O(n): 25,000 photos scanned in 15 min, not 25 s
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kmodels_vision import images
+
+    in_flight, most = [0], [0]
+    lock = threading.Lock()
+
+    class Counting(ThreadPoolExecutor):
+        def submit(self, fn, *args, **kwargs):
+            with lock:
+                in_flight[0] += 1
+                most[0] = max(most[0], in_flight[0])
+            future = super().submit(fn, *args, **kwargs)
+            future.add_done_callback(lambda _: _finished())
+            return future
+
+    def _finished():
+        with lock:
+            in_flight[0] -= 1
+
+    monkeypatch.setattr(images, "ThreadPoolExecutor", Counting)
+    monkeypatch.setattr(images, "_inspect", lambda path: {"ok": True, "path": path})
+    paths = [f"img{i}.jpg" for i in range(500)]
+    out = images._inspect_all(paths, workers=2, progress=False)
+    assert [r["path"] for r in out] == paths  # every file, in order
+    assert 2 <= most[0] <= 16  # 8 per thread, never all 500
