@@ -39,3 +39,28 @@ class LearningRateLog(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if logs is not None:
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+class NonFiniteLossStop(keras.callbacks.Callback):
+    """Stops training at the end of the first epoch whose training loss is NaN or infinite, and says when.
+
+    Not registered: every task run adds it, and `kmodels.task.training` turns a stop into a
+    failed run (`RunError`, exit 1), so a diverged model is never saved as if it had trained.
+    It looks once per epoch (a per-batch check would synchronise the device at every step).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: `(epoch, loss)` of the first non-finite epoch, or `None`
+        self.stopped: tuple[int, float] | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        import math
+
+        loss = None if logs is None else logs.get("loss")
+        if loss is None or self.stopped is not None:
+            return
+        value = float(keras.ops.convert_to_numpy(loss))
+        if not math.isfinite(value):
+            self.stopped = (epoch, value)
+            self.model.stop_training = True

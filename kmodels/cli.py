@@ -193,11 +193,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from kmodels.errors import RunError
+    from kmodels.errors import ConfigError
     from kmodels.task import predict
 
-    if args.output is not None and args.output.exists():
-        raise RunError(f"--output {str(args.output)!r} exists; kmodels does not overwrite files. Choose a new path.")
+    if args.output is not None and os.path.lexists(args.output):
+        raise ConfigError(f"--output {str(args.output)!r} exists; kmodels does not overwrite files. Choose a new path.")
     from kmodels.evaluation import spreadsheet_safe
 
     frame = spreadsheet_safe(predict(args.source, args.inputs))  # no cell a spreadsheet would run

@@ -11,6 +11,7 @@ Plots use matplotlib's Agg backend (no display needed) and seaborn. Example:
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -357,20 +358,31 @@ def spreadsheet_safe(frame: Any) -> Any:
     """A copy of a DataFrame whose text cells cannot run as spreadsheet formulas (the OWASP rule).
 
     A text cell starting with `=`, `+`, `-`, `@`, a tab or a carriage return gets
-    a leading `'`; numbers are left alone. Applied to every CSV kmodels writes
-    from data it did not make (prediction files).
+    a leading `'`, unless the whole cell is a number (a class label `-1` stays
+    `-1`: a spreadsheet reads it as the number it is, and runs nothing). Applied
+    to every CSV kmodels writes from data it did not make (prediction files).
 
     Example:
         >>> import pandas as pd
-        >>> spreadsheet_safe(pd.DataFrame({"path": ["=cmd|' -C calc'!A0.jpg", "a.jpg"], "p": [-0.5, 1.0]}))["path"].tolist()
-        ["'=cmd|' -C calc'!A0.jpg", 'a.jpg']
+        >>> frame = pd.DataFrame({"label": ["=cmd|' -C calc'!A0", "-1", "+2.5e3", "a"], "p": [-0.5, 1.0, 0.1, 0.2]})
+        >>> spreadsheet_safe(frame)["label"].tolist()
+        ["'=cmd|' -C calc'!A0", '-1', '+2.5e3', 'a']
     """
     out = frame.copy()
     for column in out.columns:
         if out[column].dtype == object or str(out[column].dtype).startswith("str"):
-            out[column] = [f"'{v}" if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r") else v
+            out[column] = [f"'{v}" if isinstance(v, str) and v[:1] in _FORMULA_STARTS and not _is_number(v) else v
                            for v in out[column]]
     return out
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _is_number(text: str) -> bool:
+    """Whether `text` is exactly a decimal number (no spaces, no formula characters after the sign)."""
+    return _NUMBER.fullmatch(text) is not None
 
 
 def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:

@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -82,8 +83,7 @@ class CompileOptions:
         if not 0 <= self.label_smoothing <= 0.5:
             raise ConfigError(f"[compile] label_smoothing={self.label_smoothing}: expected a number in [0, 0.5], "
                               "e.g. 0.1; 0 turns it off.")
-        if not self.learning_rate > 0:
-            raise ConfigError(f"[compile] learning_rate={self.learning_rate}: expected a positive number, e.g. 0.001.")
+        check_learning_rate(self.learning_rate, "[compile] learning_rate")
         if not 0 <= self.weight_decay < 1:
             raise ConfigError(f"[compile] weight_decay={self.weight_decay}: expected a number in [0, 1), e.g. 0.05.")
         if self.warmup_epochs < 0:
@@ -151,6 +151,9 @@ class FineTuneOptions:
     layers: int = 20
     learning_rate: float = 1e-5
 
+    def __post_init__(self) -> None:
+        check_learning_rate(self.learning_rate, "[fine_tune] learning_rate")
+
 
 @dataclass(frozen=True)
 class EvaluateOptions:
@@ -165,3 +168,21 @@ class EvaluateOptions:
     def __post_init__(self) -> None:
         if not 0 < self.threshold < 1:
             raise ConfigError(f"[evaluate] threshold={self.threshold}: expected a probability strictly between 0 and 1.")
+
+
+#: The largest learning rate a spec may set: above it every optimizer kmodels compiles diverges at once.
+MAX_LEARNING_RATE = 10.0
+
+
+def check_learning_rate(value: float, where: str) -> None:
+    """Refuse a learning rate that is not a finite number in (0, `MAX_LEARNING_RATE`].
+
+    Example:
+        >>> check_learning_rate(1e3, "[compile] learning_rate")
+        Traceback (most recent call last):
+        ...
+        kmodels.errors.ConfigError: [compile] learning_rate=1000.0: expected a finite number in (0, 10.0], e.g. 0.001; ...
+    """
+    if not math.isfinite(value) or not 0 < value <= MAX_LEARNING_RATE:
+        raise ConfigError(f"{where}={value}: expected a finite number in (0, {MAX_LEARNING_RATE}], e.g. 0.001; "
+                          "a larger rate makes the loss overflow to NaN within a few steps.")

@@ -40,6 +40,8 @@ STATUS_RUNNING = "running"
 STATUS_COMPLETED = "completed"
 STATUS_FAILED = "failed"
 STATUS_INTERRUPTED = "interrupted"
+#: The lock file a running run holds (see `RunDir.exclusive`).
+LOCK_FILE = ".kmodels.lock"
 
 
 def utc_now() -> str:
@@ -103,6 +105,58 @@ def atomic_write(path: Path, data: bytes | str) -> Path:
     with atomic_target(path) as tmp:
         tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
     return path
+
+
+#: Size caps on what kmodels reads from a run directory (a stranger's files are data, and bounded):
+#: JSON and TOML files, the uncompressed members of the preprocessing (skops) and of `model.keras`.
+MAX_TEXT_BYTES = 16 * 2**20
+MAX_STATE_BYTES = 512 * 2**20
+MAX_MODEL_BYTES = 2 * 2**30
+
+
+def regular_file(path: str | Path, limit: int, what: str = "file") -> Path:
+    """`path`, checked to be a regular file (after symlinks) of at most `limit` bytes, before anything opens it.
+
+    A FIFO, a device such as `/dev/zero`, a folder or an oversized file is refused with a
+    `RunError` naming it: opening a FIFO blocks forever, and reading a device never ends.
+
+    Example:
+        >>> regular_file("/dev/zero", 1024)
+        Traceback (most recent call last):
+        ...
+        kmodels.errors.RunError: file '/dev/zero' is not a regular file (a device, FIFO or folder); ...
+    """
+    import stat
+
+    path = Path(path)
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise RunError(f"{what} {str(path)!r} not found.") from None
+    except OSError as exc:
+        raise RunError(f"{what} {str(path)!r} cannot be read: {exc.strerror or exc}.") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise RunError(f"{what} {str(path)!r} is not a regular file (a device, FIFO or folder); kmodels reads only "
+                       "regular files. Replace it with the file it should be.")
+    if info.st_size > limit:
+        raise RunError(f"{what} {str(path)!r} is {info.st_size:,} bytes, over the {limit:,}-byte limit for it; "
+                       "it is not a file kmodels wrote.")
+    return path
+
+
+def check_zip(path: Path, limit: int, what: str) -> None:
+    """Refuse a zip archive (`.keras`, `.skops`) that is unreadable or whose members inflate past `limit` bytes."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            total = sum(member.file_size for member in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise RunError(f"{what} {str(path)!r} is not a readable zip archive ({exc}); it is damaged or not what "
+                       "kmodels wrote.") from None
+    if total > limit:
+        raise RunError(f"{what} {str(path)!r} inflates to {total:,} bytes, over the {limit:,}-byte limit; refusing "
+                       "to load it (a zip bomb, or not a file kmodels wrote).")
 
 
 class RunDir:
@@ -226,6 +280,36 @@ class RunDir:
                            f"{str(root)!r} (a symlink?); kmodels only writes inside its run.")
         return target
 
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[RunDir]:
+        """Hold this run directory's lock (`LOCK_FILE`, an OS advisory lock) for the block, or raise `RunError`.
+
+        A run holds it from the moment it writes its spec until it ends, so a second
+        `kmodels run --resume` of the same directory is refused instead of training beside
+        the first. The OS drops the lock when the process dies, so a killed run stays resumable.
+        """
+        import fcntl
+
+        import stat
+
+        try:  # never through a symlink: a stranger's run directory could point it anywhere
+            fd = os.open(self.file(LOCK_FILE), os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+        except OSError as exc:
+            raise RunError(f"{str(self.file(LOCK_FILE))!r} cannot be opened as a lock file ({exc.strerror}); "
+                           "remove it if it is not a plain file kmodels made.") from None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise RunError(f"{str(self.file(LOCK_FILE))!r} is not a regular file; remove it before resuming.")
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RunError(f"Run {str(self.path)!r} is in use by another kmodels process (pid "
+                               f"{self.metadata.get('pid', '?')}); wait for it to end, or stop it, before "
+                               "resuming.") from None
+            yield self
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
+
     def exists(self, name: str) -> bool:
         return self.file(name).exists()
 
@@ -235,11 +319,24 @@ class RunDir:
     def write_json(self, name: str, obj: Any) -> Path:
         return self.write_text(name, json.dumps(obj, indent=2, default=_json_default) + "\n")
 
+    def readable(self, name: str, limit: int = MAX_TEXT_BYTES) -> Path:
+        """The path of `name`, checked before it is opened: it must exist, resolve inside this run
+        directory and be a regular file of at most `limit` bytes (see `regular_file`)."""
+        path = self.file(name)
+        if not os.path.lexists(path):
+            raise RunError(f"{str(path)!r} not found: is {str(self.path)!r} a kmodels run directory?")
+        target = path.resolve()
+        if not target.is_relative_to(self.path.resolve()):
+            raise RunError(f"{str(path)!r} leads to {str(target)!r}, outside the run directory; kmodels reads a "
+                           "run's files only from inside it.")
+        return regular_file(path, limit, what="run file")
+
     def read_json(self, name: str) -> Any:
+        path = self.readable(name)
         try:
-            return json.loads(self.file(name).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise RunError(f"{str(self.file(name))!r} not found: is {str(self.path)!r} a kmodels run directory?") from None
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise RunError(f"{str(path)!r} is not valid JSON ({exc}); the run directory is damaged.") from None
 
     @property
     def metadata(self) -> dict[str, Any]:

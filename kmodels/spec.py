@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -61,6 +62,7 @@ def check_run_path(value: Any, where: str) -> str:
     """
     if not isinstance(value, str):
         raise ConfigError(f"{where}: received {value!r}; expected a path relative to the run directory.")
+    _check_format_fields(value, where)
     text = value.replace("\\", "/")
     parts = [p for p in text.split("/") if p not in ("", ".")]
     if text.startswith(("/", "~")) or (len(text) > 1 and text[1] == ":") or ".." in parts or not parts:
@@ -72,6 +74,32 @@ def check_run_path(value: Any, where: str) -> str:
     if len(parts) == 1 and parts[0] in RUN_FILES:
         raise ConfigError(f"{where}: received {value!r}, a file kmodels writes itself; choose another name.")
     return "/".join(parts)
+
+
+#: The format spec a `{field:spec}` in a callback path may carry: width, precision and a numeric type, no fill.
+_NUMERIC_FORMAT = re.compile(r"[+-]?0?\d*(\.\d+)?[deEfFgG%]?")
+
+
+def _check_format_fields(value: str, where: str) -> None:
+    """Refuse `{...}` fields in a callback path that could format into something other than a number.
+
+    Keras formats `model_checkpoint`'s filepath with the epoch and the logs (numbers), so a field
+    is `{epoch}` or `{val_loss:.3f}`: a plain name and a numeric format. A conversion (`!s`), a fill
+    character, an attribute or an index could make a field print `..`, `/` or nothing, and so lead
+    outside the run after formatting although the text passed the check.
+    """
+    import string
+
+    try:
+        fields = [f for f in string.Formatter().parse(value) if f[1] is not None]
+    except ValueError as exc:
+        raise ConfigError(f"{where}: received {value!r}, not a valid format string ({exc}).") from None
+    for _, name, spec, conversion in fields:
+        if conversion is not None or not name.isidentifier() or not _NUMERIC_FORMAT.fullmatch(spec or ""):
+            raise ConfigError(f"{where}: received {value!r}. A '{{...}}' field in a path must be a plain name "
+                              "with an optional numeric format, e.g. 'ckpt/{epoch:02d}.keras' or "
+                              "'{val_loss:.3f}.keras'; conversions (!s), fill characters, attributes and indexes "
+                              "are refused, so the formatted path stays inside the run.")
 
 
 #: Fixed-schema sections every task has.
@@ -323,9 +351,22 @@ def resolve(raw: Mapping[str, Any], source: str = "<dict>", *,
     return TaskSpec(out, source)
 
 
+#: The largest spec file kmodels reads (specs are a few kilobytes).
+MAX_SPEC_BYTES = 2**20
+
+
 def read_toml(path: str | Path) -> dict[str, Any]:
     """Parse a TOML file with an error that names the file and the line."""
+    import stat
+
     path = Path(path)
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise ConfigError(f"Spec file {str(path)!r} does not exist.") from None
+    if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_SPEC_BYTES:
+        raise ConfigError(f"Spec file {str(path)!r} is not a regular file of at most {MAX_SPEC_BYTES:,} bytes "
+                          "(a folder, FIFO, device or oversized file); give a TOML spec file.")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -378,5 +419,6 @@ def load_spec(task_or_path: str | Path, overrides: Mapping[str, Any] | Iterable[
             raise DataError(f"--data {str(data)!r} does not exist; give the path of your data file or folder.")
         task = raw.get("task")
         if isinstance(task, str):
-            raw = registry.tasks.get(task).with_data(raw, Path(data).expanduser())
+            # absolute, so the run's spec.toml still finds the data from any folder (evaluate, re-runs)
+            raw = registry.tasks.get(task).with_data(raw, Path(data).expanduser().resolve())
     return resolve(raw, source, overrides=overrides)

@@ -107,6 +107,10 @@ class MlflowRun:
     """One kmodels run's MLflow run (created, or reopened on `--resume`)."""
 
     def __init__(self, options: TrackingOptions, task: str, run_dir: Any, params: Mapping[str, str]) -> None:
+        # MLflow 3 reports usage to its makers and writes ~/.config/mlflow/telemetry.json unless told not to;
+        # kmodels never sends anything anywhere the user did not name (a value the user set is kept).
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        os.environ.setdefault("DO_NOT_TRACK", "true")
         try:
             from mlflow import MlflowClient
         except ImportError:

@@ -34,7 +34,7 @@ from kmodels.evaluation import (
     plot_confusion_matrix,
     plot_regression,
 )
-from kmodels.runs import RunDir
+from kmodels.runs import MAX_MODEL_BYTES, RunDir
 from kmodels.spec import TaskSpec
 from kmodels.task.data_steps import DataSteps
 from kmodels.task.inference import (
@@ -174,7 +174,7 @@ class Task(DataSteps, ModelSteps):
         """
         rd = self.run_dir
         state = _load_state(rd)
-        model = load_model(rd.file("model.keras"))
+        model = load_model(rd.readable("model.keras", MAX_MODEL_BYTES))
         self.run_dir = None
         try:
             prepared = self.prepare(fitted=None if state is None else state["pipeline"])
@@ -186,9 +186,10 @@ class Task(DataSteps, ModelSteps):
     def predict_files(cls, run_dir: RunDir | None, model: Any, inputs: Sequence[Path]) -> pd.DataFrame:
         """Predictions for the rows of CSV files, through the run's fitted preprocessing.
 
-        Binary: `probability` of the positive class and `label` at the run's
-        threshold; multiclass: `label`, its `probability` and one
-        `probability_<class>` column per class; regression: `prediction`.
+        Classification: `label` (binary: at the run's threshold), its `probability` and one
+        `probability_<class>` column per class; regression: `prediction`. `row` is the row's
+        index in its input (a DataFrame's own index; 0..n-1 for a file), and a single
+        DataFrame's predictions keep its index.
         """
         state = None if run_dir is None else _load_state(run_dir)
         problem, threshold = saved_problem(run_dir, model)
@@ -202,7 +203,9 @@ class Task(DataSteps, ModelSteps):
             if state is not None:
                 x = state["pipeline"].transform(frame.drop(columns=state["exclude"], errors="ignore"))
             output = np.asarray(model.predict(_as_matrix(x), verbose=0))
-            out = pd.DataFrame({"source": str(path), "row": np.arange(len(frame))})
-            frames.append(pd.concat([out, prediction_frame(problem, output, threshold)], axis=1))
+            out = pd.DataFrame({"source": str(path), "row": frame.index}, index=frame.index)
+            frames.append(pd.concat([out, prediction_frame(problem, output, threshold, index=frame.index)], axis=1))
+        if len(frames) == 1:
+            return frames[0]
         return pd.concat(frames, ignore_index=True)
 

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from kmodels.errors import ConfigError, RunError
+from kmodels.runs import MAX_MODEL_BYTES
 
 logger = logging.getLogger("kmodels")
 
@@ -58,10 +59,10 @@ def export(source: str | Path, out: str | Path, format: str = "saved_model") -> 
     if format == "keras" and out.suffix != ".keras":
         raise ConfigError(f"{str(out)!r}: a Keras model file must end in .keras (Keras loads no other name).")
     if os.path.lexists(out):
-        raise RunError(f"{str(out)!r} exists; kmodels does not overwrite files. Choose a new path.")
+        raise ConfigError(f"{str(out)!r} exists; kmodels does not overwrite files. Choose a new path.")
     if source.is_dir():
         rd, _ = _finished_run(source)
-        keras_file = rd.file("model.keras")
+        keras_file = rd.readable("model.keras", MAX_MODEL_BYTES)
     else:
         keras_file = source
     model = load_model(keras_file)

@@ -7,6 +7,7 @@ fitted preprocessing, the problem with its classes and the decision threshold.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from kmodels import registry
 from kmodels.backend import set_seed
 from kmodels.errors import ConfigError, RunError
 from kmodels.problems import Problem
-from kmodels.runs import RunDir, atomic_target
+from kmodels.runs import MAX_MODEL_BYTES, MAX_STATE_BYTES, RunDir, atomic_target, check_zip, regular_file
 from kmodels.spec import TaskSpec, load_spec
 
 logger = logging.getLogger("kmodels")
@@ -84,12 +85,28 @@ def _all_layers(model: Any) -> list[Any]:
 
 
 def saved_problem(run_dir: RunDir | None, model: Any) -> tuple[Problem, float]:
-    """The problem and decision threshold a run was trained for, or what a bare model's output implies."""
+    """The problem and decision threshold a run was trained for, or what a bare model's output implies.
+
+    What `metrics.json` says is checked before it is used: the threshold must be a probability
+    strictly between 0 and 1, and the problem must match the model's output width (a run directory
+    is data that anyone may have edited).
+    """
     if run_dir is not None and run_dir.exists("metrics.json"):
         metrics = run_dir.read_json("metrics.json")
-        if "problem" in metrics:
-            return Problem.from_json(metrics["problem"]), float(metrics.get("threshold", 0.5))
-        return Problem("binary", tuple(metrics.get("classes", ("0", "1")))), 0.5
+        where = str(run_dir.file("metrics.json"))
+        if not isinstance(metrics, dict):
+            raise RunError(f"{where!r} does not hold a JSON object; is this a kmodels run directory?")
+        try:
+            problem = (Problem.from_json(metrics["problem"]) if "problem" in metrics
+                       else Problem("binary", tuple(metrics.get("classes", ("0", "1")))))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RunError(f"{where!r}: its 'problem' entry is not one kmodels wrote ({exc}).") from None
+        threshold = metrics.get("threshold", 0.5)
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 < threshold < 1:
+            raise RunError(f"{where!r}: threshold={threshold!r}. Expected a probability strictly between 0 and 1; "
+                           "the file was edited or damaged. Re-run the task, or fix the value.")
+        _check_output_width(problem, model, where)
+        return problem, float(threshold)
     units = int(model.output_shape[-1])
     activation = getattr(model.layers[-1], "activation", None)
     if units == 1 and getattr(activation, "__name__", "") != "sigmoid":
@@ -97,16 +114,35 @@ def saved_problem(run_dir: RunDir | None, model: Any) -> tuple[Problem, float]:
     return Problem.from_num_classes(max(units, 2)), 0.5
 
 
-def prediction_frame(problem: Problem, output: np.ndarray, threshold: float = 0.5) -> pd.DataFrame:
-    """Predictions as a DataFrame (see `Task.predict_files` for the columns)."""
+def _check_output_width(problem: Problem, model: Any, where: str) -> None:
+    """Refuse a saved problem that the model's output cannot answer (e.g. a 3-class model read as a regression)."""
+    shape = getattr(model, "output_shape", None)
+    if not isinstance(shape, tuple) or not shape or not isinstance(shape[-1], int):
+        return  # a model with several outputs: the task that made it checks its own
+    expected = 1 if problem.kind in ("binary", "regression") else problem.num_classes
+    if shape[-1] != expected:
+        raise RunError(f"{where!r} says the run is a {problem.kind} problem with {len(problem.classes)} classes, "
+                       f"which needs {expected} model output(s), but model.keras has {shape[-1]}. The run "
+                       "directory's files do not belong together; re-run the task.")
+
+
+def prediction_frame(problem: Problem, output: np.ndarray, threshold: float = 0.5,
+                     index: Any = None) -> pd.DataFrame:
+    """Predictions as a DataFrame (see `Task.predict_files` for the columns).
+
+    Classification: `label`, its `probability`, and one `probability_<class>` column per class
+    (binary too, so the positive class is named); regression: `prediction`.
+    """
     out = problem.probabilities(output)
     names = np.asarray(problem.class_names, dtype=object)
     if problem.kind == "regression":
-        return pd.DataFrame({"prediction": out})
+        return pd.DataFrame({"prediction": out}, index=index)
     if problem.kind == "binary":
-        return pd.DataFrame({"probability": out, "label": names[problem.decode(output, threshold)]})
-    idx = problem.decode(output)
-    frame = pd.DataFrame({"label": names[idx], "probability": out[np.arange(len(out)), idx]})
+        out = np.stack([1.0 - out, out], axis=1)
+        idx = problem.decode(output, threshold)
+    else:
+        idx = problem.decode(output)
+    frame = pd.DataFrame({"label": names[idx], "probability": out[np.arange(len(out)), idx]}, index=index)
     for i, name in enumerate(problem.class_names):
         frame[f"probability_{name}"] = out[:, i]
     return frame
@@ -148,7 +184,8 @@ def _load_state(run_dir: RunDir) -> dict[str, Any] | None:
         return None
     import skops.io as sio
 
-    path = run_dir.file(STATE_FILE)
+    path = run_dir.readable(STATE_FILE, limit=MAX_STATE_BYTES)
+    check_zip(path, MAX_STATE_BYTES, "preprocessing file")
     try:
         found = set(sio.get_untrusted_types(file=path))
     except Exception as exc:  # noqa: BLE001 - any failure to read it means: not a state file we wrote
@@ -164,8 +201,10 @@ def load_model(path: Path) -> Any:
     """Load a `.keras` file with `safe_mode=True` (no arbitrary code)."""
     import keras
 
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise RunError(f"{str(path)!r} not found; the run may have failed before saving its model.")
+    regular_file(path, MAX_MODEL_BYTES, what="model file")
+    check_zip(Path(path), MAX_MODEL_BYTES, "model file")
     try:
         return keras.saving.load_model(path, safe_mode=True)
     except ValueError as exc:
@@ -185,7 +224,7 @@ def _finished_run(path: str | Path) -> tuple[RunDir, TaskSpec]:
             f"Run {str(rd.path)!r} has status {meta.get('status')!r}, not 'completed'"
             + (f" ({meta['error']})" if meta.get("error") else "") + "; its artifacts may be incomplete."
         )
-    return rd, load_spec(rd.file("spec.toml"))
+    return rd, load_spec(rd.readable("spec.toml"))
 
 
 def evaluate_run(path: str | Path) -> dict[str, Any]:
@@ -207,7 +246,7 @@ def predict(source: str | Path, inputs: Any) -> pd.DataFrame:
     paths = [p if isinstance(p, pd.DataFrame) else Path(p) for p in inputs]
     if source.is_dir():
         rd, spec = _finished_run(source)
-        return registry.tasks.get(spec.task).predict_files(rd, load_model(rd.file("model.keras")), paths)
+        return registry.tasks.get(spec.task).predict_files(rd, load_model(rd.readable("model.keras", MAX_MODEL_BYTES)), paths)
     model = load_model(source)
     for name in registry.tasks.list():
         task = registry.tasks.get(name)

@@ -150,11 +150,13 @@ class ModelSteps:
         """The spec's callbacks; every path they name is resolved inside the run directory.
 
         A first callback adds the epoch's `learning_rate` to the logs (the history, `csv_logger`),
-        whether a schedule or `reduce_lr_on_plateau` sets it or it stays constant.
+        whether a schedule or `reduce_lr_on_plateau` sets it or it stays constant; a second stops
+        training at the first epoch whose loss is not finite (the run then fails, see
+        `kmodels.task.training.check_finite`).
         """
-        from kmodels.callbacks import LearningRateLog
+        from kmodels.callbacks import LearningRateLog, NonFiniteLossStop
 
-        out: list[Any] = [LearningRateLog()]
+        out: list[Any] = [LearningRateLog(), NonFiniteLossStop()]
         if self.tracker is not None:
             out.append(self.tracker.callback())  # after LearningRateLog: the rate is logged too
         for block in self.spec["callbacks"]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import socket
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import nullcontext
@@ -26,8 +25,8 @@ from kmodels.data.table import Table
 from kmodels.errors import ConfigError, RunError
 from kmodels.evaluation import format_table, plot_history, verdict
 from kmodels.problems import Problem
-from kmodels.runs import RunDir, alive
-from kmodels.spec import load_spec
+from kmodels.runs import MAX_MODEL_BYTES, RunDir
+from kmodels.spec import TaskSpec, load_spec, read_toml, resolve
 from kmodels.task.base import Task
 from kmodels.task.inference import load_model, save_model, save_state
 from kmodels.task.results import RunResult
@@ -39,15 +38,38 @@ logger = logging.getLogger("kmodels")
 TRAINED = "trained.json"
 
 
-def _resumable(path: str | Path) -> RunDir:
+def _resumable(path: str | Path, locked: bool = False) -> RunDir:
+    """The run directory at `path` if it can be resumed: not completed, and not held by a live run.
+
+    A live run holds the directory's lock (`RunDir.exclusive`), so a `running` status whose lock
+    is free was left by a process that died, whatever process has its pid now. `locked`: the
+    caller holds the lock already.
+    """
     rd = RunDir(path)
     meta = rd.read_json("metadata.json")
     status = meta.get("status")
     if status == "completed":
         raise RunError(f"Run {str(rd.path)!r} already completed; start a new run instead of resuming it.")
-    if status == "running" and meta.get("host") == socket.gethostname() and alive(meta.get("pid")):
-        raise RunError(f"Run {str(rd.path)!r} is still running (pid {meta['pid']}); stop it before resuming.")
+    if status == "running" and not locked:
+        with rd.exclusive():  # refused while a live run holds it
+            pass
     return rd
+
+
+def _resume_spec(run_dir: RunDir, overrides: Mapping[str, Any] | Sequence[str] | None) -> TaskSpec:
+    """The spec of a run being resumed, re-validated as a fresh run's, without its `[tracking]` section.
+
+    A run directory is data, possibly a stranger's: its spec must not send requests to a tracking
+    server or write a store wherever it names. Tracking a resumed run takes `--mlflow [URI]` (or
+    `tracking.*` overrides) from the person resuming it.
+    """
+    path = run_dir.readable("spec.toml")
+    raw = read_toml(path)
+    tracking = raw.pop("tracking", None)
+    if isinstance(tracking, Mapping) and tracking.get("mlflow"):
+        logger.warning("The run's spec.toml logs to MLflow at %r; a resumed run never follows a tracking URI from "
+                       "its run directory. Pass --mlflow [URI] to log the resumed run.", tracking.get("uri", "mlruns"))
+    return resolve(raw, str(path), overrides=overrides)
 
 
 def run(task_or_path: str | Path | None = None, data: Any = None,
@@ -75,7 +97,7 @@ def run(task_or_path: str | Path | None = None, data: Any = None,
             raise ConfigError("resume= continues a run with its own spec, data and directory; "
                               "do not also pass a task, data or out.")
         run_dir = _resumable(resume)
-        spec = load_spec(run_dir.file("spec.toml"), overrides)
+        spec = _resume_spec(run_dir, overrides)
         if not any(b["name"] == "backup_and_restore" for b in spec["callbacks"]):
             logger.warning("The spec has no backup_and_restore callback: training restarts from the first epoch.")
         logger.info("Resuming %s", run_dir.path)
@@ -111,13 +133,16 @@ def run_task(task: Task) -> RunResult:
         if task.run_dir is None:
             task.run_dir = RunDir.create(task.spec.task, out=task.out)
         rd = task.run_dir
-        rd.start(task=task.spec.task, seed=seed, spec_toml=task.spec.to_toml())
-        logger.info("Run directory: %s", rd.path)
-        with rd.recording():
-            task.tracker = open_tracker(task.spec.options("tracking"), task.spec.task, rd, task.spec) \
-                if cluster.is_writer() else None
-            with task.tracker.closing() if task.tracker else nullcontext():
-                result = _run_in(task, rd, table, problem, devices)
+        with rd.exclusive() if cluster.is_writer() else nullcontext():
+            if resumed and cluster.is_writer():
+                _resumable(rd.path, locked=True)  # another process may have finished it while this one loaded the data
+            rd.start(task=task.spec.task, seed=seed, spec_toml=task.spec.to_toml())
+            logger.info("Run directory: %s", rd.path)
+            with rd.recording():
+                task.tracker = open_tracker(task.spec.options("tracking"), task.spec.task, rd, task.spec) \
+                    if cluster.is_writer() else None
+                with task.tracker.closing() if task.tracker else nullcontext():
+                    result = _run_in(task, rd, table, problem, devices)
         if task.tracker is not None:  # after the run directory says completed: its files are final
             task.tracker.finish("FINISHED")
         return result
@@ -149,7 +174,7 @@ def _run_in(task: Task, rd: RunDir, table: Table, problem: Problem, devices: int
     set_seed(seed)
     if rd.exists(TRAINED) and rd.exists("model.keras"):  # resumed after training had finished
         trained = rd.read_json(TRAINED)
-        model = load_model(rd.file("model.keras"))
+        model = load_model(rd.readable("model.keras", MAX_MODEL_BYTES))
         history, phase_start, fit_seconds = trained["history"], trained["phase_start"], trained["fit_seconds"]
         logger.info("Training had finished before the interruption (%d epochs); evaluating the saved model.",
                     len(history.get("loss", [])))

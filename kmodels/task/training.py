@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from kmodels.building import backbone_of, compile_model, unfreeze_top
-from kmodels.errors import ConfigError
+from kmodels.errors import ConfigError, RunError
 from kmodels.runs import atomic_target
 
 if TYPE_CHECKING:
@@ -31,13 +31,13 @@ def train_in_phases(task: Task, model: Any, prepared: Prepared) -> tuple[dict[st
     """Train `model` as the spec says; return the history and the epoch where fine-tuning began (or None)."""
     ft = task.spec.options("fine_tune")
     if ft.epochs <= 0:
-        return task.fit(model, prepared), None
+        return check_finite(task.fit(model, prepared), task), None
     backbone = backbone_of(model)
     if backbone is None or backbone.trainable:
         logger.info("[fine_tune] skipped: model %r has no %s backbone (fine-tuning follows training the "
                     "head of a frozen, pretrained one).", task.spec["model"]["name"],
                     "nested" if backbone is None else "frozen")
-        return task.fit(model, prepared), None
+        return check_finite(task.fit(model, prepared), task), None
     if ft.layers < 1:
         raise ConfigError(f"[fine_tune] layers={ft.layers}; expected at least 1 layer to unfreeze.")
     rd = task.run_dir
@@ -49,7 +49,7 @@ def train_in_phases(task: Task, model: Any, prepared: Prepared) -> tuple[dict[st
         history: dict[str, list[float]] = {}
         logger.info("Phase one finished before the interruption (%d epochs); resuming fine-tuning.", head_epochs)
     else:
-        history = task.fit(model, prepared)
+        history = check_finite(task.fit(model, prepared), task)
         head_epochs = len(task.full_history(history).get("loss", []))
         if rd is not None:
             with atomic_target(rd.file(HEAD_WEIGHTS), suffix=".weights.h5") as tmp:
@@ -62,5 +62,24 @@ def train_in_phases(task: Task, model: Any, prepared: Prepared) -> tuple[dict[st
     logger.info("Fine-tuning: top %d backbone layers unfrozen (%d with weights, BatchNorm frozen), "
                 "learning rate %g, epochs %d-%d", ft.layers, trainable, ft.learning_rate,
                 head_epochs + 1, head_epochs + ft.epochs)
-    more = task.fit(model, prepared, epochs=head_epochs + ft.epochs, initial_epoch=head_epochs)
+    more = check_finite(task.fit(model, prepared, epochs=head_epochs + ft.epochs, initial_epoch=head_epochs), task,
+                        fine_tune=True)
     return {k: history.get(k, []) + v for k, v in more.items()}, head_epochs
+
+
+def check_finite(history: dict[str, list[float]], task: Task, fine_tune: bool = False) -> dict[str, list[float]]:
+    """`history`, or a `RunError` (the run is marked failed, exit 1) if its training loss went NaN or infinite.
+
+    Nothing is saved from a diverged model; the message names the epoch and the fix.
+    """
+    import math
+
+    losses = history.get("loss", [])
+    bad = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
+    if bad is None:
+        return history
+    rate = task.spec.options("fine_tune" if fine_tune else "compile").learning_rate
+    section = "fine_tune" if fine_tune else "compile"
+    raise RunError(f"The training loss became {losses[bad]} in epoch {bad + 1}: the model diverged, so nothing was "
+                   f"saved. Lower [{section}] learning_rate (now {rate:g}; e.g. --set {section}.learning_rate="
+                   f"{rate / 10:g}), or check the data for extreme values.")

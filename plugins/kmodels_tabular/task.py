@@ -209,9 +209,33 @@ class Tabular(TabularTask):
     def with_data(cls, raw: dict[str, Any], path: Path) -> dict[str, Any]:
         _need_file(path)
         data = raw.get("data", {})
-        keep = {k: data[k] for k in ("target", "problem", "classes", "group", "sep")
-                if k in data and data.get("name") == "csv"}
+        keep = {k: data[k] for k in CSV_KEYS if k in data and _set_by_user(data, k)}
         return {**raw, "data": {"name": "csv", "path": str(path), **keep}}
+
+
+#: The `[data]` keys of the `csv` dataset that a spec given with `--data FILE` keeps.
+CSV_KEYS = ("target", "problem", "classes", "group", "sep")
+
+
+def _set_by_user(data: Mapping[str, Any], key: str) -> bool:
+    """Whether `[data] key` in a spec was set for the user's CSV rather than left at the spec dataset's default.
+
+    A spec written by `kmodels show tabular` names the embedded dataset (`bank_synthetic`) with
+    every default filled in (`target = "CustGender"`); a `target` the user edited differs from that
+    default and is kept for their file, the untouched defaults are not.
+    """
+    import inspect
+
+    name = data.get("name")
+    if name == "csv" or not isinstance(name, str) or name not in registry.datasets.list():
+        return True
+    param = inspect.signature(registry.datasets.get(name)).parameters.get(key)
+    if param is None or param.default is inspect.Parameter.empty:
+        return True
+    default, value = param.default, data[key]
+    if isinstance(default, tuple | list) and isinstance(value, tuple | list):
+        return list(default) != list(value)
+    return default != value
 
 
 

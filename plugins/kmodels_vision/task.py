@@ -331,13 +331,14 @@ class ImageClassification(Task):
     def predict_files(cls, run_dir: RunDir | None, model: Any, inputs: Sequence[Path]) -> pd.DataFrame:
         """Predictions for image files and folders; an unreadable file is reported on its row.
 
-        Columns: `path`, then those of `kmodels.task.prediction_frame` (binary:
-        `probability`, `label`; multiclass: `label`, `probability`, one
-        `probability_<class>` each), then `error`.
+        Columns: `path`, then those of `kmodels.task.prediction_frame` (`label`, its
+        `probability` and one `probability_<class>` per class; regression: `prediction`),
+        then `error`. Images are decoded and predicted `PREDICT_CHUNK` at a time, so memory
+        stays bounded however many files are given.
         """
         size = tuple(model.input_shape[1:3])
         if run_dir is not None:
-            size = tuple(load_spec(run_dir.file("spec.toml"))["images"]["image_size"])
+            size = tuple(load_spec(run_dir.readable("spec.toml"))["images"]["image_size"])
         problem, threshold = saved_problem(run_dir, model)
         files: list[Path] = []
         for p in inputs:
@@ -345,24 +346,27 @@ class ImageClassification(Task):
                 files += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and not f.is_dir())
             else:
                 files.append(p)
-        paths, errors, images = [], [], []
-        for f in files:
-            paths.append(str(f))
-            unreadable = file_problem(str(f))
-            if unreadable is not None:
-                errors.append(unreadable)
-                continue
-            try:
-                images.append(load_image(str(f), (size[1], size[0])))
-                errors.append("")
-            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-                errors.append(f"{type(exc).__name__}: {exc}")
-        ok = np.array([not e for e in errors], dtype=bool)
-        output = np.asarray(model.predict(np.stack(images), verbose=0)) if images else np.zeros((0, 1))
+        paths, errors, outputs = [], [], []
+        for start in range(0, len(files), PREDICT_CHUNK):
+            images = []
+            for f in files[start:start + PREDICT_CHUNK]:
+                paths.append(str(f))
+                unreadable = file_problem(str(f))
+                if unreadable is not None:
+                    errors.append(unreadable)
+                    continue
+                try:
+                    images.append(load_image(str(f), (size[1], size[0])))
+                    errors.append("")
+                except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+                    errors.append(f"{type(exc).__name__}: {exc}")
+            if images:
+                outputs.append(np.asarray(model.predict(np.stack(images), verbose=0)))
+        output = np.concatenate(outputs) if outputs else np.zeros((0, 1))
         pred = prediction_frame(problem, output, threshold)
         full = pd.DataFrame(index=range(len(paths)), columns=pred.columns)
         if len(pred):
-            full.loc[np.flatnonzero(ok)] = pred.to_numpy()
+            full.loc[np.flatnonzero(np.array([not e for e in errors], dtype=bool))] = pred.to_numpy()
         for column in full.columns:
             if column.startswith("probability") or column == "prediction":
                 full[column] = full[column].astype(float)
@@ -370,6 +374,10 @@ class ImageClassification(Task):
         full.insert(0, "path", paths)
         full["error"] = errors
         return full
+
+
+#: How many images `predict` decodes and predicts at a time (bounded memory on any number of files).
+PREDICT_CHUNK = 256
 
 
 @registry.tasks.register("dog_cat")

@@ -98,9 +98,9 @@ def test_run_and_predict_and_evaluate(capsys, tmp_path, toy_run):
     out = tmp_path / "pred.csv"
     assert main(["predict", str(toy_run.run_dir), str(csv), "--output", str(out)]) == 0
     pred = pd.read_csv(out)
-    assert list(pred.columns) == ["source", "row", "probability", "label"] and len(pred) == 6
+    assert list(pred.columns) == ["source", "row", "label", "probability", "probability_a", "probability_b"] and len(pred) == 6
     assert set(pred["label"]) <= {"a", "b"}
-    assert main(["predict", str(toy_run.run_dir), str(csv), "--output", str(out)]) == 1
+    assert main(["predict", str(toy_run.run_dir), str(csv), "--output", str(out)]) == 2  # a usage error, as documented
     assert "does not overwrite" in capsys.readouterr().err
     assert main(["evaluate", str(toy_run.run_dir)]) == 0
     assert "| keras" in capsys.readouterr().out

@@ -308,7 +308,7 @@ def test_export_writes_a_format_that_predicts_like_the_run(toy_run, tmp_path, ca
         got = loaded.serve(tf.constant(x)).numpy()
     np.testing.assert_allclose(got, expected, atol=1e-5)
     before = sorted(p.name for p in tmp_path.iterdir())
-    assert main(["export", str(toy_run.run_dir), str(out), "--format", fmt]) == 1  # never overwritten
+    assert main(["export", str(toy_run.run_dir), str(out), "--format", fmt]) == 2  # never overwritten: a usage error
     assert "kmodels does not overwrite" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no temporary left behind
 

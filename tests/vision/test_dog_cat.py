@@ -58,7 +58,8 @@ def test_predict_files_and_folders_with_an_unreadable_input(dog_cat_run, tmp_pat
     assert main(["predict", str(dog_cat_run.run_dir), str(tmp_path / "in"), str(tmp_path / "broken.jpg"),
                  "--output", str(out)]) == 0
     pred = pd.read_csv(out, keep_default_na=False)
-    assert list(pred.columns) == ["path", "probability", "label", "error"] and len(pred) == 3
+    assert list(pred.columns) == ["path", "label", "probability", "probability_cat", "probability_dog",
+                                  "error"] and len(pred) == 3
     broken = pred[pred["path"].str.endswith("broken.jpg")].iloc[0]
     assert broken["error"] and broken["label"] == ""
     good = pred[pred["error"] == ""]
