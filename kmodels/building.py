@@ -13,6 +13,8 @@ import inspect
 import logging
 from typing import Any
 
+import numpy as np
+
 from kmodels import _config, registry
 from kmodels.errors import ConfigError
 from kmodels.options import CompileOptions
@@ -102,6 +104,56 @@ def resolved_loss(options: CompileOptions, problem: Problem) -> Any:
     return smoothed_loss(loss, options.label_smoothing) if options.label_smoothing else loss
 
 
+def check_metrics(options: CompileOptions, problem: Problem) -> list[str]:
+    """`[compile] metrics` as `compile_model` uses them, each tried on a few labels of `problem`'s shape.
+
+    A task run calls it as soon as the problem is known, so a metric that cannot work on this
+    problem (e.g. `auc` on sparse multiclass labels) stops with a `ConfigError` naming it, before
+    the run directory or any baseline exists, not after the first training step.
+
+    Example:
+        >>> from kmodels.options import CompileOptions
+        >>> check_metrics(CompileOptions(metrics=("auto", "auc")), Problem.from_num_classes(2))
+        ['accuracy', 'auc']
+    """
+    import keras
+
+    metrics = [m for name in options.metrics for m in (problem.metrics if name == "auto" else (name,))]
+    n, k = 4, problem.num_classes
+    if problem.kind == "multiclass":
+        y_true, y_pred = np.arange(n) % k, np.full((n, k), 1.0 / k, dtype="float32")
+    else:
+        y_true, y_pred = (np.arange(n) % 2).astype("float32")[:, None], np.full((n, 1), 0.5, dtype="float32")
+    for metric in metrics:
+        if metric in ("accuracy", "acc"):
+            continue  # compile() picks the accuracy that matches the loss
+        try:
+            probe = keras.metrics.get(metric)
+        except ValueError:
+            raise ConfigError(
+                f"[compile] metric {metric!r} is not a Keras metric. Expected a name "
+                "keras.metrics.get accepts, e.g. 'accuracy', 'auc', 'precision'."
+            ) from None
+        try:
+            if isinstance(probe, keras.metrics.Metric):
+                probe.update_state(y_true, y_pred)
+            else:
+                probe(y_true, y_pred)
+        except Exception as exc:  # noqa: BLE001 - any failure means the metric does not fit these labels
+            raise ConfigError(
+                f"[compile] metric {metric!r} does not work on this {problem.kind} problem's labels and outputs "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}). Remove it, or use one that does, e.g. "
+                f"{', '.join(repr(m) for m in ('auto', *_METRICS_FOR[problem.kind]))}."
+            ) from None
+    return metrics
+
+
+#: Metrics known to work per problem kind (named in the error for a metric that does not).
+_METRICS_FOR = {"binary": ("auc", "precision", "recall"),
+                "multiclass": ("sparse_top_k_categorical_accuracy",),
+                "regression": ("mean_absolute_error", "root_mean_squared_error")}
+
+
 def compile_model(model: Any, options: CompileOptions, problem: Problem | None = None, *,
                   steps_per_epoch: int | None = None, epochs: int | None = None) -> Any:
     """Compile `model` with optimizer/loss/metrics resolved by Keras's own `get` functions.
@@ -113,7 +165,6 @@ def compile_model(model: Any, options: CompileOptions, problem: Problem | None =
 
     problem = problem or Problem.from_num_classes(2)
     loss = resolved_loss(options, problem)
-    metrics = [m for name in options.metrics for m in (problem.metrics if name == "auto" else (name,))]
     config: dict[str, Any] = {"learning_rate": learning_rate(options, steps_per_epoch, epochs)}
     if options.weight_decay:
         config["weight_decay"] = options.weight_decay
@@ -133,16 +184,7 @@ def compile_model(model: Any, options: CompileOptions, problem: Problem | None =
             )
         config["momentum"] = options.momentum
     optimizer = optimizer_class(**config)
-    for metric in metrics:
-        if metric in ("accuracy", "acc"):
-            continue  # compile() picks the accuracy that matches the loss
-        try:
-            keras.metrics.get(metric)
-        except ValueError:
-            raise ConfigError(
-                f"[compile] metric {metric!r} is not a Keras metric. Expected a name "
-                "keras.metrics.get accepts, e.g. 'accuracy', 'auc', 'precision'."
-            ) from None
+    metrics = check_metrics(options, problem)
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
     return model
 

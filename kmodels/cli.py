@@ -166,6 +166,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from kmodels import cluster
 
     overrides = list(args.overrides)
+    if args.quiet:  # -q: warnings and errors only, Keras's per-epoch lines included
+        overrides.append("train.verbose=0")
     if args.mlflow is not None:
         overrides += ["tracking.mlflow=true", f"tracking.uri={json.dumps(args.mlflow)}"]
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)

@@ -188,13 +188,56 @@ def _load_state(run_dir: RunDir) -> dict[str, Any] | None:
     check_zip(path, MAX_STATE_BYTES, "preprocessing file")
     try:
         found = set(sio.get_untrusted_types(file=path))
+        nodes = _foreign_nodes(path)
     except Exception as exc:  # noqa: BLE001 - any failure to read it means: not a state file we wrote
         raise RunError(f"{str(path)!r} is not a readable kmodels state file ({type(exc).__name__}: {exc}).") from None
-    foreign = sorted(found - trusted_types())
+    foreign = sorted((found - trusted_types()) | nodes)
     if foreign:
         raise RunError(f"{str(path)!r} holds types that are not registered preprocessors: {foreign[:5]}; "
                        "refusing to load it. Is this run directory from a source you trust, made with the same plugins?")
     return {"pipeline": sio.load(path, trusted=sorted(found)), **run_dir.read_json(STATE_META)}
+
+
+#: What a kmodels state file may hold besides registered preprocessors: containers, arrays and types of these
+#: modules, each as skops stores it. A function (`numpy.negative`) or any other object is refused.
+_STATE_LOADERS = {"DictNode", "JsonNode", "ListNode", "TupleNode", "SetNode", "NdArrayNode", "DTypeNode",
+                  "TypeNode", "ObjectNode", "ReduceNode", "SliceNode", "BytesNode", "BytearrayNode",
+                  "RandomStateNode", "RandomGeneratorNode"}
+_STATE_MODULES = ("builtins", "numpy")
+
+
+def _foreign_nodes(path: Path) -> set[str]:
+    """What in a skops file's schema is neither data nor a registered preprocessor.
+
+    `skops` itself trusts scikit-learn's classes and NumPy's functions, so a crafted file could
+    hold `FunctionTransformer(numpy.negative)` and have it applied to the rows; kmodels only
+    ever saves its registered preprocessors in a `Pipeline`, so that is all it loads.
+    """
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        schema = json.loads(archive.read("schema.json"))
+    allowed = trusted_types()
+    foreign: set[str] = set()
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        stack.extend(node.values())
+        if "__class__" not in node:
+            continue
+        loader, module, name = node.get("__loader__"), str(node.get("__module__")), str(node["__class__"])
+        qualified = f"{module}.{name}"
+        if loader not in _STATE_LOADERS:
+            foreign.add(f"{qualified} ({loader})")
+        elif qualified not in allowed and module.split(".")[0] not in _STATE_MODULES:
+            foreign.add(qualified)
+    return foreign
 
 
 def load_model(path: Path) -> Any:

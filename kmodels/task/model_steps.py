@@ -201,8 +201,17 @@ class ModelSteps:
 
     @property
     def verbose(self) -> int:
-        """Keras's `verbose` for `fit`: `[train] verbose`, and 0 on processes other than 0 of a cluster."""
-        return self.train_options.verbose if cluster.is_writer() else 0
+        """Keras's `verbose` for `fit`: `[train] verbose`, and 0 on processes other than 0 of a cluster.
+
+        A progress bar (1) becomes one line per epoch (2) when the output is not a terminal: a
+        piped or redirected log gets plain lines, not ANSI redraws.
+        """
+        import sys
+
+        verbose = self.train_options.verbose if cluster.is_writer() else 0
+        if verbose == 1 and not (hasattr(sys.stdout, "isatty") and sys.stdout.isatty()):
+            return 2
+        return verbose
 
     def batch_size(self, rows: int) -> int:
         """The batch size for `rows` training rows. Default: `[train] batch_size`."""

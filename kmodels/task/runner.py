@@ -20,7 +20,7 @@ import pandas as pd
 
 from kmodels import cluster, registry
 from kmodels.backend import distribution, set_seed
-from kmodels.building import resolved_loss
+from kmodels.building import check_metrics, resolved_loss
 from kmodels.data.table import Table
 from kmodels.errors import ConfigError, RunError
 from kmodels.evaluation import format_table, plot_history, verdict
@@ -130,6 +130,7 @@ def run_task(task: Task) -> RunResult:
         problem = task.problem(table)
         task.check_size(table, problem)
         resolved_loss(task.spec.options("compile"), problem)  # a loss that cannot work stops before the run exists
+        check_metrics(task.spec.options("compile"), problem)  # and so does a metric
         if task.run_dir is None:
             task.run_dir = RunDir.create(task.spec.task, out=task.out)
         rd = task.run_dir

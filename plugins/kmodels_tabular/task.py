@@ -135,6 +135,8 @@ class TabularTask(Task):
                 out[name]["iterations"] = iterations
         return out
 
+    _batch_logged: tuple[int, int] | None = None
+
     def batch_size(self, rows: int) -> int:
         """`[train] batch_size`, made smaller on small tables so an epoch has at least 16 steps (never below 8).
 
@@ -143,8 +145,10 @@ class TabularTask(Task):
         size = self.train_options.batch_size
         fitted = max(8, rows // 16)
         if fitted < size:
-            logger.info("Batch size %d for %d training rows (at least 16 steps per epoch; [train] batch_size=%d)",
-                        fitted, rows, size)
+            if self._batch_logged != (fitted, rows):  # asked several times per run: said once
+                self._batch_logged = (fitted, rows)
+                logger.info("Batch size %d for %d training rows (at least 16 steps per epoch; [train] "
+                            "batch_size=%d)", fitted, rows, size)
             return fitted
         return size
 

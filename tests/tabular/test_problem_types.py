@@ -145,6 +145,38 @@ def test_data_flag_keeps_the_spec_files_target(real_tables, tmp_path):
     assert again["data"]["target"] == "cultivar" and again["data"]["path"] == str(real_tables / "penguins.csv")
 
 
+def test_the_shown_spec_edited_keeps_its_target_and_stores_an_absolute_data_path(real_tables, tmp_path,
+                                                                                  monkeypatch):
+    """README workflow: `kmodels show tabular > my.toml`, set the target, `kmodels run my.toml --data x.csv`."""
+    shown = kmodels.load_spec("tabular").to_toml()  # names the embedded bank_synthetic, target CustGender
+    path = tmp_path / "my_task.toml"
+    path.write_text(shown.replace('target = "CustGender"', 'target = "species"', 1))
+    monkeypatch.chdir(real_tables)
+    spec = kmodels.load_spec(path, data="penguins.csv")  # a relative --data, as typed
+    assert spec["data"]["target"] == "species" and spec["data"]["name"] == "csv"
+    assert "classes" not in spec["data"] or spec["data"]["classes"] in (None, [])  # the bank default is dropped
+    assert spec["data"]["path"] == str(real_tables / "penguins.csv")  # absolute: evaluate works from anywhere
+    untouched = tmp_path / "untouched.toml"
+    untouched.write_text(shown)
+    with pytest.raises(kmodels.ConfigError, match="target"):  # no target given for the user's file: asked for
+        kmodels.load_spec(untouched, data="penguins.csv")
+
+
+def test_a_binary_only_metric_on_a_multiclass_table_exits_2_before_the_baselines(real_tables, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "tabular", "--data", str(real_tables / "penguins.csv"), "--set", "data.target=species",
+                 "--set", 'compile.metrics=["accuracy", "auc"]', "--out", str(out)]) == 2
+    assert "metric 'auc' does not work on this multiclass problem" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_the_small_table_batch_size_is_logged_once(caplog):
+    task = kmodels.registry.tasks.get("tabular")(kmodels.load_spec("tabular"))
+    with caplog.at_level("INFO", logger="kmodels"):
+        sizes = {task.batch_size(240) for _ in range(4)}
+    assert sizes == {15} and caplog.text.count("Batch size 15 for 240 training rows") == 1
+
+
 def test_dataframes_in_and_out(real_tables, tmp_path):
     """A notebook user's habit: run on a DataFrame, predict a DataFrame, get a DataFrame."""
     frame = pd.read_csv(real_tables / "penguins.csv")

@@ -46,8 +46,10 @@ def test_evaluate_is_read_only_and_reproduces_metrics(dog_cat_run):
 
 
 @pytest.mark.slow
-def test_predict_files_and_folders_with_an_unreadable_input(dog_cat_run, tmp_path):
+def test_predict_files_and_folders_with_an_unreadable_input(dog_cat_run, tmp_path, monkeypatch):
     from kmodels_vision.synthetic import draw_animal
+
+    monkeypatch.setattr("kmodels_vision.task.PREDICT_CHUNK", 2)  # 3 files: two chunks, the broken one in the second
 
     rng = np.random.default_rng(99)
     (tmp_path / "in").mkdir()
@@ -63,7 +65,8 @@ def test_predict_files_and_folders_with_an_unreadable_input(dog_cat_run, tmp_pat
     broken = pred[pred["path"].str.endswith("broken.jpg")].iloc[0]
     assert broken["error"] and broken["label"] == ""
     good = pred[pred["error"] == ""]
-    assert set(good["label"]) <= {"cat", "dog"}
+    assert set(good["label"]) <= {"cat", "dog"} and len(good) == 2
+    np.testing.assert_allclose(good["probability_cat"] + good["probability_dog"], 1.0, rtol=1e-5)
 
 
 @pytest.mark.slow
