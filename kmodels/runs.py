@@ -289,7 +289,6 @@ class RunDir:
         the first. The OS drops the lock when the process dies, so a killed run stays resumable.
         """
         import fcntl
-
         import stat
 
         try:  # never through a symlink: a stranger's run directory could point it anywhere
