@@ -17,6 +17,7 @@ Errors go to stderr without a traceback unless `--debug` is given.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
@@ -267,7 +268,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"kmodels: error: {exc}", file=sys.stderr)
         return EXIT_RUN_FAILED
     except OSError as exc:
-        if args.debug or exc.filename is None:
+        if args.debug:
+            raise
+        if exc.errno == errno.ENOSPC:  # a full disk is the user's to fix, not a bug: no traceback
+            where = f" writing {exc.filename}" if exc.filename else ""
+            print(f"kmodels: error: no space left on the device{where}. Free some space or write elsewhere "
+                  "(--out, --output); a run that was writing is marked 'failed', and nothing half-written is left "
+                  "looking complete.", file=sys.stderr)
+            return EXIT_RUN_FAILED
+        if exc.filename is None:
             raise
         # a user's path that cannot be read or written: name it, exit as a usage error
         where = exc.filename if exc.filename2 is None else f"{exc.filename} -> {exc.filename2}"

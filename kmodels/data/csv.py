@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import json
+import lzma
+import zipfile
+import zlib
 from pathlib import Path
 
 import pandas as pd
@@ -36,6 +40,15 @@ def read_csv(path: str | Path, *, encoding: str = "utf-8", **kwargs) -> pd.DataF
         raise DataError(f"{str(path)!r} is not valid {encoding} text ({_first_bad_byte(path, encoding) or exc.reason}). "
                         "Re-save it as UTF-8 (`iconv -f latin1 -t utf-8 in.csv > out.csv`), or name its encoding: "
                         "`--set data.encoding=latin-1` for the csv dataset.") from None
+    except (gzip.BadGzipFile, zipfile.BadZipFile, lzma.LZMAError, zlib.error, EOFError) as exc:
+        raise DataError(f"{str(path)!r} is not a readable {path.suffix or 'compressed'} file ({exc}); pandas "
+                        "picks the decompression from the name. Rename it to .csv if it is plain text, or "
+                        "re-compress it.") from None
+    except OSError as exc:
+        if "compressed" not in str(exc) and "Invalid data stream" not in str(exc):
+            raise
+        raise DataError(f"{str(path)!r} is not a readable {path.suffix} file ({exc}); rename it to .csv if it is "
+                        "plain text, or re-compress it.") from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{str(path)!r} has no columns; expected a CSV with a header row.") from None
     except pd.errors.ParserError as exc:

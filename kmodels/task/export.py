@@ -65,7 +65,7 @@ def export(source: str | Path, out: str | Path, format: str = "saved_model") -> 
         keras_file = rd.readable("model.keras", MAX_MODEL_BYTES)
     else:
         keras_file = source
-    model = load_model(keras_file)
+    model = _single_input(load_model(keras_file))
     x = _sample_inputs(model)
     expected = np.asarray(model.predict(x, verbose=0), dtype=np.float64)
     tmp = out.with_name(f".{out.stem}.tmp-{os.getpid()}{out.suffix}")  # ours: removed on any failure
@@ -90,6 +90,16 @@ def export(source: str | Path, out: str | Path, format: str = "saved_model") -> 
     logger.info("Exported %s as %s to %s (max abs difference %.3g on %d sample rows)",
                 keras_file, format, out, diff, len(x))
     return {"format": format, "path": str(out), "max_abs_diff": diff, "rows": len(x)}
+
+
+def _single_input(model: Any) -> Any:
+    """`model` with its one input as a tensor, not a list of one (regression runs before 2026-12 saved it so,
+    and an export of such a model takes a list of one array, which no user expects)."""
+    import keras
+
+    if isinstance(model.input, list | tuple) and len(model.inputs) == 1 and len(model.outputs) == 1:
+        return keras.Model(model.inputs[0], model.outputs[0], name=model.name)
+    return model
 
 
 def _sample_inputs(model: Any, rows: int = 8) -> np.ndarray:

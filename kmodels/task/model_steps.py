@@ -281,4 +281,6 @@ def _rescaled(model: Any, y: np.ndarray) -> Any:
     std = float(np.std(y)) if len(y) else 1.0
     std = std if std > 0 and np.isfinite(std) else 1.0
     outputs = keras.layers.Rescaling(scale=std, offset=mean, dtype="float32", name="target_scale")(model.outputs[0])
-    return keras.Model(model.inputs, outputs, name=model.name)
+    # one input as one tensor, not a list of one: a list would make every export take a list of one array
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    return keras.Model(inputs, outputs, name=model.name)

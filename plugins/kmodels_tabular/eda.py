@@ -17,7 +17,7 @@ def eda(table: Table, placeholders: Mapping[str, Sequence[str]] | None = None) -
 
     Example:
         >>> import pandas as pd
-        >>> from kmodels.data import Table, duplicate_mask
+        >>> from kmodels.api import Table, duplicate_mask
         >>> r = eda(Table(pd.DataFrame({"x": [1, 1, None], "y": ["a", "a", "b"]}), "y"))
         >>> r["rows"], r["duplicate_rows"], r["missing"]["x"]["count"]
         (3, 1, 1)

@@ -48,7 +48,7 @@ CACHE_VERSION = "1:pillow-draft-rgb-bilinear"
 
 def cache_root() -> Path:
     """`$KMODELS_CACHE_DIR/images` (default `~/.cache/kmodels/images`)."""
-    from kmodels.data.cache import cache_dir
+    from kmodels.api import cache_dir
 
     return cache_dir() / "images"
 

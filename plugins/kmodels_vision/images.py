@@ -114,7 +114,7 @@ def image_table(path: str | Path, classes: Sequence[str] | None = None) -> pd.Da
 
 
 def _from_csv(path: Path, classes: Sequence[str] | None) -> pd.DataFrame:
-    from kmodels.data.csv import read_csv
+    from kmodels.api import read_csv
 
     frame = read_csv(path, dtype=str)
     missing = [c for c in ("path", "label") if c not in frame.columns]
@@ -270,7 +270,7 @@ def scan_images(paths: Sequence[str], workers: int | None = None, progress: bool
         workers: decoding threads (default: CPU count).
         progress: show a progress bar on stderr (when it is a terminal).
     """
-    from kmodels.runs import atomic_write
+    from kmodels.api import atomic_write
 
     cache_path = _cache_file(paths)
     try:

@@ -90,6 +90,10 @@ class ImageOptions:
         if not 0 <= self.mixup <= 10:
             raise ConfigError(f"[images] mixup={self.mixup}: expected a Beta parameter in [0, 10] (0 turns mixup "
                               "off; 0.2-0.4 is usual).")
+        if not all(8 <= side <= MAX_IMAGE_SIDE for side in self.image_size):
+            raise ConfigError(f"[images] image_size={list(self.image_size)}: expected two sides in [8, "
+                              f"{MAX_IMAGE_SIDE}] pixels, e.g. [128, 128] (a batch of larger images does not fit "
+                              "in memory).")
         if self.workers < 1:
             raise ConfigError(f"[images] workers={self.workers}: expected at least 1 decoding thread.")
         if self.cache_mb < 0:
@@ -98,6 +102,10 @@ class ImageOptions:
             Augment(self.flip, self.rotation, self.zoom, self.shift).validate()
         except ValueError as exc:
             raise ConfigError(f"[images] {exc}") from None
+
+
+#: The largest side `[images] image_size` may set: one 2048 x 2048 RGB batch of 32 is already 1.6 GB of float32.
+MAX_IMAGE_SIDE = 2048
 
 
 @registry.tasks.register("image_classification")

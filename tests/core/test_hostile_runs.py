@@ -233,3 +233,29 @@ def test_metrics_that_do_not_fit_the_problem_stop_before_the_run_exists(tmp_path
     assert main(["run", "toy_task", "--set", 'compile.metrics=["accuracy", "nonsense_metric"]',
                  "--out", str(out)]) == 2
     assert "nonsense_metric" in capsys.readouterr().err and not out.exists()
+
+
+def test_a_compressed_csv_that_is_not_what_its_name_says_is_a_data_error(tmp_path):
+    from kmodels.data.csv import read_csv
+    from kmodels.errors import DataError
+
+    for suffix in (".gz", ".bz2", ".xz", ".zip"):
+        bad = tmp_path / f"rows.csv{suffix}"
+        bad.write_bytes(b"a,b\n1,2\n")
+        with pytest.raises(DataError, match=rf"not a readable \{suffix} file"):
+            read_csv(bad)
+
+
+def test_a_full_disk_is_a_clear_error_not_a_traceback(tmp_path, monkeypatch, capsys):
+    import errno
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("kmodels.task.runner.save_model", full)
+    out = tmp_path / "run"
+    assert main(["run", "toy_task", "--set", "train.epochs=1", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "no space left on the device" in err and "Traceback" not in err
+    assert json.loads((out / "metadata.json").read_text())["status"] == "failed"
+    assert not (out / "model.keras").exists()

@@ -85,6 +85,9 @@ def test_diabetes_regression_is_on_par_with_ridge(real_tables, tmp_path):
     # a saved regression model predicts in the target's own units
     pred = kmodels.task.predict(result.run_dir, [real_tables / "diabetes.csv"])
     assert list(pred.columns) == ["source", "row", "prediction"] and 50 < pred["prediction"].mean() < 250
+    # and exports: the SavedModel takes one array (a list of one failed to bind before)
+    out = tmp_path / "diabetes_saved_model"
+    assert main(["export", str(result.run_dir), str(out)]) == 0 and (out / "saved_model.pb").is_file()
 
 
 def test_problem_can_be_forced(real_tables):

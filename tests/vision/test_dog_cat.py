@@ -66,7 +66,8 @@ def test_predict_files_and_folders_with_an_unreadable_input(dog_cat_run, tmp_pat
     assert broken["error"] and broken["label"] == ""
     good = pred[pred["error"] == ""]
     assert set(good["label"]) <= {"cat", "dog"} and len(good) == 2
-    np.testing.assert_allclose(good["probability_cat"] + good["probability_dog"], 1.0, rtol=1e-5)
+    total = good["probability_cat"].astype(float) + good["probability_dog"].astype(float)
+    np.testing.assert_allclose(total, 1.0, rtol=1e-5)
 
 
 @pytest.mark.slow

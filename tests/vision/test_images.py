@@ -318,3 +318,11 @@ def test_scan_keeps_a_bounded_window_of_files_in_flight(monkeypatch):
     out = images._inspect_all(paths, workers=2, progress=False)
     assert [r["path"] for r in out] == paths  # every file, in order
     assert 2 <= most[0] <= 16  # 8 per thread, never all 500
+
+
+def test_image_size_is_bounded():
+    import kmodels
+    from kmodels.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"image_size=\[100000, 100000\]: expected two sides in \[8, 2048\]"):
+        kmodels.load_spec("image_classification", {"images.image_size": [100000, 100000]})
