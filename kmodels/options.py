@@ -160,14 +160,25 @@ class EvaluateOptions:
     """Evaluation settings.
 
     Args:
-        threshold: probability above which the positive class is predicted.
+        threshold: binary problems: the probability of the positive class from which it is
+            predicted, or `"auto"`: the threshold that maximises `threshold_metric` on the
+            validation split, chosen after training and saved with the run (`predict` uses it).
+        threshold_metric: what `"auto"` maximises: `"balanced_accuracy"` (both classes count
+            alike, kmodels' stance on imbalanced targets), `"accuracy"` (the most right answers,
+            e.g. for a churn table whose costs are symmetric) or `"f1"` (of the positive class).
+        calibrate: classification: fit one temperature on the validation split (Guo et al.,
+            2017) and fold it into the output layer, so the saved model's probabilities are
+            calibrated; no decision of a multiclass model changes.
     """
 
-    threshold: float = 0.5
+    threshold: float | Literal["auto"] = 0.5
+    threshold_metric: Literal["accuracy", "balanced_accuracy", "f1"] = "balanced_accuracy"
+    calibrate: bool = False
 
     def __post_init__(self) -> None:
-        if not 0 < self.threshold < 1:
-            raise ConfigError(f"[evaluate] threshold={self.threshold}: expected a probability strictly between 0 and 1.")
+        if self.threshold != "auto" and not 0 < self.threshold < 1:
+            raise ConfigError(f"[evaluate] threshold={self.threshold}: expected a probability strictly between 0 "
+                              'and 1, or "auto" (chosen on the validation split).')
 
 
 #: The largest learning rate a spec may set: above it every optimizer kmodels compiles diverges at once.

@@ -31,6 +31,7 @@ from kmodels import _config, registry
 from kmodels.errors import ConfigError
 from kmodels.evaluation import (
     markdown_text,
+    plot_binary_diagnostics,
     plot_confusion_matrix,
     plot_regression,
 )
@@ -125,12 +126,16 @@ class Task(DataSteps, ModelSteps):
 
     @property
     def threshold(self) -> float:
-        return self.spec.options("evaluate").threshold
+        """The spec's binary decision threshold; with `"auto"` 0.5 until the run chooses one on the validation
+        split (the baselines are scored at 0.5)."""
+        threshold = self.spec.options("evaluate").threshold
+        return 0.5 if threshold == "auto" else threshold
 
-    def evaluate(self, model: Any, prepared: Prepared) -> dict[str, Any]:
-        """Test metrics of the trained model (see `Problem.score`)."""
+    def evaluate(self, model: Any, prepared: Prepared, threshold: float | None = None) -> dict[str, Any]:
+        """Test metrics of the trained model (see `Problem.score`) at `threshold` (default: the spec's)."""
         test = prepared.data["test"]
-        return prepared.problem.score(test.y, self.predict_output(model, test.x), self.threshold)
+        threshold = self.threshold if threshold is None else threshold
+        return prepared.problem.score(test.y, self.predict_output(model, test.x), threshold)
 
     def plot_results(self, prepared: Prepared, metrics: Mapping[str, Any], model: Any) -> list[str]:
         """The test-split plot of the Keras model: confusion matrix or predicted-vs-true; returns file names."""
@@ -141,7 +146,17 @@ class Task(DataSteps, ModelSteps):
         if problem.is_classification:
             plot_confusion_matrix(metrics["confusion_matrix"], problem.class_names,
                                   self.run_dir.file("confusion_matrix.png"), title=title)
-            return ["confusion_matrix.png"]
+            if problem.kind != "binary":
+                return ["confusion_matrix.png"]
+            test, val = prepared.data["test"], prepared.data["val"]
+            options = self.spec.options("evaluate")
+            p_val = problem.probabilities(self.predict_output(model, val.x)) if len(val.y) else None
+            plot_binary_diagnostics(test.y, problem.probabilities(self.predict_output(model, test.x)),
+                                    self.run_dir.file("binary_diagnostics.png"), class_names=problem.class_names,
+                                    threshold=metrics.get("threshold", self.threshold), y_val=val.y, p_val=p_val,
+                                    metric=options.threshold_metric,
+                                    title=f"{self.spec.task}: keras (ROC, PR, reliability: test split)")
+            return ["confusion_matrix.png", "binary_diagnostics.png"]
         test = prepared.data["test"]
         plot_regression(test.y, problem.probabilities(self.predict_output(model, test.x)),
                         self.run_dir.file("regression.png"), title=title)
@@ -175,10 +190,11 @@ class Task(DataSteps, ModelSteps):
         rd = self.run_dir
         state = _load_state(rd)
         model = load_model(rd.readable("model.keras", MAX_MODEL_BYTES))
+        _, threshold = saved_problem(rd, model)  # the run's own, chosen on validation with threshold = "auto"
         self.run_dir = None
         try:
             prepared = self.prepare(fitted=None if state is None else state["pipeline"])
-            return {**self.evaluate(model, prepared), "problem": prepared.problem.to_json()}
+            return {**self.evaluate(model, prepared, threshold=threshold), "problem": prepared.problem.to_json()}
         finally:
             self.run_dir = rd
 

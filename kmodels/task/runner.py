@@ -131,6 +131,9 @@ def run_task(task: Task) -> RunResult:
         task.check_size(table, problem)
         resolved_loss(task.spec.options("compile"), problem)  # a loss that cannot work stops before the run exists
         check_metrics(task.spec.options("compile"), problem)  # and so does a metric
+        if task.spec.options("evaluate").calibrate and not problem.is_classification:
+            raise ConfigError("[evaluate] calibrate = true is for classification; this run is a regression. "
+                              "Remove it.")
         if task.run_dir is None:
             task.run_dir = RunDir.create(task.spec.task, out=task.out)
         rd = task.run_dir
@@ -186,21 +189,28 @@ def _run_in(task: Task, rd: RunDir, table: Table, problem: Problem, devices: int
         history = task.full_history(history)
         fit_seconds = time.perf_counter() - start
         model = task.finish_model(model)
+        temperature = calibrate(task, model, prepared) if task.spec.options("evaluate").calibrate else None
         save_model(model, rd.file("model.keras"))
         # From here on a resume reuses this model and never trains again; until here it restores
         # the backup of the last epoch (kept past the end of `fit`, see `make_callbacks`).
-        rd.write_json(TRAINED, {"history": history, "phase_start": phase_start, "fit_seconds": fit_seconds})
+        rd.write_json(TRAINED, {"history": history, "phase_start": phase_start, "fit_seconds": fit_seconds,
+                                "temperature": temperature})
         task.drop_backups()
     rd.write_text("history.csv", pd.DataFrame(history).rename_axis("epoch").to_csv())
     plot_history(history, rd.file("training_curves.png"), phase_start=phase_start)
-    results["keras"] = task.evaluate(model, prepared)
+    threshold, chosen = decision_threshold(task, model, prepared)
+    results["keras"] = task.evaluate(model, prepared, threshold=threshold)
+    if problem.kind == "binary":
+        results["keras"]["threshold"] = threshold
     plots = task.plot_results(prepared, results["keras"], model)
     metrics = {"task": task.spec.task, "primary": "keras", "problem": problem.to_json(),
                "classes": list(problem.class_names), "primary_metric": problem.primary,
                "splits": prepared.sizes, "cleaning": prepared.cleaning, "fit_seconds": round(fit_seconds, 3),
                "epochs_run": len(history.get("loss", [])), "replicas": devices, "models": results}
     if problem.kind == "binary":
-        metrics["threshold"] = task.threshold
+        metrics["threshold"], metrics["threshold_chosen_on"] = threshold, chosen
+    if task.spec.options("evaluate").calibrate and problem.is_classification:
+        metrics["temperature"] = rd.read_json(TRAINED).get("temperature")
     if phase_start is not None:
         metrics["fine_tune_from_epoch"] = phase_start + 1
     metrics["verdict"] = verdict(results, problem.primary)
@@ -212,3 +222,64 @@ def _run_in(task: Task, rd: RunDir, table: Table, problem: Problem, devices: int
     frame = pd.DataFrame([{c: v.get(c) for c in problem.columns[1:]} for v in results.values()],
                          index=pd.Index(list(results), name="model"))
     return RunResult(task.spec.task, rd.path, metrics, frame, table_text)
+
+
+def decision_threshold(task: Task, model: Any, prepared: Any) -> tuple[float, str]:
+    """The binary decision threshold of this run and where it comes from.
+
+    `[evaluate] threshold = "auto"`: the one maximising `threshold_metric` on the validation
+    split's predictions (0.5 when there is no validation split with both classes); a number:
+    that number. Not binary: 0.5, unused.
+    """
+    from kmodels.evaluation import choose_threshold
+
+    options = task.spec.options("evaluate")
+    if prepared.problem.kind != "binary" or options.threshold != "auto":
+        return task.threshold, "spec"
+    val = prepared.data["val"]
+    if len(val.y) == 0 or len(set(val.y.tolist())) < 2:
+        logger.warning('[evaluate] threshold = "auto" needs a validation split holding both classes; using 0.5.')
+        return 0.5, "default (no usable validation split)"
+    proba = prepared.problem.probabilities(task.predict_output(model, val.x))
+    threshold = choose_threshold(val.y, proba, options.threshold_metric)
+    logger.info("Decision threshold %.2f: the best %s on the validation split (%d rows).", threshold,
+                options.threshold_metric, len(val.y))
+    return threshold, f"validation {options.threshold_metric}"
+
+
+def calibrate(task: Task, model: Any, prepared: Any) -> float:
+    """Temperature scaling (`[evaluate] calibrate = true`): fit T on the validation split and divide the
+    output layer's weights by it, so the saved model (still plain Keras) gives calibrated probabilities."""
+    import keras
+
+    from kmodels.evaluation import fit_temperature
+
+    problem, val = prepared.problem, prepared.data["val"]
+    if not problem.is_classification:
+        raise ConfigError("[evaluate] calibrate = true is for classification; this run is a regression. "
+                          "Remove it.")
+    if len(val.y) == 0:
+        raise ConfigError("[evaluate] calibrate = true fits its temperature on the validation split; "
+                          "this run has none ([split] val = 0). Give it one, or remove calibrate.")
+    heads = [layer for layer in _layers(model) if isinstance(layer, keras.layers.Dense)
+             and getattr(layer.activation, "__name__", "") in ("sigmoid", "softmax")]
+    if len(heads) != 1:
+        raise ConfigError(f"[evaluate] calibrate = true needs one Dense output layer with a sigmoid or softmax "
+                          f"activation (kmodels' output_head); model {task.spec['model']['name']!r} has "
+                          f"{len(heads)}. Remove calibrate for this model.")
+    proba = problem.probabilities(task.predict_output(model, val.x))
+    temperature = fit_temperature(val.y, proba)
+    kernel, bias = heads[0].get_weights()[:2] if heads[0].use_bias else (heads[0].get_weights()[0], None)
+    heads[0].set_weights([kernel / temperature] + ([] if bias is None else [bias / temperature]))
+    logger.info("Calibrated: temperature %.3f fitted on the validation split (%d rows)%s.", temperature,
+                len(val.y), "; probabilities softened" if temperature > 1 else "; probabilities sharpened")
+    return round(temperature, 4)
+
+
+def _layers(model: Any) -> list[Any]:
+    out = []
+    for layer in model.layers:
+        out.append(layer)
+        if hasattr(layer, "layers"):
+            out += _layers(layer)
+    return out

@@ -310,14 +310,15 @@ class ImageClassification(Task):
         outputs = keras.layers.Average(name="flip_tta")([model(inputs), model(mirrored)])
         return keras.Model(inputs, outputs, name=f"{model.name}_flip_tta")
 
-    def evaluate(self, model: Any, prepared: Prepared) -> dict[str, Any]:
+    def evaluate(self, model: Any, prepared: Prepared, threshold: float | None = None) -> dict[str, Any]:
         """Test metrics, and a grid of misclassified test images with their true and predicted classes."""
         test = prepared.data["test"]
         problem = prepared.problem
+        threshold = self.threshold if threshold is None else threshold
         output = self.predict_output(model, test.x)
-        metrics = problem.score(test.y, output, self.threshold)
+        metrics = problem.score(test.y, output, threshold)
         if self.run_dir is not None:
-            pred = problem.decode(output, self.threshold)
+            pred = problem.decode(output, threshold)
             proba = problem.probabilities(output)
             confidence = proba if problem.kind == "binary" else proba[np.arange(len(pred)), pred]
             wrong = np.flatnonzero(pred != test.y)

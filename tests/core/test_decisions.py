@@ -1,0 +1,88 @@
+"""Binary decision thresholds, temperature scaling and the binary diagnostics plot."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+import kmodels
+from kmodels.errors import ConfigError
+from kmodels.evaluation import THRESHOLD_GRID, choose_threshold, fit_temperature, threshold_curve
+
+
+@pytest.fixture(scope="module")
+def auto_run(tmp_path_factory):
+    """A toy run that chooses its threshold on validation accuracy and calibrates its probabilities."""
+    return kmodels.run("toy_task", overrides={"evaluate.threshold": "auto", "evaluate.threshold_metric": "accuracy",
+                                              "evaluate.calibrate": True, "train.epochs": 4},
+                       out=tmp_path_factory.mktemp("auto") / "run")
+
+
+def test_auto_threshold_is_chosen_on_validation_saved_and_used_by_predict_and_evaluate(auto_run):
+    m = auto_run.metrics
+    assert m["threshold_chosen_on"] == "validation accuracy" and m["threshold"] in THRESHOLD_GRID
+    assert m["models"]["keras"]["threshold"] == m["threshold"]
+    rows = kmodels.registry.datasets.get("toy_blobs")(rows=40, seed=5).frame.drop(columns=["label"])
+    pred = kmodels.predict(auto_run.run_dir, rows)
+    np.testing.assert_array_equal(pred["label"] == "b", pred["probability_b"] >= m["threshold"])
+    assert kmodels.evaluate(auto_run.run_dir)["accuracy"] == m["models"]["keras"]["accuracy"]
+    assert (auto_run.run_dir / "binary_diagnostics.png").stat().st_size > 10_000
+    assert "binary_diagnostics.png" in (auto_run.run_dir / "report.md").read_text()
+
+
+def test_calibration_folds_a_temperature_into_a_plain_keras_model(auto_run):
+    temperature = auto_run.metrics["temperature"]
+    assert isinstance(temperature, float) and 0.05 <= temperature <= 20
+    assert json.loads((auto_run.run_dir / "trained.json").read_text())["temperature"] == temperature
+    model = keras.saving.load_model(auto_run.run_dir / "model.keras", safe_mode=True)
+    assert model.layers[-1].activation.__name__ == "sigmoid"  # still one plain Dense head
+
+
+def test_a_fixed_threshold_is_the_specs_and_binary_runs_always_get_the_diagnostics(toy_run):
+    assert toy_run.metrics["threshold"] == 0.5 and toy_run.metrics["threshold_chosen_on"] == "spec"
+    assert (toy_run.run_dir / "binary_diagnostics.png").is_file()
+
+
+def test_choose_threshold_maximises_the_metric_and_prefers_the_middle():
+    rng = np.random.default_rng(0)
+    y = (rng.random(400) < 0.2).astype(int)  # imbalanced: 20% positive
+    p = np.clip(0.35 + 0.3 * y + rng.normal(0, 0.1, 400), 0, 1)  # a model that over-predicts the positive class
+    t = choose_threshold(y, p, "accuracy")
+    curve = threshold_curve(y, p, "accuracy")
+    assert curve[list(THRESHOLD_GRID).index(t)] == curve.max() > curve[list(THRESHOLD_GRID).index(0.5)] - 1e-12
+    assert choose_threshold(np.zeros(10), rng.random(10)) == 0.5  # one class: nothing to choose from
+    with pytest.raises(ValueError, match="Expected one of accuracy, balanced_accuracy, f1"):
+        threshold_curve(y, p, "roc_auc")
+
+
+@pytest.mark.parametrize("factor,expect", [(3.0, "softer"), (0.3, "sharper")])
+def test_fit_temperature_undoes_a_known_distortion(factor, expect):
+    rng = np.random.default_rng(1)
+    logits = rng.normal(0, 2, 5000)
+    y = (rng.random(5000) < 1 / (1 + np.exp(-logits))).astype(int)  # calibrated at T = 1
+    distorted = 1 / (1 + np.exp(-logits * factor))  # over- (3x) or under-confident (0.3x)
+    t = fit_temperature(y, distorted)
+    assert t == pytest.approx(factor, rel=0.15)
+    assert (t > 1) == (expect == "softer")
+
+
+@pytest.mark.parametrize("key,value,match", [("evaluate.threshold", 1.5, "strictly between 0 and 1"),
+                                             ("evaluate.threshold", "maybe", "Wrong type"),
+                                             ("evaluate.threshold_metric", "roc_auc", "Wrong type")])
+def test_bad_threshold_settings_are_refused(key, value, match):
+    with pytest.raises(ConfigError, match=match):
+        kmodels.load_spec("toy_task", {key: value})
+
+
+def test_calibrating_a_regression_is_refused_before_the_run_exists(tmp_path):
+    from sklearn.datasets import load_diabetes
+
+    csv = tmp_path / "d.csv"
+    load_diabetes(as_frame=True).frame.to_csv(csv, index=False)
+    with pytest.raises(ConfigError, match="calibrate = true is for classification"):
+        kmodels.run("tabular", data=csv, overrides={"data.target": "target", "evaluate.calibrate": True},
+                    out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
