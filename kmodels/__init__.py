@@ -14,6 +14,8 @@ The public API is declared here and only here (the plugin-author surface is
 - `evaluate(run_dir)`: a finished run's model re-evaluated on its test split.
 - `export(run_dir_or_model, out, format)`: the model as `keras`, `saved_model` or `onnx`, checked by loading it back.
 - `load_spec(task_or_path, overrides=None)`: the validated, fully defaulted `TaskSpec`.
+- `Classifier(task="tabular", overrides=None)`, `Regressor(...)`: scikit-learn estimators over a task
+  (`fit`, `predict`, `predict_proba`, `score`, `save`; `kmodels.estimator.load(run_dir)`).
 - `registry`: the registries (`models`, `preprocessors`, `callbacks`, `datasets`, `tasks`).
 
 Importing kmodels imports neither Keras nor a backend: the names above that
@@ -60,6 +62,8 @@ _LAZY = {
     "predict": "kmodels.task",
     "evaluate": "kmodels.task",
     "export": "kmodels.task",
+    "Classifier": "kmodels.estimator",
+    "Regressor": "kmodels.estimator",
 }
 
 
@@ -68,7 +72,7 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(_LAZY[name]), "evaluate_run" if name == "evaluate" else name)
         globals()[name] = value
         return value
-    if name in ("task", "spec", "building", "problems", "evaluation", "api", "data", "runs", "backend", "cli"):
+    if name in ("estimator", "task", "spec", "building", "problems", "evaluation", "api", "data", "runs", "backend", "cli"):
         return importlib.import_module(f"kmodels.{name}")
     raise AttributeError(f"module 'kmodels' has no attribute {name!r}")
 
@@ -85,11 +89,13 @@ def list_models(pattern: str = "*") -> list[str]:
 
 
 __all__ = [
+    "Classifier",
     "ConfigError",
     "DataError",
     "DuplicateNameError",
     "KModelsError",
     "NotRegisteredError",
+    "Regressor",
     "RunError",
     "RunResult",
     "Task",
