@@ -4,15 +4,15 @@
 directory, then keeps the trained model and its fitted preprocessing in memory: `predict`,
 `predict_proba` and `score` never reload anything. They follow scikit-learn's conventions
 (`__init__` stores its arguments, learned state ends in `_`, `get_params`/`set_params`,
-`clone`), so they work in a `Pipeline`, `cross_val_score` or `GridSearchCV`.
+`clone`), so they work in a `Pipeline`, `cross_val_score` (any scorer) or `GridSearchCV`.
 
 Example:
     >>> import kmodels
     >>> from sklearn.datasets import load_breast_cancer
     >>> X, y = load_breast_cancer(return_X_y=True, as_frame=True)
     >>> clf = kmodels.Classifier(overrides={"train.epochs": 5}).fit(X, y)  # doctest: +SKIP
-    >>> clf.predict_proba(X.head(2)).columns.tolist()  # doctest: +SKIP
-    ['0', '1']
+    >>> clf.predict_frame(X.head(2)).columns.tolist()  # doctest: +SKIP
+    ['label', 'probability', 'probability_0', 'probability_1']
     >>> clf.save("my_run")  # a run directory: `kmodels predict my_run rows.csv`  # doctest: +SKIP
 """
 
@@ -137,6 +137,14 @@ class _Estimator(BaseEstimator):
             out = self.model_.predict(x, batch_size=_DIRECT_ROWS, verbose=0)
         return np.asarray(out).reshape(len(x), -1), frame.index
 
+    def predict_frame(self, X: Any) -> pd.DataFrame:
+        """Predictions as `kmodels.predict` gives them, indexed like `X`: `label`, its `probability` and a
+        `probability_<class>` column per class (binary at the run's threshold); regression: `prediction`."""
+        from kmodels.task.inference import prediction_frame
+
+        output, index = self._output(X)
+        return prediction_frame(self.problem_, output, self.threshold_, index=index)
+
     def predict(self, X: Any) -> np.ndarray:
         """Class labels (at the run's decision threshold for binary problems) or values, one per row."""
         output, _ = self._output(X)
@@ -167,13 +175,18 @@ class Classifier(ClassifierMixin, _Estimator):
 
     _problem = "auto"
 
-    def predict_proba(self, X: Any) -> pd.DataFrame:
-        """Class probabilities: one column per class (named by the class), indexed like `X`."""
-        output, index = self._output(X)
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, (n_rows, n_classes), columns in the order of `classes_`.
+
+        An array, as scikit-learn's scorers (`roc_auc`, `neg_log_loss`), `CalibratedClassifierCV`
+        and `VotingClassifier` index it; `predict_frame` gives the same numbers as a DataFrame
+        with a column per class, indexed like `X`.
+        """
+        output, _ = self._output(X)
         proba = self.problem_.probabilities(output)
         if self.problem_.kind == "binary":
             proba = np.stack([1.0 - proba, proba], axis=1)
-        return pd.DataFrame(proba, columns=[str(c) for c in self.classes_], index=index)
+        return proba
 
 
 class Regressor(RegressorMixin, _Estimator):

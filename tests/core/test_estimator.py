@@ -32,12 +32,16 @@ def fitted(cancer):
     return kmodels.Classifier(overrides=FAST, seed=3).fit(X, y)
 
 
-def test_predict_proba_names_the_classes_and_keeps_the_index(fitted, cancer):
+def test_predictions_name_the_classes_and_keep_the_index(fitted, cancer):
     X, y = cancer
+    assert list(fitted.classes_) == ["benign", "malignant"]  # sorted, as inferred
     proba = fitted.predict_proba(X.head(7))
-    assert list(proba.columns) == ["benign", "malignant"] == list(fitted.classes_)  # classes sorted, as inferred
-    assert list(proba.index) == list(X.index[:7])
+    assert isinstance(proba, np.ndarray) and proba.shape == (7, 2)  # scikit-learn's contract, for its scorers
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    frame = fitted.predict_frame(X.head(7))
+    assert list(frame.columns) == ["label", "probability", "probability_benign", "probability_malignant"]
+    assert list(frame.index) == list(X.index[:7])
+    np.testing.assert_allclose(frame[["probability_benign", "probability_malignant"]].to_numpy(), proba, rtol=1e-6)
     labels = fitted.predict(X)
     assert set(labels) <= {"benign", "malignant"} and len(labels) == len(X)
     assert fitted.score(X, y) > 0.85 and fitted.n_features_in_ == 30
@@ -50,8 +54,7 @@ def test_the_model_stays_in_memory_and_agrees_with_the_run_directory(fitted, can
     assert fitted.model_ is model  # never reloaded
     from_disk = kmodels.predict(fitted.run_dir_, X.head(5))
     assert one_row == list(from_disk["label"])
-    np.testing.assert_allclose(fitted.predict_proba(X.head(5))["malignant"], from_disk["probability_malignant"],
-                               atol=1e-5)
+    np.testing.assert_allclose(fitted.predict_proba(X.head(5))[:, 1], from_disk["probability_malignant"], atol=1e-5)
 
 
 def test_save_and_load_round_trip_as_a_run_directory(fitted, cancer, tmp_path):
@@ -81,8 +84,9 @@ def test_sklearn_conventions_clone_params_and_unfitted_errors():
 
 def test_in_a_pipeline_and_cross_validation(cancer):
     X, y = cancer
-    scores = cross_val_score(make_pipeline(StandardScaler(), kmodels.Classifier(overrides=FAST)), X, y, cv=2)
-    assert scores.shape == (2,) and scores.min() > 0.85
+    pipe = make_pipeline(StandardScaler(), kmodels.Classifier(overrides=FAST))
+    scores = cross_val_score(pipe, X, y, cv=2, scoring="roc_auc")  # a scorer that reads predict_proba[:, 1]
+    assert scores.shape == (2,) and scores.min() > 0.9
 
 
 def test_regressor_on_a_real_table():
