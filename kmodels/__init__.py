@@ -12,6 +12,8 @@ The public API is declared here and only here (the plugin-author surface is
 - `run(task_or_path, data=None, overrides=None, out=None)`: a whole task → `RunResult`.
 - `predict(run_dir_or_model, inputs)`: predictions of a finished run (or a `.keras` file) as a DataFrame.
 - `evaluate(run_dir)`: a finished run's model re-evaluated on its test split.
+- `explain(run_dir, inputs=(), plot=None)`: permutation importance of a table run's columns (or occlusion
+  maps of images), as a DataFrame.
 - `export(run_dir_or_model, out, format)`: the model as `keras`, `saved_model` or `onnx`, checked by loading it back.
 - `load_spec(task_or_path, overrides=None)`: the validated, fully defaulted `TaskSpec`.
 - `Classifier(task="tabular", overrides=None)`, `Regressor(...)`: scikit-learn estimators over a task
@@ -62,6 +64,7 @@ _LAZY = {
     "predict": "kmodels.task",
     "evaluate": "kmodels.task",
     "export": "kmodels.task",
+    "explain": "kmodels.task",
     "Classifier": "kmodels.estimator",
     "Regressor": "kmodels.estimator",
 }
@@ -69,7 +72,8 @@ _LAZY = {
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), "evaluate_run" if name == "evaluate" else name)
+        attribute = {"evaluate": "evaluate_run", "explain": "explain_run"}.get(name, name)
+        value = getattr(importlib.import_module(_LAZY[name]), attribute)
         globals()[name] = value
         return value
     if name in ("estimator", "task", "spec", "building", "problems", "evaluation", "api", "data", "runs", "backend", "cli"):
@@ -103,6 +107,7 @@ __all__ = [
     "__version__",
     "build",
     "evaluate",
+    "explain",
     "export",
     "list_models",
     "load_spec",

@@ -8,6 +8,7 @@
     kmodels run ... --processes N        N local processes of JAX's distributed runtime (data parallel)
     kmodels evaluate RUN_DIR             re-evaluate a finished run on its test split
     kmodels predict RUN_DIR_OR_MODEL INPUT... [--output CSV]
+    kmodels explain RUN_DIR [INPUT...] [--plot PNG]   column importance (tables), occlusion maps (images)
     kmodels bench {train-step,input-pipeline,tabular,quality,startup} [ARGS]
 
 Exit codes: 0 success, 1 the run failed, 2 usage/config/data error, 130 interrupted.
@@ -104,6 +105,16 @@ def _parser() -> argparse.ArgumentParser:
             "skops.io (registered preprocessors only); no pickle is ever loaded, so a run from a stranger is safe.")
     ev = sub.add_parser("evaluate", help="re-evaluate a finished run on its test split", description=safe)
     ev.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+
+    xp = sub.add_parser("explain", help="what a finished run's model relies on: column importance, image maps",
+                        description="Tables: permutation importance of each column (the drop of the run's primary "
+                        "metric when the column is shuffled), on the run's test split or on labelled CSV INPUTs "
+                        "(holding the target column). Images: occlusion maps of the INPUT images (--plot needed). "
+                        "Read-only: the run is not changed. " + safe)
+    xp.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    xp.add_argument("inputs", type=Path, nargs="*", metavar="INPUT")
+    xp.add_argument("--plot", type=Path, default=None, metavar="PNG", help="write the chart or the maps here (a new "
+                    "file)")
 
     bench = sub.add_parser("bench", help="run a benchmark from benchmarks/ (source checkout)",
                            description="Run a benchmark; the arguments after its name are its own (see --help).")
@@ -214,6 +225,17 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from kmodels.evaluation import spreadsheet_safe
+    from kmodels.task import explain_run
+
+    frame = explain_run(args.run_dir, args.inputs, plot=args.plot)
+    spreadsheet_safe(frame).to_csv(sys.stdout, index=False)
+    if args.plot is not None:
+        print(f"wrote {args.plot}", file=sys.stderr)
+    return EXIT_OK
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     import importlib
 
@@ -230,7 +252,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"bench": _cmd_bench, "info": _cmd_info, "list": cli_items.cmd_list, "show": cli_items.cmd_show, "run": _cmd_run,
-            "evaluate": _cmd_evaluate, "predict": _cmd_predict, "export": _cmd_export}
+            "evaluate": _cmd_evaluate, "predict": _cmd_predict, "export": _cmd_export, "explain": _cmd_explain}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -248,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if args.debug else "3")
     setup_logging(args.quiet)
     launcher = args.command == "run" and args.processes != 1  # starts processes that import the backend
-    if args.command in ("run", "evaluate", "predict", "export", "info") and not launcher:
+    if args.command in ("run", "evaluate", "predict", "export", "explain", "info") and not launcher:
         import_backend_quietly(tensorflow=args.command == "run")
     from kmodels.errors import ConfigError, DataError, KModelsError
 

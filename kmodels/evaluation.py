@@ -383,6 +383,64 @@ def plot_binary_diagnostics(y_test: np.ndarray, p_test: np.ndarray, path: str | 
     return save_figure(fig, path)
 
 
+class _Scored:
+    """The adapter scikit-learn's `permutation_importance` needs: something it may call `fit` on (a no-op)
+    whose predictions on a raw frame the scoring callable reads."""
+
+    def __init__(self, predict_output: Any) -> None:
+        self.predict_output = predict_output
+
+    def fit(self, *args: Any, **kwargs: Any) -> _Scored:
+        return self
+
+
+def permutation_importances(predict_output: Any, frame: Any, y: np.ndarray, score: Any, *, repeats: int = 5,
+                            seed: int = 0, max_rows: int = 5000) -> dict[str, Any]:
+    """Permutation importance of each raw column of `frame` (scikit-learn's `permutation_importance`).
+
+    Args:
+        predict_output: raw rows (a DataFrame) → the model's output, through the run's preprocessing.
+        frame: the rows to score on (the test split), only feature columns.
+        y: their labels.
+        score: `(y, output) → float`, higher is better (the run's primary metric).
+        repeats: shuffles per column; the importance is the mean drop of `score`, with its std.
+        max_rows: a larger `frame` is scored on this many rows drawn at random (with `seed`).
+
+    Returns:
+        `{"rows", "repeats", "baseline", "features": {column: {"mean", "std"}}}`, columns in
+        decreasing importance.
+    """
+    from sklearn.inspection import permutation_importance
+
+    if len(frame) > max_rows:
+        keep = np.sort(np.random.default_rng(seed).choice(len(frame), max_rows, replace=False))
+        frame, y = frame.iloc[keep], np.asarray(y)[keep]
+    result = permutation_importance(_Scored(predict_output), frame, y, n_repeats=repeats, random_state=seed,
+                                    scoring=lambda est, x, yy: score(yy, est.predict_output(x)))
+    order = np.argsort(-result.importances_mean, kind="stable")
+    return {"rows": int(len(frame)), "repeats": repeats, "baseline": float(score(y, predict_output(frame))),
+            "features": {str(frame.columns[i]): {"mean": round(float(result.importances_mean[i]), 6),
+                                                 "std": round(float(result.importances_std[i]), 6)} for i in order}}
+
+
+def plot_importance(importance: Mapping[str, Any], metric: str, path: str | Path, title: str = "",
+                    top: int = 20) -> Path:
+    """Horizontal bars of the `top` most important columns: the mean drop of `metric`, with its std."""
+    plt = pyplot()
+    items = list(importance["features"].items())[:top]
+    names = [n if len(n) <= 28 else n[:27] + "…" for n, _ in items][::-1]
+    means = [v["mean"] for _, v in items][::-1]
+    stds = [v["std"] for _, v in items][::-1]
+    fig, ax = plt.subplots(figsize=(7, 1.2 + 0.32 * max(len(items), 1)))
+    ax.barh(names, means, xerr=stds, color=["C0" if m > 0 else "C7" for m in means], capsize=2)
+    ax.axvline(0, c="grey", lw=1)
+    ax.set_xlabel(f"drop in {metric} when the column is shuffled ({importance['repeats']} repeats, "
+                  f"{importance['rows']} rows)")
+    ax.set_title(title or "Permutation importance (test split)")
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
 def plot_regression(y_true: np.ndarray, y_pred: np.ndarray, path: str | Path, title: str = "Regression") -> Path:
     """Predicted vs true values (with the identity line) and residuals vs predicted, side by side."""
     plt = pyplot()

@@ -169,13 +169,20 @@ class EvaluateOptions:
         calibrate: classification: fit one temperature on the validation split (Guo et al.,
             2017) and fold it into the output layer, so the saved model's probabilities are
             calibrated; no decision of a multiclass model changes.
+        importance_repeats: table tasks: shuffles per column for the permutation importance
+            of each raw column on the test split (`metrics.json` `importance`, and
+            `permutation_importance.png`); 0 turns it off.
     """
 
     threshold: float | Literal["auto"] = 0.5
     threshold_metric: Literal["accuracy", "balanced_accuracy", "f1"] = "balanced_accuracy"
     calibrate: bool = False
+    importance_repeats: int = 5
 
     def __post_init__(self) -> None:
+        if self.importance_repeats < 0:
+            raise ConfigError(f"[evaluate] importance_repeats={self.importance_repeats}: expected an integer >= 0 "
+                              "(0 turns permutation importance off).")
         if self.threshold != "auto" and not 0 < self.threshold < 1:
             raise ConfigError(f"[evaluate] threshold={self.threshold}: expected a probability strictly between 0 "
                               'and 1, or "auto" (chosen on the validation split).')

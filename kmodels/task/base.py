@@ -28,11 +28,13 @@ import numpy as np
 import pandas as pd
 
 from kmodels import _config, registry
-from kmodels.errors import ConfigError
+from kmodels.errors import ConfigError, DataError
 from kmodels.evaluation import (
     markdown_text,
+    permutation_importances,
     plot_binary_diagnostics,
     plot_confusion_matrix,
+    plot_importance,
     plot_regression,
 )
 from kmodels.runs import MAX_MODEL_BYTES, RunDir
@@ -137,6 +139,29 @@ class Task(DataSteps, ModelSteps):
         threshold = self.threshold if threshold is None else threshold
         return prepared.problem.score(test.y, self.predict_output(model, test.x), threshold)
 
+    def explain(self, model: Any, prepared: Prepared, threshold: float | None = None) -> dict[str, Any] | None:
+        """How much each raw column matters: permutation importance on the test split (see
+        `kmodels.evaluation.permutation_importances`), scored with the problem's primary metric; `None`
+        when `[evaluate] importance_repeats = 0` or the test split is empty."""
+        repeats = self.spec.options("evaluate").importance_repeats
+        test, problem = prepared.data["test"], prepared.problem
+        if not repeats or not len(test.y):
+            return None
+        threshold = self.threshold if threshold is None else threshold
+        frame = test.frame.drop(columns=self.excluded_columns(prepared.table), errors="ignore")
+        pipe = prepared.preprocessor
+
+        def predict_output(rows: pd.DataFrame) -> np.ndarray:
+            return self.predict_output(model, _as_matrix(pipe.transform(rows) if pipe is not None else rows))
+
+        def score(y: np.ndarray, output: np.ndarray) -> float:
+            value = problem.score(y, output, threshold).get(problem.primary)
+            return float("nan") if value is None else float(value)
+
+        result = permutation_importances(predict_output, frame, test.y, score, repeats=repeats,
+                                         seed=self.train_options.seed)
+        return {"metric": problem.primary, **result}
+
     def plot_results(self, prepared: Prepared, metrics: Mapping[str, Any], model: Any) -> list[str]:
         """The test-split plot of the Keras model: confusion matrix or predicted-vs-true; returns file names."""
         if self.run_dir is None:
@@ -197,6 +222,52 @@ class Task(DataSteps, ModelSteps):
             return {**self.evaluate(model, prepared, threshold=threshold), "problem": prepared.problem.to_json()}
         finally:
             self.run_dir = rd
+
+    def explain_saved(self, run_dir: RunDir, model: Any, inputs: Sequence[Path] = (),
+                      plot: Path | None = None) -> pd.DataFrame:
+        """`kmodels explain`: permutation importance of a finished run's columns, on its test split or on
+        labelled CSV `inputs` (holding the target column); one row per column, most important first.
+
+        Read-only: nothing in the run changes; `plot` (a new file) gets the bar chart.
+        """
+        from kmodels.data.csv import read_csv
+
+        state = _load_state(run_dir)
+        problem, threshold = saved_problem(run_dir, model)
+        repeats = self.spec.options("evaluate").importance_repeats or 5
+        if not inputs:
+            prepared = self.prepare(fitted=None if state is None else state["pipeline"])
+            importance = self.explain(model, prepared, threshold)
+        else:
+            if state is None:
+                raise ConfigError(f"{str(run_dir.path)!r} has no fitted table preprocessing, so its inputs are not "
+                                  "table rows; explain it without INPUT (its test split).")
+            frame = pd.concat([read_csv(p) for p in inputs], ignore_index=True)
+            target = state["target"]
+            if target not in frame.columns:
+                raise DataError(f"explain needs labelled rows: the input has no target column {target!r} (columns: "
+                                f"{list(frame.columns)[:10]}). Add it, or explain without INPUT (the test split).")
+            valid = problem.valid(frame[target])
+            y = problem.encode(frame.loc[valid, target])
+            rows = frame.loc[valid].drop(columns=[target, *state["exclude"]], errors="ignore")
+            pipe = state["pipeline"]
+
+            def predict_output(x: pd.DataFrame) -> np.ndarray:
+                out = np.asarray(model.predict(_as_matrix(pipe.transform(x)), verbose=0, batch_size=1024))
+                return out.reshape(len(out), -1)
+
+            def score(yy: np.ndarray, output: np.ndarray) -> float:
+                value = problem.score(yy, output, threshold).get(problem.primary)
+                return float("nan") if value is None else float(value)
+
+            importance = {"metric": problem.primary, **permutation_importances(
+                predict_output, rows, y, score, repeats=repeats, seed=self.train_options.seed)}
+        if importance is None:
+            raise ConfigError("Nothing to explain: the test split is empty.")
+        if plot is not None:
+            plot_importance(importance, importance["metric"], plot, title=f"{self.spec.task}: permutation importance")
+        return pd.DataFrame([{"column": k, f"{importance['metric']}_drop": v["mean"], "std": v["std"]}
+                             for k, v in importance["features"].items()])
 
     @classmethod
     def predict_files(cls, run_dir: RunDir | None, model: Any, inputs: Sequence[Path]) -> pd.DataFrame:

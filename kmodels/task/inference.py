@@ -278,6 +278,27 @@ def evaluate_run(path: str | Path) -> dict[str, Any]:
     return task.evaluate_saved()
 
 
+def explain_run(path: str | Path, inputs: Any = (), plot: str | Path | None = None) -> pd.DataFrame:
+    """What a finished run's model relies on (read-only): for tables, permutation importance of each column
+    on its test split or on labelled CSV `inputs`; for images, occlusion maps of the image `inputs`.
+
+    `plot`: a new PNG file for the chart or the maps; an existing file is never overwritten.
+
+    Example:
+        >>> import kmodels
+        >>> kmodels.explain("runs/tabular/20261203T120000Z").head(3)  # doctest: +SKIP
+    """
+    rd, spec = _finished_run(path)
+    if plot is not None and os.path.lexists(plot):
+        raise ConfigError(f"--plot {str(plot)!r} exists; kmodels does not overwrite files. Choose a new path.")
+    task = registry.tasks.get(spec.task)(spec)
+    set_seed(task.train_options.seed)
+    model = load_model(rd.readable("model.keras", MAX_MODEL_BYTES))
+    if isinstance(inputs, str | Path):
+        inputs = [inputs]
+    return task.explain_saved(rd, model, [Path(p) for p in inputs], None if plot is None else Path(plot))
+
+
 def predict(source: str | Path, inputs: Any) -> pd.DataFrame:
     """Predict with a finished run directory (its task reads `inputs`) or a bare `.keras` file.
 

@@ -171,6 +171,9 @@ class ModelSteps:
                 # Kept until the phase's result is saved (`drop_backups`): Keras would delete it when
                 # `fit` ends, and a kill before the trained model is on disk would then retrain from scratch.
                 block["delete_checkpoint"] = False
+                # Keras writes the backup in place: a kill during the write leaves a corrupt file (h5py: "bad
+                # object header"). With the previous epoch's copy kept, Keras resumes from that one instead.
+                block["double_checkpoint"] = True
             out.append(registry.callbacks.create(block, where=f"[[callbacks]] {block['name']!r}"))
         return out
 

@@ -23,7 +23,7 @@ from kmodels.backend import distribution, set_seed
 from kmodels.building import check_metrics, resolved_loss
 from kmodels.data.table import Table
 from kmodels.errors import ConfigError, RunError
-from kmodels.evaluation import format_table, plot_history, verdict
+from kmodels.evaluation import format_table, plot_history, plot_importance, verdict
 from kmodels.problems import Problem
 from kmodels.runs import MAX_MODEL_BYTES, RunDir
 from kmodels.spec import TaskSpec, load_spec, read_toml, resolve
@@ -203,6 +203,11 @@ def _run_in(task: Task, rd: RunDir, table: Table, problem: Problem, devices: int
     if problem.kind == "binary":
         results["keras"]["threshold"] = threshold
     plots = task.plot_results(prepared, results["keras"], model)
+    importance = task.explain(model, prepared, threshold)
+    if importance is not None:
+        plot_importance(importance, importance["metric"], rd.file("permutation_importance.png"),
+                        title=f"{task.spec.task}: permutation importance (test split)")
+        plots = [*plots, "permutation_importance.png"]
     metrics = {"task": task.spec.task, "primary": "keras", "problem": problem.to_json(),
                "classes": list(problem.class_names), "primary_metric": problem.primary,
                "splits": prepared.sizes, "cleaning": prepared.cleaning, "fit_seconds": round(fit_seconds, 3),
@@ -213,6 +218,8 @@ def _run_in(task: Task, rd: RunDir, table: Table, problem: Problem, devices: int
         metrics["temperature"] = rd.read_json(TRAINED).get("temperature")
     if phase_start is not None:
         metrics["fine_tune_from_epoch"] = phase_start + 1
+    if importance is not None:
+        metrics["importance"] = importance
     metrics["verdict"] = verdict(results, problem.primary)
     for line in metrics["verdict"]:
         (logger.warning if "does not beat" in line else logger.info)("%s", line)

@@ -310,6 +310,50 @@ class ImageClassification(Task):
         outputs = keras.layers.Average(name="flip_tta")([model(inputs), model(mirrored)])
         return keras.Model(inputs, outputs, name=f"{model.name}_flip_tta")
 
+    def explain(self, model: Any, prepared: Prepared, threshold: float | None = None) -> dict[str, Any] | None:
+        """No table columns to permute: images are explained by `kmodels explain RUN IMAGE...` (occlusion maps)."""
+        return None
+
+    #: The most images one `kmodels explain` draws maps for (each costs about 50 forward passes).
+    MAX_EXPLAINED = 16
+
+    def explain_saved(self, run_dir: RunDir, model: Any, inputs: Sequence[Path] = (),
+                      plot: Path | None = None) -> pd.DataFrame:
+        """Occlusion maps of image `inputs` (see `report.occlusion_maps`) drawn into `plot`; one row per image:
+        the predicted label and its probability, and where covering the image lowers it most."""
+        if not inputs or plot is None:
+            raise ConfigError("Explaining an image run draws occlusion maps of the images you name: "
+                              "`kmodels explain RUN_DIR img1.jpg img2.jpg --plot maps.png`.")
+        files = [f for p in inputs for f in (sorted(x for x in p.rglob("*") if x.suffix.lower() in IMAGE_SUFFIXES)
+                                             if p.is_dir() else [p])]
+        if len(files) > self.MAX_EXPLAINED:
+            logger.warning("Explaining the first %d of %d images.", self.MAX_EXPLAINED, len(files))
+            files = files[:self.MAX_EXPLAINED]
+        problem, threshold = saved_problem(run_dir, model)
+        if not problem.is_classification:
+            raise ConfigError("Occlusion maps follow a class probability; this run is a regression.")
+        height, width = self.images.image_size
+        images = []
+        for f in files:
+            unreadable = file_problem(str(f))
+            if unreadable is not None:
+                raise DataError(f"{str(f)!r}: {unreadable}.")
+            images.append(load_image(str(f), (width, height)))
+        batch = np.stack(images)
+        output = np.asarray(model.predict(batch, verbose=0))
+        labels = problem.decode(output, threshold)
+        proba = problem.probabilities(output)
+        chosen = proba if problem.kind == "binary" else proba[np.arange(len(labels)), labels]
+        chosen = np.where(labels == 1, chosen, 1 - chosen) if problem.kind == "binary" else chosen
+        maps = report_lib.occlusion_maps(lambda b: np.asarray(model.predict(b, verbose=0)), batch, labels)
+        names = problem.class_names
+        titles = [f"{Path(f).name}: {names[c]} (p={p:.2f})" for f, c, p in zip(files, labels, chosen, strict=True)]
+        report_lib.saliency_grid(batch, maps, titles, plot, title=f"{self.spec.task}: occlusion maps")
+        peaks = [np.unravel_index(int(np.argmax(m)), m.shape) for m in maps]
+        return pd.DataFrame({"path": [str(f) for f in files], "label": [names[c] for c in labels],
+                             "probability": chosen, "most_relied_on_yx": [f"{y},{x}" for y, x in peaks],
+                             "largest_drop": [float(m.max()) for m in maps]})
+
     def evaluate(self, model: Any, prepared: Prepared, threshold: float | None = None) -> dict[str, Any]:
         """Test metrics, and a grid of misclassified test images with their true and predicted classes."""
         test = prepared.data["test"]

@@ -86,3 +86,33 @@ def test_calibrating_a_regression_is_refused_before_the_run_exists(tmp_path):
         kmodels.run("tabular", data=csv, overrides={"data.target": "target", "evaluate.calibrate": True},
                     out=tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_permutation_importance_is_in_the_run_and_explain_reproduces_it(toy_run, tmp_path, capsys):
+    from kmodels.cli import main
+
+    importance = toy_run.metrics["importance"]
+    assert importance["metric"] == "roc_auc" and set(importance["features"]) == {"f0", "f1", "f2", "f3"}
+    assert "customer" not in importance["features"]  # the group column is not a feature
+    assert (toy_run.run_dir / "permutation_importance.png").is_file()
+    plot = tmp_path / "importance.png"
+    assert main(["explain", str(toy_run.run_dir), "--plot", str(plot)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "column,roc_auc_drop,std" and [line.split(",")[0] for line in out[1:]] == list(importance["features"])
+    assert plot.stat().st_size > 5_000
+    assert main(["explain", str(toy_run.run_dir), "--plot", str(plot)]) == 2  # never overwritten
+    labelled = tmp_path / "labelled.csv"
+    kmodels.registry.datasets.get("toy_blobs")(rows=120, seed=9).frame.to_csv(labelled, index=False)
+    frame = kmodels.explain(toy_run.run_dir, labelled)
+    assert set(frame["column"]) == {"f0", "f1", "f2", "f3"} and frame["roc_auc_drop"].iloc[0] > 0
+    unlabelled = tmp_path / "unlabelled.csv"
+    kmodels.registry.datasets.get("toy_blobs")(rows=20).frame.drop(columns=["label"]).to_csv(unlabelled, index=False)
+    assert main(["explain", str(toy_run.run_dir), str(unlabelled)]) == 2
+    assert "no target column 'label'" in capsys.readouterr().err
+
+
+def test_importance_can_be_turned_off():
+    spec = kmodels.load_spec("toy_task", {"evaluate.importance_repeats": 0})
+    assert spec.options("evaluate").importance_repeats == 0
+    with pytest.raises(ConfigError, match="importance_repeats=-1"):
+        kmodels.load_spec("toy_task", {"evaluate.importance_repeats": -1})

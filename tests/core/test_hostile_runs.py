@@ -259,3 +259,30 @@ def test_a_full_disk_is_a_clear_error_not_a_traceback(tmp_path, monkeypatch, cap
     assert "no space left on the device" in err and "Traceback" not in err
     assert json.loads((out / "metadata.json").read_text())["status"] == "failed"
     assert not (out / "model.keras").exists()
+
+
+def test_a_backup_corrupted_by_a_kill_mid_write_resumes_from_the_epoch_before(tmp_path):
+    """Keras writes its backup in place; kmodels keeps the previous epoch's copy (double_checkpoint)."""
+    import tomllib
+
+    raw = tomllib.loads(kmodels.load_spec("toy_task", {"train.epochs": 4,
+                                                       "callbacks.early_stopping.patience": 10}).to_toml())
+    raw["callbacks"] += [{"name": "backup_and_restore", "backup_dir": "backup"},
+                         {"name": "interrupt_after_epoch", "epoch": 2}]
+    spec = tmp_path / "spec.toml"
+    from kmodels._toml import dumps
+
+    spec.write_text(dumps(raw))
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        kmodels.run(spec, out=out)
+    weights = out / "backup" / "latest.weights.h5"
+    assert (out / "backup" / "latest.weights.h5.bkp").is_file()
+    weights.write_bytes(weights.read_bytes()[:200])  # what a SIGKILL during the write leaves
+    resumed = out / "spec.toml"
+    text = resumed.read_text().replace('name = "interrupt_after_epoch"\nepoch = 2', 'name = "interrupt_after_epoch"\nepoch = 99')
+    resumed.write_text(text)
+    result = kmodels.run(resume=out)
+    assert json.loads((out / "metadata.json").read_text())["status"] == "completed"
+    # epochs 1-3 ran; the corrupt backup of epoch 3 is skipped for the copy of epoch 2: epochs 3-4 run again
+    assert result.metrics["epochs_run"] == 2

@@ -27,7 +27,8 @@ def test_to_category_keeps_categoricals_and_falls_back_for_unorderable_values():
 
 @pytest.mark.parametrize("module", ["kmodels.data.table", "kmodels.data.split", "kmodels.data.duplicates",
                                     "kmodels.data.csv", "kmodels_tabular.dates", "kmodels.evaluation",
-                                    "kmodels.options", "kmodels.runs", "kmodels.building"])
+                                    "kmodels.options", "kmodels.runs", "kmodels.building",
+                                    "kmodels_vision.report"])
 def test_module_examples_run(module):
     result = doctest.testmod(importlib.import_module(module),
                              optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -193,3 +194,21 @@ def test_flip_tta_is_baked_into_the_saved_model(tmp_path):
     x = np.random.default_rng(0).uniform(0, 255, (4, 24, 24, 3)).astype("float32")
     np.testing.assert_allclose(model.predict(x, verbose=0), model.predict(x[:, :, ::-1], verbose=0), atol=1e-5)
     assert "flip_tta" in [layer.name for layer in model.layers]
+
+
+@pytest.mark.slow
+def test_explain_draws_occlusion_maps_of_named_images(dog_cat_run, tmp_path, capsys):
+    from kmodels_vision.synthetic import draw_animal
+
+    rng = np.random.default_rng(7)
+    for i, kind in enumerate(("dog", "cat")):
+        draw_animal(kind, (60, 60), rng).save(tmp_path / f"{kind}{i}.jpg")
+    plot = tmp_path / "maps.png"
+    assert main(["explain", str(dog_cat_run.run_dir), str(tmp_path / "dog0.jpg"), str(tmp_path / "cat1.jpg"),
+                 "--plot", str(plot)]) == 0
+    out = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert list(out["path"]) == [str(tmp_path / "dog0.jpg"), str(tmp_path / "cat1.jpg")]
+    assert set(out["label"]) <= {"cat", "dog"} and out["probability"].between(0.5, 1).all()
+    assert plot.stat().st_size > 10_000
+    assert main(["explain", str(dog_cat_run.run_dir)]) == 2  # images must be named
+    assert "occlusion maps of the images you name" in capsys.readouterr().err
