@@ -11,7 +11,7 @@ Layouts understood by `image_table`:
 skips zero-byte, truncated, non-image and undecodable files with the reason,
 records size and mode (grayscale/CMYK/RGBA/palette images are kept: the
 pipeline converts them to RGB), reports exact duplicates by content hash, and
-never modifies or deletes a file. Results are cached by (path, size, mtime).
+never modifies or deletes a file. Results are cached by (path, size, mtime, ctime, inode).
 """
 
 from __future__ import annotations
@@ -78,6 +78,7 @@ def image_table(path: str | Path, classes: Sequence[str] | None = None) -> pd.Da
     if root.is_file():
         return _from_csv(root, classes)
     rows: list[dict[str, Any]] = []
+    hidden: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         rel = Path(dirpath).relative_to(root).parts
@@ -85,11 +86,20 @@ def image_table(path: str | Path, classes: Sequence[str] | None = None) -> pd.Da
         class_parts = [p for p in rel if p.lower() not in SPLIT_NAMES]
         folder_label = next((c for p in reversed(class_parts) if (c := _canonical(p, classes))), None)
         for name in sorted(filenames):
-            if Path(name).suffix.lower() not in IMAGE_SUFFIXES or name.startswith("."):
+            if Path(name).suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            if name.startswith(".") or any(part.startswith(".") for part in rel):
+                hidden.append(str(Path(dirpath) / name))
                 continue
             parts = re.split(r"[._\-\s]", name, maxsplit=1)
             prefix = _canonical(parts[0], classes) if len(parts) > 1 and parts[0] else None
-            rows.append({"path": str(Path(dirpath) / name), "folder": folder_label, "prefix": prefix, "split": split})
+            rows.append({"path": str(Path(dirpath) / name), "folder": folder_label, "prefix": prefix, "split": split,
+                         "parts": class_parts})
+    if hidden:
+        logger.warning("Skipped %d hidden image file(s) (a name or folder starting with '.'), e.g. %s; rename them "
+                       "to use them.", len(hidden), hidden[0])
+    if classes is None:
+        _label_by_class_level(rows, root)
     # Class folders when they name two or more classes; otherwise the file-name prefixes (Kaggle's flat layout).
     folders = {r["folder"] for r in rows if r["folder"] is not None}
     use_folders = len(folders) >= 2 or (classes is not None and folders)
@@ -111,6 +121,28 @@ def image_table(path: str | Path, classes: Sequence[str] | None = None) -> pd.Da
         raise DataError(f"{str(root)!r} mixes split folders ({', '.join(splits)}) with images outside them; "
                         "move every image under train/, val/ or test/, or none.")
     return frame
+
+
+def _label_by_class_level(rows: list[dict[str, Any]], root: Path) -> None:
+    """Label folder images by the class level: the shallowest folder level (below any split folders) that
+    holds two or more names. A folder below a class folder (`cat/indoor/1.jpg`) is part of that class, not a
+    class of its own, and is reported; wrapping folders above the classes (`PetImages/Cat`) are skipped."""
+    depth = 0
+    while True:
+        names = {r["parts"][depth] for r in rows if len(r["parts"]) > depth}
+        if len(names) != 1 or not any(len(r["parts"]) > depth + 1 for r in rows):
+            break
+        depth += 1  # one wrapping folder: the classes are below it
+    nested: dict[str, str] = {}
+    for r in rows:
+        parts = r["parts"]
+        r["folder"] = _canonical(parts[depth], None) if len(parts) > depth else None
+        if len(parts) > depth + 1:
+            nested.setdefault("/".join(parts[:depth + 2]), parts[depth])
+    if nested:
+        example, label = next(iter(nested.items()))
+        logger.warning("%d folder(s) inside class folders, e.g. %r: their images are labelled by the class folder "
+                       "above them (%r), not as classes of their own.", len(nested), example, label)
 
 
 def _from_csv(path: Path, classes: Sequence[str] | None) -> pd.DataFrame:
@@ -282,7 +314,9 @@ def scan_images(paths: Sequence[str], workers: int | None = None, progress: bool
     for p in paths:
         try:
             st = os.stat(p)
-            key = f"{st.st_size}:{st.st_mtime_ns}"
+            # ctime too: any write changes it and no one can set it back (a file rewritten with its size and
+            # mtime restored by `touch -d` still gets a new ctime), so a changed file is decoded again
+            key = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"
         except OSError:
             key = None
         hit = cache.get(p)

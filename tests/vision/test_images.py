@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -326,3 +327,35 @@ def test_image_size_is_bounded():
 
     with pytest.raises(ConfigError, match=r"image_size=\[100000, 100000\]: expected two sides in \[8, 2048\]"):
         kmodels.load_spec("image_classification", {"images.image_size": [100000, 100000]})
+
+
+def test_nested_folders_belong_to_their_class_and_hidden_files_are_reported(tmp_path, caplog):
+    from kmodels_vision.images import image_table
+
+    for name in ["cat/1.png", "cat/indoor/2.png", "dog/3.png", "dog/.4.png", ".thumbs/5.png", "dog/.cache/6.png"]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    with caplog.at_level("WARNING", logger="kmodels"):
+        frame = image_table(tmp_path)
+    assert dict(zip(frame["path"].map(lambda p: Path(p).name), frame["label"], strict=True)) == {
+        "1.png": "cat", "2.png": "cat", "3.png": "dog"}  # 'indoor' is not a class
+    assert "Skipped 3 hidden image file(s)" in caplog.text and "'cat/indoor'" in caplog.text
+    wrapped = tmp_path / "wrap"
+    for name in ["PetImages/Cat/1.png", "PetImages/Dog/2.png"]:
+        (wrapped / name).parent.mkdir(parents=True, exist_ok=True)
+        (wrapped / name).write_bytes(b"")
+    assert sorted(image_table(wrapped)["label"]) == ["Cat", "Dog"]  # a wrapping folder is not the class
+
+
+def test_a_file_rewritten_with_its_size_and_mtime_restored_is_scanned_again(tmp_path):
+    from kmodels_vision.images import scan_images
+    from PIL import Image
+
+    path = tmp_path / "a.png"
+    Image.new("RGB", (20, 20), "red").save(path)
+    assert scan_images([str(path)], workers=1, progress=False)["ok"].iloc[0]
+    st = os.stat(path)
+    path.write_bytes(b"\0" * st.st_size)  # zeroed, same size
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # and the old mtime
+    again = scan_images([str(path)], workers=1, progress=False)
+    assert not again["ok"].iloc[0]
