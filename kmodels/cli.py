@@ -125,6 +125,8 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("source", type=Path, metavar="RUN_DIR_OR_MODEL")
     pr.add_argument("inputs", type=Path, nargs="+", metavar="INPUT")
     pr.add_argument("--output", type=Path, default=None, help="write the CSV here (default: stdout)")
+    pr.add_argument("--allow-missing", action="store_true", help="predict table rows with text in a numeric column "
+                    "or every feature missing, imputed (default: refuse them, exit 2, with the counts)")
     ex = sub.add_parser("export", help="export a run's model (keras, saved_model, onnx), checked by loading it back",
                         description="Write the model of a finished run (or a .keras file) in a deployable format, "
                         "load the export back and compare its predictions with the Keras model's on a sample batch. "
@@ -214,7 +216,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         raise ConfigError(f"--output {str(args.output)!r} exists; kmodels does not overwrite files. Choose a new path.")
     from kmodels.evaluation import spreadsheet_safe
 
-    frame = spreadsheet_safe(predict(args.source, args.inputs))  # no cell a spreadsheet would run
+    frame = spreadsheet_safe(predict(args.source, args.inputs, allow_missing=args.allow_missing))  # no formula cells
     if args.output is None:
         frame.to_csv(sys.stdout, index=False)
     else:

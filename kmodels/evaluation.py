@@ -441,6 +441,27 @@ def plot_importance(importance: Mapping[str, Any], metric: str, path: str | Path
     return save_figure(fig, path)
 
 
+def fingerprint(frame: Any) -> str:
+    """A short content hash of a table's rows (values and column names, not the index).
+
+    Saved with a run (`metrics.json` `data_fingerprint`), so `evaluate` can tell when the data it
+    re-reads is not the data the run was scored on (edited labels, a replaced file).
+
+    Example:
+        >>> import pandas as pd
+        >>> a = pd.DataFrame({"x": [1, 2], "y": ["a", "b"]})
+        >>> fingerprint(a) == fingerprint(a.copy()), fingerprint(a) == fingerprint(a.assign(y=["a", "c"]))
+        (True, False)
+    """
+    import hashlib
+
+    import pandas as pd
+
+    digest = hashlib.sha256("\x1f".join(map(str, frame.columns)).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
 def plot_regression(y_true: np.ndarray, y_pred: np.ndarray, path: str | Path, title: str = "Regression") -> Path:
     """Predicted vs true values (with the identity line) and residuals vs predicted, side by side."""
     plt = pyplot()

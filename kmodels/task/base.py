@@ -30,6 +30,7 @@ import pandas as pd
 from kmodels import _config, registry
 from kmodels.errors import ConfigError, DataError
 from kmodels.evaluation import (
+    fingerprint,
     markdown_text,
     permutation_importances,
     plot_binary_diagnostics,
@@ -217,9 +218,16 @@ class Task(DataSteps, ModelSteps):
         model = load_model(rd.readable("model.keras", MAX_MODEL_BYTES))
         _, threshold = saved_problem(rd, model)  # the run's own, chosen on validation with threshold = "auto"
         self.run_dir = None
+        saved = rd.read_json("metrics.json").get("data_fingerprint") if rd.exists("metrics.json") else None
         try:
             prepared = self.prepare(fitted=None if state is None else state["pipeline"])
-            return {**self.evaluate(model, prepared, threshold=threshold), "problem": prepared.problem.to_json()}
+            metrics = {**self.evaluate(model, prepared, threshold=threshold), "problem": prepared.problem.to_json()}
+            now = fingerprint(prepared.table.frame)
+            if saved is not None and saved != now:
+                logger.warning("The data differs from what this run was trained and scored on (fingerprint %s, "
+                               "then %s): these are scores on other data, not a reproduction.", now, saved)
+            metrics["data_changed"] = None if saved is None else saved != now
+            return metrics
         finally:
             self.run_dir = rd
 
@@ -270,13 +278,19 @@ class Task(DataSteps, ModelSteps):
                              for k, v in importance["features"].items()])
 
     @classmethod
-    def predict_files(cls, run_dir: RunDir | None, model: Any, inputs: Sequence[Path]) -> pd.DataFrame:
+    def predict_files(cls, run_dir: RunDir | None, model: Any, inputs: Sequence[Path],
+                      allow_missing: bool = False) -> pd.DataFrame:
         """Predictions for the rows of CSV files, through the run's fitted preprocessing.
 
         Classification: `label` (binary: at the run's threshold), its `probability` and one
         `probability_<class>` column per class; regression: `prediction`. `row` is the row's
         index in its input (a DataFrame's own index; 0..n-1 for a file), and a single
         DataFrame's predictions keep its index.
+
+        Rows the model cannot really read are refused with a `DataError` that counts them: text
+        in a column that was numeric in training, a row whose features are all missing, a
+        missing column. `allow_missing=True` (`--allow-missing`) predicts them anyway, with the
+        unreadable values imputed as missing, and logs the counts.
         """
         state = None if run_dir is None else _load_state(run_dir)
         problem, threshold = saved_problem(run_dir, model)
@@ -288,11 +302,58 @@ class Task(DataSteps, ModelSteps):
             path = f"<DataFrame {i}>" if isinstance(path, pd.DataFrame) else path
             x = frame
             if state is not None:
-                x = state["pipeline"].transform(frame.drop(columns=state["exclude"], errors="ignore"))
-            output = np.asarray(model.predict(_as_matrix(x), verbose=0))
+                rows = _readable_rows(frame.drop(columns=state["exclude"], errors="ignore"), state, str(path),
+                                      allow_missing)
+                x = state["pipeline"].transform(rows)
+            x = _as_matrix(x)
+            width = model.input_shape[-1] if isinstance(model.input_shape, tuple) else None
+            if isinstance(width, int) and x.shape[1] != width:
+                raise DataError(f"{path}: {x.shape[1]} feature column(s) after preprocessing, but the model takes "
+                                f"{width}. Give the columns the model was trained on (a bare .keras file takes its "
+                                "features as numbers, in training order; predict with the run directory to pass raw "
+                                "rows).")
+            output = np.asarray(model.predict(x, verbose=0, batch_size=1024))
             out = pd.DataFrame({"source": str(path), "row": frame.index}, index=frame.index)
             frames.append(pd.concat([out, prediction_frame(problem, output, threshold, index=frame.index)], axis=1))
         if len(frames) == 1:
             return frames[0]
         return pd.concat(frames, ignore_index=True)
 
+
+def _readable_rows(frame: pd.DataFrame, state: Mapping[str, Any], where: str, allow_missing: bool) -> pd.DataFrame:
+    """`frame`'s feature rows, checked against what training saw (see `Task.predict_files`)."""
+    features = state.get("feature_columns")
+    numeric = [c for c in state.get("numeric_columns", []) if c in frame.columns]
+    if features is not None:
+        absent = [c for c in features if c not in frame.columns]
+        if absent:
+            raise DataError(f"{where}: missing column(s) {absent[:10]} that the model was trained on; expected "
+                            f"the columns {features[:20]}{' ...' if len(features) > 20 else ''}.")
+    problems, out = [], frame
+    bad_cells = {}
+    for column in numeric:
+        values = frame[column]
+        if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            continue
+        parsed = pd.to_numeric(values, errors="coerce")
+        bad = values.notna() & parsed.isna()
+        if bad.any():
+            first = bad.to_numpy().nonzero()[0][0]
+            bad_cells[column] = (int(bad.sum()), values.iloc[first], frame.index[first])
+            if allow_missing:
+                out = out.assign(**{column: parsed})
+    if bad_cells:
+        problems.append(f"{sum(n for n, _, _ in bad_cells.values())} value(s) that are not numbers in numeric "
+                        "column(s): " + "; ".join(f"{c}: {n} (e.g. {v!r} at row {r!r})"
+                                                  for c, (n, v, r) in list(bad_cells.items())[:5]))
+    columns = [c for c in (features or frame.columns) if c in frame.columns]
+    empty = frame[columns].isna().all(axis=1).to_numpy() if columns else np.zeros(len(frame), bool)
+    if empty.any():
+        problems.append(f"{int(empty.sum())} row(s) with every feature missing (e.g. row "
+                        f"{frame.index[empty.nonzero()[0][0]]!r})")
+    if problems and not allow_missing:
+        raise DataError(f"{where}: {'; '.join(problems)}. The model would see imputed values there, not your data. "
+                        "Fix the rows, or pass --allow-missing (allow_missing=True) to predict them imputed.")
+    if problems:
+        logger.warning("%s: %s; predicted with imputed values (--allow-missing).", where, "; ".join(problems))
+    return out

@@ -250,9 +250,12 @@ def load_model(path: Path) -> Any:
     check_zip(Path(path), MAX_MODEL_BYTES, "model file")
     try:
         return keras.saving.load_model(path, safe_mode=True)
-    except ValueError as exc:
+    except Exception as exc:  # noqa: BLE001 - a damaged or foreign file: say so, whatever Keras raised
         if "safe_mode" not in str(exc):
-            raise
+            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+            raise RunError(f"{str(path)!r} could not be loaded as a Keras model ({type(exc).__name__}: {first}). It is "
+                           "damaged, from an incompatible Keras version, or not a model kmodels saved; re-run the "
+                           "task to make a new one.") from None
         raise RunError(f"{str(path)!r} holds Python code (a Lambda layer or another deserialized function), which "
                        "kmodels never loads: a model from a run directory must not run code on your machine. If "
                        "you wrote it yourself and trust it, load it with keras.saving.load_model(path, "
@@ -299,10 +302,12 @@ def explain_run(path: str | Path, inputs: Any = (), plot: str | Path | None = No
     return task.explain_saved(rd, model, [Path(p) for p in inputs], None if plot is None else Path(plot))
 
 
-def predict(source: str | Path, inputs: Any) -> pd.DataFrame:
+def predict(source: str | Path, inputs: Any, allow_missing: bool = False) -> pd.DataFrame:
     """Predict with a finished run directory (its task reads `inputs`) or a bare `.keras` file.
 
     `inputs` is a path, a pandas DataFrame (table tasks), or a list of them; the result is a DataFrame.
+    Table rows with text in a numeric column or every feature missing are refused unless
+    `allow_missing=True` (they are then predicted with imputed values).
     """
     source = Path(source)
     if isinstance(inputs, pd.DataFrame | str | Path):
@@ -310,12 +315,13 @@ def predict(source: str | Path, inputs: Any) -> pd.DataFrame:
     paths = [p if isinstance(p, pd.DataFrame) else Path(p) for p in inputs]
     if source.is_dir():
         rd, spec = _finished_run(source)
-        return registry.tasks.get(spec.task).predict_files(rd, load_model(rd.readable("model.keras", MAX_MODEL_BYTES)), paths)
+        model = load_model(rd.readable("model.keras", MAX_MODEL_BYTES))
+        return registry.tasks.get(spec.task).predict_files(rd, model, paths, allow_missing=allow_missing)
     model = load_model(source)
     for name in registry.tasks.list():
         task = registry.tasks.get(name)
         if task.handles(model):
-            return task.predict_files(None, model, paths)
+            return task.predict_files(None, model, paths, allow_missing=allow_missing)
     raise RunError(f"No registered task predicts with {str(source)!r} (input shape {model.input_shape}); "
                    "predict with its run directory instead.")
 

@@ -23,7 +23,7 @@ from kmodels.backend import distribution, set_seed
 from kmodels.building import check_metrics, resolved_loss
 from kmodels.data.table import Table
 from kmodels.errors import ConfigError, RunError
-from kmodels.evaluation import format_table, plot_history, plot_importance, verdict
+from kmodels.evaluation import fingerprint, format_table, plot_history, plot_importance, verdict
 from kmodels.problems import Problem
 from kmodels.runs import MAX_MODEL_BYTES, RunDir
 from kmodels.spec import TaskSpec, load_spec, read_toml, resolve
@@ -172,8 +172,14 @@ def _run_in(task: Task, rd: RunDir, table: Table, problem: Problem, devices: int
     prepared = task.prepare(table=table)
     cluster.check_same("splits", repr(sorted((k, len(f.y)) for k, f in prepared.data.items())))
     if prepared.preprocessor is not None:
-        save_state(rd, prepared.preprocessor, {"target": prepared.table.target, "problem": problem.to_json(),
-                                               "exclude": task.excluded_columns(prepared.table)})
+        exclude = task.excluded_columns(prepared.table)
+        train_rows = prepared.data["train"].frame.drop(columns=exclude, errors="ignore")
+        save_state(rd, prepared.preprocessor, {
+            "target": prepared.table.target, "problem": problem.to_json(), "exclude": exclude,
+            "feature_columns": [str(c) for c in train_rows.columns],  # what predict checks its rows against
+            "numeric_columns": [str(c) for c in train_rows.columns
+                                if pd.api.types.is_numeric_dtype(train_rows[c]) and not
+                                pd.api.types.is_bool_dtype(train_rows[c])]})
     results = task.baselines(prepared)
     set_seed(seed)
     if rd.exists(TRAINED) and rd.exists("model.keras"):  # resumed after training had finished
@@ -209,6 +215,7 @@ def _run_in(task: Task, rd: RunDir, table: Table, problem: Problem, devices: int
                         title=f"{task.spec.task}: permutation importance (test split)")
         plots = [*plots, "permutation_importance.png"]
     metrics = {"task": task.spec.task, "primary": "keras", "problem": problem.to_json(),
+               "data_fingerprint": fingerprint(prepared.table.frame),
                "classes": list(problem.class_names), "primary_metric": problem.primary,
                "splits": prepared.sizes, "cleaning": prepared.cleaning, "fit_seconds": round(fit_seconds, 3),
                "epochs_run": len(history.get("loss", [])), "replicas": devices, "models": results}

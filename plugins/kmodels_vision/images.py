@@ -196,6 +196,29 @@ def file_problem(path: str) -> str | None:
     return None
 
 
+def file_problem_or_pixels(path: str) -> str | None:
+    """`file_problem`, then the image's pixel count from its header (nothing decoded): what `predict` checks
+    before it decodes a file, with the scan's bound (`MAX_PIXELS`).
+
+    Example:
+        >>> file_problem_or_pixels("/dev/null")
+        'not a regular file (character device)'
+    """
+    from PIL import Image
+
+    problem = file_problem(path)
+    if problem is not None:
+        return problem
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    if width * height > MAX_PIXELS:
+        return f"too many pixels ({width}x{height} > {MAX_PIXELS:,}): a decompression bomb, or far larger than needed"
+    return None
+
+
 def _inspect(path: str) -> dict[str, Any]:
     from PIL import Image, UnidentifiedImageError
 

@@ -32,7 +32,7 @@ from kmodels.api import (
 )
 from kmodels_vision import report as report_lib
 from kmodels_vision.cache import DecodedImages
-from kmodels_vision.images import IMAGE_SUFFIXES, file_problem, scan_images
+from kmodels_vision.images import IMAGE_SUFFIXES, file_problem, file_problem_or_pixels, scan_images
 from kmodels_vision.pipeline import Augment, ImageBatches, load_image
 
 logger = logging.getLogger("kmodels")
@@ -381,8 +381,10 @@ class ImageClassification(Task):
             "![image sizes](image_sizes.png)\n\nData report: [data_report.json](data_report.json)\n")
 
     @classmethod
-    def predict_files(cls, run_dir: RunDir | None, model: Any, inputs: Sequence[Path]) -> pd.DataFrame:
-        """Predictions for image files and folders; an unreadable file is reported on its row.
+    def predict_files(cls, run_dir: RunDir | None, model: Any, inputs: Sequence[Path],
+                      allow_missing: bool = False) -> pd.DataFrame:
+        """Predictions for image files and folders; an unreadable file is reported on its row (`error`),
+        so `allow_missing` changes nothing here.
 
         Columns: `path`, then those of `kmodels.task.prediction_frame` (`label`, its
         `probability` and one `probability_<class>` per class; regression: `prediction`),
@@ -404,7 +406,7 @@ class ImageClassification(Task):
             images = []
             for f in files[start:start + PREDICT_CHUNK]:
                 paths.append(str(f))
-                unreadable = file_problem(str(f))
+                unreadable = file_problem_or_pixels(str(f))
                 if unreadable is not None:
                     errors.append(unreadable)
                     continue

@@ -286,3 +286,31 @@ def test_a_backup_corrupted_by_a_kill_mid_write_resumes_from_the_epoch_before(tm
     assert json.loads((out / "metadata.json").read_text())["status"] == "completed"
     # epochs 1-3 ran; the corrupt backup of epoch 3 is skipped for the copy of epoch 2: epochs 3-4 run again
     assert result.metrics["epochs_run"] == 2
+
+
+def test_a_csv_with_a_line_of_megabytes_is_refused_before_parsing(tmp_path):
+    from kmodels.data.csv import MAX_LINE_BYTES, read_csv
+    from kmodels.errors import DataError
+
+    path = tmp_path / "long.csv"
+    path.write_bytes(b"a,b\n1,2\n3," + b"x" * (MAX_LINE_BYTES + 10) + b"\n5,6\n")
+    with pytest.raises(DataError, match="line 3 is longer than 4,194,304 bytes"):
+        read_csv(path)
+    unterminated = tmp_path / "unterminated.csv"
+    unterminated.write_bytes(b"a,b\n1," + b"y" * (3 * MAX_LINE_BYTES))
+    with pytest.raises(DataError, match="line 2 is longer"):
+        read_csv(unterminated)
+
+
+def test_a_damaged_model_file_is_a_clear_error(copied_run, rows):
+    model = copied_run / "model.keras"
+    with zipfile.ZipFile(model) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(members["config.json"])
+    config["config"]["layers"] = config["config"]["layers"][:1]  # a Functional model missing its layers
+    members["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(model, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    with pytest.raises(RunError, match="could not be loaded as a Keras model"):
+        predict(copied_run, [rows])

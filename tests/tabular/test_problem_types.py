@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 
@@ -200,3 +201,35 @@ def test_label_smoothing_on_sparse_multiclass_labels_stops_before_the_run_exists
         kmodels.run("tabular", data=real_tables / "wine.csv", out=out,
                     overrides={"data.target": "cultivar", "compile.label_smoothing": 0.1})
     assert not out.exists()
+
+
+def test_evaluate_says_when_the_data_changed_since_the_run(real_tables, tmp_path, caplog):
+    csv = tmp_path / "wine.csv"
+    csv.write_bytes((real_tables / "wine.csv").read_bytes())
+    result = kmodels.run("tabular", data=csv, overrides={"data.target": "cultivar", "train.epochs": 2,
+                                                         "evaluate.importance_repeats": 0}, out=tmp_path / "run")
+    assert len(result.metrics["data_fingerprint"]) == 16
+    assert kmodels.evaluate(result.run_dir)["data_changed"] is False
+    frame = pd.read_csv(csv)
+    frame.loc[::3, "cultivar"] = frame["cultivar"].iloc[0]  # labels edited after training
+    frame.to_csv(csv, index=False)
+    with caplog.at_level("WARNING", logger="kmodels"):
+        assert kmodels.evaluate(result.run_dir)["data_changed"] is True
+    assert "scores on other data, not a reproduction" in caplog.text
+
+
+def test_rows_the_model_cannot_read_are_refused_unless_allowed(penguins_run, real_tables, tmp_path, capsys):
+    rows = pd.read_csv(real_tables / "penguins.csv").drop(columns=["species"]).head(5).astype(object)
+    rows.loc[1, "bill_length_mm"] = "long"  # text in a numeric column
+    rows.loc[len(rows)] = [None] * rows.shape[1]  # a row with every feature missing
+    csv = tmp_path / "bad.csv"
+    rows.to_csv(csv, index=False)
+    with pytest.raises(kmodels.DataError, match=r"1 value\(s\) that are not numbers.*bill_length_mm: 1 \(e.g. 'long' "
+                       r"at row 1\).*1 row\(s\) with every feature missing \(e.g. row 5\).*--allow-missing"):
+        kmodels.predict(penguins_run.run_dir, csv)
+    assert main(["predict", str(penguins_run.run_dir), str(csv)]) == 2
+    assert main(["predict", str(penguins_run.run_dir), str(csv), "--allow-missing"]) == 0
+    out = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert len(out) == 6 and set(out["label"]) <= {"Adelie", "Chinstrap", "Gentoo"}
+    with pytest.raises(kmodels.DataError, match=r"missing column\(s\) \['island'\]"):
+        kmodels.predict(penguins_run.run_dir, rows.drop(columns=["island"]).head(2))

@@ -250,9 +250,11 @@ def test_predict_reports_hostile_inputs_on_their_rows(dog_cat_run, tmp_path):
 
     os.mkfifo(tmp_path / "fifo.jpg")
     _png_header_only(tmp_path / "bomb.png", 30000, 30000)
-    pred = predict(dog_cat_run.run_dir, [tmp_path / "fifo.jpg", tmp_path / "bomb.png"])
+    _png_header_only(tmp_path / "huge.png", 10000, 6000)  # 60 Mpx: under Pillow's own bomb limit, over the scan's
+    pred = predict(dog_cat_run.run_dir, [tmp_path / "fifo.jpg", tmp_path / "bomb.png", tmp_path / "huge.png"])
     assert pred["error"].tolist()[0] == "not a regular file (FIFO)"
-    assert "DecompressionBomb" in pred["error"].tolist()[1] and pred["label"].tolist() == ["", ""]
+    assert "DecompressionBomb" in pred["error"].tolist()[1] and pred["label"].tolist() == ["", "", ""]
+    assert pred["error"].tolist()[2].startswith("too many pixels (10000x6000 > 50,000,000)")
 
 
 def test_scan_skips_a_file_that_decodes_past_the_time_limit(tmp_path, monkeypatch):
