@@ -6,7 +6,7 @@
     kmodels run TASK_OR_SPEC [--data PATH] [--set K=V]... [--out DIR] [--mlflow [URI]]
     kmodels run --resume RUN_DIR         continue an interrupted run
     kmodels run ... --processes N        N local processes of JAX's distributed runtime (data parallel)
-    kmodels evaluate RUN_DIR             re-evaluate a finished run on its test split
+    kmodels evaluate RUN_DIR [--data P]  re-evaluate a finished run on its test split (or new labelled data)
     kmodels predict RUN_DIR_OR_MODEL INPUT... [--output CSV]
     kmodels explain RUN_DIR [INPUT...] [--plot PNG]   column importance (tables), occlusion maps (images)
     kmodels bench {train-step,input-pipeline,tabular,quality,startup} [ARGS]
@@ -103,8 +103,11 @@ def _parser() -> argparse.ArgumentParser:
 
     safe = ("A run directory is read as data: model.keras with Keras's safe_mode, the preprocessing with "
             "skops.io (registered preprocessors only); no pickle is ever loaded, so a run from a stranger is safe.")
-    ev = sub.add_parser("evaluate", help="re-evaluate a finished run on its test split", description=safe)
+    ev = sub.add_parser("evaluate", help="re-evaluate a finished run on its test split, or score new labelled data",
+                        description=safe)
     ev.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    ev.add_argument("--data", type=Path, default=None, metavar="PATH",
+                    help="score new labelled data instead (every row; a table run's CSV holding the target column)")
 
     xp = sub.add_parser("explain", help="what a finished run's model relies on: column importance, image maps",
                         description="Tables: permutation importance of each column (the drop of the run's primary "
@@ -203,7 +206,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from kmodels.problems import Problem
     from kmodels.task import evaluate_run
 
-    metrics = evaluate_run(args.run_dir)
+    metrics = evaluate_run(args.run_dir, data=args.data)
+    if args.data is not None:
+        print(f"{metrics['rows']} labelled rows of {args.data}", file=sys.stderr)
     print(format_table([{"model": "keras", **metrics}], Problem.from_json(metrics["problem"]).columns))
     return EXIT_OK
 

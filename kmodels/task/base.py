@@ -231,6 +231,34 @@ class Task(DataSteps, ModelSteps):
         finally:
             self.run_dir = rd
 
+    def score_saved(self, run_dir: RunDir, model: Any, data: Path | pd.DataFrame) -> dict[str, Any]:
+        """`kmodels evaluate RUN --data NEW.csv`: the run's model scored on every row of new labelled data (the
+        target column must be there); rows without a usable label are counted and left out."""
+        from kmodels.data.csv import read_csv
+
+        state = _load_state(run_dir)
+        if state is None:
+            raise ConfigError(f"{str(run_dir.path)!r} has no fitted table preprocessing; --data scores table runs.")
+        problem, threshold = saved_problem(run_dir, model)
+        frame = data if isinstance(data, pd.DataFrame) else read_csv(data)
+        where = "<DataFrame>" if isinstance(data, pd.DataFrame) else str(data)
+        target = state["target"]
+        if target not in frame.columns:
+            raise DataError(f"{where}: no target column {target!r}, so there is nothing to score against (columns: "
+                            f"{list(frame.columns)[:10]}). Add the labels, or use `kmodels predict`.")
+        valid = problem.valid(frame[target])
+        if not valid.any():
+            raise DataError(f"{where}: no row has a usable {target!r} value for this {problem.kind} problem "
+                            f"(expected {list(problem.class_names)[:10] if problem.is_classification else 'numbers'}).")
+        rows = frame.loc[valid]
+        x = _readable_rows(rows.drop(columns=[target, *state["exclude"]], errors="ignore"), state, where, False)
+        output = np.asarray(model.predict(_as_matrix(state["pipeline"].transform(x)), verbose=0, batch_size=1024))
+        metrics = problem.score(problem.encode(rows[target]), output, threshold)
+        if (~valid).any():
+            logger.warning("%s: %d row(s) without a usable %r value were left out.", where, int((~valid).sum()), target)
+        return {**metrics, "problem": problem.to_json(), "rows": int(valid.sum()),
+                "rows_without_label": int((~valid).sum()), "data": where}
+
     def explain_saved(self, run_dir: RunDir, model: Any, inputs: Sequence[Path] = (),
                       plot: Path | None = None) -> pd.DataFrame:
         """`kmodels explain`: permutation importance of a finished run's columns, on its test split or on

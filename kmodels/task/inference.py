@@ -273,12 +273,21 @@ def _finished_run(path: str | Path) -> tuple[RunDir, TaskSpec]:
     return rd, load_spec(rd.readable("spec.toml"))
 
 
-def evaluate_run(path: str | Path) -> dict[str, Any]:
-    """Re-evaluate a finished run's model on its test split (same data, seed and preprocessing)."""
+def evaluate_run(path: str | Path, data: str | Path | pd.DataFrame | None = None) -> dict[str, Any]:
+    """Re-evaluate a finished run's model on its test split (same data, seed and preprocessing), or score it
+    on new labelled `data` (every row: a CSV or DataFrame holding the target column, or an image folder).
+
+    Example:
+        >>> import kmodels
+        >>> kmodels.evaluate("runs/tabular/20261203T120000Z", data="new_labelled.csv")  # doctest: +SKIP
+    """
     rd, spec = _finished_run(path)
     task = registry.tasks.get(spec.task)(spec, rd)
     set_seed(task.train_options.seed)
-    return task.evaluate_saved()
+    if data is None:
+        return task.evaluate_saved()
+    model = load_model(rd.readable("model.keras", MAX_MODEL_BYTES))
+    return task.score_saved(rd, model, data if isinstance(data, pd.DataFrame) else Path(data).expanduser())
 
 
 def explain_run(path: str | Path, inputs: Any = (), plot: str | Path | None = None) -> pd.DataFrame:

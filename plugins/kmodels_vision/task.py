@@ -32,7 +32,7 @@ from kmodels.api import (
 )
 from kmodels_vision import report as report_lib
 from kmodels_vision.cache import DecodedImages
-from kmodels_vision.images import IMAGE_SUFFIXES, file_problem, file_problem_or_pixels, scan_images
+from kmodels_vision.images import IMAGE_SUFFIXES, file_problem, file_problem_or_pixels, image_table, scan_images
 from kmodels_vision.pipeline import Augment, ImageBatches, load_image
 
 logger = logging.getLogger("kmodels")
@@ -313,6 +313,26 @@ class ImageClassification(Task):
     def explain(self, model: Any, prepared: Prepared, threshold: float | None = None) -> dict[str, Any] | None:
         """No table columns to permute: images are explained by `kmodels explain RUN IMAGE...` (occlusion maps)."""
         return None
+
+    def score_saved(self, run_dir: RunDir, model: Any, data: Path | pd.DataFrame) -> dict[str, Any]:
+        """`kmodels evaluate RUN --data FOLDER`: the model scored on every readable image of a labelled folder (or
+        `path,label` CSV) in any layout `image_classification` reads, with the run's classes."""
+        if isinstance(data, pd.DataFrame):
+            raise ConfigError("An image run scores an image folder or a path,label CSV, not a DataFrame.")
+        problem, threshold = saved_problem(run_dir, model)
+        table = image_table(data, list(problem.class_names))
+        pred = self.predict_files(run_dir, model, [Path(p) for p in table["path"]])
+        ok = (pred["error"] == "").to_numpy()
+        if not ok.any():
+            raise DataError(f"{str(data)!r}: none of its {len(pred)} image(s) could be read: {pred['error'].iloc[0]}")
+        columns = [f"probability_{c}" for c in problem.class_names]
+        output = pred.loc[ok, columns].to_numpy(dtype=np.float64)
+        output = output[:, 1] if problem.kind == "binary" else output
+        metrics = problem.score(problem.encode(table.loc[ok, "label"].reset_index(drop=True)), output, threshold)
+        if (~ok).any():
+            logger.warning("%s: %d unreadable image(s) left out.", data, int((~ok).sum()))
+        return {**metrics, "problem": problem.to_json(), "rows": int(ok.sum()), "rows_without_label": int((~ok).sum()),
+                "data": str(data)}
 
     #: The most images one `kmodels explain` draws maps for (each costs about 50 forward passes).
     MAX_EXPLAINED = 16

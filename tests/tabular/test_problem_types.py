@@ -233,3 +233,16 @@ def test_rows_the_model_cannot_read_are_refused_unless_allowed(penguins_run, rea
     assert len(out) == 6 and set(out["label"]) <= {"Adelie", "Chinstrap", "Gentoo"}
     with pytest.raises(kmodels.DataError, match=r"missing column\(s\) \['island'\]"):
         kmodels.predict(penguins_run.run_dir, rows.drop(columns=["island"]).head(2))
+
+
+def test_evaluate_scores_new_labelled_data(penguins_run, real_tables, tmp_path, capsys):
+    frame = pd.read_csv(real_tables / "penguins.csv")
+    new = tmp_path / "new.csv"
+    frame.dropna().sample(60, random_state=1).to_csv(new, index=False)
+    metrics = kmodels.evaluate(penguins_run.run_dir, data=new)
+    assert metrics["rows"] == 60 and metrics["data"] == str(new) and 0.7 < metrics["accuracy"] <= 1.0
+    assert main(["evaluate", str(penguins_run.run_dir), "--data", str(new)]) == 0
+    assert "| keras" in capsys.readouterr().out
+    frame.drop(columns=["species"]).head(5).to_csv(tmp_path / "unlabelled.csv", index=False)
+    assert main(["evaluate", str(penguins_run.run_dir), "--data", str(tmp_path / "unlabelled.csv")]) == 2
+    assert "no target column 'species'" in capsys.readouterr().err

@@ -212,3 +212,16 @@ def test_explain_draws_occlusion_maps_of_named_images(dog_cat_run, tmp_path, cap
     assert plot.stat().st_size > 10_000
     assert main(["explain", str(dog_cat_run.run_dir)]) == 2  # images must be named
     assert "occlusion maps of the images you name" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_evaluate_scores_a_new_labelled_image_folder(dog_cat_run, tmp_path):
+    from kmodels_vision.synthetic import draw_animal
+
+    rng = np.random.default_rng(11)
+    for i in range(6):
+        kind = ("cat", "dog")[i % 2]
+        (tmp_path / "new" / f"{kind}s").mkdir(parents=True, exist_ok=True)
+        draw_animal(kind, (60, 60), rng).save(tmp_path / "new" / f"{kind}s" / f"{i}.jpg")
+    metrics = kmodels.evaluate(dog_cat_run.run_dir, data=tmp_path / "new")
+    assert metrics["rows"] == 6 and 0 <= metrics["accuracy"] <= 1 and len(metrics["confusion_matrix"]) == 2
