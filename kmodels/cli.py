@@ -9,7 +9,8 @@
     kmodels evaluate RUN_DIR [--data P]  re-evaluate a finished run on its test split (or new labelled data)
     kmodels predict RUN_DIR_OR_MODEL INPUT... [--output CSV]
     kmodels explain RUN_DIR [INPUT...] [--plot PNG]   column importance (tables), occlusion maps (images)
-    kmodels bench {train-step,input-pipeline,tabular,quality,startup} [ARGS]
+    kmodels serve RUN_DIR [--host H] [--port P]       HTTP: POST /predict, GET /health, GET /metadata
+    kmodels bench {train-step,input-pipeline,tabular,quality,startup,serve} [ARGS]
 
 Exit codes: 0 success, 1 the run failed, 2 usage/config/data error, 130 interrupted.
 Errors go to stderr without a traceback unless `--debug` is given.
@@ -38,7 +39,7 @@ from kmodels.console import (
 )
 
 BENCHMARKS = {"train-step": "train_step", "input-pipeline": "input_pipeline", "tabular": "tabular",
-              "quality": "quality", "startup": "startup"}
+              "quality": "quality", "startup": "startup", "serve": "serve"}
 
 logger = logging.getLogger("kmodels")
 
@@ -118,6 +119,21 @@ def _parser() -> argparse.ArgumentParser:
     xp.add_argument("inputs", type=Path, nargs="*", metavar="INPUT")
     xp.add_argument("--plot", type=Path, default=None, metavar="PNG", help="write the chart or the maps here (a new "
                     "file)")
+
+    sv = sub.add_parser("serve", help="serve a finished run over HTTP (POST /predict, GET /health, /metadata)",
+                        description="Serve a finished run's model over HTTP with FastAPI and uvicorn (pip install "
+                        '"kmodels[serve]"): POST /predict takes JSON rows ({"rows": [{...}]}) or image bytes and '
+                        "answers as `kmodels predict` does; concurrent requests are predicted together (micro-"
+                        "batching). GET /health, GET /metadata (classes, input schema, versions). " + safe)
+    sv.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this machine "
+                    "only; 0.0.0.0 for every interface)")
+    sv.add_argument("--port", type=int, default=8080, help="default: %(default)s")
+    sv.add_argument("--max-batch", type=int, default=256, help="most inputs predicted together (default: %(default)s)")
+    sv.add_argument("--max-wait-ms", type=float, default=5.0,
+                    help="how long a request waits for others to share its batch (default: %(default)s)")
+    sv.add_argument("--max-body-mb", type=float, default=16.0,
+                    help="larger request bodies get 413 (default: %(default)s)")
 
     bench = sub.add_parser("bench", help="run a benchmark from benchmarks/ (source checkout)",
                            description="Run a benchmark; the arguments after its name are its own (see --help).")
@@ -243,6 +259,21 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        from kmodels.errors import ConfigError
+
+        raise ConfigError('kmodels serve needs FastAPI and uvicorn: pip install "kmodels[serve]".') from None
+    from kmodels.serve import serve
+
+    serve(args.run_dir, host=args.host, port=args.port, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
+          max_body_mb=args.max_body_mb, log_level="warning" if args.quiet else "info")
+    return EXIT_OK
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     import importlib
 
@@ -259,7 +290,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"bench": _cmd_bench, "info": _cmd_info, "list": cli_items.cmd_list, "show": cli_items.cmd_show, "run": _cmd_run,
-            "evaluate": _cmd_evaluate, "predict": _cmd_predict, "export": _cmd_export, "explain": _cmd_explain}
+            "evaluate": _cmd_evaluate, "predict": _cmd_predict, "export": _cmd_export, "explain": _cmd_explain,
+            "serve": _cmd_serve}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -277,7 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if args.debug else "3")
     setup_logging(args.quiet)
     launcher = args.command == "run" and args.processes != 1  # starts processes that import the backend
-    if args.command in ("run", "evaluate", "predict", "export", "explain", "info") and not launcher:
+    if args.command in ("run", "evaluate", "predict", "export", "explain", "serve", "info") and not launcher:
         import_backend_quietly(tensorflow=args.command == "run")
     from kmodels.errors import ConfigError, DataError, KModelsError
 

@@ -126,9 +126,12 @@ class _Estimator(BaseEstimator):
             if self.problem_.kind == "binary":
                 return frame[cols[1]].to_numpy(dtype=np.float32)[:, None], None
             return frame[cols].to_numpy(dtype=np.float32), None
+        from kmodels.task.base import _readable_rows
+
         frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(
             np.asarray(X), columns=getattr(self, "feature_names_in_", None))
-        x = _as_matrix(self._state["pipeline"].transform(frame.drop(columns=self._state["exclude"], errors="ignore")))
+        rows = _readable_rows(frame.drop(columns=self._state["exclude"], errors="ignore"), self._state, "X", False)
+        x = _as_matrix(self._state["pipeline"].transform(rows))
         if len(x) <= _DIRECT_ROWS:
             from keras import ops
 

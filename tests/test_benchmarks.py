@@ -72,3 +72,14 @@ def test_startup_benchmark_smoke(tmp_path, backend):
     rows = json.loads(out.read_text())["results"]
     assert [r["command"] for r in rows] == ["kmodels --help", "kmodels --version"]
     assert all(r["median_s"] > 0 and r["target_s"] == (0.5 if backend == "tensorflow" else None) for r in rows)
+
+
+@pytest.mark.slow
+def test_serve_benchmark_smoke(toy_run, tmp_path):
+    pytest.importorskip("fastapi")
+    out = tmp_path / "s.json"
+    assert main(["bench", "serve", "--run", str(toy_run.run_dir), "--requests", "12", "--concurrency", "3",
+                 "--rows", "1,4", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["results"]
+    assert [(r["rows_per_request"], r["micro_batching"]) for r in rows] == [(1, True), (1, False), (4, True), (4, False)]
+    assert all(r["requests_per_s"] > 0 and r["p99_ms"] >= r["p50_ms"] > 0 for r in rows)

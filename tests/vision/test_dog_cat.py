@@ -225,3 +225,29 @@ def test_evaluate_scores_a_new_labelled_image_folder(dog_cat_run, tmp_path):
         draw_animal(kind, (60, 60), rng).save(tmp_path / "new" / f"{kind}s" / f"{i}.jpg")
     metrics = kmodels.evaluate(dog_cat_run.run_dir, data=tmp_path / "new")
     assert metrics["rows"] == 6 and 0 <= metrics["accuracy"] <= 1 and len(metrics["confusion_matrix"]) == 2
+
+
+@pytest.mark.slow
+def test_serve_answers_image_bytes_and_uploads_like_predict(dog_cat_run, tmp_path):
+    pytest.importorskip("fastapi")
+    from kmodels_vision.synthetic import draw_animal
+
+    from kmodels.serve import create_app
+    from tests.core.test_serve import Server
+
+    draw_animal("dog", (60, 60), np.random.default_rng(5)).save(tmp_path / "a.jpg")
+    draw_animal("cat", (60, 60), np.random.default_rng(6)).save(tmp_path / "b.png")
+    expected = kmodels.predict(dog_cat_run.run_dir, [tmp_path / "a.jpg", tmp_path / "b.png"])
+    with Server(create_app(dog_cat_run.run_dir)) as server:
+        status, body = server.call("/predict", (tmp_path / "a.jpg").read_bytes(), content_type="image/jpeg")
+        assert status == 200 and body["predictions"][0]["label"] == expected["label"].iloc[0]
+        assert abs(body["predictions"][0]["probability_dog"] - expected["probability_dog"].iloc[0]) < 1e-5
+        boundary = "kmodelsboundary"
+        parts = b"".join(f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{p.name}"\r\n'
+                         f"Content-Type: application/octet-stream\r\n\r\n".encode() + p.read_bytes() + b"\r\n"
+                         for p in (tmp_path / "a.jpg", tmp_path / "b.png")) + f"--{boundary}--\r\n".encode()
+        status, body = server.call("/predict", parts, content_type=f"multipart/form-data; boundary={boundary}")
+        assert status == 200 and [p["label"] for p in body["predictions"]] == list(expected["label"])
+        status, body = server.call("/predict", b"not an image", content_type="image/png")
+        assert status == 422 and "could not be read" in body["error"]
+        assert server.call("/metadata")[1]["input"]["image_size"] == [48, 48]
