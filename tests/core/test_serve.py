@@ -123,3 +123,39 @@ def test_a_huge_body_is_refused(toy_run):
     with Server(create_app(toy_run.run_dir, max_body_mb=0.01)) as small:
         status, answer = small.call("/predict", b"[" + b'{"f0": 1},' * 5000 + b"{}]")
         assert status == 413 and "over the 10,485-byte limit" in answer["error"]
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_the_serve_command_starts_a_server_and_stops_on_sigterm(toy_run):
+    """The one subprocess smoke of `kmodels serve`: --help-style flags, a real port, /health, clean exit."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code = ("import sys, tests._items; from kmodels.cli import main; "  # the toy task is registered by the tests
+            f"sys.exit(main(['-q', 'serve', {str(toy_run.run_dir)!r}, '--port', '{port}']))")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=root,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+                    assert json.loads(response.read()) == {"status": "ok"}
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "kmodels serve did not answer"
+                time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    # uvicorn shuts down gracefully, then re-raises the signal, so the process ends as SIGTERM's default would
+    assert proc.returncode in (0, -signal.SIGTERM) and b"Traceback" not in proc.stderr.read()
