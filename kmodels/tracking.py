@@ -204,7 +204,30 @@ class MlflowRun:
                     self.client.log_artifacts(self.run_id, str(entry), artifact_path=entry.name)
                 else:
                     self.client.log_artifact(self.run_id, str(entry))
+            self._log_model()
         self.client.set_terminated(self.run_id, status)
+
+    def _log_model(self) -> None:
+        """Log the run as an MLflow model (pyfunc, see `kmodels.mlflow_model`): `mlflow.pyfunc.load_model(
+        "runs:/<id>/model").predict(rows)` answers as `kmodels predict` does.
+
+        Saved locally with `mlflow.pyfunc.save_model`, then uploaded as the run's `model` artifacts:
+        MLflow 3's `log_model` would also re-log the run's metrics against a new "logged model".
+        """
+        import tempfile
+
+        import mlflow.pyfunc
+
+        from kmodels import __version__
+        from kmodels.mlflow_model import KModelsModel
+
+        with tempfile.TemporaryDirectory(prefix="kmodels-mlflow-") as tmp:
+            local = Path(tmp) / "model"
+            mlflow.pyfunc.save_model(str(local), python_model=KModelsModel(),
+                                     artifacts={"run_dir": str(self.run_dir.path)},
+                                     pip_requirements=[f"kmodels=={__version__}"])
+            self.client.log_artifacts(self.run_id, str(local), artifact_path="model")
+        logger.info("MLflow: logged the run as model 'runs:/%s/model' (mlflow.pyfunc.load_model)", self.run_id)
 
 
 def _metric_key(key: str) -> str:

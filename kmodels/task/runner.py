@@ -205,7 +205,7 @@ def _run_in(task: Task, rd: RunDir, table: Table, problem: Problem, devices: int
     rd.write_text("history.csv", pd.DataFrame(history).rename_axis("epoch").to_csv())
     plot_history(history, rd.file("training_curves.png"), phase_start=phase_start)
     threshold, chosen = decision_threshold(task, model, prepared)
-    results["keras"] = task.evaluate(model, prepared, threshold=threshold)
+    results["keras"] = _evaluate(task, model, prepared, threshold)
     if problem.kind == "binary":
         results["keras"]["threshold"] = threshold
     plots = task.plot_results(prepared, results["keras"], model)
@@ -297,3 +297,13 @@ def _layers(model: Any) -> list[Any]:
         if hasattr(layer, "layers"):
             out += _layers(layer)
     return out
+
+
+def _evaluate(task: Task, model: Any, prepared: Any, threshold: float) -> dict[str, Any]:
+    """`task.evaluate` at the run's threshold; a plugin's override written before the hook took `threshold`
+    (`evaluate(self, model, prepared)`) is still called, without it (it then reads `Task.threshold`)."""
+    import inspect
+
+    parameters = inspect.signature(task.evaluate).parameters
+    takes = "threshold" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+    return task.evaluate(model, prepared, threshold=threshold) if takes else task.evaluate(model, prepared)

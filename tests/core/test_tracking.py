@@ -97,3 +97,18 @@ def test_flatten_names_blocks_and_test_metrics_skip_non_numbers():
     assert store_uri("sqlite:///m.db") == "sqlite:///m.db" and store_uri("/tmp/m").startswith("file:///")
     with pytest.raises(ConfigError, match="tracking"):
         kmodels.load_spec("toy_task", {"tracking.uri": " "})
+
+
+def test_the_run_is_logged_as_an_mlflow_pyfunc_model_that_predicts_raw_rows(tracked_run):
+    store, out = tracked_run
+    run_id = json.loads((out / "tracking.json").read_text())["run_id"]
+    mlflow.set_tracking_uri(store_uri(str(store)))
+    try:
+        model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
+    finally:
+        mlflow.set_tracking_uri(None)
+    rows = kmodels.registry.datasets.get("toy_blobs")(rows=6, seed=2).frame.drop(columns=["label"])
+    got = model.predict(rows)
+    expected = kmodels.predict(out, rows)
+    assert list(got["label"]) == list(expected["label"])
+    pd.testing.assert_series_equal(got["probability_b"], expected["probability_b"], atol=1e-5, check_names=False)
