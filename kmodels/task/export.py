@@ -16,6 +16,7 @@ overwritten.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -60,12 +61,14 @@ def export(source: str | Path, out: str | Path, format: str = "saved_model") -> 
         raise ConfigError(f"{str(out)!r}: a Keras model file must end in .keras (Keras loads no other name).")
     if os.path.lexists(out):
         raise ConfigError(f"{str(out)!r} exists; kmodels does not overwrite files. Choose a new path.")
+    rd = None
     if source.is_dir():
         rd, _ = _finished_run(source)
         keras_file = rd.readable("model.keras", MAX_MODEL_BYTES)
     else:
         keras_file = source
     model = _single_input(load_model(keras_file))
+    meta = _metadata(rd, model)
     x = _sample_inputs(model)
     expected = np.asarray(model.predict(x, verbose=0), dtype=np.float64)
     tmp = out.with_name(f".{out.stem}.tmp-{os.getpid()}{out.suffix}")  # ours: removed on any failure
@@ -75,9 +78,12 @@ def export(source: str | Path, out: str | Path, format: str = "saved_model") -> 
             got = _run_keras(tmp, x)
         elif format == "saved_model":
             model.export(str(tmp), format="tf_saved_model", verbose=False)
+            (tmp / "assets").mkdir(exist_ok=True)
+            (tmp / "assets" / METADATA_FILE).write_text(json.dumps(meta, indent=2) + "\n")
             got = _run_saved_model(tmp, x)
         else:
             _export_onnx(model, tmp)
+            _onnx_metadata(tmp, meta)
             got = _run_onnx(tmp, x)
         diff = float(np.max(np.abs(np.asarray(got, dtype=np.float64).reshape(expected.shape) - expected)))
         if not diff <= TOLERANCE:
@@ -89,7 +95,40 @@ def export(source: str | Path, out: str | Path, format: str = "saved_model") -> 
             shutil.rmtree(tmp) if tmp.is_dir() and not tmp.is_symlink() else tmp.unlink()
     logger.info("Exported %s as %s to %s (max abs difference %.3g on %d sample rows)",
                 keras_file, format, out, diff, len(x))
-    return {"format": format, "path": str(out), "max_abs_diff": diff, "rows": len(x)}
+    return {"format": format, "path": str(out), "max_abs_diff": diff, "rows": len(x), "metadata": meta}
+
+
+#: The file a SavedModel export carries in `assets/` (and an ONNX export as metadata_props): what its output means.
+METADATA_FILE = "kmodels.json"
+
+
+def _metadata(run_dir: Any, model: Any) -> dict[str, Any]:
+    """What the exported output means: problem, classes in output order, the decision threshold (binary)."""
+    from kmodels import __version__
+    from kmodels.task.inference import saved_problem
+
+    problem, threshold = saved_problem(run_dir, model)
+    meta: dict[str, Any] = {"kmodels": __version__, "problem": problem.kind, "classes": list(problem.class_names)}
+    if problem.kind == "binary":
+        meta.update(threshold=threshold, positive_class=problem.class_names[1],
+                    output=f"probability of {problem.class_names[1]!r}; predict it when >= threshold")
+    elif problem.kind == "multiclass":
+        meta["output"] = "one probability per class, in the order of classes"
+    else:
+        meta["output"] = "the predicted value, in the target's units"
+    meta["input"] = ("the run's features after its preprocessing (kmodels predict applies it)" if run_dir is not None
+                     and run_dir.exists("preprocessor.skops") else f"shape {list(model.input_shape)}")
+    return meta
+
+
+def _onnx_metadata(path: Path, meta: dict[str, Any]) -> None:
+    import onnx
+
+    proto = onnx.load(str(path))
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = f"kmodels.{key}", value if isinstance(value, str) else json.dumps(value)
+    onnx.save(proto, str(path))
 
 
 def _single_input(model: Any) -> Any:

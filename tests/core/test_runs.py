@@ -306,6 +306,9 @@ def test_export_writes_a_format_that_predicts_like_the_run(toy_run, tmp_path, ca
 
         loaded = tf.saved_model.load(str(out))
         got = loaded.serve(tf.constant(x)).numpy()
+        meta = json.loads((out / "assets" / "kmodels.json").read_text())  # what the output means travels with it
+        assert meta["classes"] == ["a", "b"] and meta["positive_class"] == "b"
+        assert meta["threshold"] == toy_run.metrics["threshold"] and meta["problem"] == "binary"
     np.testing.assert_allclose(got, expected, atol=1e-5)
     before = sorted(p.name for p in tmp_path.iterdir())
     assert main(["export", str(toy_run.run_dir), str(out), "--format", fmt]) == 2  # never overwritten: a usage error
