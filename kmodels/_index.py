@@ -110,6 +110,9 @@ def build() -> dict[str, Any]:
             info = reg.describe(name)
             items[kind][name] = {"summary": info.summary, "source": info.source,
                                  "params": [[p.name, p.type, repr(p.default), p.required] for p in info.params]}
+        for alias, target in reg.aliases().items():
+            items[kind][alias] = {**items[kind][target], "alias_of": target,
+                                  "summary": f"alias of {target} (an older name, still accepted)"}
     specs = {}
     for name in registry.tasks.list():
         try:

@@ -60,7 +60,7 @@ def cmd_list(args: argparse.Namespace) -> int:
                 continue
             print(f"{kind}:")
         for name in names[kind]:
-            summary = items[kind][name]["summary"]
+            summary = items[kind][name]["summary"]  # an alias says which name it stands for
             print(f"  {name:<28} {summary}" if len(kinds) > 1 else f"{name:<28} {summary}")
     for name, error in errors.items():
         print(f"kmodels: warning: plugin {name!r} failed to load: {error}", file=sys.stderr)

@@ -127,17 +127,21 @@ class Registry:
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._items: dict[str, _Entry] = {}
+        self._aliases: dict[str, str] = {}  # old name -> the name it now goes by
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, {len(self._items)} items)"
 
-    def register(self, name: str | None = None, obj: Any = None, *, replace: bool = False, **meta: Any) -> Any:
+    def register(self, name: str | None = None, obj: Any = None, *, replace: bool = False,
+                 aliases: tuple[str, ...] = (), **meta: Any) -> Any:
         """Register `obj` under `name`; usable as a decorator or a plain call.
 
         `@reg.register("x")`, `@reg.register()` (uses the function name) and
         `reg.register("x", fn)` all work. Extra keyword arguments are stored as
         metadata (e.g. default compile settings of a model). `replace=True`
         takes the name over (re-running a notebook cell that registers a model).
+        `aliases` are older names that still resolve to it (saved specs keep running);
+        `list()` shows the name only, `aliases()` the old names.
 
         Raises:
             DuplicateNameError: when `name` is already taken by another object and `replace` is false.
@@ -155,19 +159,32 @@ class Registry:
                     f"cannot register it again for {source}. Pick another name, or pass replace=True "
                     "(e.g. when re-running a notebook cell)."
                 )
+            for alias in aliases:
+                taken = self._items.get(alias)
+                if (taken is not None and taken.source != source and not replace) or \
+                        self._aliases.get(alias, key) != key:
+                    raise DuplicateNameError(f"{self.kind} alias {alias!r} of {key!r} is already a name or an alias "
+                                             f"of {self._aliases.get(alias, alias)!r}; choose another.")
+            if key in self._aliases and not replace:
+                raise DuplicateNameError(f"{self.kind} name {key!r} is already an alias of "
+                                         f"{self._aliases[key]!r}; pick another name.")
             self._items[key] = _Entry(target, source, dict(meta))
+            for alias in aliases:
+                self._aliases[alias] = key
             return target
 
         return add if obj is None else add(obj)
 
     def unregister(self, name: str) -> None:
-        """Remove `name` (for tests and interactive use)."""
+        """Remove `name` and its aliases (for tests and interactive use)."""
         self._items.pop(name, None)
+        for alias in [a for a, target in self._aliases.items() if target == name]:
+            del self._aliases[alias]
 
     def _entry(self, name: str) -> _Entry:
         plugins.load()
         try:
-            return self._items[name]
+            return self._items[self._aliases.get(name, name)]
         except KeyError:
             pass
         close = difflib.get_close_matches(name, list(self._items), n=3, cutoff=0.5)
@@ -192,12 +209,22 @@ class Registry:
 
     def __contains__(self, name: object) -> bool:
         plugins.load()
-        return name in self._items
+        return name in self._items or name in self._aliases
 
     def list(self, pattern: str = "*") -> list[str]:
-        """Sorted names matching the glob `pattern` (e.g. `"*cnn*"`)."""
+        """Sorted names matching the glob `pattern` (e.g. `"*cnn*"`); aliases are not listed (see `aliases`)."""
         plugins.load()
         return sorted(n for n in self._items if fnmatch.fnmatchcase(n, pattern))
+
+    def aliases(self, pattern: str = "*") -> dict[str, str]:
+        """Older names matching `pattern` → the name each now goes by (e.g. `{"dog_cat_cnn": "simple_cnn"}`)."""
+        plugins.load()
+        return {a: n for a, n in sorted(self._aliases.items()) if fnmatch.fnmatchcase(a, pattern)}
+
+    def canonical(self, name: str) -> str:
+        """The name `name` goes by (itself, unless it is an alias)."""
+        plugins.load()
+        return self._aliases.get(name, name)
 
     def describe(self, name: str) -> ItemInfo:
         """Signature, defaults and first docstring line of `name`."""

@@ -7,10 +7,13 @@ import keras
 from kmodels.api import output_head, registry
 
 
-@registry.models.register("bank_gender_mlp")
-def bank_gender_mlp(input_shape: tuple[int, ...] = (14,), units: tuple[int, ...] = (64, 32),
-                    dropout: float = 0.0, num_classes: int = 2) -> keras.Model:
-    """Dense(relu) → Dense(relu) → Dense(1, sigmoid): the reference notebook's net, for any table.
+@registry.models.register("mlp", aliases=("bank_gender_mlp",))
+def mlp(input_shape: tuple[int, ...] = (14,), units: tuple[int, ...] = (64, 32),
+        dropout: float = 0.0, num_classes: int = 2) -> keras.Model:
+    """A multilayer perceptron for table rows: Dense(relu) × len(units) → the problem's head.
+
+    With the defaults it is the bank_gender reference notebook's net, Dense(relu) → Dense(relu) →
+    Dense(1, sigmoid); `bank_gender_mlp`, its first name, still builds it.
 
     Compiled by `kmodels.build` with adam and the loss and metrics of its
     problem (binary cross-entropy and accuracy for the reference).
@@ -23,10 +26,10 @@ def bank_gender_mlp(input_shape: tuple[int, ...] = (14,), units: tuple[int, ...]
 
     Example:
         >>> import kmodels
-        >>> model = kmodels.build("bank_gender_mlp", units=(16, 8))
+        >>> model = kmodels.build("mlp", units=(16, 8))
         >>> [layer.units for layer in model.layers if hasattr(layer, "units")]
         [16, 8, 1]
-        >>> kmodels.build("bank_gender_mlp", num_classes=3).loss
+        >>> kmodels.build("mlp", num_classes=3).loss
         'sparse_categorical_crossentropy'
     """
     if not units or any(u < 1 for u in units):
@@ -39,4 +42,4 @@ def bank_gender_mlp(input_shape: tuple[int, ...] = (14,), units: tuple[int, ...]
         x = keras.layers.Dense(size, activation="relu", name=f"dense_{i}")(x)
         if dropout:
             x = keras.layers.Dropout(dropout, name=f"dropout_{i}")(x)
-    return keras.Model(inputs, output_head(x, num_classes), name="bank_gender_mlp")
+    return keras.Model(inputs, output_head(x, num_classes), name="mlp")

@@ -19,12 +19,15 @@ def _check(image_size: tuple[int, int], dropout: float, filters: tuple[int, ...]
         raise ValueError(f"Received filters={filters}. Expected one or more positive ints, e.g. (32, 64, 128).")
 
 
-@registry.models.register("dog_cat_cnn")
-def dog_cat_cnn(input_shape: tuple[int, int, int] = (128, 128, 3), filters: tuple[int, ...] = (32, 64, 128),
+@registry.models.register("simple_cnn", aliases=("dog_cat_cnn",))
+def simple_cnn(input_shape: tuple[int, int, int] = (128, 128, 3), filters: tuple[int, ...] = (32, 64, 128),
                 dense_units: int = 128, dropout: float = 0.5, bn_momentum: float = 0.9,
                 data_format: Literal["auto", "channels_last", "channels_first"] = "auto",
                 fused_batchnorm: bool = False, num_classes: int = 2) -> keras.Model:
-    """The reference CNN: Input → Rescaling → [Conv2D → BatchNorm → ReLU → MaxPool] × n → GAP → Dense → Dropout → head.
+    """A plain CNN: Input → Rescaling → [Conv2D → BatchNorm → ReLU → MaxPool] × n → GAP → Dense → Dropout → head.
+
+    The dog_cat reference notebook's network, for any image folder; `dog_cat_cnn`, its first
+    name, still builds it.
 
     Args:
         input_shape: (height, width, 3); inferred from `[images] image_size` in a task run.
@@ -51,10 +54,10 @@ def dog_cat_cnn(input_shape: tuple[int, int, int] = (128, 128, 3), filters: tupl
 
     Example:
         >>> import kmodels
-        >>> model = kmodels.build("dog_cat_cnn")
+        >>> model = kmodels.build("simple_cnn")
         >>> model.input_shape, model.output_shape
         ((None, 128, 128, 3), (None, 1))
-        >>> kmodels.build("dog_cat_cnn", num_classes=10).output_shape
+        >>> kmodels.build("simple_cnn", num_classes=10).output_shape
         (None, 10)
     """
     _check(input_shape[:2], dropout, filters)
@@ -74,29 +77,31 @@ def dog_cat_cnn(input_shape: tuple[int, int, int] = (128, 128, 3), filters: tupl
     x = keras.layers.GlobalAveragePooling2D(data_format=data_format, name="gap")(x)
     x = keras.layers.Dense(dense_units, activation="relu", name="dense")(x)
     x = keras.layers.Dropout(dropout, name="dropout")(x)
-    return keras.Model(inputs, output_head(x, num_classes), name="dog_cat_cnn")
+    return keras.Model(inputs, output_head(x, num_classes), name="simple_cnn")
 
 
-@registry.models.register("dog_cat_xception")
-def dog_cat_xception(input_shape: tuple[int, int, int] = (128, 128, 3), filters: tuple[int, ...] = (128, 256, 512, 728),
+@registry.models.register("mini_xception", aliases=("dog_cat_xception",))
+def mini_xception(input_shape: tuple[int, int, int] = (128, 128, 3), filters: tuple[int, ...] = (128, 256, 512, 728),
                      stem_filters: int = 64, dropout: float = 0.25, bn_momentum: float = 0.9,
                      fused_batchnorm: bool = False, num_classes: int = 2) -> keras.Model:
     """A small Xception-style network (separable convs, residual connections), as in Keras's "image classification from scratch".
+
+    `dog_cat`'s default; `dog_cat_xception`, its first name, still builds it.
 
     Args:
         input_shape: (height, width, 3); inferred from the data in a task run.
         filters: filters of each residual separable-conv block.
         stem_filters: filters of the first strided convolution.
         dropout: dropout rate before the output.
-        bn_momentum: as in `dog_cat_cnn`. With Keras's 0.99, a few hundred steps
+        bn_momentum: as in `simple_cnn`. With Keras's 0.99, a few hundred steps
             leave the moving statistics far from the data's: measured on 1,300 real
             photos, validation accuracy stayed at chance for 8 epochs (0.47 test).
-        fused_batchnorm: as in `dog_cat_cnn`.
-        num_classes: as in `dog_cat_cnn`.
+        fused_batchnorm: as in `simple_cnn`.
+        num_classes: as in `simple_cnn`.
 
     Example:
         >>> import kmodels
-        >>> kmodels.build("dog_cat_xception", filters=(32, 64), stem_filters=16).output_shape
+        >>> kmodels.build("mini_xception", filters=(32, 64), stem_filters=16).output_shape
         (None, 1)
     """
     _check(input_shape[:2], dropout, filters)
@@ -127,4 +132,4 @@ def dog_cat_xception(input_shape: tuple[int, int, int] = (128, 128, 3), filters:
     x = keras.layers.Activation("relu")(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     x = keras.layers.Dropout(dropout)(x)
-    return keras.Model(inputs, output_head(x, num_classes), name="dog_cat_xception")
+    return keras.Model(inputs, output_head(x, num_classes), name="mini_xception")

@@ -132,7 +132,7 @@ def test_cli_subprocess_smoke(tmp_path):
                             "main(['show', 'early_stopping']); print('keras imported:', 'keras' in sys.modules)"],
                            capture_output=True, text=True, env=env, timeout=300)
     assert quick.returncode == 0 and "keras imported: False" in quick.stdout, quick.stderr[-2000:]
-    assert "dog_cat_cnn" in quick.stdout and "  patience: " in quick.stdout
+    assert "simple_cnn" in quick.stdout and "alias of simple_cnn" in quick.stdout and "  patience: " in quick.stdout
     bad = cli("run", "no_such_task")
     assert bad.returncode == 2 and "Unknown task 'no_such_task'" in bad.stderr and "Traceback" not in bad.stderr
     ran = cli("run", "bank_gender", "--set", "data.rows=1500", "--set", "train.epochs=2", "--set",

@@ -137,3 +137,27 @@ def test_plugins_load_once(monkeypatch):
     registry.tasks.list()
     assert calls == [1]
     registry.plugins.reset()
+
+
+def test_aliases_resolve_to_the_new_name_and_are_listed_apart():
+    reg = registry.Registry("widgets")
+    reg.register("simple", lambda size=1: ("simple", size), aliases=("old_simple",))
+    assert reg.get("old_simple") is reg.get("simple") and "old_simple" in reg
+    assert reg.list() == ["simple"] and reg.aliases() == {"old_simple": "simple"}
+    assert reg.canonical("old_simple") == "simple" and reg.canonical("simple") == "simple"
+    assert reg.create({"name": "old_simple", "size": 3}) == ("simple", 3)
+    with pytest.raises(DuplicateNameError, match="already an alias of 'simple'"):
+        reg.register("old_simple", lambda: 2)
+    with pytest.raises(DuplicateNameError, match="alias 'simple' of 'other'"):
+        reg.register("other", lambda: 3, aliases=("simple",))
+    reg.unregister("simple")
+    assert reg.aliases() == {} and "old_simple" not in reg
+
+
+def test_the_renamed_models_still_build_under_their_first_names():
+    import kmodels
+
+    for old, new in {"bank_gender_mlp": "mlp", "dog_cat_cnn": "simple_cnn", "dog_cat_xception": "mini_xception"}.items():
+        assert kmodels.registry.models.aliases()[old] == new and old not in kmodels.list_models()
+        assert kmodels.registry.models.get(old) is kmodels.registry.models.get(new)
+    assert kmodels.build("dog_cat_cnn", input_shape=(32, 32, 3)).name == "simple_cnn"

@@ -199,5 +199,5 @@ def test_run_uses_the_disk_cache_and_saves_the_model_without_the_augmentation(tm
     assert "from the cache" in caplog.text  # another split of the same images: the same file
     model = keras.saving.load_model(result.run_dir / "model.keras", safe_mode=True)
     names = [layer.name for layer in model.layers]
-    assert "augmentation" not in names and model.name == "dog_cat_cnn"
+    assert "augmentation" not in names and model.name == "simple_cnn"
     assert json.loads((result.run_dir / "metadata.json").read_text())["status"] == "completed"

@@ -84,8 +84,8 @@ def test_dog_cat_is_a_preset_of_image_classification():
     # the same sections and data; dog_cat carries the recipe tuned on real photos (a small Xception,
     # cosine schedule, test-time flips), the generic task the quick small CNN
     assert set(a) == set(b) and a["data"] == b["data"] and set(a["images"]) == set(b["images"])
-    assert (a["model"]["name"], a["images"]["tta"]) == ("dog_cat_xception", "flip")
-    assert (b["model"]["name"], b["images"]["tta"]) == ("dog_cat_cnn", "none")
+    assert (a["model"]["name"], a["images"]["tta"]) == ("mini_xception", "flip")
+    assert (b["model"]["name"], b["images"]["tta"]) == ("simple_cnn", "none")
 
 
 def test_mixup_on_ten_classes_stops_before_the_run_exists(digit_folders, tmp_path):
