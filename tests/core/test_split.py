@@ -60,12 +60,3 @@ def test_shuffle_split_is_scikit_learns_train_test_split(n, test, seed, classes,
         return
     got = shuffle_split(n, test, seed, strat)
     assert all(np.array_equal(a, b) for a, b in zip(got, expected, strict=True))
-
-
-@given(st.lists(st.integers(-3, 70_000), max_size=50), st.sampled_from(["int64", "int8", "uint16", "bool", "float"]))
-def test_classes_equals_numpy_unique(values, dtype):
-    from kmodels.data.split import _classes
-
-    labels = np.array(values).astype(dtype) if values else np.array([], dtype=dtype)
-    got, expected = _classes(labels), np.unique(labels, return_inverse=True, return_counts=True)
-    assert all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in zip(got, expected, strict=True))
