@@ -19,26 +19,6 @@ import pandas as pd
 MIN_YEAR = 1900
 
 
-#: Parsed parts of date strings seen before in this process (train, val and test share most dates):
-#: the strings as an Index (hash lookups in C) and their (day, month, year, two-digit) rows.
-_SEEN: dict[str, object] = {"index": pd.Index([], dtype=object), "parts": np.empty((0, 4))}
-_SEEN_MAX = 2_000_000
-
-
-def _cached_parts(uniques: np.ndarray) -> np.ndarray:
-    """(day, month, year, two-digit) rows for distinct strings; each string is parsed once per process."""
-    where = _SEEN["index"].get_indexer(uniques)
-    new = uniques[where < 0]
-    if len(new):
-        if len(_SEEN["index"]) + len(new) > _SEEN_MAX:
-            _SEEN.update(index=pd.Index([], dtype=object), parts=np.empty((0, 4)))
-        parsed = _unique_parts(new)
-        _SEEN.update(index=_SEEN["index"].append(pd.Index(new, dtype=object)),
-                     parts=np.concatenate([_SEEN["parts"], parsed.reshape(len(new), 4)]))
-        where = _SEEN["index"].get_indexer(uniques)
-    return _SEEN["parts"][where].reshape(len(uniques), 4)
-
-
 #: `d/m/yy`, `d/m/yyyy` (also `-` or `.` between the parts) or ISO `yyyy-mm-dd`, blanks around allowed;
 #: ASCII digits only.
 _DATE = re.compile(r"\s*(?:([0-9]{1,2})[/.-]([0-9]{1,2})[/.-]([0-9]{2}|[0-9]{4})"
@@ -81,7 +61,7 @@ def date_order(values: pd.Series) -> str:
         ('month_first', 'day_first')
     """
     uniques = pd.Series(values).dropna().unique()
-    parts = _cached_parts(np.asarray(uniques, dtype=object)) if len(uniques) else np.empty((0, 4))
+    parts = _unique_parts(np.asarray(uniques, dtype=object)) if len(uniques) else np.empty((0, 4))
     dmy = parts[(parts[:, 3] != ISO) & np.isfinite(parts[:, 0])]
     first_big, second_big = bool((dmy[:, 0] > 12).any()), bool((dmy[:, 1] > 12).any())
     return "month_first" if second_big and not first_big else "day_first"
@@ -152,7 +132,7 @@ def day_first_days(values: pd.Series, reference: pd.Series | np.ndarray | pd.Tim
         [datetime.date(1957, 4, 4), None]
     """
     codes, uniques = pd.factorize(pd.Series(values), use_na_sentinel=True)
-    day, month, year, kind = _cached_parts(np.asarray(uniques, dtype=object)).T
+    day, month, year, kind = _unique_parts(np.asarray(uniques, dtype=object)).T
     if month_first:
         day, month = np.where(kind == ISO, day, month), np.where(kind == ISO, month, day)
     two_digit = kind
