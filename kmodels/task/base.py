@@ -49,7 +49,7 @@ from kmodels.task.inference import (
     saved_problem,
 )
 from kmodels.task.model_steps import ModelSteps
-from kmodels.task.results import Prepared, RunResult
+from kmodels.task.results import Prepared
 
 logger = logging.getLogger("kmodels")
 
@@ -188,13 +188,7 @@ class Task(DataSteps, ModelSteps):
                         self.run_dir.file("regression.png"), title=title)
         return ["regression.png"]
 
-    # ---- orchestration ----------------------------------------------------------------------
-    def run(self) -> RunResult:
-        """Run the whole pipeline; every artifact lands in the run directory (see `kmodels.task.runner.run_task`)."""
-        from kmodels.task.runner import run_task
-
-        return run_task(self)
-
+    # ---- the report -------------------------------------------------------------------------
     def report(self, metrics: Mapping[str, Any], table_text: str, plots: Sequence[str] = ()) -> str:
         """`report.md`: the problem, the comparison table and links to the plots."""
         problem = metrics["problem"]

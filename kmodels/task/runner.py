@@ -1,6 +1,6 @@
 """`kmodels.run`: start a task from a spec, or resume an interrupted run in place; `run_task` runs its steps.
 
-`run_task` is the orchestration behind `Task.run`: data → problem → run directory →
+`run_task` is the one orchestrator of a task's hooks: data → problem → run directory →
 analysis → splits and features → baselines → build → train → evaluate → report, with
 the run directory's status, resume after training, the MLflow run and the processes of
 a multi-process run (`kmodels.cluster`) taken care of around the task's hooks.
@@ -101,11 +101,11 @@ def run(task_or_path: str | Path | None = None, data: Any = None,
         if not any(b["name"] == "backup_and_restore" for b in spec["callbacks"]):
             logger.warning("The spec has no backup_and_restore callback: training restarts from the first epoch.")
         logger.info("Resuming %s", run_dir.path)
-        return registry.tasks.get(spec.task)(spec, run_dir).run()
+        return run_task(registry.tasks.get(spec.task)(spec, run_dir))
     if task_or_path is None:
         raise ConfigError("Name a task or a spec file to run (or resume= a run directory).")
     spec = load_spec(task_or_path, overrides, data=data)
-    return registry.tasks.get(spec.task)(spec, out=out).run()
+    return run_task(registry.tasks.get(spec.task)(spec, out=out))
 
 
 def run_task(task: Task) -> RunResult:

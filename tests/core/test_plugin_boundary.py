@@ -47,3 +47,35 @@ def test_the_boundary_check_catches_a_private_import(tmp_path):
                    "import kmodels.spec\nfrom kmodels.api import Task\nimport kmodels_vision\nimport kmodels\n")
     assert offending(bad) == ["bad.py:5: kmodels.data.csv", "bad.py:6: kmodels.spec", "bad.py:9: kmodels",
                             "bad.py: doctest kmodels.runs"]
+
+
+def _task_imports() -> dict[str, set[str]]:
+    """module → the `kmodels.task.*` modules it imports anywhere (function-level imports too; not under
+    `if TYPE_CHECKING:`, which never runs)."""
+    folder = Path(__file__).resolve().parents[2] / "kmodels" / "task"
+    graph: dict[str, set[str]] = {}
+    for path in folder.glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        skipped = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
+                   and "TYPE_CHECKING" in ast.unparse(node.test) for n in ast.walk(node)}
+        names = set()
+        for node in ast.walk(tree):
+            if id(node) in skipped:
+                continue
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("kmodels.task."):
+                names.add(node.module.split(".")[2])
+            elif isinstance(node, ast.Import):
+                names |= {a.name.split(".")[2] for a in node.names if a.name.startswith("kmodels.task.")}
+        graph[path.stem] = names - {path.stem}
+    return graph
+
+
+def test_no_module_of_kmodels_task_imports_one_that_imports_it_back():
+    graph = _task_imports()
+    assert {"base", "runner", "model_steps", "training", "inference"} <= set(graph)
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        return any(n == goal or (n not in seen and reaches(n, goal, seen | {n})) for n in graph.get(start, ()))
+
+    cycles = sorted(m for m in graph if reaches(m, m, {m}))
+    assert cycles == [], {m: sorted(graph[m]) for m in cycles}
