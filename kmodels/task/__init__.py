@@ -10,9 +10,9 @@ Example:
 
 from kmodels.task.base import Task
 from kmodels.task.export import export
-from kmodels.task.inference import evaluate_run, explain_run, load_model, portable_model, predict, save_model
+from kmodels.task.inference import evaluate_run, explain_run, load_model, predict, save_model
 from kmodels.task.results import Features, Prepared, RunResult
 from kmodels.task.runner import run
 
-__all__ = ["Features", "Prepared", "RunResult", "Task", "evaluate_run", "explain_run", "export", "load_model", "portable_model", "predict",
+__all__ = ["Features", "Prepared", "RunResult", "Task", "evaluate_run", "explain_run", "export", "load_model", "predict",
            "run", "save_model"]

@@ -25,63 +25,15 @@ logger = logging.getLogger("kmodels")
 
 
 def save_model(model: Any, path: Path) -> Path:
-    """Save a Keras model atomically (a failed save leaves no `model.keras`), in its portable form.
+    """Save a Keras model atomically: a failed save leaves no `model.keras` behind.
 
-    Layers that declare a plain-Keras `saved_as` class are saved as that class
-    (see `portable_model`), so the file loads with `keras.saving.load_model`
-    in a process that never imports kmodels.
+    What is saved is the model the task's `finish_model` returned; a plugin whose speed-only
+    layers should not reach the file swaps them there (the vision plugin's fused BatchNorm:
+    `kmodels_vision.layers.portable_model`).
     """
     with atomic_target(path, suffix=".keras") as tmp:
-        portable_model(model).save(tmp)
+        model.save(tmp)
     return path
-
-
-def portable_model(model: Any) -> Any:
-    """`model` with every layer whose class names a `saved_as` Keras class rebuilt as that class.
-
-    A layer that only computes faster (e.g. the vision plugin's fused BatchNorm, whose config and
-    weights are those of `keras.layers.BatchNormalization`) declares `saved_as`, so what a run
-    saves loads in plain Keras, without kmodels, on any backend. The weights are copied and
-    the compile settings kept; a model without such layers is returned as is.
-    """
-    import keras
-
-    swaps: dict[str, type] = {}
-    for layer in _all_layers(model):
-        target = getattr(type(layer), "saved_as", None)
-        if target is not None:
-            swaps[keras.saving.get_registered_name(type(layer))] = target
-    if not swaps:
-        return model
-
-    def rewrite(node: Any) -> Any:
-        if isinstance(node, dict):
-            out = {k: rewrite(v) for k, v in node.items()}
-            target = swaps.get(node.get("registered_name")) if isinstance(node.get("registered_name"), str) else None
-            if target is not None and "class_name" in node:
-                out["module"], out["class_name"], out["registered_name"] = "keras.layers", target.__name__, None
-            return out
-        if isinstance(node, list):
-            return [rewrite(v) for v in node]
-        return node
-
-    config = rewrite(keras.saving.serialize_keras_object(model))
-    clone = keras.saving.deserialize_keras_object(config, safe_mode=True)
-    clone.set_weights(model.get_weights())
-    compile_config = model.get_compile_config() if model.compiled else None
-    if compile_config:
-        clone.compile_from_config(compile_config)
-    return clone
-
-
-def _all_layers(model: Any) -> list[Any]:
-    out = []
-    for layer in model.layers:
-        out.append(layer)
-        if hasattr(layer, "layers"):
-            out += _all_layers(layer)
-    return out
-
 
 
 def saved_problem(run_dir: RunDir | None, model: Any) -> tuple[Problem, float]:

@@ -33,6 +33,7 @@ from kmodels.api import (
 from kmodels_vision import report as report_lib
 from kmodels_vision.cache import DecodedImages
 from kmodels_vision.images import IMAGE_SUFFIXES, file_problem, file_problem_or_pixels, image_table, scan_images
+from kmodels_vision.layers import portable_model
 from kmodels_vision.pipeline import Augment, ImageBatches, load_image
 
 logger = logging.getLogger("kmodels")
@@ -297,18 +298,18 @@ class ImageClassification(Task):
 
     def finish_model(self, model: Any) -> Any:
         """The trained model without its training-only augmentation; with `[images] tta = "flip"`,
-        averaged with itself on mirrored images."""
+        averaged with itself on mirrored images; its speed-only layers (fused BatchNorm) rebuilt as
+        Keras's own (`layers.portable_model`), so the saved file loads in plain Keras."""
         import keras
 
         if any(layer.name == "augmentation" for layer in model.layers):  # see `training_model`
             model = model.layers[-1]
-        if self.images.tta != "flip":
-            return model
-
-        inputs = keras.Input(model.input_shape[1:], name="image")
-        mirrored = keras.ops.flip(inputs, axis=2)
-        outputs = keras.layers.Average(name="flip_tta")([model(inputs), model(mirrored)])
-        return keras.Model(inputs, outputs, name=f"{model.name}_flip_tta")
+        if self.images.tta == "flip":
+            inputs = keras.Input(model.input_shape[1:], name="image")
+            mirrored = keras.ops.flip(inputs, axis=2)
+            outputs = keras.layers.Average(name="flip_tta")([model(inputs), model(mirrored)])
+            model = keras.Model(inputs, outputs, name=f"{model.name}_flip_tta")
+        return portable_model(model)  # fused BatchNorm back to Keras's: model.keras loads in plain Keras
 
     def explain(self, model: Any, prepared: Prepared, threshold: float | None = None) -> dict[str, Any] | None:
         """No table columns to permute: images are explained by `kmodels explain RUN IMAGE...` (occlusion maps)."""

@@ -28,7 +28,7 @@ def test_to_category_keeps_categoricals_and_falls_back_for_unorderable_values():
 @pytest.mark.parametrize("module", ["kmodels.data.table", "kmodels.data.split", "kmodels.data.duplicates",
                                     "kmodels.data.csv", "kmodels_tabular.dates", "kmodels.evaluation",
                                     "kmodels.options", "kmodels.runs", "kmodels.building",
-                                    "kmodels_vision.report"])
+                                    "kmodels_vision.report", "kmodels_vision.layers"])
 def test_module_examples_run(module):
     result = doctest.testmod(importlib.import_module(module),
                              optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)

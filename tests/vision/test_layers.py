@@ -89,8 +89,10 @@ def test_docstring_example():
 
 @pytest.mark.parametrize("name", ["dog_cat_cnn", "dog_cat_xception"])
 def test_build_defaults_to_plain_keras_and_a_run_saves_fused_as_plain(name, tmp_path):
+    from kmodels_vision.layers import portable_model
+
     import kmodels
-    from kmodels.task import portable_model, save_model
+    from kmodels.task import save_model
 
     kwargs = {"input_shape": (32, 32, 3)} | ({"filters": (8,), "stem_filters": 8} if name == "dog_cat_xception" else {})
     plain = kmodels.build(name, **kwargs)
@@ -100,7 +102,7 @@ def test_build_defaults_to_plain_keras_and_a_run_saves_fused_as_plain(name, tmp_
     assert any(isinstance(layer, FusedBatchNormalization) for layer in fused.layers)
     x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
     fused.fit(x, np.array([0, 1, 2, 1]), epochs=1, verbose=0)  # moving statistics move
-    save_model(fused, tmp_path / "m.keras")
+    save_model(portable_model(fused), tmp_path / "m.keras")  # what finish_model hands the runner
     loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
     assert not any(isinstance(layer, FusedBatchNormalization) for layer in loaded.layers)
     assert loaded.loss == "sparse_categorical_crossentropy"
