@@ -40,6 +40,7 @@ from kmodels.evaluation import (
 )
 from kmodels.runs import MAX_MODEL_BYTES, RunDir
 from kmodels.spec import TaskSpec
+from kmodels.task.context import RunContext
 from kmodels.task.data_steps import DataSteps
 from kmodels.task.inference import (
     _as_matrix,
@@ -105,19 +106,19 @@ class Task(DataSteps, ModelSteps):
         raise ConfigError(f"Task {raw.get('task')!r}: its dataset {name!r} takes no path, so --data cannot be "
                           "used with it; set [data] in a spec file instead.")
 
-    def __init__(self, spec: TaskSpec, run_dir: RunDir | None = None, out: str | Path | None = None) -> None:
+    def __init__(self, spec: TaskSpec) -> None:
         self.spec = spec
-        self.run_dir = run_dir
-        self.out = out
         self.train_options = spec.options("train")
-        #: every batch holds a multiple of this many samples (the data-parallel device count)
-        self.batch_multiple = 1
-        #: the run's MLflow run while tracking is on (`[tracking] mlflow = true`), else None
-        self.tracker: Any = None
+        #: the run the hooks work in (see `kmodels.task.context`): given by the runner with `set_context`
+        self.context = RunContext(seed=self.train_options.seed)
         if spec.options("compile").schedule != "constant" and any(
                 b["name"] == "reduce_lr_on_plateau" for b in spec["callbacks"]):
             raise ConfigError(f'[compile] schedule = "{spec.options("compile").schedule}" sets the learning rate at '
                               "every step; remove the reduce_lr_on_plateau callback, or use schedule = \"constant\".")
+
+    def set_context(self, context: RunContext) -> None:
+        """Hand the task the run it works in (the runner calls it, as Keras calls `Callback.set_model`)."""
+        self.context = context
 
     @classmethod
     def handles(cls, model: Any) -> bool:
@@ -165,27 +166,28 @@ class Task(DataSteps, ModelSteps):
 
     def plot_results(self, prepared: Prepared, metrics: Mapping[str, Any], model: Any) -> list[str]:
         """The test-split plot of the Keras model: confusion matrix or predicted-vs-true; returns file names."""
-        if self.run_dir is None:
+        rd = self.context.run_dir
+        if rd is None:
             return []
         problem = prepared.problem
         title = f"{self.spec.task}: keras, test split"
         if problem.is_classification:
             plot_confusion_matrix(metrics["confusion_matrix"], problem.class_names,
-                                  self.run_dir.file("confusion_matrix.png"), title=title)
+                                  rd.file("confusion_matrix.png"), title=title)
             if problem.kind != "binary":
                 return ["confusion_matrix.png"]
             test, val = prepared.data["test"], prepared.data["val"]
             options = self.spec.options("evaluate")
             p_val = problem.probabilities(self.predict_output(model, val.x)) if len(val.y) else None
             plot_binary_diagnostics(test.y, problem.probabilities(self.predict_output(model, test.x)),
-                                    self.run_dir.file("binary_diagnostics.png"), class_names=problem.class_names,
+                                    rd.file("binary_diagnostics.png"), class_names=problem.class_names,
                                     threshold=metrics.get("threshold", self.threshold), y_val=val.y, p_val=p_val,
                                     metric=options.threshold_metric,
                                     title=f"{self.spec.task}: keras (ROC, PR, reliability: test split)")
             return ["confusion_matrix.png", "binary_diagnostics.png"]
         test = prepared.data["test"]
         plot_regression(test.y, problem.probabilities(self.predict_output(model, test.x)),
-                        self.run_dir.file("regression.png"), title=title)
+                        rd.file("regression.png"), title=title)
         return ["regression.png"]
 
     # ---- the report -------------------------------------------------------------------------
@@ -202,28 +204,24 @@ class Task(DataSteps, ModelSteps):
         return "\n".join(lines)
 
     # ---- use of a finished run ----------------------------------------------------------------
-    def evaluate_saved(self) -> dict[str, Any]:
-        """Evaluate the run's saved model on the same test split it was trained for.
+    def evaluate_saved(self, run_dir: RunDir) -> dict[str, Any]:
+        """Evaluate the saved model of `run_dir` on the same test split it was trained for.
 
-        Read-only: the hooks run without a run directory, so nothing in the finished run is rewritten.
+        Read-only: the hooks run in this task's own context, which has no run directory, so
+        nothing in the finished run is rewritten.
         """
-        rd = self.run_dir
-        state = _load_state(rd)
-        model = load_model(rd.readable("model.keras", MAX_MODEL_BYTES))
-        _, threshold = saved_problem(rd, model)  # the run's own, chosen on validation with threshold = "auto"
-        self.run_dir = None
-        saved = rd.read_json("metrics.json").get("data_fingerprint") if rd.exists("metrics.json") else None
-        try:
-            prepared = self.prepare(fitted=None if state is None else state["pipeline"])
-            metrics = {**self.evaluate(model, prepared, threshold=threshold), "problem": prepared.problem.to_json()}
-            now = fingerprint(prepared.table.frame)
-            if saved is not None and saved != now:
-                logger.warning("The data differs from what this run was trained and scored on (fingerprint %s, "
-                               "then %s): these are scores on other data, not a reproduction.", now, saved)
-            metrics["data_changed"] = None if saved is None else saved != now
-            return metrics
-        finally:
-            self.run_dir = rd
+        state = _load_state(run_dir)
+        model = load_model(run_dir.readable("model.keras", MAX_MODEL_BYTES))
+        _, threshold = saved_problem(run_dir, model)  # the run's own, chosen on validation with threshold = "auto"
+        saved = run_dir.read_json("metrics.json").get("data_fingerprint") if run_dir.exists("metrics.json") else None
+        prepared = self.prepare(fitted=None if state is None else state["pipeline"])
+        metrics = {**self.evaluate(model, prepared, threshold=threshold), "problem": prepared.problem.to_json()}
+        now = fingerprint(prepared.table.frame)
+        if saved is not None and saved != now:
+            logger.warning("The data differs from what this run was trained and scored on (fingerprint %s, "
+                           "then %s): these are scores on other data, not a reproduction.", now, saved)
+        metrics["data_changed"] = None if saved is None else saved != now
+        return metrics
 
     def score_saved(self, run_dir: RunDir, model: Any, data: Path | pd.DataFrame) -> dict[str, Any]:
         """`kmodels evaluate RUN --data NEW.csv`: the run's model scored on every row of new labelled data (the

@@ -234,10 +234,10 @@ def evaluate_run(path: str | Path, data: str | Path | pd.DataFrame | None = None
         >>> kmodels.evaluate("runs/tabular/20261203T120000Z", data="new_labelled.csv")  # doctest: +SKIP
     """
     rd, spec = _finished_run(path)
-    task = registry.tasks.get(spec.task)(spec, rd)
+    task = registry.tasks.get(spec.task)(spec)
     set_seed(task.train_options.seed)
     if data is None:
-        return task.evaluate_saved()
+        return task.evaluate_saved(rd)
     model = load_model(rd.readable("model.keras", MAX_MODEL_BYTES))
     return task.score_saved(rd, model, data if isinstance(data, pd.DataFrame) else Path(data).expanduser())
 

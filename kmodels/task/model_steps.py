@@ -17,8 +17,8 @@ from kmodels.backend import precision
 from kmodels.building import compile_model
 from kmodels.errors import ConfigError, RunError
 from kmodels.problems import Problem
-from kmodels.runs import RunDir
 from kmodels.spec import CALLBACK_PATH_KEYS, INFERRED_MODEL_KEYS, TaskSpec, check_run_path
+from kmodels.task.context import RunContext
 from kmodels.task.results import Prepared
 from kmodels.task.training import train_in_phases
 
@@ -30,9 +30,7 @@ class ModelSteps:
 
     spec: TaskSpec
     train_options: Any
-    run_dir: RunDir | None
-    tracker: Any
-    batch_multiple: int
+    context: RunContext
     _capped_epochs: int | None = None  # the epochs `epochs()` last logged, so it logs once
 
     def input_shape(self, prepared: Prepared) -> tuple[int, ...]:
@@ -42,7 +40,7 @@ class ModelSteps:
     def full_history(self, history: dict[str, list[float]]) -> dict[str, list[float]]:
         """The whole training history: a `csv_logger` file (appended across resumes) if the spec has one."""
         log = next((b["filename"] for b in self.spec["callbacks"] if b["name"] == "csv_logger"), None)
-        if log and self.run_dir is not None:
+        if log and self.context.run_dir is not None:
             path = self.callback_path("csv_logger", "filename", log)
             if path.is_file():
                 frame = pd.read_csv(path)
@@ -157,8 +155,8 @@ class ModelSteps:
         from kmodels.callbacks import LearningRateLog, NonFiniteLossStop
 
         out: list[Any] = [LearningRateLog(), NonFiniteLossStop()]
-        if self.tracker is not None:
-            out.append(self.tracker.callback())  # after LearningRateLog: the rate is logged too
+        if self.context.tracker is not None:
+            out.append(self.context.tracker.callback())  # after LearningRateLog: the rate is logged too
         for block in self.spec["callbacks"]:
             block = dict(block)
             for key in CALLBACK_PATH_KEYS:
@@ -182,9 +180,9 @@ class ModelSteps:
         name a path strictly inside this run's directory (see `kmodels.spec.check_run_path`)."""
         where = f"[[callbacks]] {callback!r} {key}"
         relative = check_run_path(value, where)
-        if self.run_dir is None:
+        if self.context.run_dir is None:
             raise RunError(f"{where} names a file, but this step runs without a run directory.")
-        return self.run_dir.inside(relative, where=where)
+        return self.context.run_dir.inside(relative, where=where)
 
     def drop_backups(self) -> None:
         """Remove the `backup_and_restore` folders once what they protected is saved in the run.
@@ -194,7 +192,7 @@ class ModelSteps:
         """
         import shutil
 
-        if self.run_dir is None:
+        if self.context.run_dir is None:
             return
         for block in self.spec["callbacks"]:
             if block["name"] == "backup_and_restore" and block.get("backup_dir"):
@@ -233,12 +231,12 @@ class ModelSteps:
         """`model.fit` on the training split, validated on the validation split; returns the history."""
         t = self.train_options
         train, val = prepared.data["train"], prepared.data["val"]
-        if self.batch_multiple > 1:  # batches that split evenly over the devices
+        if self.context.devices > 1:  # batches that split evenly over the devices
             from kmodels.data.batches import ArrayBatches
 
             x, y = ArrayBatches(train.x, train.y, t.batch_size, shuffle=True, seed=t.seed,
-                                multiple=self.batch_multiple), None
-            validation = ArrayBatches(val.x, val.y, t.batch_size, multiple=self.batch_multiple) if len(val.y) else None
+                                multiple=self.context.devices), None
+            validation = ArrayBatches(val.x, val.y, t.batch_size, multiple=self.context.devices) if len(val.y) else None
         else:
             x, y = train.x, train.y
             validation = (val.x, val.y) if len(val.y) else None
@@ -264,8 +262,8 @@ class ModelSteps:
 
         size = self.train_options.batch_size * max(1, 256 // self.train_options.batch_size)
         n = x.n if isinstance(x, Batches) else len(x)
-        if self.batch_multiple > 1 and not isinstance(x, Batches):
-            x = ArrayBatches(x, None, size, multiple=self.batch_multiple)
+        if self.context.devices > 1 and not isinstance(x, Batches):
+            x = ArrayBatches(x, None, size, multiple=self.context.devices)
         if cluster.current() is not None:  # each process predicts its shard, then all gather
             with cluster.without_distribution():
                 out = np.asarray(cluster.local_copy(model).predict(x, verbose=0))

@@ -28,6 +28,7 @@ from kmodels.problems import Problem
 from kmodels.runs import MAX_MODEL_BYTES, RunDir
 from kmodels.spec import TaskSpec, load_spec, read_toml, resolve
 from kmodels.task.base import Task
+from kmodels.task.context import RunContext
 from kmodels.task.inference import load_model, save_model, save_state
 from kmodels.task.results import RunResult
 from kmodels.tracking import open_tracker
@@ -101,28 +102,34 @@ def run(task_or_path: str | Path | None = None, data: Any = None,
         if not any(b["name"] == "backup_and_restore" for b in spec["callbacks"]):
             logger.warning("The spec has no backup_and_restore callback: training restarts from the first epoch.")
         logger.info("Resuming %s", run_dir.path)
-        return run_task(registry.tasks.get(spec.task)(spec, run_dir))
+        return run_task(registry.tasks.get(spec.task)(spec), run_dir=run_dir)
     if task_or_path is None:
         raise ConfigError("Name a task or a spec file to run (or resume= a run directory).")
     spec = load_spec(task_or_path, overrides, data=data)
-    return run_task(registry.tasks.get(spec.task)(spec, out=out))
+    return run_task(registry.tasks.get(spec.task)(spec), out=out)
 
 
-def run_task(task: Task) -> RunResult:
+def run_task(task: Task, run_dir: RunDir | None = None, out: str | Path | None = None) -> RunResult:
     """Run `task`'s whole pipeline; every artifact lands in the run directory.
 
     The data is loaded and its problem inferred before a new run directory is
-    created, so a data error leaves nothing behind.
+    created, so a data error leaves nothing behind. The task's hooks get the run through
+    `Task.set_context` (first without a run directory, then with it), never as attributes set here.
+
+    Args:
+        task: the task, with its spec.
+        run_dir: an interrupted run to resume in place; `None` starts a new one.
+        out: the new run's directory (new or empty); default `runs/<task>/<UTC time>/`.
     """
     seed = task.train_options.seed
     t = task.train_options
-    resumed = task.run_dir is not None
+    resumed = run_dir is not None
     if not resumed:
-        RunDir.check_out(task.out)
+        RunDir.check_out(out)
     # One scope for the whole run: it fixes the device count before any data is loaded (a batch
     # size that does not split over the devices fails first), and the batches are built for it.
-    with distribution(t.distribution, t.batch_size) as devices, _process_run_dir(task):
-        task.batch_multiple = devices
+    with distribution(t.distribution, t.batch_size) as devices, _process_run_dir(run_dir, out) as (run_dir, out):
+        task.set_context(RunContext(devices=devices, seed=seed))
         task.fetch_model_files()
         set_seed(seed)
         with cluster.writer_first("kmodels:load-data"):  # a generated data set is written once
@@ -134,36 +141,35 @@ def run_task(task: Task) -> RunResult:
         if task.spec.options("evaluate").calibrate and not problem.is_classification:
             raise ConfigError("[evaluate] calibrate = true is for classification; this run is a regression. "
                               "Remove it.")
-        if task.run_dir is None:
-            task.run_dir = RunDir.create(task.spec.task, out=task.out)
-        rd = task.run_dir
+        rd = run_dir if run_dir is not None else RunDir.create(task.spec.task, out=out)
+        tracker = None
         with rd.exclusive() if cluster.is_writer() else nullcontext():
             if resumed and cluster.is_writer():
                 _resumable(rd.path, locked=True)  # another process may have finished it while this one loaded the data
             rd.start(task=task.spec.task, seed=seed, spec_toml=task.spec.to_toml())
             logger.info("Run directory: %s", rd.path)
             with rd.recording():
-                task.tracker = open_tracker(task.spec.options("tracking"), task.spec.task, rd, task.spec) \
+                tracker = open_tracker(task.spec.options("tracking"), task.spec.task, rd, task.spec) \
                     if cluster.is_writer() else None
-                with task.tracker.closing() if task.tracker else nullcontext():
+                task.set_context(RunContext(run_dir=rd, devices=devices, tracker=tracker, seed=seed))
+                with tracker.closing() if tracker else nullcontext():
                     result = _run_in(task, rd, table, problem, devices)
-        if task.tracker is not None:  # after the run directory says completed: its files are final
-            task.tracker.finish("FINISHED")
+        if tracker is not None:  # after the run directory says completed: its files are final
+            tracker.finish("FINISHED")
         return result
 
 
 @contextlib.contextmanager
-def _process_run_dir(task: Task) -> Iterator[None]:
-    """Where this process writes: the run directory, or (processes other than 0 of a multi-process run)
-    a private scratch copy of it, removed when the run ends (see `kmodels.cluster`)."""
+def _process_run_dir(run_dir: RunDir | None, out: str | Path | None) -> Iterator[tuple[RunDir | None, Any]]:
+    """Where this process writes: the run directory (and `out`), or (processes other than 0 of a
+    multi-process run) a private scratch copy of it, removed when the run ends (see `kmodels.cluster`)."""
     if cluster.is_writer():
         cluster.barrier("kmodels:run-dir")  # process 0 changes a resumed run only once the others copied it
-        yield
+        yield run_dir, out
         return
-    with RunDir.scratch(task.run_dir) as scratch:
-        task.run_dir, task.out = scratch, None
+    with RunDir.scratch(run_dir) as scratch:
         cluster.barrier("kmodels:run-dir")
-        yield
+        yield scratch, None
 
 
 def _run_in(task: Task, rd: RunDir, table: Table, problem: Problem, devices: int) -> RunResult:

@@ -40,7 +40,7 @@ def train_in_phases(task: Task, model: Any, prepared: Prepared) -> tuple[dict[st
         return check_finite(task.fit(model, prepared), task), None
     if ft.layers < 1:
         raise ConfigError(f"[fine_tune] layers={ft.layers}; expected at least 1 layer to unfreeze.")
-    rd = task.run_dir
+    rd = task.context.run_dir
     if rd is not None and rd.exists(HEAD_WEIGHTS):
         head_epochs = int(rd.read_json("fine_tune.json")["head_epochs"])
         with warnings.catch_warnings():

@@ -102,10 +102,11 @@ class TabularTask(Task):
         report = eda_lib.eda(table, opts.placeholders)
         for line in eda_lib.summary_lines(report):
             logger.info(line)
-        if self.run_dir is not None:
-            self.run_dir.write_json("eda.json", report)
-            self.run_dir.write_text("eda.md", eda_lib.markdown(report))
-            eda_lib.plots(table, report, self.run_dir.path, opts.feature)
+        rd = self.context.run_dir
+        if rd is not None:
+            rd.write_json("eda.json", report)
+            rd.write_text("eda.md", eda_lib.markdown(report))
+            eda_lib.plots(table, report, rd.path, opts.feature)
         return report
 
     def baselines(self, prepared: Prepared) -> dict[str, dict[str, Any]]:

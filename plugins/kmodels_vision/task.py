@@ -164,12 +164,13 @@ class ImageClassification(Task):
             logger.info("Identical files (kept): %s", ", ".join(group))
         logger.info("Images: %d usable of %d; per class: %s", rep["usable"], rep["files"], rep["counts"])
         cleaning = {"rows_in": len(table.frame), "skipped": len(rep["skipped"]), "rows_out": len(frame)}
-        if self.run_dir is not None:
-            self.run_dir.write_json("data_report.json", rep)
-            report_lib.plot_sizes(table.frame, scan, self.run_dir.file("image_sizes.png"))
+        rd = self.context.run_dir
+        if rd is not None:
+            rd.write_json("data_report.json", rep)
+            report_lib.plot_sizes(table.frame, scan, rd.file("image_sizes.png"))
             sample = frame.sample(min(16, len(frame)), random_state=self.train_options.seed) if len(frame) else frame
             report_lib.image_grid(sample["path"].tolist(), sample["label"].tolist(),
-                                  self.run_dir.file("sample_images.png"), "Sample images")
+                                  rd.file("sample_images.png"), "Sample images")
         classes = table.problem_type().classes
         missing = sorted(set(classes) - set(frame["label"].unique()), key=str)
         if missing:
@@ -223,7 +224,7 @@ class ImageClassification(Task):
             rows = None if store is None else store.rows(digests[name])
             x = ImageBatches(frame["path"].tolist(), y, opts.image_size, self.train_options.batch_size,
                              shuffle=train, augment=host_augment if train else None, seed=self.train_options.seed,
-                             workers=opts.workers, multiple=self.batch_multiple, cache=cache,
+                             workers=opts.workers, multiple=self.context.devices, cache=cache,
                              store=None if store is None else store.array, rows=rows,
                              mixup=opts.mixup if train else 0.0)
             out[name] = Features(x, y, frame)
@@ -382,7 +383,8 @@ class ImageClassification(Task):
         threshold = self.threshold if threshold is None else threshold
         output = self.predict_output(model, test.x)
         metrics = problem.score(test.y, output, threshold)
-        if self.run_dir is not None:
+        rd = self.context.run_dir
+        if rd is not None:
             pred = problem.decode(output, threshold)
             proba = problem.probabilities(output)
             confidence = proba if problem.kind == "binary" else proba[np.arange(len(pred)), pred]
@@ -392,7 +394,7 @@ class ImageClassification(Task):
             report_lib.image_grid([test.frame["path"].iloc[i] for i in wrong[:16]],
                                   [f"true {names[test.y[i]]}, pred {names[pred[i]]}\n{label}={confidence[i]:.2f}"
                                    for i in wrong[:16]],
-                                  self.run_dir.file("misclassified.png"),
+                                  rd.file("misclassified.png"),
                                   f"Misclassified test images ({len(wrong)} of {len(test.y)})")
         return metrics
 
