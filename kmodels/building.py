@@ -120,7 +120,7 @@ def check_metrics(options: CompileOptions, problem: Problem) -> list[str]:
 
     metrics = [m for name in options.metrics for m in (problem.metrics if name == "auto" else (name,))]
     n, k = 4, problem.num_classes
-    if problem.kind == "multiclass":
+    if problem.output_width > 1:  # sparse class indices against one probability per class
         y_true, y_pred = np.arange(n) % k, np.full((n, k), 1.0 / k, dtype="float32")
     else:
         y_true, y_pred = (np.arange(n) % 2).astype("float32")[:, None], np.full((n, 1), 0.5, dtype="float32")

@@ -122,10 +122,11 @@ class _Estimator(BaseEstimator):
             if "error" in frame and frame["error"].astype(bool).any():
                 bad = frame.loc[frame["error"].astype(bool), ["path", "error"]].head(3).to_dict("records")
                 raise DataError(f"{int(frame['error'].astype(bool).sum())} input(s) could not be read: {bad}.")
-            cols = [c for c in frame.columns if c.startswith("probability_")] or ["prediction"]
-            if self.problem_.kind == "binary":
-                return frame[cols[1]].to_numpy(dtype=np.float32)[:, None], None
-            return frame[cols].to_numpy(dtype=np.float32), None
+            if not self.problem_.is_classification:
+                return frame[["prediction"]].to_numpy(dtype=np.float32), None
+            columns = [f"probability_{c}" for c in self.problem_.class_names]
+            output = self.problem_.as_output(frame[columns].to_numpy(dtype=np.float64))
+            return np.asarray(output, dtype=np.float32).reshape(len(frame), -1), None
         from kmodels.task.base import _readable_rows
 
         frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(
@@ -186,10 +187,7 @@ class Classifier(ClassifierMixin, _Estimator):
         with a column per class, indexed like `X`.
         """
         output, _ = self._output(X)
-        proba = self.problem_.probabilities(output)
-        if self.problem_.kind == "binary":
-            proba = np.stack([1.0 - proba, proba], axis=1)
-        return proba
+        return self.problem_.class_probabilities(output)
 
 
 class Regressor(RegressorMixin, _Estimator):
@@ -218,10 +216,12 @@ def load(run_dir: str | Path) -> Classifier | Regressor:
     from kmodels.task.inference import _finished_run
 
     rd, spec = _finished_run(run_dir)
-    metrics = rd.read_json("metrics.json")
-    kind = metrics.get("problem", {}).get("kind") if isinstance(metrics, dict) else None
-    estimator: Classifier | Regressor = Regressor(task=spec.task) if kind == "regression" else Classifier(task=spec.task)
+    estimator: Classifier | Regressor = Classifier(task=spec.task)
     estimator._load(rd.path)
+    if not estimator.problem_.is_classification:
+        regressor = Regressor(task=spec.task)
+        regressor._load(rd.path)
+        return regressor
     return estimator
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -39,7 +39,13 @@ MAX_CLASSES = 1000
 
 @dataclass(frozen=True)
 class Problem:
-    """What a task predicts.
+    """What a task predicts; `Problem(kind, classes)` gives the class of that kind.
+
+    One class per kind (`BinaryProblem`, `MulticlassProblem`, `RegressionProblem`) owns what
+    differs: the loss, metrics and primary metric, the comparison table's columns, how labels
+    are encoded, how a model's output becomes class probabilities, decisions and scores, and
+    whether a decision threshold applies. Code elsewhere asks the problem; it does not switch
+    on its kind.
 
     Args:
         kind: `"binary"`, `"multiclass"` or `"regression"`.
@@ -49,20 +55,34 @@ class Problem:
 
     Example:
         >>> p = Problem("binary", ("M", "F"))
-        >>> p.encode(pd.Series(["F", "M", "F"])).tolist(), p.num_classes
-        ([1, 0, 1], 2)
+        >>> type(p).__name__, p.encode(pd.Series(["F", "M", "F"])).tolist(), p.num_classes
+        ('BinaryProblem', [1, 0, 1], 2)
     """
 
     kind: ProblemKind
     classes: tuple[Any, ...] = ()
     reason: str = "set by the task"
 
+    #: (fewest, most) classes; the loss, metrics and primary metric of the kind (set by each class)
+    class_range: ClassVar[tuple[int, int]] = (0, 0)
+    loss: ClassVar[str] = ""
+    metrics: ClassVar[tuple[str, ...]] = ()
+    primary: ClassVar[str] = ""
+    columns: ClassVar[tuple[str, ...]] = ()
+    #: whether a probability threshold turns the output into a decision (`[evaluate] threshold`)
+    uses_threshold: ClassVar[bool] = False
+
+    def __new__(cls, kind: Any = None, *args: Any, **kwargs: Any) -> Problem:
+        if cls is Problem:
+            if kind not in _BY_KIND:
+                raise ConfigError(f"Received problem={kind!r}. Expected one of {', '.join(KINDS)}.")
+            cls = _BY_KIND[kind]
+        return super().__new__(cls)
+
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ConfigError(f"Received problem={self.kind!r}. Expected one of {', '.join(KINDS)}.")
-        need = {"binary": (2, 2), "multiclass": (3, MAX_CLASSES), "regression": (0, 0)}[self.kind]
-        if not need[0] <= len(self.classes) <= need[1]:
-            raise ConfigError(f"A {self.kind} problem needs {need[0]}-{need[1]} classes; "
+        low, high = self.class_range
+        if not low <= len(self.classes) <= high:
+            raise ConfigError(f"A {self.kind} problem needs {low}-{high} classes; "
                               f"received {len(self.classes)}: {list(self.classes)[:10]}.")
 
     @property
@@ -72,46 +92,23 @@ class Problem:
     @property
     def num_classes(self) -> int:
         """The models' `num_classes` argument for this problem (1 for regression)."""
-        return 1 if self.kind == "regression" else len(self.classes)
+        return len(self.classes)
+
+    @property
+    def output_width(self) -> int:
+        """How many numbers a model of this problem outputs per row (`output_head`'s units)."""
+        return self.num_classes
 
     @property
     def is_classification(self) -> bool:
-        return self.kind != "regression"
-
-    @property
-    def loss(self) -> str:
-        return {"binary": "binary_crossentropy", "multiclass": "sparse_categorical_crossentropy",
-                "regression": "mean_squared_error"}[self.kind]
-
-    @property
-    def metrics(self) -> tuple[str, ...]:
-        return ("mean_absolute_error",) if self.kind == "regression" else ("accuracy",)
-
-    @property
-    def primary(self) -> str:
-        """The metric that ranks models in the comparison table (higher is better)."""
-        return {"binary": "roc_auc", "multiclass": "balanced_accuracy", "regression": "r2"}[self.kind]
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        """Columns of the comparison table."""
-        if self.kind == "regression":
-            return ("model", "r2", "mae", "rmse")
-        if self.kind == "binary":
-            return ("model", "accuracy", "balanced_accuracy", "roc_auc", "f1")
-        return ("model", "accuracy", "balanced_accuracy", "f1_macro", "roc_auc")
+        return True
 
     def valid(self, values: pd.Series) -> np.ndarray:
         """One boolean per row: the target holds a usable value (a known class, or a finite number)."""
-        if self.kind == "regression":
-            numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
-            return np.isfinite(numbers)
         return values.isin(self.classes).to_numpy()
 
     def encode(self, values: pd.Series) -> np.ndarray:
         """Labels for Keras: class indices (int64) or float32 numbers; rows must be `valid`."""
-        if self.kind == "regression":
-            return pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float32)
         index = pd.Index(list(self.classes))
         if isinstance(values.dtype, pd.CategoricalDtype):  # look up the categories, not every row
             lookup = np.append(index.get_indexer(values.cat.categories), -1)
@@ -121,18 +118,32 @@ class Problem:
     def probabilities(self, output: np.ndarray) -> np.ndarray:
         """A model's raw output as (n,) positive-class probabilities, (n, N) class probabilities or (n,) values."""
         output = np.asarray(output, dtype=np.float64)
-        if self.kind == "multiclass":
-            return output.reshape(len(output), -1)
-        return output.reshape(len(output), -1)[:, 0] if output.size else output.reshape(0)
+        return output.reshape(len(output), -1)
+
+    def class_probabilities(self, output: np.ndarray) -> np.ndarray:
+        """(n, number of classes) probabilities, columns in `classes` order (binary too)."""
+        return self.probabilities(output)
+
+    def as_output(self, class_probabilities: np.ndarray) -> np.ndarray:
+        """The inverse of `class_probabilities`: what a model of this problem would output for them."""
+        return np.asarray(class_probabilities, dtype=np.float64)
 
     def decode(self, output: np.ndarray, threshold: float = 0.5) -> np.ndarray:
         """Predicted class indices (classification) or values (regression) from `probabilities`."""
-        out = self.probabilities(output)
-        if self.kind == "binary":
-            return (out >= threshold).astype(np.int64)
-        if self.kind == "multiclass":
-            return out.argmax(axis=1).astype(np.int64)
-        return out
+        return self.probabilities(output).argmax(axis=1).astype(np.int64)
+
+    def chosen_probability(self, output: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+        """The probability of the class each row is predicted as."""
+        proba, chosen = self.class_probabilities(output), self.decode(output, threshold)
+        return proba[np.arange(len(chosen)), chosen]
+
+    def constant_output(self, index: int, rows: int) -> np.ndarray:
+        """The output of a model that always predicts class `index` (or value `index`) with certainty."""
+        return self.as_output(np.eye(self.num_classes)[np.full(rows, index)])
+
+    def describe_output(self) -> str:
+        """What a model's output means, in words (export metadata)."""
+        return "one probability per class, in the order of classes"
 
     def score(self, y_true: np.ndarray, output: np.ndarray, threshold: float = 0.5) -> dict[str, Any]:
         """Test metrics of a model's output (see `kmodels.evaluation`), with `primary_se`: the primary
@@ -140,22 +151,22 @@ class Problem:
         from kmodels import evaluation
 
         out = self.probabilities(output)
-        if self.kind == "binary":
-            metrics = evaluation.binary_metrics(y_true, out, threshold, self.class_names)
-        elif self.kind == "multiclass":
-            metrics = evaluation.multiclass_metrics(y_true, out, self.class_names)
-        else:
-            metrics = evaluation.regression_metrics(y_true, out)
+        metrics = self._metrics(y_true, out, threshold)
         if metrics.get(self.primary) is not None:
             metrics["primary_se"] = evaluation.bootstrap_se(self.kind, y_true, out)
         return metrics
+
+    def _metrics(self, y_true: np.ndarray, out: np.ndarray, threshold: float) -> dict[str, Any]:
+        from kmodels import evaluation
+
+        return evaluation.multiclass_metrics(y_true, out, self.class_names)
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "classes": [_plain(c) for c in self.classes], "reason": self.reason}
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Problem:
-        return cls(obj["kind"], tuple(obj.get("classes", ())), obj.get("reason", "saved with the run"))
+        return Problem(obj["kind"], tuple(obj.get("classes", ())), obj.get("reason", "saved with the run"))
 
     @classmethod
     def from_num_classes(cls, num_classes: int) -> Problem:
@@ -166,13 +177,124 @@ class Problem:
             ('multiclass', 'mean_squared_error')
         """
         if num_classes == 1:
-            return cls("regression", (), "num_classes=1")
+            return Problem("regression", (), "num_classes=1")
         if num_classes == 2:
-            return cls("binary", ("0", "1"), "num_classes=2")
+            return Problem("binary", ("0", "1"), "num_classes=2")
         if num_classes >= 3:
-            return cls("multiclass", tuple(str(i) for i in range(num_classes)), f"num_classes={num_classes}")
+            return Problem("multiclass", tuple(str(i) for i in range(num_classes)), f"num_classes={num_classes}")
         raise ConfigError(f"Received num_classes={num_classes}. Expected 1 (regression), 2 (binary) "
                           "or N >= 3 (multiclass).")
+
+
+@dataclass(frozen=True)
+class BinaryProblem(Problem):
+    """Two classes (negative first): one sigmoid unit, binary cross-entropy, ranked by ROC AUC; a
+    probability threshold decides (`[evaluate] threshold`)."""
+
+    class_range = (2, 2)
+    loss = "binary_crossentropy"
+    metrics = ("accuracy",)
+    primary = "roc_auc"
+    columns = ("model", "accuracy", "balanced_accuracy", "roc_auc", "f1")
+    uses_threshold = True
+
+    @property
+    def output_width(self) -> int:
+        return 1
+
+    @property
+    def positive_class(self) -> str:
+        return self.class_names[1]
+
+    def probabilities(self, output: np.ndarray) -> np.ndarray:
+        output = np.asarray(output, dtype=np.float64)
+        return output.reshape(len(output), -1)[:, 0] if output.size else output.reshape(0)
+
+    def class_probabilities(self, output: np.ndarray) -> np.ndarray:
+        positive = self.probabilities(output)
+        return np.stack([1.0 - positive, positive], axis=1)
+
+    def as_output(self, class_probabilities: np.ndarray) -> np.ndarray:
+        return np.asarray(class_probabilities, dtype=np.float64)[:, 1]
+
+    def decode(self, output: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+        return (self.probabilities(output) >= threshold).astype(np.int64)
+
+    def describe_output(self) -> str:
+        return f"probability of {self.positive_class!r}; predict it when >= threshold"
+
+    def _metrics(self, y_true: np.ndarray, out: np.ndarray, threshold: float) -> dict[str, Any]:
+        from kmodels import evaluation
+
+        return evaluation.binary_metrics(y_true, out, threshold, self.class_names)
+
+
+@dataclass(frozen=True)
+class MulticlassProblem(Problem):
+    """Three or more classes: N softmax units, sparse categorical cross-entropy, ranked by balanced accuracy."""
+
+    class_range = (3, MAX_CLASSES)
+    loss = "sparse_categorical_crossentropy"
+    metrics = ("accuracy",)
+    primary = "balanced_accuracy"
+    columns = ("model", "accuracy", "balanced_accuracy", "f1_macro", "roc_auc")
+
+
+@dataclass(frozen=True)
+class RegressionProblem(Problem):
+    """A number: one linear unit, mean squared error, ranked by R²."""
+
+    class_range = (0, 0)
+    loss = "mean_squared_error"
+    metrics = ("mean_absolute_error",)
+    primary = "r2"
+    columns = ("model", "r2", "mae", "rmse")
+
+    @property
+    def num_classes(self) -> int:
+        return 1
+
+    @property
+    def is_classification(self) -> bool:
+        return False
+
+    def valid(self, values: pd.Series) -> np.ndarray:
+        numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+        return np.isfinite(numbers)
+
+    def encode(self, values: pd.Series) -> np.ndarray:
+        return pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float32)
+
+    def probabilities(self, output: np.ndarray) -> np.ndarray:
+        output = np.asarray(output, dtype=np.float64)
+        return output.reshape(len(output), -1)[:, 0] if output.size else output.reshape(0)
+
+    def class_probabilities(self, output: np.ndarray) -> np.ndarray:
+        raise TypeError("A regression has no class probabilities.")
+
+    def as_output(self, class_probabilities: np.ndarray) -> np.ndarray:
+        raise TypeError("A regression has no class probabilities.")
+
+    def decode(self, output: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+        return self.probabilities(output)
+
+    def chosen_probability(self, output: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+        raise TypeError("A regression has no class probabilities.")
+
+    def constant_output(self, index: int, rows: int) -> np.ndarray:
+        return np.full(rows, float(index))
+
+    def describe_output(self) -> str:
+        return "the predicted value, in the target's units"
+
+    def _metrics(self, y_true: np.ndarray, out: np.ndarray, threshold: float) -> dict[str, Any]:
+        from kmodels import evaluation
+
+        return evaluation.regression_metrics(y_true, out)
+
+
+_BY_KIND: dict[str, type[Problem]] = {"binary": BinaryProblem, "multiclass": MulticlassProblem,
+                                      "regression": RegressionProblem}
 
 
 def _plain(value: Any) -> Any:

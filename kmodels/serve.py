@@ -94,7 +94,7 @@ class Service:
             "classes": list(problem.class_names), "kmodels": __version__, "versions": versions(),
             "max_batch": self.max_batch,
         }
-        if problem.kind == "binary":
+        if problem.uses_threshold:
             out["threshold"], out["positive_class"] = est.threshold_, problem.class_names[1]
         if self.tables:
             state = est._state

@@ -174,7 +174,7 @@ class Task(DataSteps, ModelSteps):
         if problem.is_classification:
             plot_confusion_matrix(metrics["confusion_matrix"], problem.class_names,
                                   rd.file("confusion_matrix.png"), title=title)
-            if problem.kind != "binary":
+            if not problem.uses_threshold:
                 return ["confusion_matrix.png"]
             test, val = prepared.data["test"], prepared.data["val"]
             options = self.spec.options("evaluate")

@@ -197,7 +197,5 @@ class DataSteps:
             mean = float(np.mean(train.y)) if len(train.y) else 0.0
             return {"mean": problem.score(test.y, np.full(len(test.y), mean))}
         majority = int(np.bincount(train.y, minlength=problem.num_classes).argmax())
-        output = np.eye(problem.num_classes)[np.full(len(test.y), majority)]
-        if problem.kind == "binary":
-            output = output[:, 1]
+        output = problem.constant_output(majority, len(test.y))
         return {"majority": problem.score(test.y, output, self.threshold)}

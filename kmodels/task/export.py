@@ -108,14 +108,10 @@ def _metadata(run_dir: Any, model: Any) -> dict[str, Any]:
     from kmodels.task.inference import saved_problem
 
     problem, threshold = saved_problem(run_dir, model)
-    meta: dict[str, Any] = {"kmodels": __version__, "problem": problem.kind, "classes": list(problem.class_names)}
-    if problem.kind == "binary":
-        meta.update(threshold=threshold, positive_class=problem.class_names[1],
-                    output=f"probability of {problem.class_names[1]!r}; predict it when >= threshold")
-    elif problem.kind == "multiclass":
-        meta["output"] = "one probability per class, in the order of classes"
-    else:
-        meta["output"] = "the predicted value, in the target's units"
+    meta: dict[str, Any] = {"kmodels": __version__, "problem": problem.kind, "classes": list(problem.class_names),
+                            "output": problem.describe_output()}
+    if problem.uses_threshold:
+        meta.update(threshold=threshold, positive_class=problem.class_names[1])
     meta["input"] = ("the run's features after its preprocessing (kmodels predict applies it)" if run_dir is not None
                      and run_dir.exists("preprocessor.skops") else f"shape {list(model.input_shape)}")
     return meta

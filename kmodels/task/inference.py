@@ -71,7 +71,7 @@ def _check_output_width(problem: Problem, model: Any, where: str) -> None:
     shape = getattr(model, "output_shape", None)
     if not isinstance(shape, tuple) or not shape or not isinstance(shape[-1], int):
         return  # a model with several outputs: the task that made it checks its own
-    expected = 1 if problem.kind in ("binary", "regression") else problem.num_classes
+    expected = problem.output_width
     if shape[-1] != expected:
         raise RunError(f"{where!r} says the run is a {problem.kind} problem with {len(problem.classes)} classes, "
                        f"which needs {expected} model output(s), but model.keras has {shape[-1]}. The run "
@@ -85,15 +85,11 @@ def prediction_frame(problem: Problem, output: np.ndarray, threshold: float = 0.
     Classification: `label`, its `probability`, and one `probability_<class>` column per class
     (binary too, so the positive class is named); regression: `prediction`.
     """
-    out = problem.probabilities(output)
+    if not problem.is_classification:
+        return pd.DataFrame({"prediction": problem.decode(output)}, index=index)
+    out = problem.class_probabilities(output)
     names = np.asarray(problem.class_names, dtype=object)
-    if problem.kind == "regression":
-        return pd.DataFrame({"prediction": out}, index=index)
-    if problem.kind == "binary":
-        out = np.stack([1.0 - out, out], axis=1)
-        idx = problem.decode(output, threshold)
-    else:
-        idx = problem.decode(output)
+    idx = problem.decode(output, threshold)
     frame = pd.DataFrame({"label": names[idx], "probability": out[np.arange(len(out)), idx]}, index=index)
     for i, name in enumerate(problem.class_names):
         frame[f"probability_{name}"] = out[:, i]

@@ -212,7 +212,7 @@ def _run_in(task: Task, rd: RunDir, table: Table, problem: Problem, devices: int
     plot_history(history, rd.file("training_curves.png"), phase_start=phase_start)
     threshold, chosen = decision_threshold(task, model, prepared)
     results["keras"] = _evaluate(task, model, prepared, threshold)
-    if problem.kind == "binary":
+    if problem.uses_threshold:
         results["keras"]["threshold"] = threshold
     plots = task.plot_results(prepared, results["keras"], model)
     importance = task.explain(model, prepared, threshold)
@@ -225,7 +225,7 @@ def _run_in(task: Task, rd: RunDir, table: Table, problem: Problem, devices: int
                "classes": list(problem.class_names), "primary_metric": problem.primary,
                "splits": prepared.sizes, "cleaning": prepared.cleaning, "fit_seconds": round(fit_seconds, 3),
                "epochs_run": len(history.get("loss", [])), "replicas": devices, "models": results}
-    if problem.kind == "binary":
+    if problem.uses_threshold:
         metrics["threshold"], metrics["threshold_chosen_on"] = threshold, chosen
     if task.spec.options("evaluate").calibrate and problem.is_classification:
         metrics["temperature"] = rd.read_json(TRAINED).get("temperature")
@@ -254,7 +254,7 @@ def decision_threshold(task: Task, model: Any, prepared: Any) -> tuple[float, st
     from kmodels.evaluation import choose_threshold
 
     options = task.spec.options("evaluate")
-    if prepared.problem.kind != "binary" or options.threshold != "auto":
+    if not prepared.problem.uses_threshold or options.threshold != "auto":
         return task.threshold, "spec"
     val = prepared.data["val"]
     if len(val.y) == 0 or len(set(val.y.tolist())) < 2:

@@ -89,7 +89,7 @@ def _output(model: Any, x: np.ndarray, problem: Problem) -> np.ndarray:
         return model.predict(x)
     proba = np.zeros((len(x), problem.num_classes))
     proba[:, model.classes_.astype(int)] = model.predict_proba(x)  # a class missing from train stays at 0
-    return proba[:, 1] if problem.kind == "binary" else proba
+    return problem.as_output(proba)
 
 
 class TabularTask(Task):

@@ -329,7 +329,7 @@ class ImageClassification(Task):
             raise DataError(f"{str(data)!r}: none of its {len(pred)} image(s) could be read: {pred['error'].iloc[0]}")
         columns = [f"probability_{c}" for c in problem.class_names]
         output = pred.loc[ok, columns].to_numpy(dtype=np.float64)
-        output = output[:, 1] if problem.kind == "binary" else output
+        output = problem.as_output(output)
         metrics = problem.score(problem.encode(table.loc[ok, "label"].reset_index(drop=True)), output, threshold)
         if (~ok).any():
             logger.warning("%s: %d unreadable image(s) left out.", data, int((~ok).sum()))
@@ -364,9 +364,7 @@ class ImageClassification(Task):
         batch = np.stack(images)
         output = np.asarray(model.predict(batch, verbose=0))
         labels = problem.decode(output, threshold)
-        proba = problem.probabilities(output)
-        chosen = proba if problem.kind == "binary" else proba[np.arange(len(labels)), labels]
-        chosen = np.where(labels == 1, chosen, 1 - chosen) if problem.kind == "binary" else chosen
+        chosen = problem.chosen_probability(output, threshold)
         maps = report_lib.occlusion_maps(lambda b: np.asarray(model.predict(b, verbose=0)), batch, labels)
         names = problem.class_names
         titles = [f"{Path(f).name}: {names[c]} (p={p:.2f})" for f, c, p in zip(files, labels, chosen, strict=True)]
@@ -386,13 +384,11 @@ class ImageClassification(Task):
         rd = self.context.run_dir
         if rd is not None:
             pred = problem.decode(output, threshold)
-            proba = problem.probabilities(output)
-            confidence = proba if problem.kind == "binary" else proba[np.arange(len(pred)), pred]
+            confidence = problem.chosen_probability(output, threshold)  # of the predicted class
             wrong = np.flatnonzero(pred != test.y)
             names = problem.class_names
-            label = (f"p({names[1]})" if problem.kind == "binary" else "p")
             report_lib.image_grid([test.frame["path"].iloc[i] for i in wrong[:16]],
-                                  [f"true {names[test.y[i]]}, pred {names[pred[i]]}\n{label}={confidence[i]:.2f}"
+                                  [f"true {names[test.y[i]]}, pred {names[pred[i]]}\np={confidence[i]:.2f}"
                                    for i in wrong[:16]],
                                   rd.file("misclassified.png"),
                                   f"Misclassified test images ({len(wrong)} of {len(test.y)})")
