@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -251,3 +252,23 @@ def test_serve_answers_image_bytes_and_uploads_like_predict(dog_cat_run, tmp_pat
         status, body = server.call("/predict", b"not an image", content_type="image/png")
         assert status == 422 and "could not be read" in body["error"]
         assert server.call("/metadata")[1]["input"]["image_size"] == [48, 48]
+
+
+@pytest.mark.slow
+def test_the_estimator_fits_an_image_folder_and_predicts_image_paths(dog_cat_run, tmp_path):
+    from kmodels_vision.synthetic import draw_animal
+
+    rng = np.random.default_rng(21)
+    for i in range(32):
+        kind = ("cat", "dog")[i % 2]
+        (tmp_path / "photos" / kind).mkdir(parents=True, exist_ok=True)
+        draw_animal(kind, (40, 40), rng).save(tmp_path / "photos" / kind / f"{i}.png")
+    overrides = {**{k: v for k, v in SMALL.items() if not k.startswith("data.")},  # the folder is the data
+                 "images.image_size": [24, 24], "train.epochs": 2, "split.val": 0.2, "split.test": 0.2}
+    clf = kmodels.Classifier(task="image_classification", overrides=overrides).fit(tmp_path / "photos")
+    paths = [str(tmp_path / "photos" / "cat" / "0.png"), str(tmp_path / "photos" / "dog" / "1.png")]
+    assert list(clf.classes_) == ["cat", "dog"] and clf.predict_proba(paths).shape == (2, 2)
+    assert set(clf.predict(paths)) <= {"cat", "dog"}
+    loaded = kmodels.estimator.load(dog_cat_run.run_dir)  # any finished image run
+    expected = kmodels.predict(dog_cat_run.run_dir, [Path(p) for p in paths])
+    assert list(loaded.predict(paths)) == list(expected["label"])
