@@ -13,7 +13,7 @@ Example:
 from __future__ import annotations
 
 from kmodels import registry
-from kmodels.building import BACKBONE
+from kmodels.building import BACKBONE, all_layers
 from kmodels.cluster import writer_first
 from kmodels.data.batches import ArrayBatches, Batches
 from kmodels.data.cache import cache_dir
@@ -41,6 +41,7 @@ __all__ = [
     "RunDir",
     "RunError",
     "RunResult",
+    "all_layers",
     "atomic_write",
     "Table",
     "Task",

@@ -226,6 +226,22 @@ def build(name: str, *, compile: dict[str, Any] | bool = True, precision: str = 
 BACKBONE = "backbone"
 
 
+def all_layers(model: Any) -> list[Any]:
+    """Every layer of `model`, those of nested models included, outermost first.
+
+    Example:
+        >>> import kmodels
+        >>> len(all_layers(kmodels.build("mlp"))) >= len(kmodels.build("mlp").layers)
+        True
+    """
+    out = []
+    for layer in model.layers:
+        out.append(layer)
+        if hasattr(layer, "layers"):
+            out += all_layers(layer)
+    return out
+
+
 def backbone_of(model: Any) -> Any | None:
     """The model's nested `backbone` model (also inside a nested model, e.g. behind training-only layers), or `None`."""
     for layer in getattr(model, "layers", []):

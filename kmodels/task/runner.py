@@ -20,7 +20,7 @@ import pandas as pd
 
 from kmodels import cluster, registry
 from kmodels.backend import distribution, set_seed
-from kmodels.building import check_metrics, resolved_loss
+from kmodels.building import all_layers, check_metrics, resolved_loss
 from kmodels.data.table import Table
 from kmodels.errors import ConfigError, RunError
 from kmodels.evaluation import fingerprint, format_table, plot_history, plot_importance, verdict
@@ -281,7 +281,7 @@ def calibrate(task: Task, model: Any, prepared: Any) -> float:
     if len(val.y) == 0:
         raise ConfigError("[evaluate] calibrate = true fits its temperature on the validation split; "
                           "this run has none ([split] val = 0). Give it one, or remove calibrate.")
-    heads = [layer for layer in _layers(model) if isinstance(layer, keras.layers.Dense)
+    heads = [layer for layer in all_layers(model) if isinstance(layer, keras.layers.Dense)
              and getattr(layer.activation, "__name__", "") in ("sigmoid", "softmax")]
     if len(heads) != 1:
         raise ConfigError(f"[evaluate] calibrate = true needs one Dense output layer with a sigmoid or softmax "
@@ -294,15 +294,6 @@ def calibrate(task: Task, model: Any, prepared: Any) -> float:
     logger.info("Calibrated: temperature %.3f fitted on the validation split (%d rows)%s.", temperature,
                 len(val.y), "; probabilities softened" if temperature > 1 else "; probabilities sharpened")
     return round(temperature, 4)
-
-
-def _layers(model: Any) -> list[Any]:
-    out = []
-    for layer in model.layers:
-        out.append(layer)
-        if hasattr(layer, "layers"):
-            out += _layers(layer)
-    return out
 
 
 def _evaluate(task: Task, model: Any, prepared: Any, threshold: float) -> dict[str, Any]:

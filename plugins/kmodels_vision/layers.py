@@ -31,6 +31,8 @@ from typing import Any
 import keras
 from keras import ops
 
+from kmodels.api import all_layers
+
 __all__ = ["FusedBatchNormalization", "RandomAffineAugment", "portable_model"]
 
 
@@ -189,7 +191,7 @@ def portable_model(model: Any) -> Any:
     import keras
 
     swaps: dict[str, type] = {}
-    for layer in _all_layers(model):
+    for layer in all_layers(model):
         target = getattr(type(layer), "saved_as", None)
         if target is not None:
             swaps[keras.saving.get_registered_name(type(layer))] = target
@@ -214,12 +216,3 @@ def portable_model(model: Any) -> Any:
     if compile_config:
         clone.compile_from_config(compile_config)
     return clone
-
-
-def _all_layers(model: Any) -> list[Any]:
-    out = []
-    for layer in model.layers:
-        out.append(layer)
-        if hasattr(layer, "layers"):
-            out += _all_layers(layer)
-    return out
