@@ -232,9 +232,7 @@ def create_app(source: str | Path, max_batch: int = 256, max_wait_ms: float = 5.
                     records = await service.submit(paths, len(paths))
         except _BadRequest as exc:
             return error(exc.status, str(exc))
-        except (DataError, ConfigError) as exc:
-            return error(422, str(exc))
-        except KModelsError as exc:
+        except KModelsError as exc:  # the CLI's message: data, config and run errors alike
             return error(422, str(exc))
         except Exception as exc:  # noqa: BLE001 - never a traceback to the client; the log has it
             logger.exception("predict failed")

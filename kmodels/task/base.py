@@ -146,21 +146,24 @@ class Task(DataSteps, ModelSteps):
         `kmodels.evaluation.permutation_importances`), scored with the problem's primary metric; `None`
         when `[evaluate] importance_repeats = 0` or the test split is empty."""
         repeats = self.spec.options("evaluate").importance_repeats
-        test, problem = prepared.data["test"], prepared.problem
+        test = prepared.data["test"]
         if not repeats or not len(test.y):
             return None
-        threshold = self.threshold if threshold is None else threshold
         frame = test.frame.drop(columns=self.excluded_columns(prepared.table), errors="ignore")
-        pipe = prepared.preprocessor
+        return self._importance(model, prepared.preprocessor, prepared.problem, frame, test.y,
+                                self.threshold if threshold is None else threshold, repeats)
 
+    def _importance(self, model: Any, pipe: Any, problem: Any, frame: pd.DataFrame, y: np.ndarray,
+                    threshold: float, repeats: int) -> dict[str, Any]:
+        """Permutation importance of `frame`'s raw columns through `pipe` and `model`, by the primary metric."""
         def predict_output(rows: pd.DataFrame) -> np.ndarray:
             return self.predict_output(model, _as_matrix(pipe.transform(rows) if pipe is not None else rows))
 
-        def score(y: np.ndarray, output: np.ndarray) -> float:
-            value = problem.score(y, output, threshold).get(problem.primary)
+        def score(labels: np.ndarray, output: np.ndarray) -> float:
+            value = problem.score(labels, output, threshold).get(problem.primary)
             return float("nan") if value is None else float(value)
 
-        result = permutation_importances(predict_output, frame, test.y, score, repeats=repeats,
+        result = permutation_importances(predict_output, frame, y, score, repeats=repeats,
                                          seed=self.train_options.seed)
         return {"metric": problem.primary, **result}
 
@@ -265,7 +268,10 @@ class Task(DataSteps, ModelSteps):
         repeats = self.spec.options("evaluate").importance_repeats or 5
         if not inputs:
             prepared = self.prepare(fitted=None if state is None else state["pipeline"])
-            importance = self.explain(model, prepared, threshold)
+            test = prepared.data["test"]
+            frame = test.frame.drop(columns=self.excluded_columns(prepared.table), errors="ignore")
+            importance = (self._importance(model, prepared.preprocessor, problem, frame, test.y, threshold, repeats)
+                          if len(test.y) else None)
         else:
             if state is None:
                 raise ConfigError(f"{str(run_dir.path)!r} has no fitted table preprocessing, so its inputs are not "
@@ -276,20 +282,9 @@ class Task(DataSteps, ModelSteps):
                 raise DataError(f"explain needs labelled rows: the input has no target column {target!r} (columns: "
                                 f"{list(frame.columns)[:10]}). Add it, or explain without INPUT (the test split).")
             valid = problem.valid(frame[target])
-            y = problem.encode(frame.loc[valid, target])
             rows = frame.loc[valid].drop(columns=[target, *state["exclude"]], errors="ignore")
-            pipe = state["pipeline"]
-
-            def predict_output(x: pd.DataFrame) -> np.ndarray:
-                out = np.asarray(model.predict(_as_matrix(pipe.transform(x)), verbose=0, batch_size=1024))
-                return out.reshape(len(out), -1)
-
-            def score(yy: np.ndarray, output: np.ndarray) -> float:
-                value = problem.score(yy, output, threshold).get(problem.primary)
-                return float("nan") if value is None else float(value)
-
-            importance = {"metric": problem.primary, **permutation_importances(
-                predict_output, rows, y, score, repeats=repeats, seed=self.train_options.seed)}
+            importance = self._importance(model, state["pipeline"], problem, rows,
+                                          problem.encode(frame.loc[valid, target]), threshold, repeats)
         if importance is None:
             raise ConfigError("Nothing to explain: the test split is empty.")
         if plot is not None:
