@@ -12,7 +12,7 @@ Example:
 
 from __future__ import annotations
 
-from kmodels import registry
+from kmodels import graph, registry
 from kmodels.building import BACKBONE, all_layers
 from kmodels.cluster import writer_first
 from kmodels.data.batches import ArrayBatches, Batches
@@ -48,6 +48,7 @@ __all__ = [
     "cache_dir",
     "duplicate_mask",
     "format_table",
+    "graph",
     "infer_problem",
     "load_spec",
     "markdown_text",

@@ -147,23 +147,29 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--allow-missing", action="store_true", help="predict table rows with text in a numeric column "
                     "or every feature missing, imputed (default: refuse them, exit 2, with the counts)")
     ex = sub.add_parser("export", help="export a run's model (keras, saved_model, onnx), checked by loading it back",
-                        description="Write the model of a finished run (or a .keras file) in a deployable format, "
-                        "load the export back and compare its predictions with the Keras model's on a sample batch. "
-                        "An existing OUT is never overwritten. " + safe)
+                        description="Write the model of a finished run (or a .keras file) in a deployable format "
+                        "and load it back to check it. A table run's saved_model and onnx exports take raw rows (one "
+                        "input per column) and return the label and class probabilities, checked against `kmodels "
+                        "predict` on the run's test rows; other exports hold the network, checked against the Keras "
+                        "model on a sample batch. An existing OUT is never overwritten. " + safe)
     ex.add_argument("source", type=Path, metavar="RUN_DIR_OR_MODEL")
     ex.add_argument("out", type=Path, metavar="OUT", help="the new file or folder")
     ex.add_argument("--format", default="saved_model", choices=["keras", "saved_model", "onnx"],
                     help="keras: the .keras file; saved_model: TensorFlow SavedModel (serve endpoint); "
                     'onnx: needs `pip install "kmodels[onnx]"` (default: %(default)s)')
+    ex.add_argument("--rows", type=Path, default=None, metavar="CSV",
+                    help="raw rows to check a table export on (default: the run's test split, re-read from its data)")
     return p
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from kmodels.task import export
 
-    result = export(args.source, args.out, args.format)
+    result = export(args.source, args.out, args.format, rows=args.rows)
+    raw = isinstance(result["metadata"].get("input"), dict)
     print(f"exported {result['format']} to {result['path']} (max abs difference {result['max_abs_diff']:.3g} "
-          f"from the Keras model on {result['rows']} sample inputs)")
+          f"from {'`kmodels predict`' if raw else 'the Keras model'} on {result['rows']} "
+          f"{'raw rows' if raw else 'sample inputs'})")
     return EXIT_OK
 
 

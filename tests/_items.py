@@ -69,6 +69,10 @@ class ToyDrop(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         return x.drop(columns=self.columns_)
 
+    def to_graph(self, columns):
+        """What an export runs (`kmodels.graph`): the columns but the dropped ones."""
+        return {c: v for c, v in columns.items() if c not in self.columns_}
+
 
 @registry.tasks.register("toy_task")
 class ToyTask(Task):

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from kmodels.errors import ConfigError, RunError
 from kmodels.runs import MAX_MODEL_BYTES
@@ -35,24 +36,32 @@ FORMATS = ("keras", "saved_model", "onnx")
 TOLERANCE = 1e-4
 
 
-def export(source: str | Path, out: str | Path, format: str = "saved_model") -> dict[str, Any]:
-    """Export a finished run's model (or a `.keras` file) to `out`, checked against the Keras model.
+def export(source: str | Path, out: str | Path, format: str = "saved_model",
+           rows: str | Path | pd.DataFrame | None = None) -> dict[str, Any]:
+    """Export a finished run's model (or a `.keras` file) to `out`, checked before it is moved into place.
+
+    A table run's `saved_model` and `onnx` exports take **raw rows** and return class names and
+    probabilities (`kmodels.task.export_rows`): they are checked against `kmodels predict` on the
+    run's test rows (or on `rows`). Other exports hold the network (features or pixels in, the
+    model's output out) and are checked against the Keras model on a sample batch.
 
     Args:
         source: a completed run directory, or a `.keras` file.
         out: the new file (`keras`, `onnx`) or folder (`saved_model`); must not exist.
         format: one of `FORMATS`.
+        rows: raw rows to check a raw-rows export on (a CSV path or DataFrame); default: the
+            run's test split, re-read from its data (at most `CHECK_ROWS` rows).
 
     Returns:
-        `{"format", "path", "max_abs_diff", "rows"}`: the largest difference between the
-        export's and the Keras model's outputs on the sample batch.
+        `{"format", "path", "max_abs_diff", "rows", "metadata"}`: the largest difference between
+        the export's outputs and the reference's, and on how many rows it was measured.
 
     Example:
         >>> import kmodels
         >>> kmodels.export("runs/dog_cat/2026-11-25T10-00-00", "dog_cat_savedmodel")  # doctest: +SKIP
         {'format': 'saved_model', 'path': 'dog_cat_savedmodel', 'max_abs_diff': 0.0, 'rows': 8}
     """
-    from kmodels.task.inference import _finished_run, load_model
+    from kmodels.task.inference import _finished_run, _load_state, load_model
 
     if format not in FORMATS:
         raise ConfigError(f"--format {format!r}: expected one of {', '.join(FORMATS)}.")
@@ -61,17 +70,20 @@ def export(source: str | Path, out: str | Path, format: str = "saved_model") -> 
         raise ConfigError(f"{str(out)!r}: a Keras model file must end in .keras (Keras loads no other name).")
     if os.path.lexists(out):
         raise ConfigError(f"{str(out)!r} exists; kmodels does not overwrite files. Choose a new path.")
-    rd = None
+    rd, state = None, None
     if source.is_dir():
-        rd, _ = _finished_run(source)
+        rd, spec = _finished_run(source)
         keras_file = rd.readable("model.keras", MAX_MODEL_BYTES)
+        state = _load_state(rd) if format != "keras" else None
     else:
         keras_file = source
     model = _single_input(load_model(keras_file))
     meta = _metadata(rd, model)
+    if state is not None:
+        return _export_rows(rd, spec, state, model, out, format, meta, rows)
     x = _sample_inputs(model)
     expected = np.asarray(model.predict(x, verbose=0), dtype=np.float64)
-    tmp = out.with_name(f".{out.stem}.tmp-{os.getpid()}{out.suffix}")  # ours: removed on any failure
+    tmp = _scratch_name(out)
     try:
         if format == "keras":
             shutil.copyfile(keras_file, tmp)
@@ -91,11 +103,130 @@ def export(source: str | Path, out: str | Path, format: str = "saved_model") -> 
                            f"(max abs difference {diff:.3g} > {TOLERANCE:g}); nothing was written.")
         os.replace(tmp, out)
     finally:
-        if os.path.lexists(tmp):
-            shutil.rmtree(tmp) if tmp.is_dir() and not tmp.is_symlink() else tmp.unlink()
+        _remove(tmp)
     logger.info("Exported %s as %s to %s (max abs difference %.3g on %d sample rows)",
                 keras_file, format, out, diff, len(x))
     return {"format": format, "path": str(out), "max_abs_diff": diff, "rows": len(x), "metadata": meta}
+
+
+def _scratch_name(out: Path) -> Path:
+    return out.with_name(f".{out.stem}.tmp-{os.getpid()}{out.suffix}")  # ours: removed on any failure
+
+
+def _remove(tmp: Path) -> None:
+    if os.path.lexists(tmp):
+        shutil.rmtree(tmp) if tmp.is_dir() and not tmp.is_symlink() else tmp.unlink()
+
+
+#: A raw-rows export is checked on at most this many of the run's test rows.
+CHECK_ROWS = 512
+#: The largest difference from `kmodels predict` a raw-rows export may show (probabilities, or regression values
+#: relative to their scale): float32 round-off of the network, the same preprocessing in float64.
+ROWS_TOLERANCE = 1e-5
+
+
+def _export_rows(rd: Any, spec: Any, state: dict[str, Any], model: Any, out: Path, format: str,
+                 meta: dict[str, Any], rows: Any) -> dict[str, Any]:
+    """A table run's raw-rows export (`kmodels.task.export_rows`), checked against `kmodels predict`."""
+    import tempfile
+
+    from kmodels import graph, registry
+    from kmodels.task import export_rows
+    from kmodels.task.inference import saved_problem
+
+    columns = state.get("feature_columns")
+    if not columns:
+        raise RunError(f"{str(rd.path)!r} was made by an older kmodels that did not record its feature columns, "
+                       "which a raw-rows export is built on. Re-run the task, or export the network alone "
+                       "(source: the run's model.keras).")
+    kinds, outputs = graph.pipeline_graph(state["pipeline"], columns)
+    problem, threshold = saved_problem(rd, model)
+    frame = _check_rows(rd, spec, state, rows)
+    expected = registry.tasks.get(spec.task).predict_files(rd, model, [frame], allow_missing=True)
+    inputs = graph.raw_inputs(frame, kinds)
+    slugs = export_rows.signature_names(kinds)
+    meta["input"] = {"columns": [{"name": c, "dtype": "float64" if k == graph.NUMBER else "string",
+                                  "signature_name": slugs[c]} for c, k in kinds.items()],
+                     "missing": "NaN in a number column, the empty string in a text column"}
+    meta["outputs"] = list(export_rows.OUTPUTS_CLASSIFICATION if problem.is_classification
+                           else export_rows.OUTPUTS_REGRESSION)
+    tmp = _scratch_name(out)
+    try:
+        with tempfile.TemporaryDirectory(prefix="kmodels-export-") as scratch, export_rows.quiet_tensorflow():
+            if format == "saved_model":
+                network = Path(scratch) / "network"
+                model.export(str(network), format="tf_saved_model", verbose=False)
+                export_rows.saved_model(kinds, outputs, network, problem, threshold, tmp)
+                (tmp / "assets").mkdir(exist_ok=True)
+                (tmp / "assets" / METADATA_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+                got = export_rows.run_saved_model(tmp, inputs)
+            else:
+                import onnx
+
+                network = Path(scratch) / "network.onnx"
+                _export_onnx(model, network)
+                onnx.save(export_rows.onnx_model(kinds, outputs, onnx.load(str(network)), problem, threshold),
+                          str(tmp))
+                _onnx_metadata(tmp, meta)
+                got = _run_checked(lambda: export_rows.run_onnx(tmp, inputs))
+        diff = _compare_rows(problem, expected, got, format)
+        os.replace(tmp, out)
+    finally:
+        _remove(tmp)
+    logger.info("Exported %s as a raw-rows %s to %s (max difference from `kmodels predict` %.3g on %d test rows)",
+                rd.path, format, out, diff, len(frame))
+    return {"format": format, "path": str(out), "max_abs_diff": diff, "rows": len(frame), "metadata": meta}
+
+
+def _run_checked(run: Any) -> Any:
+    try:
+        return run()
+    except ImportError:
+        raise RunError('Checking an ONNX export needs onnxruntime: `pip install "kmodels[onnx]"`.') from None
+
+
+def _check_rows(rd: Any, spec: Any, state: dict[str, Any], rows: Any) -> pd.DataFrame:
+    """Raw feature rows to check an export on: `rows`, or the run's test split re-read from its data."""
+    from kmodels import registry
+    from kmodels.backend import set_seed
+    from kmodels.data.csv import read_csv
+    from kmodels.errors import DataError
+
+    if rows is not None:
+        frame = rows if isinstance(rows, pd.DataFrame) else read_csv(Path(rows).expanduser())
+    else:
+        task = registry.tasks.get(spec.task)(spec)
+        set_seed(task.train_options.seed)
+        try:
+            frame = task.prepare(fitted=state["pipeline"]).data["test"].frame
+        except (DataError, ConfigError, OSError) as exc:
+            raise RunError(f"The export is checked on the run's test rows, but its data could not be read again "
+                           f"({exc}). Give rows to check it on: --rows FILE.csv (rows=...).") from None
+    frame = frame.drop(columns=[state.get("target"), *state.get("exclude", [])], errors="ignore").head(CHECK_ROWS)
+    if frame.empty:
+        raise RunError("No rows to check the export on (the test split is empty); give some: --rows FILE.csv.")
+    return frame
+
+
+def _compare_rows(problem: Any, expected: pd.DataFrame, got: dict[str, np.ndarray], format: str) -> float:
+    """The largest difference between an export's outputs and `kmodels predict`'s; labels must agree too."""
+    if not problem.is_classification:
+        want = expected["prediction"].to_numpy(dtype=np.float64)
+        scale = max(1.0, float(np.max(np.abs(want))) if len(want) else 1.0)
+        diff = float(np.max(np.abs(np.asarray(got["prediction"], np.float64) - want))) / scale
+    else:
+        want = expected[[f"probability_{c}" for c in problem.class_names]].to_numpy(dtype=np.float64)
+        diff = float(np.max(np.abs(np.asarray(got["probabilities"], np.float64).reshape(want.shape) - want)))
+        labels = np.array([v.decode() if isinstance(v, bytes) else str(v) for v in got["label"]], dtype=object)
+        differ = labels != expected["label"].astype(str).to_numpy(dtype=object)
+        if differ.any():
+            raise RunError(f"The {format} export labels {int(differ.sum())} of {len(labels)} check rows differently "
+                           f"from `kmodels predict` (e.g. {labels[differ][0]!r} for {expected['label'][differ].iloc[0]!r}); "
+                           "nothing was written.")
+    if not diff <= ROWS_TOLERANCE:
+        raise RunError(f"The {format} export predicts differently from `kmodels predict` on the run's rows (max "
+                       f"difference {diff:.3g} > {ROWS_TOLERANCE:g}); nothing was written.")
+    return diff
 
 
 #: The file a SavedModel export carries in `assets/` (and an ONNX export as metadata_props): what its output means.

@@ -16,7 +16,7 @@ from typing import ClassVar, Literal
 import numpy as np
 import pandas as pd
 
-from kmodels.api import DataError, registry
+from kmodels.api import DataError, graph, registry
 from kmodels_tabular._steps import Step, as_frame, require_columns
 from kmodels_tabular.dates import date_order, day_first_days, parse_day_first
 
@@ -44,6 +44,9 @@ class DropColumns(Step):
 
     def transform(self, x: pd.DataFrame) -> pd.DataFrame:
         return self._check(x).drop(columns=self.columns_, errors="ignore")
+
+    def to_graph(self, columns: dict[str, graph.Column]) -> dict[str, graph.Column]:
+        return {c: v for c, v in columns.items() if c not in self.columns_}
 
 
 @registry.preprocessors.register("bank_features")
@@ -145,6 +148,13 @@ class FrequencyEncode(Step):
             out[f"{c}_freq"] = table[codes]
         return out
 
+    def to_graph(self, columns: dict[str, graph.Column]) -> dict[str, graph.Column]:
+        out = {c: v for c, v in columns.items() if c not in self.frequencies_}
+        for c, freq in self.frequencies_.items():
+            known = {str(k): v for k, v in freq.items() if k != "<missing>"}
+            out[f"{c}_freq"] = graph.lookup(graph.as_string(columns[c]), known, 0.0, missing=freq.get("<missing>", 0.0))
+        return out
+
 
 @registry.preprocessors.register("one_hot")
 class OneHot(Step):
@@ -188,6 +198,16 @@ class OneHot(Step):
                 out[f"{c}={cat}"] = (values == cat).astype(float)
             if self.other_[c]:
                 out[f"{c}=other"] = np.isin(values, self.other_[c]).astype(float)
+        return out
+
+    def to_graph(self, columns: dict[str, graph.Column]) -> dict[str, graph.Column]:
+        out = {c: v for c, v in columns.items() if c not in self.categories_}
+        for c, cats in self.categories_.items():
+            text = graph.as_string(columns[c])
+            groups = [(f"{c}={cat}", [cat]) for cat in cats] + ([(f"{c}=other", self.other_[c])] if self.other_[c] else [])
+            for name, members in groups:  # a missing value is the category "<missing>"
+                out[name] = graph.lookup(text, dict.fromkeys(members, 1.0), 0.0,
+                                         missing=1.0 if "<missing>" in members else 0.0)
         return out
 
 
@@ -236,6 +256,16 @@ class Impute(Step):
                 out[c] = values[c].fillna(v)
         return out
 
+    def to_graph(self, columns: dict[str, graph.Column]) -> dict[str, graph.Column]:
+        out = dict(columns)
+        numbers = {c: graph.as_number(columns[c]) for c in self.statistics_ if c in columns}
+        for c, v in self.statistics_.items():
+            if c in numbers:
+                out[c] = graph.where(graph.is_missing(numbers[c]), v, numbers[c])
+        for c in self.indicators_:
+            out[f"{c}_missing"] = graph.to_float(graph.is_missing(numbers[c])) if c in numbers else graph.const(1.0)
+        return out
+
 
 @registry.preprocessors.register("standard_scale")
 class StandardScale(Step):
@@ -275,6 +305,13 @@ class StandardScale(Step):
         # the one matrix is made once, by whoever needs it.
         columns = {c: (x[c].to_numpy(dtype=float) - m) / s for c, m, s in zip(self.columns_, self.mean_, self.scale_, strict=True)}
         return pd.DataFrame(columns, index=x.index, copy=False)
+
+    def to_graph(self, columns: dict[str, graph.Column]) -> dict[str, graph.Column]:
+        missing = [c for c in self.columns_ if c not in columns]
+        if missing:
+            raise DataError(f"standard_scale: column(s) {missing} not among its inputs {list(columns)[:20]}.")
+        return {c: (graph.as_number(columns[c]) - m) / s for c, m, s in zip(self.columns_, self.mean_, self.scale_,
+                                                                             strict=True)}
 
 
 @registry.preprocessors.register("auto_features")
@@ -344,6 +381,21 @@ class AutoFeatures(Step):
             if enc is not None:
                 cols = list(getattr(enc, "categories_", None) or enc.frequencies_)
                 out = pd.concat([out, enc.transform(x[cols])], axis=1)
+        return out
+
+    def to_graph(self, columns: dict[str, graph.Column]) -> dict[str, graph.Column]:
+        out: dict[str, graph.Column] = {}
+        for c, kind in self.kinds_.items():
+            if kind == "numeric":
+                out[c] = graph.as_number(columns[c])
+            elif kind == "date":
+                year, month, weekday = graph.date_parts(graph.as_string(columns[c]),
+                                                        month_first=self.date_orders_.get(c) == "month_first")
+                out.update({f"{c}_year": year, f"{c}_month": month, f"{c}_weekday": weekday})
+        for enc in (self.one_hot_, self.frequency_):
+            if enc is not None:
+                cols = list(getattr(enc, "categories_", None) or enc.frequencies_)
+                out.update(enc.to_graph({c: columns[c] for c in cols}))
         return out
 
 

@@ -290,11 +290,18 @@ def test_label_smoothing_trains_toward_softer_targets_and_saves_as_plain_keras(t
 
 @pytest.mark.parametrize("fmt", ["keras", "saved_model"])
 def test_export_writes_a_format_that_predicts_like_the_run(toy_run, tmp_path, capsys, fmt):
+    """keras: the network. saved_model of a table run: raw rows in (one input per column, the dropped `customer`
+    not needed), the label and probabilities out, as `kmodels predict` gives them; saved_model of a bare
+    .keras file: the network, features in."""
+    import pandas as pd
+
+    import kmodels
     from kmodels.cli import main
 
     out = tmp_path / ("model.keras" if fmt == "keras" else "model_savedmodel")
     assert main(["export", str(toy_run.run_dir), str(out), "--format", fmt]) == 0
-    assert f"exported {fmt} to {out}" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"exported {fmt} to {out}" in printed
     x = np.random.default_rng(1).normal(size=(5, 4)).astype("float32")
     import keras
 
@@ -304,11 +311,22 @@ def test_export_writes_a_format_that_predicts_like_the_run(toy_run, tmp_path, ca
     else:
         import tensorflow as tf
 
+        assert "raw rows" in printed
+        columns = [f"f{i}" for i in range(4)]
         loaded = tf.saved_model.load(str(out))
-        got = loaded.serve(tf.constant(x)).numpy()
+        answer = loaded.serve({c: tf.constant(x[:, i].astype("float64")) for i, c in enumerate(columns)})
+        rows = pd.DataFrame(x, columns=columns).assign(customer="someone")
+        want = kmodels.predict(toy_run.run_dir, rows)
+        np.testing.assert_allclose(answer["probabilities"].numpy(), want[["probability_a", "probability_b"]], atol=1e-5)
+        assert [v.decode() for v in answer["label"].numpy()] == want["label"].tolist()
         meta = json.loads((out / "assets" / "kmodels.json").read_text())  # what the output means travels with it
         assert meta["classes"] == ["a", "b"] and meta["positive_class"] == "b"
         assert meta["threshold"] == toy_run.metrics["threshold"] and meta["problem"] == "binary"
+        assert [c["name"] for c in meta["input"]["columns"]] == columns  # the table's order
+        network = tmp_path / "network_savedmodel"
+        assert main(["export", str(toy_run.run_dir / "model.keras"), str(network), "--format", fmt]) == 0
+        net = tf.saved_model.load(str(network))
+        got = net.serve(tf.constant(x)).numpy()
     np.testing.assert_allclose(got, expected, atol=1e-5)
     before = sorted(p.name for p in tmp_path.iterdir())
     assert main(["export", str(toy_run.run_dir), str(out), "--format", fmt]) == 2  # never overwritten: a usage error

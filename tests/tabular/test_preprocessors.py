@@ -198,3 +198,35 @@ def test_impute_fills_infinite_values_like_missing_ones():
     assert out["a"].tolist() == [1.0, 2.0, 3.0, 2.0, 2.0]  # the median of the finite values
     assert out["a_missing"].tolist() == [0.0, 1.0, 0.0, 1.0, 1.0]
     assert np.isinf(frame["a"]).sum() == 2  # the input is left as it was
+
+
+GRAPHED = [n for n in NAMES if hasattr(registry.preprocessors.get(n), "to_graph")]
+
+
+def test_the_feature_steps_have_a_graph_form():
+    """What a raw-rows export can hold: every bundled feature step but the bank-specific one."""
+    assert {"drop_columns", "auto_features", "frequency_encode", "one_hot", "impute", "standard_scale"} <= set(GRAPHED)
+
+
+@pytest.mark.parametrize("name", GRAPHED)
+@given(n=sizes, seed=seeds)
+def test_graph_form_computes_what_transform_computes(name, n, seed):
+    """`to_graph` (what an export runs) gives `transform`'s columns, in its order, with its values, on rows it
+    was not fitted on (unseen categories, other missing values)."""
+    from kmodels import graph
+
+    est, maker, _ = make(name)
+    frame = maker(n, seed)
+    est.fit(frame.iloc[: n // 2])
+    x = frame.iloc[n // 2:]
+    want = est.transform(x)
+    outputs = est.to_graph({c: graph.column(c) for c in x.columns})
+    assert list(outputs) == list(want.columns)
+    passed = [c for c, node in outputs.items() if node.kind == graph.RAW]  # columns it leaves as they are
+    for column in passed:
+        pd.testing.assert_series_equal(want[column], x[outputs[column].attrs["name"]], check_names=False)
+    computed = {c: node for c, node in outputs.items() if c not in passed}
+    got = graph.evaluate(computed, graph.raw_inputs(x, graph.input_kinds(computed.values())), rows=len(x))
+    for column in computed:
+        np.testing.assert_allclose(got[column], want[column].to_numpy(dtype=float), rtol=1e-12, atol=0,
+                                   equal_nan=True, err_msg=f"{name}: column {column!r}")

@@ -1,0 +1,328 @@
+"""Exports that take raw table rows: the run's fitted preprocessing in front of the network, and the
+decision after it, in one TensorFlow SavedModel or ONNX graph.
+
+The preprocessing comes from each step's `to_graph` (`kmodels.graph` expressions); here the
+expressions become TensorFlow ops or ONNX nodes. The exported model takes one input per raw
+column, named as the column: float64 for numbers (NaN for missing) and strings for text
+(`""` for missing), and returns
+
+- classification: `label` (the class name; binary at the run's threshold), `probability`
+  (of that label) and `probabilities` (one column per class, in `classes` order);
+- regression: `prediction`.
+
+Nothing of kmodels is needed to load or run it: `tf.saved_model.load(path).serve({...})`, or
+`onnxruntime.InferenceSession(path).run(None, {...})`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kmodels import graph
+from kmodels.graph import NUMBER, STRING, Column, NotExportable
+
+OUTPUTS_CLASSIFICATION = ("label", "probability", "probabilities")
+OUTPUTS_REGRESSION = ("prediction",)
+
+
+def signature_names(kinds: Mapping[str, str]) -> dict[str, str]:
+    """Column name -> a name TensorFlow accepts for a signature argument (letters, digits, `_`), unique."""
+    out: dict[str, str] = {}
+    for i, name in enumerate(kinds):
+        slug = re.sub(r"[^A-Za-z0-9_]", "_", name).strip("_") or f"column_{i}"
+        slug = slug if slug[0].isalpha() else f"c_{slug}"
+        while slug in out.values():
+            slug = f"{slug}_{i}"
+        out[name] = slug
+    return out
+
+
+@contextlib.contextmanager
+def quiet_tensorflow() -> Iterator[None]:
+    """Keep TensorFlow's save/load chatter (lookup-table initializers, jax2tf's unsaved gradients) out of the log."""
+    loggers = [logging.getLogger(name) for name in ("tensorflow", "absl")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+# ---- TensorFlow --------------------------------------------------------------------------------------
+def _tf_days(y: Any, m: Any, d: Any) -> Any:
+    """Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil), float64."""
+    import tensorflow as tf
+
+    y = y - tf.cast(m <= 2, tf.float64)
+    era = tf.floor(y / 400.0)
+    yoe = y - era * 400.0
+    doy = tf.floor((153.0 * tf.where(m > 2, m - 3.0, m + 9.0) + 2.0) / 5.0) + d - 1.0
+    doe = yoe * 365.0 + tf.floor(yoe / 4.0) - tf.floor(yoe / 100.0) + doy
+    return era * 146097.0 + doe - 719468.0
+
+
+def _tf_dates(text: Any, month_first: bool, today: int) -> list[Any]:
+    """`graph.date_parts` in TensorFlow ops: year, month, weekday (float64, NaN where not a date)."""
+    import tensorflow as tf
+
+    f64 = tf.float64
+    s = tf.strings.strip(text)
+    is_dmy = tf.strings.regex_full_match(s, graph.DATE_DMY)
+    is_iso = tf.strings.regex_full_match(s, graph.DATE_ISO) & ~is_dmy
+
+    def part(pattern: str, group: int, ok: Any) -> Any:
+        digits = tf.strings.regex_replace(s, f"^{pattern}$", f"\\{group}")
+        return tf.strings.to_number(tf.where(ok, digits, "0"), f64)
+
+    a, b, c = (part(graph.DATE_DMY, g, is_dmy) for g in (1, 2, 3))
+    day, month = (b, a) if month_first else (a, b)
+    two = is_dmy & (tf.strings.length(tf.strings.regex_replace(s, f"^{graph.DATE_DMY}$", "\\3")) == 2)
+    year = tf.where(is_iso, part(graph.DATE_ISO, 1, is_iso), c)
+    month = tf.where(is_iso, part(graph.DATE_ISO, 2, is_iso), month)
+    day = tf.where(is_iso, part(graph.DATE_ISO, 3, is_iso), day)
+    month_ok = (month >= 1) & (month <= 12)
+    m = tf.where(month_ok, month, tf.ones_like(month))
+    today_year = float((np.datetime64(today, "D").astype("datetime64[Y]").astype("int64") + 1970) // 100 * 100)
+    this = tf.where(two, today_year + year, year)
+    too_late = two & (_tf_days(this, m, day) > float(today))
+    year = tf.where(too_late, this - 100.0, this)
+    nxt = tf.where(m == 12, tf.ones_like(m), m + 1.0)
+    length = _tf_days(year + tf.cast(m == 12, f64), nxt, tf.ones_like(m)) - _tf_days(year, m, tf.ones_like(m))
+    ok = (is_dmy | is_iso) & month_ok & (day >= 1) & (day <= length) & (year >= graph.MIN_YEAR) & (year <= 9999)
+    days = _tf_days(year, m, day)
+    nan = tf.fill(tf.shape(days), tf.constant(np.nan, f64))
+    return [tf.where(ok, v, nan) for v in (year, month, tf.math.floormod(days + 3.0, 7.0))]
+
+
+def tf_features(outputs: Mapping[str, Column], columns: Mapping[str, Any], tables: Mapping[int, Any]) -> Any:
+    """The preprocessed features (n, F) float32 of raw input tensors, per the expressions."""
+    import tensorflow as tf
+
+    rows = tf.shape(next(iter(columns.values())))[0]
+    values: dict[Any, Any] = {}
+    arith = {"add": tf.add, "sub": tf.subtract, "mul": tf.multiply, "div": tf.divide}
+    for node in graph.walk(outputs.values()):
+        a = [values[id(arg)] for arg in node.args]
+        op = node.op
+        if op == "input":
+            v = columns[node.attrs["name"]]
+        elif op == "const":
+            v = tf.constant(node.attrs["value"], tf.float64)
+        elif op == "is_missing":
+            v = tf.equal(a[0], graph.MISSING_STRING) if node.args[0].kind == STRING else ~tf.math.is_finite(a[0])
+        elif op == "where":
+            v = tf.where(a[0], a[1], a[2])
+        elif op == "to_float":
+            v = tf.cast(a[0], tf.float64)
+        elif op == "lookup":
+            v = tables[id(node)].lookup(a[0])
+        elif op == "date_part":
+            key = (id(node.args[0]), node.attrs["month_first"])
+            if key not in values:
+                values[key] = _tf_dates(a[0], node.attrs["month_first"], node.attrs["today"])
+            v = values[key][graph.DATE_FIELDS.index(node.attrs["field"])]
+        elif op in arith:
+            v = arith[op](a[0], a[1])
+        else:
+            raise NotExportable(f"Unknown graph operation {op!r}.")
+        values[id(node)] = v
+    stacked = [tf.broadcast_to(tf.cast(values[id(n)], tf.float64), [rows]) for n in outputs.values()]
+    return tf.cast(tf.stack(stacked, axis=1), tf.float32)
+
+
+def tf_decision(problem: Any, threshold: float, output: Any) -> dict[str, Any]:
+    """The exported outputs of the network's output tensor (see the module docstring)."""
+    import tensorflow as tf
+
+    out = tf.cast(tf.reshape(output, [tf.shape(output)[0], -1]), tf.float64)
+    if not problem.is_classification:
+        return {"prediction": out[:, 0]}
+    names = tf.constant(list(problem.class_names), tf.string)
+    if problem.uses_threshold:
+        positive = out[:, 0]
+        probabilities = tf.stack([1.0 - positive, positive], axis=1)
+        index = tf.cast(positive >= threshold, tf.int64)
+    else:
+        probabilities = out
+        index = tf.argmax(out, axis=1, output_type=tf.int64)
+    return {"label": tf.gather(names, index), "probability": tf.gather(probabilities, index, batch_dims=1),
+            "probabilities": probabilities}
+
+
+def saved_model(kinds: Mapping[str, str], outputs: Mapping[str, Column], network_dir: Path, problem: Any,
+                threshold: float, path: Path) -> None:
+    """Write the raw-rows SavedModel to `path`: `serve(dict of columns)` and a flat `serving_default`
+    signature (argument names from `signature_names`) for TF Serving."""
+    import tensorflow as tf
+
+    module = tf.Module()
+    module.network = tf.saved_model.load(str(network_dir))
+    tables: dict[int, Any] = {}
+    for node in graph.walk(outputs.values()):
+        if node.op == "lookup":
+            init = tf.lookup.KeyValueTensorInitializer(tf.constant(node.attrs["keys"], tf.string),
+                                                       tf.constant(node.attrs["values"], tf.float64))
+            tables[id(node)] = tf.lookup.StaticHashTable(init, default_value=tf.constant(node.attrs["default"],
+                                                                                         tf.float64))
+    module.tables = list(tables.values())
+    dtypes = {name: tf.float64 if kind == NUMBER else tf.string for name, kind in kinds.items()}
+    slugs = signature_names(kinds)
+
+    @tf.function(input_signature=[{name: tf.TensorSpec([None], dtype) for name, dtype in dtypes.items()}])
+    def serve(columns: dict[str, Any]) -> dict[str, Any]:
+        return tf_decision(problem, threshold, module.network.serve(tf_features(outputs, columns, tables)))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], dtypes[name], name=slugs[name]) for name in kinds])
+    def flat(*args: Any) -> dict[str, Any]:
+        return serve(dict(zip(kinds, args, strict=True)))
+
+    module.serve = serve
+    # No gradients are saved: a network from JAX (jax2tf) carries custom ones that cannot be saved again.
+    tf.saved_model.save(module, str(path), signatures={"serving_default": flat.get_concrete_function()},
+                        options=tf.saved_model.SaveOptions(experimental_custom_gradients=False))
+
+
+def run_saved_model(path: Path, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(path))
+    got = loaded.serve({k: tf.constant(v.astype(str) if v.dtype == object else v) for k, v in inputs.items()})
+    return {k: v.numpy() for k, v in got.items()}
+
+
+# ---- ONNX --------------------------------------------------------------------------------------------
+class _Onnx:
+    """Accumulates ONNX nodes and initializers under names that cannot meet the network's."""
+
+    def __init__(self) -> None:
+        self.nodes: list[Any] = []
+        self.inits: list[Any] = []
+        self.count = 0
+
+    def name(self, hint: str) -> str:
+        self.count += 1
+        return f"kmodels/{hint}_{self.count}"
+
+    def const(self, value: Any, dtype: Any = np.float64) -> str:
+        from onnx import numpy_helper
+
+        name = self.name("const")
+        array = np.asarray(value, dtype=object if dtype is str else dtype)
+        self.inits.append(numpy_helper.from_array(array, name))
+        return name
+
+    def op(self, op_type: str, inputs: list[str], domain: str = "", **attrs: Any) -> str:
+        from onnx import helper
+
+        out = self.name(op_type.lower())
+        self.nodes.append(helper.make_node(op_type, inputs, [out], name=out, domain=domain, **attrs))
+        return out
+
+
+def onnx_model(kinds: Mapping[str, str], outputs: Mapping[str, Column], network: Any, problem: Any,
+               threshold: float) -> Any:
+    """The raw-rows ONNX model: the preprocessing nodes, the network (`onnx.ModelProto` from Keras's
+    export, input (n, F) float32) and the decision, in one graph."""
+    from onnx import TensorProto, helper
+
+    g = _Onnx()
+    values: dict[Any, str] = {}
+    first = next(iter(kinds))
+    rows = g.op("Shape", [first])
+    arith = {"add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div"}
+    for node in graph.walk(outputs.values()):
+        a = [values[id(arg)] for arg in node.args]
+        op = node.op
+        if op == "input":
+            v = node.attrs["name"]
+        elif op == "const":
+            v = g.const(node.attrs["value"])
+        elif op == "is_missing" and node.args[0].kind == STRING:
+            hit = g.op("LabelEncoder", [a[0]], domain="ai.onnx.ml", keys_strings=[graph.MISSING_STRING],
+                       values_int64s=[1], default_int64=0)
+            v = g.op("Cast", [hit], to=TensorProto.BOOL)
+        elif op == "is_missing":
+            v = g.op("Or", [g.op("IsNaN", [a[0]]), g.op("IsInf", [a[0]])])
+        elif op == "where":
+            v = g.op("Where", a)
+        elif op == "to_float":
+            v = g.op("Cast", a, to=TensorProto.DOUBLE)
+        elif op == "lookup":
+            v = g.op("LabelEncoder", a, domain="ai.onnx.ml", keys_strings=list(node.attrs["keys"]),
+                     values_floats=list(node.attrs["values"]), default_float=node.attrs["default"])
+            v = g.op("Cast", [v], to=TensorProto.DOUBLE)
+        elif op == "date_part":
+            raise NotExportable("This run's preprocessing parses dates, which ONNX has no operators for; export it "
+                                "as a SavedModel (--format saved_model), which takes the same raw rows.")
+        elif op in arith:
+            v = g.op(arith[op], a)
+        else:
+            raise NotExportable(f"Unknown graph operation {op!r}.")
+        values[id(node)] = v
+    axis = g.const([1], np.int64)
+    columns = [g.op("Unsqueeze", [g.op("Expand", [values[id(n)], rows]), axis]) for n in outputs.values()]
+    features = g.op("Concat", columns, axis=1)
+    net_in, net_out = network.graph.input[0].name, network.graph.output[0].name
+    g.nodes.append(helper.make_node("Cast", [features], [net_in], name="kmodels/features", to=TensorProto.FLOAT))
+    decision = _onnx_decision(g, problem, threshold, net_out)
+    inputs = [helper.make_tensor_value_info(name, TensorProto.DOUBLE if kind == NUMBER else TensorProto.STRING, ["n"])
+              for name, kind in kinds.items()]
+    graph_outputs = []
+    for name, (value, dtype, shape) in decision.items():
+        g.nodes.append(helper.make_node("Identity", [value], [name], name=f"kmodels/out_{name}"))
+        graph_outputs.append(helper.make_tensor_value_info(name, dtype, shape))
+    body = helper.make_graph(g.nodes[:_split(g)] + list(network.graph.node) + g.nodes[_split(g):], "kmodels",
+                             inputs, graph_outputs, initializer=g.inits + list(network.graph.initializer),
+                             value_info=list(network.graph.value_info))
+    opsets = {o.domain: o.version for o in network.opset_import}
+    opsets["ai.onnx.ml"] = max(opsets.get("ai.onnx.ml", 0), 2)
+    model = helper.make_model(body, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()],
+                              producer_name="kmodels")
+    model.ir_version = network.ir_version
+    return model
+
+
+def _split(g: _Onnx) -> int:
+    """Where the network's nodes go among ours: after the node that feeds it."""
+    return next(i for i, n in enumerate(g.nodes) if n.name == "kmodels/features") + 1
+
+
+def _onnx_decision(g: _Onnx, problem: Any, threshold: float, output: str) -> dict[str, tuple[str, int, list]]:
+    from onnx import TensorProto
+
+    out = g.op("Cast", [g.op("Flatten", [output], axis=1)], to=TensorProto.DOUBLE)
+    if not problem.is_classification:
+        return {"prediction": (g.op("Squeeze", [out, g.const([1], np.int64)]), TensorProto.DOUBLE, ["n"])}
+    names = g.const(list(problem.class_names), str)
+    axis = g.const([1], np.int64)
+    if problem.uses_threshold:
+        positive = g.op("Squeeze", [out, axis])
+        negative = g.op("Sub", [g.const(1.0), positive])
+        probabilities = g.op("Concat", [g.op("Unsqueeze", [negative, axis]), out], axis=1)
+        index = g.op("Cast", [g.op("GreaterOrEqual", [positive, g.const(threshold)])], to=TensorProto.INT64)
+    else:
+        probabilities = out
+        index = g.op("ArgMax", [out], axis=1, keepdims=0)
+    chosen = g.op("Squeeze", [g.op("GatherElements", [probabilities, g.op("Unsqueeze", [index, axis])], axis=1), axis])
+    return {"label": (g.op("Gather", [names, index], axis=0), TensorProto.STRING, ["n"]),
+            "probability": (chosen, TensorProto.DOUBLE, ["n"]),
+            "probabilities": (probabilities, TensorProto.DOUBLE, ["n", len(problem.class_names)])}
+
+
+def run_onnx(path: Path, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    feed = {k: (v.astype(str) if v.dtype == object else v) for k, v in inputs.items()}
+    return dict(zip(names, session.run(None, feed), strict=True))
