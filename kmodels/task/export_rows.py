@@ -326,3 +326,66 @@ def run_onnx(path: Path, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarr
     names = [o.name for o in session.get_outputs()]
     feed = {k: (v.astype(str) if v.dtype == object else v) for k, v in inputs.items()}
     return dict(zip(names, session.run(None, feed), strict=True))
+
+
+# ---- encoded images (SavedModel) -----------------------------------------------------------------------
+def _tf_image(data: Any, size: tuple[int, int]) -> Any:
+    """One encoded image (JPEG, PNG, GIF, BMP) as `kmodels predict` reads it: RGB, transparency over white,
+    resized to `size` (height, width) with an antialiased bilinear filter, float32 in [0, 255]: the same
+    pixels but for an occasional rounding difference of 1.
+
+    A JPEG much larger than `size` is decoded at 1/2, 1/4 or 1/8 scale by the JPEG decoder itself,
+    as Pillow's draft mode does in `predict`.
+    """
+    import tensorflow as tf
+
+    h, w = size
+
+    def jpeg() -> Any:
+        shape = tf.image.extract_jpeg_shape(data)
+        scale = tf.minimum(shape[1] // w, shape[0] // h)
+        branch = tf.cast(scale >= 2, tf.int32) + tf.cast(scale >= 4, tf.int32) + tf.cast(scale >= 8, tf.int32)
+        return tf.switch_case(branch, [
+            lambda r=r: tf.io.decode_jpeg(data, channels=3, ratio=r, dct_method="INTEGER_ACCURATE")
+            for r in (1, 2, 4, 8)])
+
+    def other() -> Any:  # PNG, GIF, BMP: grey or colour, with or without transparency
+        image = tf.cast(tf.io.decode_image(data, channels=0, expand_animations=False), tf.float32)
+        channels = tf.shape(image)[-1]
+        rgb = tf.cond(channels >= 3, lambda: image[..., :3], lambda: tf.tile(image[..., :1], [1, 1, 3]))
+        alpha = tf.cond(channels % 2 == 0, lambda: image[..., -1:] / 255.0, lambda: tf.ones_like(image[..., :1]))
+        return tf.round(rgb * alpha + 255.0 * (1.0 - alpha))
+
+    image = tf.cond(tf.io.is_jpeg(data), lambda: tf.cast(jpeg(), tf.float32), other)
+    image.set_shape([None, None, 3])
+    # Pillow resizes in two passes, width then height, rounding to 8 bits in between: so do we.
+    wide = tf.image.resize(image, [tf.shape(image)[0], w], method="bilinear", antialias=True)
+    wide = tf.clip_by_value(tf.round(wide), 0.0, 255.0)
+    return tf.clip_by_value(tf.round(tf.image.resize(wide, [h, w], method="bilinear", antialias=True)), 0.0, 255.0)
+
+
+def image_saved_model(network_dir: Path, size: tuple[int, int], problem: Any, threshold: float, path: Path) -> None:
+    """Write an image SavedModel that takes encoded files (`images`: a string tensor of file bytes) and returns
+    `label`, `probability` and `probabilities` (regression: `prediction`)."""
+    import tensorflow as tf
+
+    module = tf.Module()
+    module.network = tf.saved_model.load(str(network_dir))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
+    def serve(images: Any) -> dict[str, Any]:
+        pixels = tf.map_fn(lambda data: _tf_image(data, size), images,
+                           fn_output_signature=tf.TensorSpec([size[0], size[1], 3], tf.float32))
+        return tf_decision(problem, threshold, module.network.serve(pixels))
+
+    module.serve = serve
+    tf.saved_model.save(module, str(path), signatures={"serving_default": serve.get_concrete_function()},
+                        options=tf.saved_model.SaveOptions(experimental_custom_gradients=False))
+
+
+def run_image_saved_model(path: Path, files: list[Path]) -> dict[str, np.ndarray]:
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(path))
+    got = loaded.serve(tf.constant([Path(f).read_bytes() for f in files]))
+    return {k: v.numpy() for k, v in got.items()}

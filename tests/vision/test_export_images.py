@@ -1,0 +1,40 @@
+"""An image run's SavedModel export takes encoded image files and answers as `kmodels predict` does."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+import kmodels
+
+
+def _images(folder):
+    """A large JPEG (decoded at 1/8 scale, like Pillow's draft mode), a grey JPEG, a transparent PNG, a GIF."""
+    folder.mkdir()
+    y, x = np.mgrid[0:300, 0:400]
+    rgb = np.stack([(x * 0.6) % 256, (y * 0.8) % 256, ((x + y) * 0.3) % 256], axis=-1).astype(np.uint8)
+    Image.fromarray(rgb).save(folder / "big.jpg", quality=90)
+    Image.fromarray(rgb[:70, :90, 0]).save(folder / "grey.jpg")
+    rgba = np.dstack([rgb[:50, :60], np.tile(np.linspace(0, 255, 60), (50, 1)).astype(np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(folder / "alpha.png")
+    Image.fromarray(rgb[100:160, 100:180]).convert("P").save(folder / "small.gif")
+    return sorted(folder.iterdir())
+
+
+def test_image_saved_model_takes_encoded_files(dog_cat_run, tmp_path):
+    import tensorflow as tf
+
+    out = tmp_path / "export"
+    result = kmodels.export(dog_cat_run.run_dir, out, "saved_model")
+    assert result["rows"] > 0 and result["max_abs_diff"] <= 1e-2
+    assert result["metadata"]["input"]["image_size"] == [48, 48] and result["metadata"]["classes"] == ["cat", "dog"]
+    files = _images(tmp_path / "new")
+    loaded = tf.saved_model.load(str(out))
+    got = loaded.serve(tf.constant([f.read_bytes() for f in files]))
+    want = kmodels.predict(dog_cat_run.run_dir, files)
+    assert (want["error"] == "").all()
+    np.testing.assert_allclose(got["probabilities"].numpy(), want[["probability_cat", "probability_dog"]], atol=1e-2)
+    labels = [v.decode() for v in got["label"].numpy()]
+    close = np.abs(want["probability_dog"] - dog_cat_run.metrics["threshold"]) < 1e-2
+    assert all(a == b or c for a, b, c in zip(labels, want["label"], close, strict=True))
+    assert (out / "assets" / "kmodels.json").is_file()
