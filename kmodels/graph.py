@@ -121,6 +121,40 @@ def to_float(cond: Column) -> Column:
     return Column("to_float", (cond,))
 
 
+def _unary(op: str, x: Column) -> Column:
+    if x.kind != NUMBER:
+        raise TypeError(f"{op} needs a number column.")
+    return Column(op, (x,))
+
+
+def floor(x: Column) -> Column:
+    return _unary("floor", x)
+
+
+def log1p(x: Column) -> Column:
+    return _unary("log1p", x)
+
+
+def maximum(x: Column, value: float) -> Column:
+    """The larger of `x` and `value` (NaN stays NaN, as `np.clip`)."""
+    return Column("maximum", (_unary("identity", x), const(value)))
+
+
+def compare(x: Column, op: str, value: Column | float) -> Column:
+    """`x < value` (`op` "lt"), `x > value` ("gt") or `x == value` ("eq"): False where either is NaN."""
+    if op not in ("lt", "gt", "eq"):
+        raise ValueError(f"compare: op {op!r} is not one of lt, gt, eq.")
+    value = value if isinstance(value, Column) else const(value)
+    return Column(op, (_unary("identity", x), value), kind=BOOL)
+
+
+def either(a: Column, b: Column) -> Column:
+    """Logical or of two boolean columns."""
+    if a.kind != BOOL or b.kind != BOOL:
+        raise TypeError("either needs two boolean columns.")
+    return Column("or", (a, b), kind=BOOL)
+
+
 def lookup(x: Column, table: Mapping[str, float], default: float, missing: float | None = None) -> Column:
     """A number for each string: `table[value]`, `missing` for the empty string (missing), else `default`."""
     if x.kind != STRING:
@@ -138,33 +172,38 @@ DATE_DMY = r"([0-9]{1,2})[/.-]([0-9]{1,2})[/.-]([0-9]{2}|[0-9]{4})"
 DATE_ISO = r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})"
 #: Years before this are placeholders (`1/1/1800`): missing.
 MIN_YEAR = 1900
-DATE_FIELDS = ("year", "month", "weekday")
+DATE_FIELDS = ("year", "month", "weekday", "days")
 
 
-def date_parts(x: Column, month_first: bool = False, today: Any = None) -> tuple[Column, Column, Column]:
-    """Year, month and weekday (Monday = 0) of date strings, NaN where a value is not a date.
+def date_parts(x: Column, month_first: bool = False, today: Any = None,
+               reference: Column | None = None) -> tuple[Column, Column, Column, Column]:
+    """Year, month, weekday (Monday = 0) and days since 1970-01-01 of date strings, NaN where a value is not a date.
 
-    A two-digit year is read in the century of `today` (default: the day the graph is
-    built, which an export fixes), or the one before when that would be after `today`.
+    A two-digit year is read in the century of the row's `reference` (days since 1970, e.g.
+    another date column's `days`; where it is NaN, or without one: `today`, by default the day
+    the graph is built, which an export fixes), or the century before when that would be later.
     """
     if x.kind != STRING:
         raise TypeError("date_parts needs a string column (as_string).")
     import datetime
 
-    day = np.datetime64(today or datetime.date.today(), "D").astype("int64")
-    return tuple(Column("date_part", (x,), field=f, month_first=bool(month_first), today=int(day))  # type: ignore[return-value]
+    day = int(np.datetime64(today or datetime.date.today(), "D").astype("int64"))
+    args = (x,) if reference is None else (x, _unary("identity", reference))
+    return tuple(Column("date_part", args, field=f, month_first=bool(month_first), today=day)  # type: ignore[return-value]
                  for f in DATE_FIELDS)
 
 
-def _parse_dates(values: np.ndarray, month_first: bool, today: int) -> np.ndarray:
-    """(n, 3) year, month, weekday as float64 (NaN: not a date), per `date_parts`."""
+def _parse_dates(values: np.ndarray, month_first: bool, today: int, reference: np.ndarray | None = None) -> np.ndarray:
+    """(n, 4) year, month, weekday, days as float64 (NaN: not a date), per `date_parts`."""
     import datetime
     import re
 
     dmy, iso = re.compile(DATE_DMY), re.compile(DATE_ISO)
-    today_date = datetime.date(1970, 1, 1) + datetime.timedelta(days=today)
-    out = np.full((len(values), 3), np.nan)
+    epoch = datetime.date(1970, 1, 1)
+    out = np.full((len(values), 4), np.nan)
     for i, value in enumerate(values):
+        ref = today if reference is None or not np.isfinite(reference[i]) else int(reference[i])
+        today_date = epoch + datetime.timedelta(days=ref)
         text = str(value).strip(" \t\n\r\f\v")
         if (m := dmy.fullmatch(text)) is not None:
             d, mo, y = (int(g) for g in m.groups())
@@ -187,7 +226,7 @@ def _parse_dates(values: np.ndarray, month_first: bool, today: int) -> np.ndarra
         except ValueError:
             continue
         if date.year >= MIN_YEAR:
-            out[i] = (date.year, date.month, date.weekday())
+            out[i] = (date.year, date.month, date.weekday(), (date - epoch).days)
     return out
 
 
@@ -291,13 +330,14 @@ def evaluate(outputs: Mapping[str, Column], inputs: Mapping[str, np.ndarray],
             table = dict(zip(node.attrs["keys"], node.attrs["values"], strict=True))
             v = np.array([table.get(s, node.attrs["default"]) for s in a[0]], dtype=np.float64)
         elif op == "date_part":
-            key = (id(node.args[0]), node.attrs["month_first"], node.attrs["today"])
+            key = (*(id(arg) for arg in node.args), node.attrs["month_first"], node.attrs["today"])
             if key not in values:
-                values[key] = _parse_dates(a[0], node.attrs["month_first"], node.attrs["today"])  # type: ignore[index]
+                values[key] = _parse_dates(a[0], node.attrs["month_first"], node.attrs["today"],  # type: ignore[index]
+                                           np.broadcast_to(a[1], len(a[0])) if len(a) > 1 else None)
             v = values[key][:, DATE_FIELDS.index(node.attrs["field"])]  # type: ignore[index]
-        elif op in _ARITH:
+        elif op in _NUMPY:
             with np.errstate(divide="ignore", invalid="ignore"):
-                v = _ARITH[op](a[0], a[1])
+                v = _NUMPY[op](*a)
         else:
             raise NotExportable(f"Unknown graph operation {op!r}.")
         values[id(node)] = v
@@ -305,4 +345,6 @@ def evaluate(outputs: Mapping[str, Column], inputs: Mapping[str, np.ndarray],
     return {name: np.broadcast_to(values[id(node)], (n,)).astype(np.float64) for name, node in outputs.items()}
 
 
-_ARITH = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide}
+_NUMPY = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide, "floor": np.floor,
+          "log1p": np.log1p, "identity": lambda x: x, "maximum": np.maximum, "lt": np.less, "gt": np.greater,
+          "eq": np.equal, "or": np.logical_or}

@@ -47,15 +47,19 @@ def signature_names(kinds: Mapping[str, str]) -> dict[str, str]:
 @contextlib.contextmanager
 def quiet_tensorflow() -> Iterator[None]:
     """Keep TensorFlow's save/load chatter (lookup-table initializers, jax2tf's unsaved gradients) out of the log."""
+    from absl import logging as absl_logging  # TensorFlow's own logging library, installed with it
+
     loggers = [logging.getLogger(name) for name in ("tensorflow", "absl")]
-    levels = [lg.level for lg in loggers]
+    levels, verbosity = [lg.level for lg in loggers], absl_logging.get_verbosity()
     for lg in loggers:
         lg.setLevel(logging.ERROR)
+    absl_logging.set_verbosity(absl_logging.ERROR)
     try:
         yield
     finally:
         for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
+        absl_logging.set_verbosity(verbosity)
 
 
 # ---- TensorFlow --------------------------------------------------------------------------------------
@@ -71,8 +75,21 @@ def _tf_days(y: Any, m: Any, d: Any) -> Any:
     return era * 146097.0 + doe - 719468.0
 
 
-def _tf_dates(text: Any, month_first: bool, today: int) -> list[Any]:
-    """`graph.date_parts` in TensorFlow ops: year, month, weekday (float64, NaN where not a date)."""
+def _tf_year(days: Any) -> Any:
+    """The year of a day number (H. Hinnant's civil_from_days), float64."""
+    import tensorflow as tf
+
+    z = days + 719468.0
+    era = tf.floor(z / 146097.0)
+    doe = z - era * 146097.0
+    yoe = tf.floor((doe - tf.floor(doe / 1460.0) + tf.floor(doe / 36524.0) - tf.floor(doe / 146096.0)) / 365.0)
+    doy = doe - (365.0 * yoe + tf.floor(yoe / 4.0) - tf.floor(yoe / 100.0))
+    mp = tf.floor((5.0 * doy + 2.0) / 153.0)
+    return yoe + era * 400.0 + tf.cast(mp >= 10, tf.float64)
+
+
+def _tf_dates(text: Any, month_first: bool, today: int, reference: Any = None) -> list[Any]:
+    """`graph.date_parts` in TensorFlow ops: year, month, weekday, days (float64, NaN where not a date)."""
     import tensorflow as tf
 
     f64 = tf.float64
@@ -92,16 +109,19 @@ def _tf_dates(text: Any, month_first: bool, today: int) -> list[Any]:
     day = tf.where(is_iso, part(graph.DATE_ISO, 3, is_iso), day)
     month_ok = (month >= 1) & (month <= 12)
     m = tf.where(month_ok, month, tf.ones_like(month))
-    today_year = float((np.datetime64(today, "D").astype("datetime64[Y]").astype("int64") + 1970) // 100 * 100)
-    this = tf.where(two, today_year + year, year)
-    too_late = two & (_tf_days(this, m, day) > float(today))
+    ref = tf.fill(tf.shape(year), tf.constant(float(today), f64))
+    if reference is not None:
+        ref = tf.where(tf.math.is_finite(reference), reference, ref)
+    century = tf.floor(_tf_year(ref) / 100.0) * 100.0
+    this = tf.where(two, century + year, year)
+    too_late = two & (_tf_days(this, m, day) > ref)
     year = tf.where(too_late, this - 100.0, this)
     nxt = tf.where(m == 12, tf.ones_like(m), m + 1.0)
     length = _tf_days(year + tf.cast(m == 12, f64), nxt, tf.ones_like(m)) - _tf_days(year, m, tf.ones_like(m))
     ok = (is_dmy | is_iso) & month_ok & (day >= 1) & (day <= length) & (year >= graph.MIN_YEAR) & (year <= 9999)
     days = _tf_days(year, m, day)
     nan = tf.fill(tf.shape(days), tf.constant(np.nan, f64))
-    return [tf.where(ok, v, nan) for v in (year, month, tf.math.floormod(days + 3.0, 7.0))]
+    return [tf.where(ok, v, nan) for v in (year, month, tf.math.floormod(days + 3.0, 7.0), days)]
 
 
 def tf_features(outputs: Mapping[str, Column], columns: Mapping[str, Any], tables: Mapping[int, Any]) -> Any:
@@ -110,7 +130,9 @@ def tf_features(outputs: Mapping[str, Column], columns: Mapping[str, Any], table
 
     rows = tf.shape(next(iter(columns.values())))[0]
     values: dict[Any, Any] = {}
-    arith = {"add": tf.add, "sub": tf.subtract, "mul": tf.multiply, "div": tf.divide}
+    arith = {"add": tf.add, "sub": tf.subtract, "mul": tf.multiply, "div": tf.divide, "floor": tf.floor,
+             "log1p": tf.math.log1p, "identity": tf.identity, "maximum": _tf_maximum, "lt": tf.less,
+             "gt": tf.greater, "eq": tf.equal, "or": tf.logical_or}
     for node in graph.walk(outputs.values()):
         a = [values[id(arg)] for arg in node.args]
         op = node.op
@@ -127,17 +149,24 @@ def tf_features(outputs: Mapping[str, Column], columns: Mapping[str, Any], table
         elif op == "lookup":
             v = tables[id(node)].lookup(a[0])
         elif op == "date_part":
-            key = (id(node.args[0]), node.attrs["month_first"])
+            key = (*(id(arg) for arg in node.args), node.attrs["month_first"])
             if key not in values:
-                values[key] = _tf_dates(a[0], node.attrs["month_first"], node.attrs["today"])
+                values[key] = _tf_dates(a[0], node.attrs["month_first"], node.attrs["today"], *a[1:])
             v = values[key][graph.DATE_FIELDS.index(node.attrs["field"])]
         elif op in arith:
-            v = arith[op](a[0], a[1])
+            v = arith[op](*a)
         else:
             raise NotExportable(f"Unknown graph operation {op!r}.")
         values[id(node)] = v
     stacked = [tf.broadcast_to(tf.cast(values[id(n)], tf.float64), [rows]) for n in outputs.values()]
     return tf.cast(tf.stack(stacked, axis=1), tf.float32)
+
+
+def _tf_maximum(x: Any, value: Any) -> Any:
+    """`np.maximum`: NaN stays NaN (`tf.maximum` would give the other value)."""
+    import tensorflow as tf
+
+    return tf.where(tf.math.is_nan(x), x, tf.maximum(x, value))
 
 
 def tf_decision(problem: Any, threshold: float, output: Any) -> dict[str, Any]:
@@ -239,7 +268,8 @@ def onnx_model(kinds: Mapping[str, str], outputs: Mapping[str, Column], network:
     values: dict[Any, str] = {}
     first = next(iter(kinds))
     rows = g.op("Shape", [first])
-    arith = {"add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div"}
+    arith = {"add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "floor": "Floor", "identity": "Identity",
+             "lt": "Less", "gt": "Greater", "eq": "Equal", "or": "Or"}
     for node in graph.walk(outputs.values()):
         a = [values[id(arg)] for arg in node.args]
         op = node.op
@@ -264,6 +294,10 @@ def onnx_model(kinds: Mapping[str, str], outputs: Mapping[str, Column], network:
         elif op == "date_part":
             raise NotExportable("This run's preprocessing parses dates, which ONNX has no operators for; export it "
                                 "as a SavedModel (--format saved_model), which takes the same raw rows.")
+        elif op == "log1p":
+            v = g.op("Log", [g.op("Add", [a[0], g.const(1.0)])])
+        elif op == "maximum":  # NaN stays NaN, as np.maximum
+            v = g.op("Where", [g.op("IsNaN", [a[0]]), a[0], g.op("Max", a)])
         elif op in arith:
             v = g.op(arith[op], a)
         else:

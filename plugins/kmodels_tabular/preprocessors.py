@@ -109,6 +109,26 @@ class BankFeatures(Step):
             "CustLocation": x["CustLocation"].array,  # text or categorical, as it came
         }, index=x.index, copy=False)
 
+    def to_graph(self, columns: dict[str, graph.Column]) -> dict[str, graph.Column]:
+        missing = [c for c in self.INPUTS if c not in columns]
+        if missing:
+            raise DataError(f"bank_features: column(s) {missing} not among its inputs {list(columns)[:20]}.")
+        _, _, weekday, txn = graph.date_parts(graph.as_string(columns["TransactionDate"]))
+        dob = graph.date_parts(graph.as_string(columns["CustomerDOB"]), reference=txn)[3]
+        age = (txn - dob) / 365.25
+        age = graph.where(graph.either(graph.compare(age, "lt", self.min_age), graph.compare(age, "gt", self.max_age)),
+                          np.nan, age)
+        hour = graph.floor(graph.as_number(columns["TransactionTime"]) / 10000)
+        hour = graph.where(graph.either(graph.compare(hour, "lt", 0), graph.compare(hour, "gt", 23)), np.nan, hour)
+        amount = graph.as_number(columns["TransactionAmount (INR)"])
+        balance = graph.as_number(columns["CustAccountBalance"])
+        known = graph.compare(balance, "eq", balance)  # False only for NaN
+        return {"age": age, "hour": hour, "weekday": weekday,
+                "log_amount": graph.log1p(graph.maximum(amount, 0.0)),
+                "log_balance": graph.log1p(graph.maximum(balance, 0.0)),
+                "zero_balance": graph.where(known, graph.to_float(graph.compare(balance, "eq", 0.0)), np.nan),
+                "CustLocation": columns["CustLocation"]}
+
 
 @registry.preprocessors.register("frequency_encode")
 class FrequencyEncode(Step):
@@ -389,8 +409,8 @@ class AutoFeatures(Step):
             if kind == "numeric":
                 out[c] = graph.as_number(columns[c])
             elif kind == "date":
-                year, month, weekday = graph.date_parts(graph.as_string(columns[c]),
-                                                        month_first=self.date_orders_.get(c) == "month_first")
+                year, month, weekday, _ = graph.date_parts(graph.as_string(columns[c]),
+                                                           month_first=self.date_orders_.get(c) == "month_first")
                 out.update({f"{c}_year": year, f"{c}_month": month, f"{c}_weekday": weekday})
         for enc in (self.one_hot_, self.frequency_):
             if enc is not None:

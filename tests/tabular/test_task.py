@@ -150,3 +150,25 @@ def test_sklearn_mlp_stops_early_only_where_its_holdout_is_large_enough():
     y = y[order]
     small.fit(x[:124], y[:124])
     assert small.score(x[124:], y[124:]) > 0.9
+
+
+def test_bank_gender_exports_as_raw_transaction_rows(bank_run, tmp_path):
+    """The reference run's SavedModel takes the bank file's own columns (day-first dates with two-digit years
+    read against each row's transaction date, amounts, the city as text) and answers as `kmodels predict`."""
+    import tensorflow as tf
+    from kmodels_tabular.bank_data import generate_bank_frame
+
+    from kmodels import graph
+
+    out = tmp_path / "bank_export"
+    result = kmodels.export(bank_run.run_dir, out, "saved_model")
+    columns = {c["name"]: c["dtype"] for c in result["metadata"]["input"]["columns"]}
+    assert columns["CustomerDOB"] == "string" and columns["TransactionAmount (INR)"] == "float64"
+    rows = generate_bank_frame(80, seed=99)
+    kinds = {c: graph.NUMBER if d == "float64" else graph.STRING for c, d in columns.items()}
+    loaded = tf.saved_model.load(str(out))
+    got = loaded.serve({k: tf.constant(v.astype(str) if v.dtype == object else v)
+                        for k, v in graph.raw_inputs(rows, kinds).items()})
+    want = kmodels.predict(bank_run.run_dir, rows, allow_missing=True)
+    np.testing.assert_allclose(got["probabilities"].numpy(), want.filter(like="probability_").to_numpy(), atol=1e-5)
+    assert [v.decode() for v in got["label"].numpy()] == want["label"].astype(str).tolist()
