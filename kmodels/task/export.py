@@ -373,8 +373,12 @@ def _export_onnx(model: Any, path: Path) -> None:
                        f"{keras.backend.backend()}). A run's model.keras loads on any backend, so run "
                        "`KERAS_BACKEND=tensorflow kmodels export RUN OUT --format onnx` (after "
                        '`pip install "kmodels[onnx]"`).')
+    import warnings
+
     try:
-        model.export(str(path), format="onnx", verbose=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # Keras's tf2onnx shim probes np.object
+            model.export(str(path), format="onnx", verbose=False)
     except ImportError as exc:
         raise RunError(f"ONNX export needs packages that are not installed ({exc}); "
                        'install them with `pip install "kmodels[onnx]"`.') from None
