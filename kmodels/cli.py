@@ -9,7 +9,7 @@
     kmodels evaluate RUN_DIR [--data P]  re-evaluate a finished run on its test split (or new labelled data)
     kmodels predict RUN_DIR_OR_MODEL INPUT... [--output CSV]
     kmodels explain RUN_DIR [INPUT...] [--plot PNG]   column importance (tables), occlusion maps (images)
-    kmodels serve RUN_DIR [--host H] [--port P]       HTTP: POST /predict, GET /health, GET /metadata
+    kmodels serve RUN_DIR_OR_EXPORT [--port P]        HTTP: POST /predict, GET /health, GET /metadata
     kmodels bench {train-step,input-pipeline,tabular,quality,startup,serve} [ARGS]
 
 Exit codes: 0 success, 1 the run failed, 2 usage/config/data error, 130 interrupted.
@@ -121,11 +121,12 @@ def _parser() -> argparse.ArgumentParser:
                     "file)")
 
     sv = sub.add_parser("serve", help="serve a finished run over HTTP (POST /predict, GET /health, /metadata)",
-                        description="Serve a finished run's model over HTTP with FastAPI and uvicorn (pip install "
+                        description="Serve a finished run's model (or a SavedModel `kmodels export` made of one, "
+                        "without kmodels' run directory) over HTTP with FastAPI and uvicorn (pip install "
                         '"kmodels[serve]"): POST /predict takes JSON rows ({"rows": [{...}]}) or image bytes and '
                         "answers as `kmodels predict` does; concurrent requests are predicted together (micro-"
                         "batching). GET /health, GET /metadata (classes, input schema, versions). " + safe)
-    sv.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    sv.add_argument("run_dir", type=Path, metavar="RUN_DIR_OR_EXPORT")
     sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this machine "
                     "only; 0.0.0.0 for every interface)")
     sv.add_argument("--port", type=int, default=8080, help="default: %(default)s")

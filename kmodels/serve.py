@@ -71,10 +71,16 @@ class Service:
                               "least 1 and a wait >= 0.")
         self.source = Path(source)
         if not self.source.is_dir():
-            raise ConfigError(f"{str(self.source)!r} is not a run directory; `kmodels serve` serves a finished run "
-                              "(its model, preprocessing, classes and threshold).")
-        self.estimator = load(self.source)
-        self.tables = self.estimator._state is not None
+            raise ConfigError(f"{str(self.source)!r} is not a run directory or a SavedModel export; `kmodels serve` "
+                              "serves a finished run (its model, preprocessing, classes and threshold) or what "
+                              "`kmodels export` made of one.")
+        self.export: _Export | None = None
+        if (self.source / "saved_model.pb").is_file():
+            self.export = _Export(self.source)
+            self.tables = self.export.tables
+        else:
+            self.estimator = load(self.source)
+            self.tables = self.estimator._state is not None
         self.max_batch, self.max_wait = max_batch, max_wait_ms / 1000
         self._queue: asyncio.Queue[_Job] | None = None
         self._worker: asyncio.Task | None = None
@@ -86,6 +92,9 @@ class Service:
         from kmodels.backend import versions
         from kmodels.spec import load_spec
 
+        if self.export is not None:
+            return {**self.export.meta, "export": str(self.source), "kmodels": __version__, "versions": versions(),
+                    "max_batch": self.max_batch}
         est = self.estimator
         spec = load_spec(est.run_dir_ / "spec.toml")
         problem = est.problem_
@@ -107,6 +116,8 @@ class Service:
 
     def predict_now(self, inputs: Any) -> list[dict[str, Any]]:
         """Predictions for a DataFrame of rows or a list of image paths, as JSON-ready records."""
+        if self.export is not None:
+            return self.export.predict(inputs)
         if self.tables:
             frame = self.estimator.predict_frame(inputs)
         else:
@@ -179,6 +190,60 @@ class Service:
             else:
                 if not job.future.done():
                     job.future.set_result(result)
+
+
+class _Export:
+    """A SavedModel made by `kmodels export` (raw rows or encoded images in), served without its run directory."""
+
+    def __init__(self, path: Path) -> None:
+        import tensorflow as tf
+
+        from kmodels.runs import MAX_TEXT_BYTES, regular_file
+        from kmodels.task.export import METADATA_FILE
+        from kmodels.task.export_rows import quiet_tensorflow
+
+        meta_file = path / "assets" / METADATA_FILE
+        if not meta_file.is_file():
+            raise ConfigError(f"{str(path)!r} is a SavedModel without assets/{METADATA_FILE}; `kmodels serve` serves "
+                              "the exports `kmodels export` makes of a run (which say what their input and output are).")
+        self.meta = json.loads(regular_file(meta_file, MAX_TEXT_BYTES, what="export metadata").read_text())
+        given = self.meta.get("input")
+        if not isinstance(given, dict) or not ("columns" in given or "images" in given):
+            raise ConfigError(f"{str(path)!r} holds the network alone (features in); serve the run directory, or "
+                              "export it again from the run directory to get an export that takes raw rows.")
+        self.tables = "columns" in given
+        self.columns = {c["name"]: c["dtype"] for c in given.get("columns", [])}
+        with quiet_tensorflow():
+            self.model = tf.saved_model.load(str(path))
+        self.classes = list(self.meta.get("classes", []))
+
+    def predict(self, inputs: Any) -> list[dict[str, Any]]:
+        import tensorflow as tf
+
+        from kmodels import graph
+
+        if self.tables:
+            absent = [c for c in self.columns if c not in inputs.columns]
+            if absent:
+                raise DataError(f"missing column(s) {absent[:10]} that the model takes; expected the columns "
+                                f"{list(self.columns)[:20]}.")
+            kinds = {c: graph.NUMBER if d == "float64" else graph.STRING for c, d in self.columns.items()}
+            feed = {k: tf.constant(v.astype(str) if v.dtype == object else v)
+                    for k, v in graph.raw_inputs(inputs, kinds).items()}
+        else:
+            feed = tf.constant([Path(p).read_bytes() for p in inputs])
+        try:
+            out = {k: v.numpy() for k, v in self.model.serve(feed).items()}
+        except tf.errors.InvalidArgumentError as exc:
+            raise DataError(f"the model could not read the input ({exc.message.splitlines()[0][:200]}).") from None
+        if "prediction" in out:
+            return [{"prediction": float(v)} for v in out["prediction"]]
+        records = []
+        for label, probability, row in zip(out["label"], out["probability"], out["probabilities"], strict=True):
+            record = {"label": label.decode(), "probability": float(probability)}
+            record.update({f"probability_{c}": float(p) for c, p in zip(self.classes, row, strict=True)})
+            records.append(record)
+        return records
 
 
 def create_app(source: str | Path, max_batch: int = 256, max_wait_ms: float = 5.0,

@@ -159,3 +159,29 @@ def test_the_serve_command_starts_a_server_and_stops_on_sigterm(toy_run):
         proc.wait(timeout=30)
     # uvicorn shuts down gracefully, then re-raises the signal, so the process ends as SIGTERM's default would
     assert proc.returncode in (0, -signal.SIGTERM) and b"Traceback" not in proc.stderr.read()
+
+
+def test_a_raw_rows_export_is_served_without_its_run_directory(toy_run, rows, tmp_path):
+    """`kmodels serve EXPORT`: the SavedModel alone answers as the run does; its metadata says what it takes;
+    a missing column is a 422 naming it; an export of the bare network is refused with what to do instead."""
+    from kmodels.errors import ConfigError
+    from kmodels.serve import create_app
+
+    export = tmp_path / "export"
+    kmodels.export(toy_run.run_dir, export, "saved_model")
+    with Server(create_app(export, max_wait_ms=5)) as running:
+        status, meta = running.call("/metadata")
+        assert status == 200 and meta["classes"] == ["a", "b"] and meta["export"] == str(export)
+        assert [c["name"] for c in meta["input"]["columns"]] == ["f0", "f1", "f2", "f3"]
+        status, body = running.call("/predict", {"rows": rows.head(8).to_dict("records")})
+        assert status == 200, body
+        expected = kmodels.predict(toy_run.run_dir, rows.head(8))
+        assert [p["label"] for p in body["predictions"]] == list(expected["label"])
+        np.testing.assert_allclose([p["probability_b"] for p in body["predictions"]], expected["probability_b"],
+                                   atol=1e-5)
+        status, body = running.call("/predict", {"rows": [{"f0": 1.0}]})
+        assert status == 422 and "f1" in json.dumps(body)
+    network = tmp_path / "network"
+    kmodels.export(toy_run.run_dir / "model.keras", network, "saved_model")
+    with pytest.raises(ConfigError, match="network alone"):
+        create_app(network)
