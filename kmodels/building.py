@@ -120,7 +120,9 @@ def check_metrics(options: CompileOptions, problem: Problem) -> list[str]:
 
     metrics = [m for name in options.metrics for m in (problem.metrics if name == "auto" else (name,))]
     n, k = 4, problem.num_classes
-    if problem.output_width > 1:  # sparse class indices against one probability per class
+    if problem.per_label_threshold:  # 0/1 per label against one probability per label
+        y_true, y_pred = (np.arange(n * k).reshape(n, k) % 2).astype("float32"), np.full((n, k), 0.5, "float32")
+    elif problem.output_width > 1:  # sparse class indices against one probability per class
         y_true, y_pred = np.arange(n) % k, np.full((n, k), 1.0 / k, dtype="float32")
     else:
         y_true, y_pred = (np.arange(n) % 2).astype("float32")[:, None], np.full((n, 1), 0.5, dtype="float32")
@@ -143,15 +145,9 @@ def check_metrics(options: CompileOptions, problem: Problem) -> list[str]:
             raise ConfigError(
                 f"[compile] metric {metric!r} does not work on this {problem.kind} problem's labels and outputs "
                 f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}). Remove it, or use one that does, e.g. "
-                f"{', '.join(repr(m) for m in ('auto', *_METRICS_FOR[problem.kind]))}."
+                f"{', '.join(repr(m) for m in ('auto', *problem.known_metrics))}."
             ) from None
     return metrics
-
-
-#: Metrics known to work per problem kind (named in the error for a metric that does not).
-_METRICS_FOR = {"binary": ("auc", "precision", "recall"),
-                "multiclass": ("sparse_top_k_categorical_accuracy",),
-                "regression": ("mean_absolute_error", "root_mean_squared_error")}
 
 
 def compile_model(model: Any, options: CompileOptions, problem: Problem | None = None, *,

@@ -154,6 +154,8 @@ class _Estimator(BaseEstimator):
         output, _ = self._output(X)
         if not self.problem_.is_classification:
             return self.problem_.probabilities(output)
+        if self.problem_.per_label_threshold:  # scikit-learn's multi-label form: an (n, labels) 0/1 matrix
+            return self.problem_.decode(output, self.threshold_)
         return self.classes_[self.problem_.decode(output, self.threshold_)]
 
 

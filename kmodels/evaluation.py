@@ -101,6 +101,45 @@ def multiclass_metrics(y_true: np.ndarray, proba: np.ndarray, class_names: Seque
     }
 
 
+def multilabel_metrics(y_true: np.ndarray, proba: np.ndarray, threshold: Any = 0.5,
+                       label_names: Sequence[str] = ()) -> dict[str, Any]:
+    """Micro and macro F1, subset accuracy (every label right), Hamming loss, macro ROC AUC, a per-label table.
+
+    Args:
+        y_true: (n, N) 0/1.
+        proba: (n, N) independent label probabilities.
+        threshold: a label is predicted when its probability reaches it (a number, or one per label).
+        label_names: the N labels, used as keys of `per_label`.
+
+    Example:
+        >>> y = np.array([[1, 0, 1], [0, 1, 0]])
+        >>> m = multilabel_metrics(y, np.array([[0.9, 0.2, 0.4], [0.1, 0.8, 0.1]]), 0.5, ["a", "b", "c"])
+        >>> round(m["f1_micro"], 3), m["subset_accuracy"], m["per_label"]["c"]["f1"]
+        (0.857, 0.5, 0.0)
+    """
+    from sklearn import metrics as skm
+
+    y_true = np.asarray(y_true).astype(int)
+    proba = np.asarray(proba, dtype=float).reshape(y_true.shape)
+    thresholds = np.broadcast_to(np.asarray(threshold, dtype=float), (y_true.shape[1],))
+    y_pred = (proba >= thresholds).astype(int)
+    p, r, f, s = skm.precision_recall_fscore_support(y_true, y_pred, average=None, zero_division=0)
+    present = [i for i in range(y_true.shape[1]) if 0 < y_true[:, i].sum() < len(y_true)]
+    auc = float(np.mean([skm.roc_auc_score(y_true[:, i], proba[:, i]) for i in present])) if present else None
+    names = [str(n) for n in label_names] or [str(i) for i in range(y_true.shape[1])]
+    return {
+        "n": int(len(y_true)),
+        "f1_micro": float(skm.f1_score(y_true, y_pred, average="micro", zero_division=0)) if len(y_true) else None,
+        "f1_macro": float(np.mean(f)) if len(y_true) else None,
+        "subset_accuracy": float(skm.accuracy_score(y_true, y_pred)) if len(y_true) else None,
+        "hamming_loss": float(skm.hamming_loss(y_true, y_pred)) if len(y_true) else None,
+        "roc_auc": auc,
+        "per_label": {names[i]: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
+                                 "support": int(s[i]), "threshold": float(thresholds[i])}
+                      for i in range(y_true.shape[1])},
+    }
+
+
 def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
     """MAE, RMSE and R² of predicted values.
 
@@ -164,6 +203,15 @@ def _weighted_scorer(kind: str, y_true: np.ndarray, output: np.ndarray):
             ss_tot = (w * (y - mean) ** 2).sum()
             return float(1 - (w * (y - p) ** 2).sum() / ss_tot) if ss_tot > 0 else None
         return r2
+    if kind == "multilabel":  # micro F1 of the decisions at 0.5 (the spread, not the value, is what is wanted)
+        truth, pred = y_true.astype(bool), np.asarray(output, dtype=float).reshape(y_true.shape) >= 0.5
+        tp, fp, fn = ((truth & pred).sum(axis=1), (~truth & pred).sum(axis=1), (truth & ~pred).sum(axis=1))
+
+        def micro_f1(w: np.ndarray) -> float | None:
+            hits = 2 * (w * tp).sum()
+            total = hits + (w * fp).sum() + (w * fn).sum()
+            return float(hits / total) if total > 0 else None
+        return micro_f1
     if kind == "binary":
         scores = np.asarray(output, dtype=float).ravel()
         levels, group = np.unique(scores, return_inverse=True)  # tied scores share a group
@@ -275,6 +323,21 @@ def plot_confusion_matrix(cm: Sequence[Sequence[int]], class_names: Sequence[str
 THRESHOLD_METRICS = ("accuracy", "balanced_accuracy", "f1")
 #: The candidate thresholds: a grid fine enough for any split kmodels validates on.
 THRESHOLD_GRID = np.round(np.linspace(0.01, 0.99, 99), 2)
+
+
+def plot_per_label(per_label: Mapping[str, Mapping[str, Any]], path: str | Path, title: str = "Per label") -> Path:
+    """Precision, recall and F1 of each label of a multi-label model (bars), with its support in the tick label."""
+    plt = pyplot()
+    names = list(per_label)
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(names) + 2), 4))
+    for i, metric in enumerate(("precision", "recall", "f1")):
+        ax.bar(x + (i - 1) * 0.27, [per_label[n][metric] for n in names], width=0.27, label=metric)
+    ax.set_xticks(x, [f"{n}\n(n={per_label[n]['support']})" for n in names])
+    ax.set_ylim(0, 1.05)
+    ax.set_title(title)
+    ax.legend(loc="lower right")
+    return save_figure(fig, path)
 
 
 def threshold_curve(y_true: np.ndarray, proba: np.ndarray, metric: str) -> np.ndarray:

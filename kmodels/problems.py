@@ -1,4 +1,4 @@
-"""Problem types: binary, multiclass, regression.
+"""Problem types: binary, multiclass, multi-label, regression.
 
 A `Problem` says what is predicted and everything that follows from it: the
 model's head (`num_classes`), the loss and metrics Keras trains with, how the
@@ -8,7 +8,9 @@ inferred from the target column (`infer_problem`) and always overridable with
 
 The `num_classes` convention of every registered model (keras-hub style):
 `num_classes=2` → one sigmoid unit (binary), `num_classes=N >= 3` → N softmax
-units (multiclass), `num_classes=1` → one linear unit (regression).
+units (multiclass), `num_classes=1` → one linear unit (regression). A multi-label
+problem builds its model inside `Problem.building()`, under which `output_head`
+gives N independent sigmoid units.
 
 Example:
     >>> import pandas as pd
@@ -20,7 +22,9 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import contextvars
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -29,8 +33,10 @@ import pandas as pd
 
 from kmodels.errors import ConfigError, DataError
 
-ProblemKind = Literal["binary", "multiclass", "regression"]
-KINDS: tuple[str, ...] = ("binary", "multiclass", "regression")
+ProblemKind = Literal["binary", "multiclass", "multilabel", "regression"]
+KINDS: tuple[str, ...] = ("binary", "multiclass", "multilabel", "regression")
+#: What joins the labels of a row in a multi-label target (`"a|c"`), unless the dataset says otherwise.
+LABEL_SEP = "|"
 #: A numeric target with more distinct values than this is taken as regression.
 MAX_DISCRETE_LEVELS = 20
 #: More classes than this is almost surely an identifier or a free-text column.
@@ -62,6 +68,8 @@ class Problem:
     kind: ProblemKind
     classes: tuple[Any, ...] = ()
     reason: str = "set by the task"
+    #: multi-label: what joins a row's labels in the target column and in predictions
+    sep: str = LABEL_SEP
 
     #: (fewest, most) classes; the loss, metrics and primary metric of the kind (set by each class)
     class_range: ClassVar[tuple[int, int]] = (0, 0)
@@ -69,8 +77,14 @@ class Problem:
     metrics: ClassVar[tuple[str, ...]] = ()
     primary: ClassVar[str] = ""
     columns: ClassVar[tuple[str, ...]] = ()
-    #: whether a probability threshold turns the output into a decision (`[evaluate] threshold`)
+    #: Keras metrics known to work on this problem's labels (named when `[compile] metrics` holds one that does not)
+    known_metrics: ClassVar[tuple[str, ...]] = ()
+    #: whether one probability threshold turns the output into a decision (`[evaluate] threshold`)
     uses_threshold: ClassVar[bool] = False
+    #: whether a threshold per class decides (multi-label; `[evaluate] threshold` or one chosen per label)
+    per_label_threshold: ClassVar[bool] = False
+    #: whether the split is stratified on the labels and `class_weight = "balanced"` applies
+    stratified: ClassVar[bool] = True
 
     def __new__(cls, kind: Any = None, *args: Any, **kwargs: Any) -> Problem:
         if cls is Problem:
@@ -145,6 +159,56 @@ class Problem:
         """What a model's output means, in words (export metadata)."""
         return "one probability per class, in the order of classes"
 
+    def building(self) -> contextlib.AbstractContextManager:
+        """The context a model of this problem is built in (`output_head` reads it). Default: nothing."""
+        return contextlib.nullcontext()
+
+    def label_text(self, labels: np.ndarray) -> list[str]:
+        """Encoded labels (`encode`) as text: the class name of each row."""
+        return [self.class_names[int(i)] for i in np.asarray(labels).ravel()]
+
+    def label_counts(self, values: pd.Series) -> dict[str, int]:
+        """Rows per class (name -> count) of a target column; classes without rows are absent."""
+        counts = values[self.valid(values)].astype(str).value_counts()
+        return {str(k): int(v) for k, v in counts.items() if v}
+
+    def baseline(self, estimator: Any) -> Any:
+        """A scikit-learn estimator made fit for this problem's labels (`encode`). Default: as it is."""
+        return estimator
+
+    def baseline_output(self, estimator: Any, x: Any) -> np.ndarray:
+        """A fitted scikit-learn baseline's output in the Keras model's form (see `probabilities`)."""
+        if not self.is_classification:
+            return estimator.predict(x)
+        proba = np.zeros((len(x), self.num_classes))
+        proba[:, estimator.classes_.astype(int)] = estimator.predict_proba(x)  # a class absent from train stays 0
+        return self.as_output(proba)
+
+    def majority_output(self, y_train: np.ndarray, rows: int) -> np.ndarray:
+        """What the majority baseline outputs: the training split's most frequent class, with certainty."""
+        return self.constant_output(int(np.bincount(y_train, minlength=self.num_classes).argmax()), rows)
+
+    def choose_threshold(self, y_val: np.ndarray, output: np.ndarray, metric: str) -> Any:
+        """The decision threshold(s) `[evaluate] threshold = "auto"` picks on validation; None where none apply."""
+        return None
+
+    def check_threshold(self, threshold: Any) -> float | tuple[float, ...]:
+        """A saved threshold, checked (a run directory is data anyone may have edited): raises ValueError."""
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 < threshold < 1:
+            raise ValueError(f"threshold={threshold!r}; expected a probability strictly between 0 and 1")
+        return float(threshold)
+
+    def prediction_frame(self, output: np.ndarray, threshold: Any = 0.5, index: Any = None) -> pd.DataFrame:
+        """Predictions as a DataFrame: `label`, its `probability`, and one `probability_<class>` column per class
+        (binary too, so the positive class is named)."""
+        out = self.class_probabilities(output)
+        names = np.asarray(self.class_names, dtype=object)
+        idx = self.decode(output, threshold)
+        frame = pd.DataFrame({"label": names[idx], "probability": out[np.arange(len(out)), idx]}, index=index)
+        for i, name in enumerate(self.class_names):
+            frame[f"probability_{name}"] = out[:, i]
+        return frame
+
     def score(self, y_true: np.ndarray, output: np.ndarray, threshold: float = 0.5) -> dict[str, Any]:
         """Test metrics of a model's output (see `kmodels.evaluation`), with `primary_se`: the primary
         metric's bootstrap standard error over the test rows."""
@@ -162,11 +226,15 @@ class Problem:
         return evaluation.multiclass_metrics(y_true, out, self.class_names)
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "classes": [_plain(c) for c in self.classes], "reason": self.reason}
+        out = {"kind": self.kind, "classes": [_plain(c) for c in self.classes], "reason": self.reason}
+        if self.per_label_threshold:
+            out["sep"] = self.sep
+        return out
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Problem:
-        return Problem(obj["kind"], tuple(obj.get("classes", ())), obj.get("reason", "saved with the run"))
+        return Problem(obj["kind"], tuple(obj.get("classes", ())), obj.get("reason", "saved with the run"),
+                       str(obj.get("sep", LABEL_SEP)))
 
     @classmethod
     def from_num_classes(cls, num_classes: int) -> Problem:
@@ -194,6 +262,7 @@ class BinaryProblem(Problem):
     class_range = (2, 2)
     loss = "binary_crossentropy"
     metrics = ("accuracy",)
+    known_metrics = ("auc", "precision", "recall")
     primary = "roc_auc"
     columns = ("model", "accuracy", "balanced_accuracy", "roc_auc", "f1")
     uses_threshold = True
@@ -228,6 +297,11 @@ class BinaryProblem(Problem):
 
         return evaluation.binary_metrics(y_true, out, threshold, self.class_names)
 
+    def choose_threshold(self, y_val: np.ndarray, output: np.ndarray, metric: str) -> float:
+        from kmodels.evaluation import choose_threshold
+
+        return choose_threshold(y_val, self.probabilities(output), metric)
+
 
 @dataclass(frozen=True)
 class MulticlassProblem(Problem):
@@ -236,6 +310,7 @@ class MulticlassProblem(Problem):
     class_range = (3, MAX_CLASSES)
     loss = "sparse_categorical_crossentropy"
     metrics = ("accuracy",)
+    known_metrics = ("sparse_top_k_categorical_accuracy",)
     primary = "balanced_accuracy"
     columns = ("model", "accuracy", "balanced_accuracy", "f1_macro", "roc_auc")
 
@@ -247,6 +322,7 @@ class RegressionProblem(Problem):
     class_range = (0, 0)
     loss = "mean_squared_error"
     metrics = ("mean_absolute_error",)
+    known_metrics = ("mean_absolute_error", "root_mean_squared_error")
     primary = "r2"
     columns = ("model", "r2", "mae", "rmse")
 
@@ -287,14 +363,144 @@ class RegressionProblem(Problem):
     def describe_output(self) -> str:
         return "the predicted value, in the target's units"
 
+    def majority_output(self, y_train: np.ndarray, rows: int) -> np.ndarray:
+        return np.full(rows, float(np.mean(y_train)) if len(y_train) else 0.0)
+
+    def prediction_frame(self, output: np.ndarray, threshold: Any = 0.5, index: Any = None) -> pd.DataFrame:
+        return pd.DataFrame({"prediction": self.decode(output)}, index=index)
+
     def _metrics(self, y_true: np.ndarray, out: np.ndarray, threshold: float) -> dict[str, Any]:
         from kmodels import evaluation
 
         return evaluation.regression_metrics(y_true, out)
 
 
+_MULTI_LABEL_HEAD: contextvars.ContextVar[bool] = contextvars.ContextVar("kmodels_multi_label_head", default=False)
+
+
+@dataclass(frozen=True)
+class MultilabelProblem(Problem):
+    """Any set of N labels per row (target `"a|c"`): N independent sigmoid units, binary cross-entropy per
+    label, ranked by micro F1; a label is predicted when its probability reaches its threshold (one per
+    label, chosen on validation with `[evaluate] threshold = "auto"`).
+
+    Example:
+        >>> p = Problem("multilabel", ("a", "b", "c"))
+        >>> p.encode(pd.Series(["a|c", "b"])).tolist()
+        [[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]
+        >>> p.prediction_frame(np.array([[0.9, 0.2, 0.7]]))["label"].tolist()
+        ['a|c']
+    """
+
+    class_range = (2, MAX_CLASSES)
+    loss = "binary_crossentropy"
+    metrics = ("binary_accuracy",)
+    known_metrics = ("auc", "precision", "recall")
+    primary = "f1_micro"
+    columns = ("model", "f1_micro", "f1_macro", "subset_accuracy", "hamming_loss")
+    per_label_threshold = True
+    stratified = False
+
+    def split(self, values: pd.Series) -> list[list[str]]:
+        """Each row's labels (`"a|c"` → `["a", "c"]`; blanks around a label are ignored); [] for a missing value."""
+        return [[] if pd.isna(v) else [part.strip() for part in str(v).split(self.sep) if part.strip()]
+                for v in values]
+
+    def valid(self, values: pd.Series) -> np.ndarray:
+        known = set(self.class_names)
+        return np.array([bool(labels) and set(labels) <= known for labels in self.split(values)], dtype=bool)
+
+    def encode(self, values: pd.Series) -> np.ndarray:
+        index = {name: i for i, name in enumerate(self.class_names)}
+        out = np.zeros((len(values), len(self.classes)), dtype=np.float32)
+        for row, labels in enumerate(self.split(values)):
+            out[row, [index[label] for label in labels if label in index]] = 1.0
+        return out
+
+    def class_probabilities(self, output: np.ndarray) -> np.ndarray:
+        return self.probabilities(output)
+
+    def decode(self, output: np.ndarray, threshold: Any = 0.5) -> np.ndarray:
+        """(n, N) 0/1: each label whose probability reaches its threshold (a number, or one per label)."""
+        return (self.probabilities(output) >= np.asarray(threshold, dtype=np.float64)).astype(np.int64)
+
+    def chosen_probability(self, output: np.ndarray, threshold: Any = 0.5) -> np.ndarray:
+        raise TypeError("A multi-label prediction has a probability per label, not one.")
+
+    def constant_output(self, index: int, rows: int) -> np.ndarray:
+        return np.zeros((rows, len(self.classes))) + np.eye(len(self.classes))[index]
+
+    def majority_output(self, y_train: np.ndarray, rows: int) -> np.ndarray:
+        """Each label as most training rows have it (present or absent), with certainty."""
+        majority = (np.asarray(y_train).mean(axis=0) > 0.5).astype(np.float64) if len(y_train) else 0.0
+        return np.zeros((rows, len(self.classes))) + majority
+
+    def describe_output(self) -> str:
+        return ("one independent probability per label, in the order of classes; a label is predicted when its "
+                "probability >= its threshold")
+
+    def baseline(self, estimator: Any) -> Any:
+        """One-vs-rest around an estimator that takes one label column (`MLPClassifier` takes them all)."""
+        from sklearn.multiclass import OneVsRestClassifier
+        from sklearn.neural_network import MLPClassifier
+
+        return estimator if isinstance(estimator, MLPClassifier) else OneVsRestClassifier(estimator)
+
+    def baseline_output(self, estimator: Any, x: Any) -> np.ndarray:
+        return np.asarray(estimator.predict_proba(x), dtype=np.float64)
+
+    def label_text(self, labels: np.ndarray) -> list[str]:
+        """Rows of 0/1 per label as their labels joined by `sep`."""
+        return [self.sep.join(n for n, on in zip(self.class_names, row, strict=True) if on)
+                for row in np.asarray(labels)]
+
+    def label_counts(self, values: pd.Series) -> dict[str, int]:
+        """Rows carrying each label."""
+        totals = self.encode(values[self.valid(values)]).sum(axis=0)
+        return {name: int(n) for name, n in zip(self.class_names, totals, strict=True) if n}
+
+    def building(self) -> contextlib.AbstractContextManager:
+        @contextlib.contextmanager
+        def sigmoid_heads() -> Iterator[None]:
+            token = _MULTI_LABEL_HEAD.set(True)
+            try:
+                yield
+            finally:
+                _MULTI_LABEL_HEAD.reset(token)
+        return sigmoid_heads()
+
+    def choose_threshold(self, y_val: np.ndarray, output: np.ndarray, metric: str) -> tuple[float, ...]:
+        """Per label, the threshold that maximises that label's F1 on validation (0.5 for a label it lacks)."""
+        from kmodels.evaluation import choose_threshold
+
+        proba, y_val = self.probabilities(output), np.asarray(y_val)
+        return tuple(choose_threshold(y_val[:, i], proba[:, i], "f1") for i in range(len(self.classes)))
+
+    def check_threshold(self, threshold: Any) -> float | tuple[float, ...]:
+        if isinstance(threshold, list | tuple):
+            if len(threshold) != len(self.classes):
+                raise ValueError(f"{len(threshold)} thresholds for {len(self.classes)} labels")
+            return tuple(float(super(MultilabelProblem, self).check_threshold(t)) for t in threshold)
+        return super().check_threshold(threshold)
+
+    def prediction_frame(self, output: np.ndarray, threshold: Any = 0.5, index: Any = None) -> pd.DataFrame:
+        """`label`: the predicted labels joined by `sep` (`""` for none), and one `probability_<label>` per label."""
+        proba, chosen = self.class_probabilities(output), self.decode(output, threshold).astype(bool)
+        names = self.class_names
+        frame = pd.DataFrame({"label": [self.sep.join(n for n, on in zip(names, row, strict=True) if on)
+                                        for row in chosen]}, index=index)
+        for i, name in enumerate(names):
+            frame[f"probability_{name}"] = proba[:, i]
+        return frame
+
+    def _metrics(self, y_true: np.ndarray, out: np.ndarray, threshold: Any) -> dict[str, Any]:
+        from kmodels import evaluation
+
+        return evaluation.multilabel_metrics(y_true, out, threshold, self.class_names)
+
+
 _BY_KIND: dict[str, type[Problem]] = {"binary": BinaryProblem, "multiclass": MulticlassProblem,
-                                      "regression": RegressionProblem}
+                                      "multilabel": MultilabelProblem, "regression": RegressionProblem}
 
 
 def _plain(value: Any) -> Any:
@@ -308,20 +514,22 @@ def _sorted_values(values: Sequence[Any]) -> list[Any]:
 
 
 def infer_problem(values: pd.Series, problem: str = "auto", classes: Sequence[Any] | None = None, *,
-                  column: str | None = None, source: str = "<data>") -> Problem:
+                  column: str | None = None, source: str = "<data>", sep: str = LABEL_SEP) -> Problem:
     """Decide the problem type from the target column, or check the one asked for.
 
-    Two distinct values → binary; text, booleans or at most `MAX_DISCRETE_LEVELS`
+    Text holding label sets joined by `sep` (`"a|c"`, on at least 1% of the rows) →
+    multi-label; two distinct values → binary; text, booleans or at most `MAX_DISCRETE_LEVELS`
     whole numbers → multiclass; other numbers → regression. `classes` names the
-    classes to keep, in label order (binary: negative first); rows with other
+    classes (labels) to keep, in label order (binary: negative first); rows with other
     values are dropped later by cleaning.
 
     Args:
         values: the target column (missing values are ignored).
-        problem: `"auto"`, `"binary"`, `"multiclass"` or `"regression"`.
+        problem: `"auto"`, `"binary"`, `"multiclass"`, `"multilabel"` or `"regression"`.
         classes: the class values to keep, in order; `None` takes every distinct value, sorted.
         column: the target's name, for messages.
         source: where the data came from, for messages.
+        sep: what joins the labels of a multi-label row.
 
     Raises:
         DataError: a target that cannot be learned (one value, all missing, text for
@@ -343,6 +551,9 @@ def infer_problem(values: pd.Series, problem: str = "auto", classes: Sequence[An
         raise DataError(f"{source}: target {name} has no values (every row is missing). "
                         "Pick another column with --set data.target=COLUMN.")
     numeric = pd.api.types.is_numeric_dtype(present) and not pd.api.types.is_bool_dtype(present)
+    if problem == "multilabel" or (problem == "auto" and not numeric and sep
+                                   and present.astype(str).str.contains(sep, regex=False).mean() >= 0.01):
+        return _multilabel(present, classes, name, source, sep, problem)
     distinct = present.unique()
     fractional = numeric and not np.all(np.mod(distinct.astype(float), 1) == 0)
     if problem == "regression" or (problem == "auto" and classes is None and numeric
@@ -392,6 +603,28 @@ def infer_problem(values: pd.Series, problem: str = "auto", classes: Sequence[An
     return Problem(kind, tuple(_plain(c) for c in kept), why)
 
 
+def _multilabel(present: pd.Series, classes: Sequence[Any] | None, name: str, source: str, sep: str,
+                asked: str) -> Problem:
+    probe = MultilabelProblem("multilabel", ("_", "__"), sep=sep)
+    seen = sorted({label for labels in probe.split(present) for label in labels})
+    if classes is not None:
+        kept = [str(c) for c in classes]
+        missing = [c for c in kept if c not in seen]
+        if missing:
+            raise DataError(f"{source}: data.classes names {missing}, not among the labels of target {name} "
+                            f"({seen[:10]}).")
+    else:
+        kept = seen
+    if len(kept) < 2:
+        raise DataError(f"{source}: target {name} holds {len(kept)} label(s) ({kept}); a multi-label problem needs "
+                        "at least two. Check the column and data.label_sep.")
+    if len(kept) > MAX_CLASSES:
+        raise DataError(f"{source}: target {name} holds {len(kept)} distinct labels, more than {MAX_CLASSES}.")
+    why = ('data.problem = "multilabel" in the spec' if asked == "multilabel"
+           else f"label sets joined by {sep!r} ({len(kept)} labels)")
+    return Problem("multilabel", tuple(kept), why, sep)
+
+
 def output_head(x: Any, num_classes: int, name: str = "output") -> Any:
     """The output layer for `num_classes` (see the module docstring), in float32.
 
@@ -406,6 +639,8 @@ def output_head(x: Any, num_classes: int, name: str = "output") -> Any:
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
         raise ValueError(f"Received num_classes={num_classes!r}. Expected 1 (regression), 2 (binary) "
                          "or N >= 3 (multiclass).")
+    if _MULTI_LABEL_HEAD.get():  # a multi-label problem is building it: one independent sigmoid per label
+        return keras.layers.Dense(num_classes, activation="sigmoid", dtype="float32", name=name)(x)
     if num_classes == 1:
         return keras.layers.Dense(1, dtype="float32", name=name)(x)
     if num_classes == 2:

@@ -105,6 +105,8 @@ class Service:
         }
         if problem.uses_threshold:
             out["threshold"], out["positive_class"] = est.threshold_, problem.class_names[1]
+        if problem.per_label_threshold:
+            out["threshold"], out["label_sep"] = est.threshold_, problem.sep
         if self.tables:
             state = est._state
             out["input"] = {"kind": "json rows", "columns": state.get("feature_columns"),
@@ -239,8 +241,10 @@ class _Export:
         if "prediction" in out:
             return [{"prediction": float(v)} for v in out["prediction"]]
         records = []
-        for label, probability, row in zip(out["label"], out["probability"], out["probabilities"], strict=True):
-            record = {"label": label.decode(), "probability": float(probability)}
+        for i, (label, row) in enumerate(zip(out["label"], out["probabilities"], strict=True)):
+            record: dict[str, Any] = {"label": label.decode()}
+            if "probability" in out:  # one class per row (multi-label rows have a probability per label only)
+                record["probability"] = float(out["probability"][i])
             record.update({f"probability_{c}": float(p) for c, p in zip(self.classes, row, strict=True)})
             records.append(record)
         return records

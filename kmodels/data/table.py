@@ -24,7 +24,9 @@ class Table:
         group: a column whose values must not cross splits (e.g. `CustomerID`).
         source: where the rows came from, for messages and reports.
         notes: remarks made while reading (dropped columns, inferred types).
-        problem: `"auto"` (inferred from the target), `"binary"`, `"multiclass"` or `"regression"`.
+        problem: `"auto"` (inferred from the target), `"binary"`, `"multiclass"`, `"multilabel"` or
+            `"regression"`.
+        label_sep: what joins a row's labels in a multi-label target (`"a|c"`).
 
     Example:
         >>> import pandas as pd
@@ -40,6 +42,7 @@ class Table:
     source: str = "<memory>"
     notes: list[str] = field(default_factory=list)
     problem: str = "auto"
+    label_sep: str = "|"
     #: (the frame they belong to, codes): see `group_codes`.
     _codes: tuple[pd.DataFrame, np.ndarray] | None = field(default=None, init=False, repr=False, compare=False)
     #: the inferred problem, computed once and carried over by `subset`
@@ -58,7 +61,7 @@ class Table:
         """The problem this table poses (inferred from the target once, then kept; see `kmodels.problems`)."""
         if self._problem is None:
             self._problem = infer_problem(self.frame[self.target], self.problem, self.classes,
-                                          column=self.target, source=self.source)
+                                          column=self.target, source=self.source, sep=self.label_sep)
         return self._problem
 
     def resolved_classes(self) -> tuple[Any, ...]:
@@ -103,7 +106,7 @@ class Table:
             [1, 0]
         """
         out = Table(frame.reset_index(drop=True), self.target, self.classes, self.group, self.source, self.notes,
-                    self.problem)
+                    self.problem, self.label_sep)
         out._problem = self._problem
         if rows is not None and self._codes is not None and self._codes[0] is self.frame:
             rows = np.asarray(rows)
@@ -113,7 +116,8 @@ class Table:
         return out
 
     def labels(self, frame: pd.DataFrame | None = None) -> np.ndarray:
-        """Labels of `frame` (default: the whole table): class indices, or float32 numbers for regression.
+        """Labels of `frame` (default: the whole table): class indices, (n, labels) 0/1 for multi-label, or float32
+        numbers for regression.
 
         Rows must hold a valid target (cleaning drops the others).
         """

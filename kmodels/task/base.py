@@ -36,6 +36,7 @@ from kmodels.evaluation import (
     plot_binary_diagnostics,
     plot_confusion_matrix,
     plot_importance,
+    plot_per_label,
     plot_regression,
 )
 from kmodels.runs import MAX_MODEL_BYTES, RunDir
@@ -174,6 +175,9 @@ class Task(DataSteps, ModelSteps):
             return []
         problem = prepared.problem
         title = f"{self.spec.task}: keras, test split"
+        if problem.per_label_threshold:
+            plot_per_label(metrics["per_label"], rd.file("per_label.png"), title=title)
+            return ["per_label.png"]
         if problem.is_classification:
             plot_confusion_matrix(metrics["confusion_matrix"], problem.class_names,
                                   rd.file("confusion_matrix.png"), title=title)

@@ -56,7 +56,7 @@ class DataSteps:
         """
         target = table.frame[table.target].dropna()
         counts = None
-        if problem.is_classification:  # only the problem's classes: rows of others are dropped when cleaning
+        if problem.stratified and problem.is_classification:  # only the problem's classes: others are dropped
             counts = {c: int(n) for c, n in target.value_counts().items() if c in set(problem.classes)}
             target = target[target.isin(problem.classes)]
         s = self.spec.options("split")
@@ -144,9 +144,11 @@ class DataSteps:
             codes = table.group_codes()  # computed once, shared with the EDA
             groups = np.where(codes < 0, np.nan, codes)  # a missing id is its own group
         problem = table.problem_type()
-        labels = table.labels() if problem.is_classification else np.zeros(len(table.frame), dtype=np.int64)
+        labels = (table.labels() if problem.is_classification and problem.stratified
+                  else np.zeros(len(table.frame), dtype=np.int64))
         idx = split_indices(labels, test=opts.test, val=opts.val, seed=self.train_options.seed,
-                            stratify=opts.stratify and problem.is_classification, groups=groups)
+                            stratify=opts.stratify and problem.is_classification and problem.stratified,
+                            groups=groups)
         return {name: table.frame.iloc[i].reset_index(drop=True)
                 for name, i in zip(("train", "val", "test"), idx, strict=True)}
 
@@ -193,9 +195,5 @@ class DataSteps:
         """Reference models scored on the test split. Default: the majority class, or the mean for regression."""
         train, test = prepared.data["train"], prepared.data["test"]
         problem = prepared.problem
-        if not problem.is_classification:
-            mean = float(np.mean(train.y)) if len(train.y) else 0.0
-            return {"mean": problem.score(test.y, np.full(len(test.y), mean))}
-        majority = int(np.bincount(train.y, minlength=problem.num_classes).argmax())
-        output = problem.constant_output(majority, len(test.y))
-        return {"majority": problem.score(test.y, output, self.threshold)}
+        output = problem.majority_output(train.y, len(test.y))
+        return {"majority" if problem.is_classification else "mean": problem.score(test.y, output, self.threshold)}

@@ -150,8 +150,7 @@ def _export_rows(rd: Any, spec: Any, state: dict[str, Any], model: Any, out: Pat
     meta["input"] = {"columns": [{"name": c, "dtype": "float64" if k == graph.NUMBER else "string",
                                   "signature_name": slugs[c]} for c, k in kinds.items()],
                      "missing": "NaN in a number column, the empty string in a text column"}
-    meta["outputs"] = list(export_rows.OUTPUTS_CLASSIFICATION if problem.is_classification
-                           else export_rows.OUTPUTS_REGRESSION)
+    meta["outputs"] = list(_outputs(problem))
     tmp = _scratch_name(out)
     try:
         with tempfile.TemporaryDirectory(prefix="kmodels-export-") as scratch, export_rows.quiet_tensorflow():
@@ -206,8 +205,7 @@ def _export_images(rd: Any, spec: Any, model: Any, out: Path, meta: dict[str, An
     files, expected = [f for f, ok in zip(files, readable, strict=True) if ok], expected[readable]
     meta["input"] = {"images": "encoded image files (JPEG, PNG, GIF, BMP) as a string tensor, any size",
                      "image_size": list(size)}
-    meta["outputs"] = list(export_rows.OUTPUTS_CLASSIFICATION if problem.is_classification
-                           else export_rows.OUTPUTS_REGRESSION)
+    meta["outputs"] = list(_outputs(problem))
     tmp = _scratch_name(out)
     try:
         with tempfile.TemporaryDirectory(prefix="kmodels-export-") as scratch, export_rows.quiet_tensorflow():
@@ -245,6 +243,14 @@ def _check_images(rd: Any, spec: Any, rows: Any) -> list[Path]:
     if not files:
         raise RunError("No images to check the export on; give some: --rows FOLDER.")
     return files
+
+
+def _outputs(problem: Any) -> tuple[str, ...]:
+    from kmodels.task import export_rows
+
+    if problem.per_label_threshold:
+        return export_rows.OUTPUTS_MULTILABEL
+    return export_rows.OUTPUTS_CLASSIFICATION if problem.is_classification else export_rows.OUTPUTS_REGRESSION
 
 
 def _run_checked(run: Any) -> Any:
@@ -291,7 +297,8 @@ def _compare_rows(problem: Any, expected: pd.DataFrame, got: dict[str, np.ndarra
         labels = np.array([v.decode() if isinstance(v, bytes) else str(v) for v in got["label"]], dtype=object)
         differ = labels != expected["label"].astype(str).to_numpy(dtype=object)
         if tolerance > ROWS_TOLERANCE:  # a close call may go either way within the tolerance
-            close = (np.abs(want[:, -1] - threshold) <= tolerance if problem.uses_threshold else
+            close = (np.abs(want - np.asarray(threshold)).min(axis=1) <= tolerance
+                     if problem.uses_threshold or problem.per_label_threshold else
                      np.sort(want, axis=1)[:, -1] - np.sort(want, axis=1)[:, -2] <= 2 * tolerance)
             differ &= ~close
         if differ.any():
@@ -318,6 +325,8 @@ def _metadata(run_dir: Any, model: Any) -> dict[str, Any]:
                             "output": problem.describe_output()}
     if problem.uses_threshold:
         meta.update(threshold=threshold, positive_class=problem.class_names[1])
+    if problem.per_label_threshold:
+        meta.update(threshold=list(threshold) if isinstance(threshold, tuple) else threshold, label_sep=problem.sep)
     meta["input"] = ("the run's features after its preprocessing (kmodels predict applies it)" if run_dir is not None
                      and run_dir.exists("preprocessor.skops") else f"shape {list(model.input_shape)}")
     return meta

@@ -8,6 +8,8 @@ column, named as the column: float64 for numbers (NaN for missing) and strings f
 
 - classification: `label` (the class name; binary at the run's threshold), `probability`
   (of that label) and `probabilities` (one column per class, in `classes` order);
+- multi-label: `label` (the labels at or above their thresholds, joined by the run's separator)
+  and `probabilities` (one column per label);
 - regression: `prediction`.
 
 Nothing of kmodels is needed to load or run it: `tf.saved_model.load(path).serve({...})`, or
@@ -29,6 +31,7 @@ from kmodels import graph
 from kmodels.graph import NUMBER, STRING, Column, NotExportable
 
 OUTPUTS_CLASSIFICATION = ("label", "probability", "probabilities")
+OUTPUTS_MULTILABEL = ("label", "probabilities")
 OUTPUTS_REGRESSION = ("prediction",)
 
 
@@ -177,6 +180,11 @@ def tf_decision(problem: Any, threshold: float, output: Any) -> dict[str, Any]:
     if not problem.is_classification:
         return {"prediction": out[:, 0]}
     names = tf.constant(list(problem.class_names), tf.string)
+    if problem.per_label_threshold:  # the labels at or above their thresholds, joined by the problem's sep
+        chosen = out >= tf.constant(np.broadcast_to(np.asarray(threshold, np.float64), (len(problem.classes),)))
+        joined = tf.strings.reduce_join(tf.where(chosen, tf.broadcast_to(names + problem.sep, tf.shape(out)), ""),
+                                        axis=1)
+        return {"label": tf.strings.regex_replace(joined, re.escape(problem.sep) + "$", ""), "probabilities": out}
     if problem.uses_threshold:
         positive = out[:, 0]
         probabilities = tf.stack([1.0 - positive, positive], axis=1)
@@ -334,6 +342,9 @@ def _split(g: _Onnx) -> int:
 def _onnx_decision(g: _Onnx, problem: Any, threshold: float, output: str) -> dict[str, tuple[str, int, list]]:
     from onnx import TensorProto
 
+    if problem.per_label_threshold:
+        raise NotExportable("A multi-label run exports to ONNX only without its joined label strings, which ONNX "
+                            "cannot build; export it as a SavedModel (--format saved_model), which returns them.")
     out = g.op("Cast", [g.op("Flatten", [output], axis=1)], to=TensorProto.DOUBLE)
     if not problem.is_classification:
         return {"prediction": (g.op("Squeeze", [out, g.const([1], np.int64)]), TensorProto.DOUBLE, ["n"])}

@@ -36,7 +36,7 @@ def save_model(model: Any, path: Path) -> Path:
     return path
 
 
-def saved_problem(run_dir: RunDir | None, model: Any) -> tuple[Problem, float]:
+def saved_problem(run_dir: RunDir | None, model: Any) -> tuple[Problem, Any]:
     """The problem and decision threshold a run was trained for, or what a bare model's output implies.
 
     What `metrics.json` says is checked before it is used: the threshold must be a probability
@@ -53,16 +53,19 @@ def saved_problem(run_dir: RunDir | None, model: Any) -> tuple[Problem, float]:
                        else Problem("binary", tuple(metrics.get("classes", ("0", "1")))))
         except (KeyError, TypeError, ValueError) as exc:
             raise RunError(f"{where!r}: its 'problem' entry is not one kmodels wrote ({exc}).") from None
-        threshold = metrics.get("threshold", 0.5)
-        if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 < threshold < 1:
-            raise RunError(f"{where!r}: threshold={threshold!r}. Expected a probability strictly between 0 and 1; "
-                           "the file was edited or damaged. Re-run the task, or fix the value.")
+        try:
+            threshold = problem.check_threshold(metrics.get("threshold", 0.5))
+        except ValueError as exc:
+            raise RunError(f"{where!r}: {exc} (strictly between 0 and 1); the file was edited or damaged. Re-run "
+                           "the task, or fix the value.") from None
         _check_output_width(problem, model, where)
-        return problem, float(threshold)
+        return problem, threshold
     units = int(model.output_shape[-1])
     activation = getattr(model.layers[-1], "activation", None)
     if units == 1 and getattr(activation, "__name__", "") != "sigmoid":
         return Problem.from_num_classes(1), 0.5
+    if units > 1 and getattr(activation, "__name__", "") == "sigmoid":  # independent labels
+        return Problem("multilabel", tuple(str(i) for i in range(units)), "sigmoid units"), 0.5
     return Problem.from_num_classes(max(units, 2)), 0.5
 
 
@@ -78,22 +81,15 @@ def _check_output_width(problem: Problem, model: Any, where: str) -> None:
                        "directory's files do not belong together; re-run the task.")
 
 
-def prediction_frame(problem: Problem, output: np.ndarray, threshold: float = 0.5,
+def prediction_frame(problem: Problem, output: np.ndarray, threshold: Any = 0.5,
                      index: Any = None) -> pd.DataFrame:
-    """Predictions as a DataFrame (see `Task.predict_files` for the columns).
+    """Predictions as a DataFrame, as the problem writes them (`Problem.prediction_frame`).
 
     Classification: `label`, its `probability`, and one `probability_<class>` column per class
-    (binary too, so the positive class is named); regression: `prediction`.
+    (binary too, so the positive class is named); multi-label: `label` (the labels joined by the
+    problem's `sep`) and a `probability_<label>` per label; regression: `prediction`.
     """
-    if not problem.is_classification:
-        return pd.DataFrame({"prediction": problem.decode(output)}, index=index)
-    out = problem.class_probabilities(output)
-    names = np.asarray(problem.class_names, dtype=object)
-    idx = problem.decode(output, threshold)
-    frame = pd.DataFrame({"label": names[idx], "probability": out[np.arange(len(out)), idx]}, index=index)
-    for i, name in enumerate(problem.class_names):
-        frame[f"probability_{name}"] = out[:, i]
-    return frame
+    return problem.prediction_frame(output, threshold, index)
 
 
 #: The fitted preprocessing (skops format: data, loaded without running code) and what goes with it (JSON).

@@ -90,7 +90,7 @@ class ModelSteps:
         elif problem.kind != "binary":
             raise ConfigError(f"[model] {name!r} has no num_classes argument, so it can only solve binary problems; "
                               f"this one is {problem.kind}. Add `num_classes: int = 2` to its builder.")
-        with precision(self.train_options.precision):
+        with precision(self.train_options.precision), problem.building():
             model = registry.models.create(block, where=f"[model] {name!r}", **extra)
         if self.train_options.precision != "float32" and model.outputs[0].dtype != "float32":
             logger.warning("Model %r outputs %s under %s; give its last layer dtype='float32' for a stable loss.",
@@ -220,7 +220,7 @@ class ModelSteps:
 
     def class_weight(self, y: np.ndarray, problem: Problem) -> dict[int, float] | None:
         """`"balanced"` class weights (n / (classes x count)); `None` unless the spec asks, or for regression."""
-        if self.train_options.class_weight != "balanced" or not problem.is_classification:
+        if self.train_options.class_weight != "balanced" or not (problem.is_classification and problem.stratified):
             return None
         k = problem.num_classes
         counts = np.bincount(y, minlength=k).astype(float)

@@ -16,6 +16,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from kmodels import cluster, registry
@@ -138,9 +139,9 @@ def run_task(task: Task, run_dir: RunDir | None = None, out: str | Path | None =
         task.check_size(table, problem)
         resolved_loss(task.spec.options("compile"), problem)  # a loss that cannot work stops before the run exists
         check_metrics(task.spec.options("compile"), problem)  # and so does a metric
-        if task.spec.options("evaluate").calibrate and not problem.is_classification:
-            raise ConfigError("[evaluate] calibrate = true is for classification; this run is a regression. "
-                              "Remove it.")
+        if task.spec.options("evaluate").calibrate and (not problem.is_classification or problem.per_label_threshold):
+            raise ConfigError(f"[evaluate] calibrate = true is for binary and multiclass problems; this run is "
+                              f"{problem.kind}. Remove it.")
         rd = run_dir if run_dir is not None else RunDir.create(task.spec.task, out=out)
         tracker = None
         with rd.exclusive() if cluster.is_writer() else nullcontext():
@@ -212,7 +213,8 @@ def _run_in(task: Task, rd: RunDir, table: Table, problem: Problem, devices: int
     plot_history(history, rd.file("training_curves.png"), phase_start=phase_start)
     threshold, chosen = decision_threshold(task, model, prepared)
     results["keras"] = _evaluate(task, model, prepared, threshold)
-    if problem.uses_threshold:
+    decides = problem.uses_threshold or problem.per_label_threshold
+    if decides:
         results["keras"]["threshold"] = threshold
     plots = task.plot_results(prepared, results["keras"], model)
     importance = task.explain(model, prepared, threshold)
@@ -225,7 +227,7 @@ def _run_in(task: Task, rd: RunDir, table: Table, problem: Problem, devices: int
                "classes": list(problem.class_names), "primary_metric": problem.primary,
                "splits": prepared.sizes, "cleaning": prepared.cleaning, "fit_seconds": round(fit_seconds, 3),
                "epochs_run": len(history.get("loss", [])), "replicas": devices, "models": results}
-    if problem.uses_threshold:
+    if decides:
         metrics["threshold"], metrics["threshold_chosen_on"] = threshold, chosen
     if task.spec.options("evaluate").calibrate and problem.is_classification:
         metrics["temperature"] = rd.read_json(TRAINED).get("temperature")
@@ -244,27 +246,26 @@ def _run_in(task: Task, rd: RunDir, table: Table, problem: Problem, devices: int
     return RunResult(task.spec.task, rd.path, metrics, frame, table_text)
 
 
-def decision_threshold(task: Task, model: Any, prepared: Any) -> tuple[float, str]:
-    """The binary decision threshold of this run and where it comes from.
+def decision_threshold(task: Task, model: Any, prepared: Any) -> tuple[Any, str]:
+    """The decision threshold of this run (binary: one; multi-label: one per label) and where it comes from.
 
-    `[evaluate] threshold = "auto"`: the one maximising `threshold_metric` on the validation
-    split's predictions (0.5 when there is no validation split with both classes); a number:
-    that number. Not binary: 0.5, unused.
+    `[evaluate] threshold = "auto"`: what the problem chooses on the validation split's predictions
+    (`Problem.choose_threshold`: binary, the best `threshold_metric`; multi-label, each label's best
+    F1), 0.5 when there is no validation split to choose on; a number: that number. Other problems:
+    0.5, unused.
     """
-    from kmodels.evaluation import choose_threshold
-
-    options = task.spec.options("evaluate")
-    if not prepared.problem.uses_threshold or options.threshold != "auto":
+    options, problem = task.spec.options("evaluate"), prepared.problem
+    if not (problem.uses_threshold or problem.per_label_threshold) or options.threshold != "auto":
         return task.threshold, "spec"
     val = prepared.data["val"]
-    if len(val.y) == 0 or len(set(val.y.tolist())) < 2:
+    if len(val.y) == 0 or len(np.unique(np.asarray(val.y))) < 2:
         logger.warning('[evaluate] threshold = "auto" needs a validation split holding both classes; using 0.5.')
         return 0.5, "default (no usable validation split)"
-    proba = prepared.problem.probabilities(task.predict_output(model, val.x))
-    threshold = choose_threshold(val.y, proba, options.threshold_metric)
-    logger.info("Decision threshold %.2f: the best %s on the validation split (%d rows).", threshold,
-                options.threshold_metric, len(val.y))
-    return threshold, f"validation {options.threshold_metric}"
+    threshold = problem.choose_threshold(val.y, task.predict_output(model, val.x), options.threshold_metric)
+    metric = "F1 per label" if problem.per_label_threshold else options.threshold_metric
+    shown = ", ".join(f"{t:.2f}" for t in threshold) if isinstance(threshold, tuple) else f"{threshold:.2f}"
+    logger.info("Decision threshold %s: the best %s on the validation split (%d rows).", shown, metric, len(val.y))
+    return (list(threshold) if isinstance(threshold, tuple) else threshold), f"validation {metric}"
 
 
 def calibrate(task: Task, model: Any, prepared: Any) -> float:

@@ -53,9 +53,9 @@ def identifier_columns(frame: pd.DataFrame, keep: set[str]) -> list[str]:
 
 @registry.datasets.register("csv")
 def csv(path: str, target: str, classes: list[str] | None = None, group: str | None = None,
-        sep: str = ",", problem: Literal["auto", "binary", "multiclass", "regression"] = "auto",
-        encoding: str = "utf-8") -> Table:
-    """Any CSV file and the name of the column to predict (binary, multiclass or regression).
+        sep: str = ",", problem: Literal["auto", "binary", "multiclass", "multilabel", "regression"] = "auto",
+        encoding: str = "utf-8", label_sep: str = "|") -> Table:
+    """Any CSV file and the name of the column to predict (binary, multiclass, multi-label or regression).
 
     Identifier-like columns (text, unique per row) are dropped with a note;
     column types are inferred later by the `auto_features` step. The problem
@@ -68,8 +68,9 @@ def csv(path: str, target: str, classes: list[str] | None = None, group: str | N
             default: every value, sorted. Rows of other classes are dropped.
         group: a column whose values must not cross splits.
         sep: the field delimiter.
-        problem: `"auto"` (inferred), `"binary"`, `"multiclass"` or `"regression"`.
+        problem: `"auto"` (inferred), `"binary"`, `"multiclass"`, `"multilabel"` or `"regression"`.
         encoding: the file's text encoding (`"latin-1"`, `"cp1252"`, ...).
+        label_sep: what joins the labels of a multi-label target (`"a|c"`: a row with labels a and c).
 
     Example:
         >>> import tempfile, pathlib
@@ -81,7 +82,7 @@ def csv(path: str, target: str, classes: list[str] | None = None, group: str | N
     """
     frame = read_csv(path, sep=sep, encoding=encoding)
     table = Table(frame, target=target, classes=tuple(classes) if classes else None, group=group, source=str(path),
-                  problem=problem)
+                  problem=problem, label_sep=label_sep)
     keep = {target} | ({group} if group else set())
     ids = identifier_columns(frame, keep)
     if ids:

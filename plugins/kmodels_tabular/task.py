@@ -80,16 +80,7 @@ def _sklearn_models(problem: Problem, opts: BaselineOptions, seed: int, rows: in
                                                       max_iter=opts.sklearn_max_iter, early_stopping=rows >= MLP_EARLY_STOPPING_ROWS,
                                                       random_state=seed),
     }
-    return {name: make() for (name, enabled), make in candidates.items() if enabled}
-
-
-def _output(model: Any, x: np.ndarray, problem: Problem) -> np.ndarray:
-    """A fitted scikit-learn model's output in the Keras model's form (see `Problem.probabilities`)."""
-    if not problem.is_classification:
-        return model.predict(x)
-    proba = np.zeros((len(x), problem.num_classes))
-    proba[:, model.classes_.astype(int)] = model.predict_proba(x)  # a class missing from train stays at 0
-    return problem.as_output(proba)
+    return {name: problem.baseline(make()) for (name, enabled), make in candidates.items() if enabled}
 
 
 class TabularTask(Task):
@@ -118,7 +109,7 @@ class TabularTask(Task):
             from sklearn.model_selection import train_test_split
 
             x, _, y, _ = train_test_split(x, y, train_size=opts.sklearn_max_rows, random_state=self.train_options.seed,
-                                          stratify=y if problem.is_classification else None)
+                                          stratify=y if problem.is_classification and problem.stratified else None)
         test = prepared.data["test"]
         for name, model in _sklearn_models(problem, opts, self.train_options.seed, len(y)).items():
             start = time.perf_counter()
@@ -127,10 +118,13 @@ class TabularTask(Task):
                 model.fit(x, y)
             seconds = time.perf_counter() - start
             iterations = getattr(model, "n_iter_", None)
+            if iterations is None and hasattr(model, "estimators_"):  # one-vs-rest: the longest of its models
+                iterations = [getattr(e, "n_iter_", None) for e in model.estimators_]
+                iterations = None if None in iterations else iterations
             iterations = int(np.max(iterations)) if iterations is not None else None
             logger.info("%s: trained on %d rows (cap %d)%s, %.1f s", name, len(y), opts.sklearn_max_rows,
                         f", {iterations} iterations" if iterations is not None else "", seconds)
-            out[name] = {**problem.score(test.y, _output(model, test.x, problem), self.threshold),
+            out[name] = {**problem.score(test.y, problem.baseline_output(model, test.x), self.threshold),
                          "trained_on_rows": int(len(y)), "fit_seconds": round(seconds, 2)}
             if iterations is not None:
                 out[name]["iterations"] = iterations

@@ -15,8 +15,9 @@ logger = logging.getLogger("kmodels")
 
 
 @registry.datasets.register("image_folder")
-def image_folder(path: str, classes: list[str] | None = None) -> Table:
-    """Labelled images from a folder (class folders, split folders, flat `cat.0.jpg`) or a `path,label` CSV.
+def image_folder(path: str, classes: list[str] | None = None, label_sep: str = "|") -> Table:
+    """Labelled images from a folder (class folders, split folders, flat `cat.0.jpg`), a `path,label` CSV, or a
+    `path,labels` CSV of label sets (`"cat|outdoor"`: a multi-label problem).
 
     Files are only listed here; the task decodes each one in its integrity scan.
 
@@ -25,6 +26,7 @@ def image_folder(path: str, classes: list[str] | None = None) -> Table:
         classes: the classes to keep, in label order (binary: negative first),
             matched case-insensitively (plural folder names such as `cats/` work
             too); `None` reads every class from the data, sorted.
+        label_sep: what joins the labels of an image in a `path,labels` CSV.
 
     Example:
         >>> import tempfile, pathlib
@@ -36,7 +38,8 @@ def image_folder(path: str, classes: list[str] | None = None) -> Table:
         (['Cat', 'Dog'], 'binary')
     """
     frame = image_table(path, classes)
-    return Table(frame, target="label", classes=tuple(classes) if classes else None, source=str(path))
+    return Table(frame, target="label", classes=tuple(classes) if classes else None, source=str(path),
+                 problem="multilabel" if frame.attrs.get("multilabel") else "auto", label_sep=label_sep)
 
 
 def synthetic_folder(count: int, seed: int, min_size: int, max_size: int) -> Path:

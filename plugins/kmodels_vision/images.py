@@ -149,9 +149,17 @@ def _from_csv(path: Path, classes: Sequence[str] | None) -> pd.DataFrame:
     from kmodels.api import read_csv
 
     frame = read_csv(path, dtype=str)
+    if "labels" in frame.columns and "label" not in frame.columns:  # path,labels: label sets ("a|c"), multi-label
+        if "path" not in frame.columns:
+            raise DataError(f"{str(path)!r} lacks a path column; expected a CSV with path,labels columns.")
+        frame["path"] = [str(p if Path(p).is_absolute() else path.parent / p) for p in frame["path"]]
+        out = frame.rename(columns={"labels": "label"})[["path", "label"] + (["split"] if "split" in frame else [])]
+        out.attrs["multilabel"] = True
+        return out
     missing = [c for c in ("path", "label") if c not in frame.columns]
     if missing:
-        raise DataError(f"{str(path)!r} lacks column(s) {missing}; expected a CSV with path,label columns.")
+        raise DataError(f"{str(path)!r} lacks column(s) {missing}; expected a CSV with path,label columns (or "
+                        "path,labels for several labels per image).")
     frame["path"] = [str(p if Path(p).is_absolute() else path.parent / p) for p in frame["path"]]
     labels = frame["label"].map(lambda v: _canonical(str(v), classes))
     bad = frame.loc[labels.isna(), "label"].unique()

@@ -171,8 +171,9 @@ class ImageClassification(Task):
             sample = frame.sample(min(16, len(frame)), random_state=self.train_options.seed) if len(frame) else frame
             report_lib.image_grid(sample["path"].tolist(), sample["label"].tolist(),
                                   rd.file("sample_images.png"), "Sample images")
-        classes = table.problem_type().classes
-        missing = sorted(set(classes) - set(frame["label"].unique()), key=str)
+        problem = table.problem_type()
+        counts = problem.label_counts(frame["label"])
+        missing = sorted((c for c in problem.classes if not counts.get(str(c))), key=str)
         if missing:
             raise DataError(f"{table.source}: no usable images of class(es) {missing}; every class needs images "
                             "(see the skipped files above).")
@@ -189,9 +190,11 @@ class ImageClassification(Task):
         missing = [name for name in ("val", "test") if parts[name].empty]
         if missing:  # carve what is missing out of train, stratified and seeded
             opts = self.spec.options("split")
-            tr, va, te = split_indices(table.labels(parts["train"]), test=opts.test if "test" in missing else 0.0,
+            stratify = opts.stratify and table.problem_type().stratified
+            labels = table.labels(parts["train"]) if stratify else np.zeros(len(parts["train"]), dtype=np.int64)
+            tr, va, te = split_indices(labels, test=opts.test if "test" in missing else 0.0,
                                        val=opts.val if "val" in missing else 0.0, seed=self.train_options.seed,
-                                       stratify=opts.stratify)
+                                       stratify=stratify)
             train = parts["train"]
             parts["train"] = train.iloc[tr].reset_index(drop=True)
             if "val" in missing:
@@ -352,8 +355,9 @@ class ImageClassification(Task):
             logger.warning("Explaining the first %d of %d images.", self.MAX_EXPLAINED, len(files))
             files = files[:self.MAX_EXPLAINED]
         problem, threshold = saved_problem(run_dir, model)
-        if not problem.is_classification:
-            raise ConfigError("Occlusion maps follow a class probability; this run is a regression.")
+        if not problem.is_classification or problem.per_label_threshold:
+            raise ConfigError(f"Occlusion maps follow the predicted class's probability; this run is {problem.kind}, "
+                              "which has none.")
         height, width = self.images.image_size
         images = []
         for f in files:
@@ -384,11 +388,12 @@ class ImageClassification(Task):
         rd = self.context.run_dir
         if rd is not None:
             pred = problem.decode(output, threshold)
-            confidence = problem.chosen_probability(output, threshold)  # of the predicted class
-            wrong = np.flatnonzero(pred != test.y)
-            names = problem.class_names
+            wrong = np.flatnonzero((pred != test.y).reshape(len(pred), -1).any(axis=1))
+            said = problem.prediction_frame(output, threshold)
+            truth = problem.label_text(test.y)
             report_lib.image_grid([test.frame["path"].iloc[i] for i in wrong[:16]],
-                                  [f"true {names[test.y[i]]}, pred {names[pred[i]]}\np={confidence[i]:.2f}"
+                                  [f"true {truth[i]}, pred {said['label'].iloc[i]}"
+                                   + (f"\np={said['probability'].iloc[i]:.2f}" if "probability" in said else "")
                                    for i in wrong[:16]],
                                   rd.file("misclassified.png"),
                                   f"Misclassified test images ({len(wrong)} of {len(test.y)})")
