@@ -25,11 +25,13 @@ from kmodels.errors import ConfigError, DataError, RunError
 from kmodels.evaluation import format_table, markdown_text, plot_confusion_matrix, pyplot, save_figure, spreadsheet_safe
 from kmodels.problems import Problem, infer_problem, output_head
 from kmodels.runs import RunDir, atomic_write
+from kmodels.saving import Artifacts
 from kmodels.spec import load_spec
 from kmodels.task import Features, Prepared, RunResult, Task
 from kmodels.task.inference import prediction_frame, saved_problem
 
 __all__ = [
+    "Artifacts",
     "BACKBONE",
     "ArrayBatches",
     "Batches",

@@ -31,6 +31,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import NotFittedError
 
 from kmodels.errors import ConfigError, DataError
+from kmodels.saving import MODEL, SPEC
 
 #: Rows predicted in one direct call of the model (no `predict` loop, so no retracing per call size).
 _DIRECT_ROWS = 1024
@@ -87,10 +88,10 @@ class _Estimator(BaseEstimator):
 
         rd = RunDir(run_dir)
         self.run_dir_ = rd.path
-        self.model_ = load_model(rd.readable("model.keras", MAX_MODEL_BYTES))
+        self.model_ = load_model(rd.readable(MODEL, MAX_MODEL_BYTES))
         self.problem_, self.threshold_ = saved_problem(rd, self.model_)
         self._state = _load_state(rd)
-        self._task_class = registry.tasks.get(load_spec(rd.readable("spec.toml")).task)
+        self._task_class = registry.tasks.get(load_spec(rd.readable(SPEC)).task)
         if self.problem_.is_classification:
             self.classes_ = np.asarray(self.problem_.classes)
 

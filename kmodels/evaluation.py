@@ -281,8 +281,8 @@ def pyplot():
     return plt
 
 
-def plot_confusion_matrix(cm: Sequence[Sequence[int]], class_names: Sequence[str], path: str | Path,
-                          title: str = "Confusion matrix") -> Path:
+def plot_confusion_matrix(cm: Sequence[Sequence[int]], class_names: Sequence[str], path: str | Path | None,
+                          title: str = "Confusion matrix") -> Any:
     """Seaborn heatmap of a confusion matrix, coloured by row share (recall), annotated with counts.
 
     Readable to about 20 classes: the figure grows with the class count, long
@@ -325,7 +325,7 @@ THRESHOLD_METRICS = ("accuracy", "balanced_accuracy", "f1")
 THRESHOLD_GRID = np.round(np.linspace(0.01, 0.99, 99), 2)
 
 
-def plot_per_label(per_label: Mapping[str, Mapping[str, Any]], path: str | Path, title: str = "Per label") -> Path:
+def plot_per_label(per_label: Mapping[str, Mapping[str, Any]], path: str | Path | None, title: str = "Per label") -> Any:
     """Precision, recall and F1 of each label of a multi-label model (bars), with its support in the tick label."""
     plt = pyplot()
     names = list(per_label)
@@ -406,10 +406,10 @@ def fit_temperature(y_true: np.ndarray, proba: np.ndarray) -> float:
     return float(np.exp(result.x))
 
 
-def plot_binary_diagnostics(y_test: np.ndarray, p_test: np.ndarray, path: str | Path, *,
+def plot_binary_diagnostics(y_test: np.ndarray, p_test: np.ndarray, path: str | Path | None, *,
                             class_names: Sequence[str] = ("0", "1"), threshold: float = 0.5,
                             y_val: np.ndarray | None = None, p_val: np.ndarray | None = None,
-                            metric: str = "balanced_accuracy", title: str = "Binary diagnostics") -> Path:
+                            metric: str = "balanced_accuracy", title: str = "Binary diagnostics") -> Any:
     """ROC and precision-recall curves, a reliability diagram (test split), and the metric against the
     decision threshold (validation split when given, else test), with the run's threshold marked."""
     from sklearn import metrics as skm
@@ -486,8 +486,8 @@ def permutation_importances(predict_output: Any, frame: Any, y: np.ndarray, scor
                                                  "std": round(float(result.importances_std[i]), 6)} for i in order}}
 
 
-def plot_importance(importance: Mapping[str, Any], metric: str, path: str | Path, title: str = "",
-                    top: int = 20) -> Path:
+def plot_importance(importance: Mapping[str, Any], metric: str, path: str | Path | None, title: str = "",
+                    top: int = 20) -> Any:
     """Horizontal bars of the `top` most important columns: the mean drop of `metric`, with its std."""
     plt = pyplot()
     items = list(importance["features"].items())[:top]
@@ -525,7 +525,7 @@ def fingerprint(frame: Any) -> str:
     return digest.hexdigest()[:16]
 
 
-def plot_regression(y_true: np.ndarray, y_pred: np.ndarray, path: str | Path, title: str = "Regression") -> Path:
+def plot_regression(y_true: np.ndarray, y_pred: np.ndarray, path: str | Path | None, title: str = "Regression") -> Any:
     """Predicted vs true values (with the identity line) and residuals vs predicted, side by side."""
     plt = pyplot()
     y_true = np.asarray(y_true, dtype=float).ravel()
@@ -550,7 +550,7 @@ def plot_regression(y_true: np.ndarray, y_pred: np.ndarray, path: str | Path, ti
     return save_figure(fig, path)
 
 
-def plot_history(history: Mapping[str, Sequence[float]], path: str | Path, phase_start: int | None = None) -> Path:
+def plot_history(history: Mapping[str, Sequence[float]], path: str | Path | None, phase_start: int | None = None) -> Any:
     """Training curves: each metric train vs val, and the learning rate if recorded.
 
     `phase_start` (an epoch count) draws a dashed line where fine-tuning began.
@@ -580,8 +580,13 @@ def plot_history(history: Mapping[str, Sequence[float]], path: str | Path, phase
     return save_figure(fig, path)
 
 
-def save_figure(fig: Any, path: str | Path) -> Path:
+def save_figure(fig: Any, path: str | Path | None) -> Any:
+    """Write `fig` as a PNG at `path` (atomically) and close it; with `path=None`, return the figure unwritten
+    (a hook hands it to the runner, which writes it: `kmodels.saving.write_artifacts`)."""
     import io
+
+    if path is None:
+        return fig
 
     from kmodels.runs import atomic_write
 

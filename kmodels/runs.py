@@ -12,7 +12,7 @@ Example:
     >>> import tempfile, pathlib
     >>> from kmodels.runs import RunDir
     >>> rd = RunDir.create("demo", out=pathlib.Path(tempfile.mkdtemp()) / "run")
-    >>> _ = rd.write_json("metrics.json", {"accuracy": 1.0})
+    >>> _ = rd.write_json(METRICS, {"accuracy": 1.0})
     >>> sorted(p.name for p in rd.path.iterdir())
     ['metadata.json', 'metrics.json']
 """
@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from kmodels.errors import ConfigError, RunError
+from kmodels.saving import LOCK, METADATA, SPEC
 
 logger = logging.getLogger("kmodels")
 
@@ -41,7 +42,7 @@ STATUS_COMPLETED = "completed"
 STATUS_FAILED = "failed"
 STATUS_INTERRUPTED = "interrupted"
 #: The lock file a running run holds (see `RunDir.exclusive`).
-LOCK_FILE = ".kmodels.lock"
+LOCK_FILE = LOCK
 
 
 def utc_now() -> str:
@@ -252,12 +253,12 @@ class RunDir:
     def _claim(path: Path) -> bool:
         """Create `metadata.json` exclusively in an empty `path`; False if another run got there first."""
         try:
-            fd = os.open(path / "metadata.json", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            fd = os.open(path / METADATA, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             return False
         with os.fdopen(fd, "w") as f:
             f.write("{}\n")
-        if any(p.name != "metadata.json" for p in path.iterdir()):
+        if any(p.name != METADATA for p in path.iterdir()):
             return False  # something else was written meanwhile: not ours alone
         return True
 
@@ -339,19 +340,19 @@ class RunDir:
 
     @property
     def metadata(self) -> dict[str, Any]:
-        return self.read_json("metadata.json") if self.exists("metadata.json") else {}
+        return self.read_json(METADATA) if self.exists(METADATA) else {}
 
     def _update_metadata(self, **fields: Any) -> None:
         meta = self.metadata
         meta.update(fields)
-        self.write_json("metadata.json", meta)
+        self.write_json(METADATA, meta)
 
     def start(self, *, task: str, seed: int, spec_toml: str, extra: dict[str, Any] | None = None) -> None:
         """Write the spec and the metadata of a run that is starting."""
         from kmodels.backend import info
 
-        self.write_text("spec.toml", spec_toml)
-        previous = self.metadata if self.exists("metadata.json") else {}
+        self.write_text(SPEC, spec_toml)
+        previous = self.metadata if self.exists(METADATA) else {}
         resumed = {"resumed": previous.get("resumed", 0) + 1, "resumed_at": utc_now()} if previous else {}
         self._update_metadata(
             task=task, status=STATUS_RUNNING, seed=seed, start_time=previous.get("start_time") or utc_now(),

@@ -39,6 +39,7 @@ from fastapi import FastAPI, Request  # the `serve` extra; FastAPI reads the end
 from fastapi.responses import JSONResponse
 
 from kmodels.errors import ConfigError, DataError, KModelsError
+from kmodels.saving import SPEC
 
 logger = logging.getLogger("kmodels")
 
@@ -96,7 +97,7 @@ class Service:
             return {**self.export.meta, "export": str(self.source), "kmodels": __version__, "versions": versions(),
                     "max_batch": self.max_batch}
         est = self.estimator
-        spec = load_spec(est.run_dir_ / "spec.toml")
+        spec = load_spec(est.run_dir_ / SPEC)
         problem = est.problem_
         out: dict[str, Any] = {
             "run_dir": str(est.run_dir_), "task": spec.task, "problem": problem.kind,

@@ -36,16 +36,15 @@ from typing import Any
 from kmodels import _config, _toml, registry
 from kmodels.errors import ConfigError, DataError
 from kmodels.options import CompileOptions, EvaluateOptions, FineTuneOptions, SplitOptions, TrainOptions
+from kmodels.saving import RUN_FILES
 from kmodels.tracking import TrackingOptions
 
 #: Parameters a model builder may leave to be inferred from the data.
 INFERRED_MODEL_KEYS = ("input_shape", "num_classes")
 #: Callback arguments that name files or folders; they always resolve inside the run directory.
 CALLBACK_PATH_KEYS = ("filepath", "filename", "backup_dir", "log_dir")
-#: Files kmodels itself writes in a run directory; a callback may not claim them.
-RUN_FILES = ("spec.toml", "metadata.json", "metrics.json", "model.keras", "history.csv", "report.md",
-             "preprocessor.json", "preprocessor.skops", "head.weights.h5", "fine_tune.json", "trained.json",
-             "tracking.json")
+#: Files kmodels itself writes in a run directory (`kmodels.saving`); a callback may not claim them.
+
 
 
 def check_run_path(value: Any, where: str) -> str:

@@ -35,11 +35,12 @@ from pathlib import Path
 from typing import Any
 
 from kmodels.errors import ConfigError
+from kmodels.saving import METRICS, TRACKING
 
 logger = logging.getLogger("kmodels")
 
 #: The run-directory file that keeps the MLflow run id for `--resume`.
-TRACKING_FILE = "tracking.json"
+TRACKING_FILE = TRACKING
 #: MLflow refuses longer parameter values.
 MAX_PARAM_CHARS = 6000
 #: Run-directory entries never sent as artifacts: training backups are removed when a run ends.
@@ -195,8 +196,8 @@ class MlflowRun:
 
     def _finish(self, status: str) -> None:
         if status == "FINISHED":
-            if self.run_dir.exists("metrics.json"):
-                self.log_metrics(final_metrics(self.run_dir.read_json("metrics.json")))
+            if self.run_dir.exists(METRICS):
+                self.log_metrics(final_metrics(self.run_dir.read_json(METRICS)))
             for entry in sorted(Path(self.run_dir.path).iterdir()):
                 if entry.name in SKIP_ARTIFACTS or entry.name.startswith("."):
                     continue

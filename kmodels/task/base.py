@@ -40,6 +40,7 @@ from kmodels.evaluation import (
     plot_regression,
 )
 from kmodels.runs import MAX_MODEL_BYTES, RunDir
+from kmodels.saving import METRICS, MODEL, Artifacts
 from kmodels.spec import TaskSpec
 from kmodels.task.context import RunContext
 from kmodels.task.data_steps import DataSteps
@@ -168,34 +169,29 @@ class Task(DataSteps, ModelSteps):
                                          seed=self.train_options.seed)
         return {"metric": problem.primary, **result}
 
-    def plot_results(self, prepared: Prepared, metrics: Mapping[str, Any], model: Any) -> list[str]:
-        """The test-split plot of the Keras model: confusion matrix or predicted-vs-true; returns file names."""
-        rd = self.context.run_dir
-        if rd is None:
-            return []
+    def plot_results(self, prepared: Prepared, metrics: Mapping[str, Any], model: Any) -> Artifacts:
+        """The test-split plots of the Keras model (confusion matrix, binary diagnostics, per-label bars or
+        predicted-vs-true) as `Artifacts` (file name -> figure); the runner writes them."""
         problem = prepared.problem
         title = f"{self.spec.task}: keras, test split"
         if problem.per_label_threshold:
-            plot_per_label(metrics["per_label"], rd.file("per_label.png"), title=title)
-            return ["per_label.png"]
+            return Artifacts({"per_label.png": plot_per_label(metrics["per_label"], None, title=title)})
         if problem.is_classification:
-            plot_confusion_matrix(metrics["confusion_matrix"], problem.class_names,
-                                  rd.file("confusion_matrix.png"), title=title)
-            if not problem.uses_threshold:
-                return ["confusion_matrix.png"]
-            test, val = prepared.data["test"], prepared.data["val"]
-            options = self.spec.options("evaluate")
-            p_val = problem.probabilities(self.predict_output(model, val.x)) if len(val.y) else None
-            plot_binary_diagnostics(test.y, problem.probabilities(self.predict_output(model, test.x)),
-                                    rd.file("binary_diagnostics.png"), class_names=problem.class_names,
-                                    threshold=metrics.get("threshold", self.threshold), y_val=val.y, p_val=p_val,
-                                    metric=options.threshold_metric,
-                                    title=f"{self.spec.task}: keras (ROC, PR, reliability: test split)")
-            return ["confusion_matrix.png", "binary_diagnostics.png"]
+            made = Artifacts({"confusion_matrix.png": plot_confusion_matrix(
+                metrics["confusion_matrix"], problem.class_names, None, title=title)})
+            if problem.uses_threshold:
+                test, val = prepared.data["test"], prepared.data["val"]
+                options = self.spec.options("evaluate")
+                p_val = problem.probabilities(self.predict_output(model, val.x)) if len(val.y) else None
+                made["binary_diagnostics.png"] = plot_binary_diagnostics(
+                    test.y, problem.probabilities(self.predict_output(model, test.x)), None,
+                    class_names=problem.class_names, threshold=metrics.get("threshold", self.threshold), y_val=val.y,
+                    p_val=p_val, metric=options.threshold_metric,
+                    title=f"{self.spec.task}: keras (ROC, PR, reliability: test split)")
+            return made
         test = prepared.data["test"]
-        plot_regression(test.y, problem.probabilities(self.predict_output(model, test.x)),
-                        rd.file("regression.png"), title=title)
-        return ["regression.png"]
+        return Artifacts({"regression.png": plot_regression(
+            test.y, problem.probabilities(self.predict_output(model, test.x)), None, title=title)})
 
     # ---- the report -------------------------------------------------------------------------
     def report(self, metrics: Mapping[str, Any], table_text: str, plots: Sequence[str] = ()) -> str:
@@ -218,9 +214,9 @@ class Task(DataSteps, ModelSteps):
         nothing in the finished run is rewritten.
         """
         state = _load_state(run_dir)
-        model = load_model(run_dir.readable("model.keras", MAX_MODEL_BYTES))
+        model = load_model(run_dir.readable(MODEL, MAX_MODEL_BYTES))
         _, threshold = saved_problem(run_dir, model)  # the run's own, chosen on validation with threshold = "auto"
-        saved = run_dir.read_json("metrics.json").get("data_fingerprint") if run_dir.exists("metrics.json") else None
+        saved = run_dir.read_json(METRICS).get("data_fingerprint") if run_dir.exists(METRICS) else None
         prepared = self.prepare(fitted=None if state is None else state["pipeline"])
         metrics = {**self.evaluate(model, prepared, threshold=threshold), "problem": prepared.problem.to_json()}
         now = fingerprint(prepared.table.frame)

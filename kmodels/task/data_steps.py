@@ -62,8 +62,9 @@ class DataSteps:
         s = self.spec.options("split")
         check_split_sizes(len(target), test=s.test, val=s.val, class_counts=counts, source=str(table.source))
 
-    def analyse(self, table: Table) -> dict[str, Any] | None:
-        """Look at the raw table before anything changes (EDA); return the report. Default: nothing."""
+    def analyse(self, table: Table) -> Any:
+        """Look at the raw table before anything changes (EDA); return what to keep as `kmodels.saving.Artifacts`
+        (reports, plots), which the runner writes into the run directory. Default: nothing."""
         return None
 
     def preprocess_steps(self) -> tuple[list[Any], list[Any]]:

@@ -28,6 +28,7 @@ import pandas as pd
 
 from kmodels.errors import ConfigError, RunError
 from kmodels.runs import MAX_MODEL_BYTES
+from kmodels.saving import MODEL, STATE
 
 logger = logging.getLogger("kmodels")
 
@@ -73,7 +74,7 @@ def export(source: str | Path, out: str | Path, format: str = "saved_model",
     rd, state = None, None
     if source.is_dir():
         rd, spec = _finished_run(source)
-        keras_file = rd.readable("model.keras", MAX_MODEL_BYTES)
+        keras_file = rd.readable(MODEL, MAX_MODEL_BYTES)
         state = _load_state(rd) if format != "keras" else None
     else:
         keras_file = source
@@ -328,7 +329,7 @@ def _metadata(run_dir: Any, model: Any) -> dict[str, Any]:
     if problem.per_label_threshold:
         meta.update(threshold=list(threshold) if isinstance(threshold, tuple) else threshold, label_sep=problem.sep)
     meta["input"] = ("the run's features after its preprocessing (kmodels predict applies it)" if run_dir is not None
-                     and run_dir.exists("preprocessor.skops") else f"shape {list(model.input_shape)}")
+                     and run_dir.exists(STATE) else f"shape {list(model.input_shape)}")
     return meta
 
 

@@ -19,6 +19,7 @@ from kmodels.backend import set_seed
 from kmodels.errors import ConfigError, RunError
 from kmodels.problems import Problem
 from kmodels.runs import MAX_MODEL_BYTES, MAX_STATE_BYTES, RunDir, atomic_target, check_zip, regular_file
+from kmodels.saving import METADATA, METRICS, MODEL, SPEC, STATE, STATE_META
 from kmodels.spec import TaskSpec, load_spec
 
 logger = logging.getLogger("kmodels")
@@ -43,9 +44,9 @@ def saved_problem(run_dir: RunDir | None, model: Any) -> tuple[Problem, Any]:
     strictly between 0 and 1, and the problem must match the model's output width (a run directory
     is data that anyone may have edited).
     """
-    if run_dir is not None and run_dir.exists("metrics.json"):
-        metrics = run_dir.read_json("metrics.json")
-        where = str(run_dir.file("metrics.json"))
+    if run_dir is not None and run_dir.exists(METRICS):
+        metrics = run_dir.read_json(METRICS)
+        where = str(run_dir.file(METRICS))
         if not isinstance(metrics, dict):
             raise RunError(f"{where!r} does not hold a JSON object; is this a kmodels run directory?")
         try:
@@ -93,7 +94,7 @@ def prediction_frame(problem: Problem, output: np.ndarray, threshold: Any = 0.5,
 
 
 #: The fitted preprocessing (skops format: data, loaded without running code) and what goes with it (JSON).
-STATE_FILE, STATE_META = "preprocessor.skops", "preprocessor.json"
+STATE_FILE = STATE
 
 
 def save_state(run_dir: RunDir, pipeline: Any, meta: dict[str, Any]) -> None:
@@ -208,13 +209,13 @@ def load_model(path: Path) -> Any:
 
 def _finished_run(path: str | Path) -> tuple[RunDir, TaskSpec]:
     rd = RunDir(path)
-    meta = rd.read_json("metadata.json")
+    meta = rd.read_json(METADATA)
     if meta.get("status") != "completed":
         raise RunError(
             f"Run {str(rd.path)!r} has status {meta.get('status')!r}, not 'completed'"
             + (f" ({meta['error']})" if meta.get("error") else "") + "; its artifacts may be incomplete."
         )
-    return rd, load_spec(rd.readable("spec.toml"))
+    return rd, load_spec(rd.readable(SPEC))
 
 
 def evaluate_run(path: str | Path, data: str | Path | pd.DataFrame | None = None) -> dict[str, Any]:
@@ -230,7 +231,7 @@ def evaluate_run(path: str | Path, data: str | Path | pd.DataFrame | None = None
     set_seed(task.train_options.seed)
     if data is None:
         return task.evaluate_saved(rd)
-    model = load_model(rd.readable("model.keras", MAX_MODEL_BYTES))
+    model = load_model(rd.readable(MODEL, MAX_MODEL_BYTES))
     return task.score_saved(rd, model, data if isinstance(data, pd.DataFrame) else Path(data).expanduser())
 
 
@@ -249,7 +250,7 @@ def explain_run(path: str | Path, inputs: Any = (), plot: str | Path | None = No
         raise ConfigError(f"--plot {str(plot)!r} exists; kmodels does not overwrite files. Choose a new path.")
     task = registry.tasks.get(spec.task)(spec)
     set_seed(task.train_options.seed)
-    model = load_model(rd.readable("model.keras", MAX_MODEL_BYTES))
+    model = load_model(rd.readable(MODEL, MAX_MODEL_BYTES))
     if isinstance(inputs, str | Path):
         inputs = [inputs]
     return task.explain_saved(rd, model, [Path(p) for p in inputs], None if plot is None else Path(plot))
@@ -268,7 +269,7 @@ def predict(source: str | Path, inputs: Any, allow_missing: bool = False) -> pd.
     paths = [p if isinstance(p, pd.DataFrame) else Path(p) for p in inputs]
     if source.is_dir():
         rd, spec = _finished_run(source)
-        model = load_model(rd.readable("model.keras", MAX_MODEL_BYTES))
+        model = load_model(rd.readable(MODEL, MAX_MODEL_BYTES))
         return registry.tasks.get(spec.task).predict_files(rd, model, paths, allow_missing=allow_missing)
     model = load_model(source)
     for name in registry.tasks.list():

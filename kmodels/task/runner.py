@@ -27,6 +27,19 @@ from kmodels.errors import ConfigError, RunError
 from kmodels.evaluation import fingerprint, format_table, plot_history, plot_importance, verdict
 from kmodels.problems import Problem
 from kmodels.runs import MAX_MODEL_BYTES, RunDir
+from kmodels.saving import (
+    HISTORY,
+    IMPORTANCE_PLOT,
+    METADATA,
+    METRICS,
+    MODEL,
+    REPORT,
+    SPEC,
+    TRAINED,
+    TRAINING_CURVES,
+    Artifacts,
+    write_artifacts,
+)
 from kmodels.spec import TaskSpec, load_spec, read_toml, resolve
 from kmodels.task.base import Task
 from kmodels.task.context import RunContext
@@ -37,7 +50,6 @@ from kmodels.tracking import open_tracker
 logger = logging.getLogger("kmodels")
 
 #: Written once training has finished and `model.keras` is saved: `--resume` then only evaluates.
-TRAINED = "trained.json"
 
 
 def _resumable(path: str | Path, locked: bool = False) -> RunDir:
@@ -48,7 +60,7 @@ def _resumable(path: str | Path, locked: bool = False) -> RunDir:
     caller holds the lock already.
     """
     rd = RunDir(path)
-    meta = rd.read_json("metadata.json")
+    meta = rd.read_json(METADATA)
     status = meta.get("status")
     if status == "completed":
         raise RunError(f"Run {str(rd.path)!r} already completed; start a new run instead of resuming it.")
@@ -65,7 +77,7 @@ def _resume_spec(run_dir: RunDir, overrides: Mapping[str, Any] | Sequence[str] |
     server or write a store wherever it names. Tracking a resumed run takes `--mlflow [URI]` (or
     `tracking.*` overrides) from the person resuming it.
     """
-    path = run_dir.readable("spec.toml")
+    path = run_dir.readable(SPEC)
     raw = read_toml(path)
     tracking = raw.pop("tracking", None)
     if isinstance(tracking, Mapping) and tracking.get("mlflow"):
@@ -175,7 +187,7 @@ def _process_run_dir(run_dir: RunDir | None, out: str | Path | None) -> Iterator
 
 def _run_in(task: Task, rd: RunDir, table: Table, problem: Problem, devices: int) -> RunResult:
     seed = task.train_options.seed
-    task.analyse(table)
+    write_artifacts(rd, _made(task.analyse(table)))
     prepared = task.prepare(table=table)
     cluster.check_same("splits", repr(sorted((k, len(f.y)) for k, f in prepared.data.items())))
     if prepared.preprocessor is not None:
@@ -189,9 +201,9 @@ def _run_in(task: Task, rd: RunDir, table: Table, problem: Problem, devices: int
                                 pd.api.types.is_bool_dtype(train_rows[c])]})
     results = task.baselines(prepared)
     set_seed(seed)
-    if rd.exists(TRAINED) and rd.exists("model.keras"):  # resumed after training had finished
+    if rd.exists(TRAINED) and rd.exists(MODEL):  # resumed after training had finished
         trained = rd.read_json(TRAINED)
-        model = load_model(rd.readable("model.keras", MAX_MODEL_BYTES))
+        model = load_model(rd.readable(MODEL, MAX_MODEL_BYTES))
         history, phase_start, fit_seconds = trained["history"], trained["phase_start"], trained["fit_seconds"]
         logger.info("Training had finished before the interruption (%d epochs); evaluating the saved model.",
                     len(history.get("loss", [])))
@@ -203,25 +215,26 @@ def _run_in(task: Task, rd: RunDir, table: Table, problem: Problem, devices: int
         fit_seconds = time.perf_counter() - start
         model = task.finish_model(model)
         temperature = calibrate(task, model, prepared) if task.spec.options("evaluate").calibrate else None
-        save_model(model, rd.file("model.keras"))
+        save_model(model, rd.file(MODEL))
         # From here on a resume reuses this model and never trains again; until here it restores
         # the backup of the last epoch (kept past the end of `fit`, see `make_callbacks`).
         rd.write_json(TRAINED, {"history": history, "phase_start": phase_start, "fit_seconds": fit_seconds,
                                 "temperature": temperature})
         task.drop_backups()
-    rd.write_text("history.csv", pd.DataFrame(history).rename_axis("epoch").to_csv())
-    plot_history(history, rd.file("training_curves.png"), phase_start=phase_start)
+    rd.write_text(HISTORY, pd.DataFrame(history).rename_axis("epoch").to_csv())
+    plot_history(history, rd.file(TRAINING_CURVES), phase_start=phase_start)
     threshold, chosen = decision_threshold(task, model, prepared)
     results["keras"] = _evaluate(task, model, prepared, threshold)
     decides = problem.uses_threshold or problem.per_label_threshold
     if decides:
         results["keras"]["threshold"] = threshold
-    plots = task.plot_results(prepared, results["keras"], model)
+    made = task.plot_results(prepared, results["keras"], model)
+    plots = write_artifacts(rd, made) if isinstance(made, Artifacts) else list(made or [])  # a list: written by it
     importance = task.explain(model, prepared, threshold)
     if importance is not None:
-        plot_importance(importance, importance["metric"], rd.file("permutation_importance.png"),
+        plot_importance(importance, importance["metric"], rd.file(IMPORTANCE_PLOT),
                         title=f"{task.spec.task}: permutation importance (test split)")
-        plots = [*plots, "permutation_importance.png"]
+        plots = [*plots, IMPORTANCE_PLOT]
     metrics = {"task": task.spec.task, "primary": "keras", "problem": problem.to_json(),
                "data_fingerprint": fingerprint(prepared.table.frame),
                "classes": list(problem.class_names), "primary_metric": problem.primary,
@@ -238,12 +251,17 @@ def _run_in(task: Task, rd: RunDir, table: Table, problem: Problem, devices: int
     metrics["verdict"] = verdict(results, problem.primary)
     for line in metrics["verdict"]:
         (logger.warning if "does not beat" in line else logger.info)("%s", line)
-    rd.write_json("metrics.json", metrics)
+    rd.write_json(METRICS, metrics)
     table_text = format_table([{"model": k, **v} for k, v in results.items()], problem.columns)
-    rd.write_text("report.md", task.report(metrics, table_text, plots))
+    rd.write_text(REPORT, task.report(metrics, table_text, plots))
     frame = pd.DataFrame([{c: v.get(c) for c in problem.columns[1:]} for v in results.values()],
                          index=pd.Index(list(results), name="model"))
     return RunResult(task.spec.task, rd.path, metrics, frame, table_text)
+
+
+def _made(value: Any) -> Artifacts | None:
+    """What a hook returned for the runner to write: `Artifacts`; anything else (an older plugin's report) is not."""
+    return value if isinstance(value, Artifacts) else None
 
 
 def decision_threshold(task: Task, model: Any, prepared: Any) -> tuple[Any, str]:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from kmodels.building import backbone_of, compile_model, unfreeze_top
 from kmodels.errors import ConfigError, RunError
 from kmodels.runs import atomic_target
+from kmodels.saving import FINE_TUNE, HEAD_WEIGHTS
 
 if TYPE_CHECKING:
     from kmodels.task.base import Task
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("kmodels")
 
 #: Written when a two-phase run finishes phase one, so `--resume` can go straight to fine-tuning.
-HEAD_WEIGHTS = "head.weights.h5"
 
 
 def train_in_phases(task: Task, model: Any, prepared: Prepared) -> tuple[dict[str, list[float]], int | None]:
@@ -42,7 +42,7 @@ def train_in_phases(task: Task, model: Any, prepared: Prepared) -> tuple[dict[st
         raise ConfigError(f"[fine_tune] layers={ft.layers}; expected at least 1 layer to unfreeze.")
     rd = task.context.run_dir
     if rd is not None and rd.exists(HEAD_WEIGHTS):
-        head_epochs = int(rd.read_json("fine_tune.json")["head_epochs"])
+        head_epochs = int(rd.read_json(FINE_TUNE)["head_epochs"])
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*[Ss]kipping variable loading for optimizer.*")
             model.load_weights(rd.file(HEAD_WEIGHTS))
@@ -54,7 +54,7 @@ def train_in_phases(task: Task, model: Any, prepared: Prepared) -> tuple[dict[st
         if rd is not None:
             with atomic_target(rd.file(HEAD_WEIGHTS), suffix=".weights.h5") as tmp:
                 model.save_weights(tmp)
-            rd.write_json("fine_tune.json", {"head_epochs": head_epochs})
+            rd.write_json(FINE_TUNE, {"head_epochs": head_epochs})
             task.drop_backups()  # phase two starts its own backup
     trainable = unfreeze_top(model, ft.layers)
     compile_model(model, replace(task.spec.options("compile"), learning_rate=ft.learning_rate), prepared.problem,

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from kmodels.api import Table, duplicate_mask, format_table, markdown_text, pyplot, save_figure
+from kmodels.api import Table, duplicate_mask, format_table, markdown_text, pyplot
 
 
 def eda(table: Table, placeholders: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
@@ -118,19 +117,19 @@ def markdown(report: Mapping[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def plots(table: Table, report: Mapping[str, Any], out: Path, feature: str | None = None) -> list[Path]:
-    """Missing values per column, target balance, and one feature's distribution by class."""
+def plots(table: Table, report: Mapping[str, Any], feature: str | None = None) -> dict[str, Any]:
+    """Missing values per column, target balance, and one feature's distribution by class: file name -> figure."""
     import seaborn as sns
 
     plt = pyplot()
-    paths = []
+    figures: dict[str, Any] = {}
     fig, ax = plt.subplots(figsize=(7, 3.2))
     miss = {c: m["percent"] for c, m in report["missing"].items()}
     ax.barh(list(miss), list(miss.values()), color="tab:red")
     ax.set_xlabel("% missing")
     ax.set_title("Missing values per column")
     fig.tight_layout()
-    paths.append(save_figure(fig, out / "eda_missing.png"))
+    figures["eda_missing.png"] = fig
 
     regression = "summary" in report["target"]
     fig, ax = plt.subplots(figsize=(4.5 if len(report["target"]["counts"]) <= 6 else 8, 3.2))
@@ -145,7 +144,7 @@ def plots(table: Table, report: Mapping[str, Any], out: Path, feature: str | Non
             ax.tick_params(axis="x", labelrotation=90)
     ax.set_ylabel("rows")
     fig.tight_layout()
-    paths.append(save_figure(fig, out / "eda_target.png"))
+    figures["eda_target.png"] = fig
 
     f = table.frame
     numeric = [c for c in f.columns if pd.api.types.is_numeric_dtype(f[c]) and c != table.target]
@@ -170,5 +169,5 @@ def plots(table: Table, report: Mapping[str, Any], out: Path, feature: str | Non
         ax.set_xlabel(label)
         ax.set_title(f"{label} {'vs' if regression else 'by'} {table.target}")
     fig.tight_layout()
-    paths.append(save_figure(fig, out / "eda_feature_by_class.png"))
-    return paths
+    figures["eda_feature_by_class.png"] = fig
+    return figures

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from kmodels.api import DataError, Prepared, Problem, Table, Task, read_csv, registry
+from kmodels.api import Artifacts, DataError, Prepared, Problem, Table, Task, read_csv, registry
 from kmodels_tabular import eda as eda_lib
 from kmodels_tabular.bank_data import has_bank_schema
 
@@ -88,17 +88,14 @@ class TabularTask(Task):
 
     sections = {"eda": EdaOptions, "baselines": BaselineOptions}
 
-    def analyse(self, table: Table) -> dict[str, Any]:
+    def analyse(self, table: Table) -> Artifacts:
+        """The EDA: `eda.json`, `eda.md` and its plots, for the runner to write."""
         opts = self.spec.options("eda")
         report = eda_lib.eda(table, opts.placeholders)
         for line in eda_lib.summary_lines(report):
             logger.info(line)
-        rd = self.context.run_dir
-        if rd is not None:
-            rd.write_json("eda.json", report)
-            rd.write_text("eda.md", eda_lib.markdown(report))
-            eda_lib.plots(table, report, rd.path, opts.feature)
-        return report
+        return Artifacts({"eda.json": report, "eda.md": eda_lib.markdown(report),
+                          **eda_lib.plots(table, report, opts.feature)})
 
     def baselines(self, prepared: Prepared) -> dict[str, dict[str, Any]]:
         opts = self.spec.options("baselines")

@@ -41,7 +41,7 @@ def _range(s: pd.Series) -> list[int] | None:
     return [int(s.min()), int(s.max())] if len(s) else None
 
 
-def plot_sizes(frame: pd.DataFrame, scan: pd.DataFrame, path: Path) -> Path:
+def plot_sizes(frame: pd.DataFrame, scan: pd.DataFrame, path: Path | None = None) -> Any:
     import seaborn as sns
 
     plt = pyplot()
@@ -54,8 +54,8 @@ def plot_sizes(frame: pd.DataFrame, scan: pd.DataFrame, path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def image_grid(paths: Sequence[str], titles: Sequence[str], path: Path, title: str, size: int = 96) -> Path:
-    """A grid of up to 16 images with a caption each (unreadable ones shown blank)."""
+def image_grid(paths: Sequence[str], titles: Sequence[str], path: Path | None, title: str, size: int = 96) -> Any:
+    """A grid of up to 16 images with a caption each (unreadable ones shown blank); the figure when `path` is None."""
     plt = pyplot()
     n = min(len(paths), 16)
     cols = 4

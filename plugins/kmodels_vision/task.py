@@ -15,6 +15,7 @@ import pandas as pd
 from PIL import Image
 
 from kmodels.api import (
+    Artifacts,
     ConfigError,
     DataError,
     Features,
@@ -146,10 +147,26 @@ class ImageClassification(Task):
             raise ConfigError(f"[images] mixup={self.images.mixup} blends labels, which needs a binary problem; this "
                               f"one is {problem.kind} ({problem.num_classes} classes). Set images.mixup = 0.")
 
+    def _scan(self, table: Table) -> pd.DataFrame:
+        with writer_first("kmodels:image-scan"):  # several processes: the others read process 0's scan cache
+            return scan_images(table.frame["path"].tolist())
+
+    def analyse(self, table: Table) -> Artifacts:
+        """The data report (`data_report.json`: usable, skipped, converted and identical files, counts per class),
+        the image sizes and a sample of the usable images, for the runner to write. The scan it runs is cached,
+        so `clean` reads it back instead of decoding again."""
+        scan = self._scan(table)
+        usable = table.frame[table.frame["path"].map(scan.set_index("path")["ok"].astype(bool)).to_numpy()]
+        sample = usable.sample(min(16, len(usable)), random_state=self.train_options.seed) if len(usable) else usable
+        return Artifacts({"data_report.json": report_lib.data_report(table.frame, scan),
+                          "image_sizes.png": report_lib.plot_sizes(table.frame, scan),
+                          "sample_images.png": report_lib.image_grid(sample["path"].tolist(),
+                                                                     sample["label"].astype(str).tolist(), None,
+                                                                     "Sample images")})
+
     def clean(self, table: Table, steps: Sequence[Any]) -> tuple[Table, dict[str, Any]]:
         """Decode every file once; drop unusable ones (never touching them) and report."""
-        with writer_first("kmodels:image-scan"):  # several processes: the others read process 0's scan cache
-            scan = scan_images(table.frame["path"].tolist())
+        scan = self._scan(table)
         ok = scan.set_index("path")["ok"].astype(bool)
         frame = table.frame[table.frame["path"].map(ok).to_numpy()].reset_index(drop=True)
         # the content digest travels with each row: it keys the decoded-image cache (`features`)
@@ -164,13 +181,6 @@ class ImageClassification(Task):
             logger.info("Identical files (kept): %s", ", ".join(group))
         logger.info("Images: %d usable of %d; per class: %s", rep["usable"], rep["files"], rep["counts"])
         cleaning = {"rows_in": len(table.frame), "skipped": len(rep["skipped"]), "rows_out": len(frame)}
-        rd = self.context.run_dir
-        if rd is not None:
-            rd.write_json("data_report.json", rep)
-            report_lib.plot_sizes(table.frame, scan, rd.file("image_sizes.png"))
-            sample = frame.sample(min(16, len(frame)), random_state=self.train_options.seed) if len(frame) else frame
-            report_lib.image_grid(sample["path"].tolist(), sample["label"].tolist(),
-                                  rd.file("sample_images.png"), "Sample images")
         problem = table.problem_type()
         counts = problem.label_counts(frame["label"])
         missing = sorted((c for c in problem.classes if not counts.get(str(c))), key=str)
@@ -379,25 +389,34 @@ class ImageClassification(Task):
                              "largest_drop": [float(m.max()) for m in maps]})
 
     def evaluate(self, model: Any, prepared: Prepared, threshold: float | None = None) -> dict[str, Any]:
-        """Test metrics, and a grid of misclassified test images with their true and predicted classes."""
+        """Test metrics, and under `misclassified` the first 16 test images predicted wrong (path, truth, prediction)."""
         test = prepared.data["test"]
         problem = prepared.problem
         threshold = self.threshold if threshold is None else threshold
         output = self.predict_output(model, test.x)
         metrics = problem.score(test.y, output, threshold)
-        rd = self.context.run_dir
-        if rd is not None:
-            pred = problem.decode(output, threshold)
-            wrong = np.flatnonzero((pred != test.y).reshape(len(pred), -1).any(axis=1))
-            said = problem.prediction_frame(output, threshold)
-            truth = problem.label_text(test.y)
-            report_lib.image_grid([test.frame["path"].iloc[i] for i in wrong[:16]],
-                                  [f"true {truth[i]}, pred {said['label'].iloc[i]}"
-                                   + (f"\np={said['probability'].iloc[i]:.2f}" if "probability" in said else "")
-                                   for i in wrong[:16]],
-                                  rd.file("misclassified.png"),
-                                  f"Misclassified test images ({len(wrong)} of {len(test.y)})")
+        if not problem.is_classification:
+            return metrics
+        pred = problem.decode(output, threshold)
+        wrong = np.flatnonzero((pred != test.y).reshape(len(pred), -1).any(axis=1))
+        said, truth = problem.prediction_frame(output, threshold), problem.label_text(test.y)
+        metrics["misclassified"] = [
+            {"path": str(test.frame["path"].iloc[i]), "true": truth[i], "predicted": said["label"].iloc[i],
+             **({"probability": float(said["probability"].iloc[i])} if "probability" in said else {})}
+            for i in wrong[:16]]
+        metrics["misclassified_count"] = int(len(wrong))
         return metrics
+
+    def plot_results(self, prepared: Prepared, metrics: Mapping[str, Any], model: Any) -> Artifacts:
+        """The core's test-split plots and a grid of the misclassified test images (`evaluate`'s list)."""
+        made = super().plot_results(prepared, metrics, model)
+        wrong = metrics.get("misclassified", [])
+        made["misclassified.png"] = report_lib.image_grid(
+            [w["path"] for w in wrong],
+            [f"true {w['true']}, pred {w['predicted']}" + (f"\np={w['probability']:.2f}" if "probability" in w else "")
+             for w in wrong], None,
+            f"Misclassified test images ({metrics.get('misclassified_count', len(wrong))} of {metrics.get('n', '?')})")
+        return made
 
     def report(self, metrics: Mapping[str, Any], table_text: str, plots: Sequence[str] = ()) -> str:
         return super().report(metrics, table_text, plots) + (
