@@ -5,8 +5,9 @@ Formats:
 - `keras`: the run's `model.keras` (plain Keras layers only; loads without kmodels);
 - `saved_model`: a TensorFlow SavedModel with a `serve` endpoint (Keras's `model.export`;
   from JAX through `jax2tf`), for TF Serving, TFLite converters and `tf.saved_model.load`;
-- `onnx`: an ONNX graph (Keras's `model.export(format="onnx")`), for onnxruntime; on the
-  TensorFlow backend, with the optional packages Keras uses for it (`pip install "kmodels[onnx]"`).
+- `onnx`: an ONNX graph, for onnxruntime (`pip install "kmodels[onnx]"`): on TensorFlow through
+  Keras's `model.export(format="onnx")` (tf2onnx); on JAX written from the weights for the dense
+  chains table models are (`export_rows.onnx_network`).
 
 The export is written next to its destination under a temporary name, loaded back,
 run on a batch of sample inputs and compared with the Keras model; only an export
@@ -97,7 +98,12 @@ def export(source: str | Path, out: str | Path, format: str = "saved_model",
             (tmp / "assets" / METADATA_FILE).write_text(json.dumps(meta, indent=2) + "\n")
             got = _run_saved_model(tmp, x)
         else:
-            _export_onnx(model, tmp)
+            try:
+                import onnx
+            except ImportError:
+                raise RunError('ONNX export needs packages that are not installed; install them with '
+                               '`pip install "kmodels[onnx]"`.') from None
+            onnx.save(_onnx_network(model, tmp), str(tmp))
             _onnx_metadata(tmp, meta)
             got = _run_onnx(tmp, x)
         diff = float(np.max(np.abs(np.asarray(got, dtype=np.float64).reshape(expected.shape) - expected)))
@@ -165,10 +171,8 @@ def _export_rows(rd: Any, spec: Any, state: dict[str, Any], model: Any, out: Pat
             else:
                 import onnx
 
-                network = Path(scratch) / "network.onnx"
-                _export_onnx(model, network)
-                onnx.save(export_rows.onnx_model(kinds, outputs, onnx.load(str(network)), problem, threshold),
-                          str(tmp))
+                network = _onnx_network(model, Path(scratch) / "network.onnx")
+                onnx.save(export_rows.onnx_model(kinds, outputs, network, problem, threshold), str(tmp))
                 _onnx_metadata(tmp, meta)
                 got = _run_checked(lambda: export_rows.run_onnx(tmp, inputs))
         diff = _compare_rows(problem, expected, got, format)
@@ -252,6 +256,20 @@ def _outputs(problem: Any) -> tuple[str, ...]:
     if problem.per_label_threshold:
         return export_rows.OUTPUTS_MULTILABEL
     return export_rows.OUTPUTS_CLASSIFICATION if problem.is_classification else export_rows.OUTPUTS_REGRESSION
+
+
+def _onnx_network(model: Any, scratch: Path) -> Any:
+    """The network as ONNX: through Keras and tf2onnx on TensorFlow; written from the weights elsewhere (JAX),
+    for the dense chains table models are (`export_rows.onnx_network`)."""
+    import keras
+    import onnx
+
+    from kmodels.task import export_rows
+
+    if keras.backend.backend() != "tensorflow":
+        return export_rows.onnx_network(model)
+    _export_onnx(model, scratch)
+    return onnx.load(str(scratch))
 
 
 def _run_checked(run: Any) -> Any:
@@ -376,13 +394,7 @@ def _run_saved_model(path: Path, x: np.ndarray) -> np.ndarray:
 
 
 def _export_onnx(model: Any, path: Path) -> None:
-    import keras
 
-    if keras.backend.backend() != "tensorflow":
-        raise RunError(f"ONNX export runs on the TensorFlow backend (Keras converts with tf2onnx there; this is "
-                       f"{keras.backend.backend()}). A run's model.keras loads on any backend, so run "
-                       "`KERAS_BACKEND=tensorflow kmodels export RUN OUT --format onnx` (after "
-                       '`pip install "kmodels[onnx]"`).')
     import warnings
 
     try:

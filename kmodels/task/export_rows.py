@@ -434,3 +434,67 @@ def run_image_saved_model(path: Path, files: list[Path]) -> dict[str, np.ndarray
     loaded = tf.saved_model.load(str(path))
     got = loaded.serve(tf.constant([Path(f).read_bytes() for f in files]))
     return {k: v.numpy() for k, v in got.items()}
+
+
+# ---- a dense network as ONNX, without TensorFlow ---------------------------------------------------------
+#: The Keras layers `onnx_network` writes as ONNX nodes (a chain of them: what the table models are made of).
+ONNX_LAYERS = ("InputLayer", "Dense", "Dropout", "Rescaling", "BatchNormalization", "Activation")
+_ONNX_ACTIVATIONS = {"relu": "Relu", "sigmoid": "Sigmoid", "softmax": "Softmax", "tanh": "Tanh", "linear": None}
+
+
+def onnx_network(model: Any, opset: int = 17) -> Any:
+    """The ONNX graph of a Keras model that is a chain of `ONNX_LAYERS` (features (n, F) float32 in, the model's
+    output out), written from its weights: how a table run exports to ONNX on a backend without tf2onnx (JAX).
+
+    Anything else is refused (`NotExportable`) with the layer named; what is written is checked against
+    `kmodels predict` before it is kept, like every export.
+    """
+    from onnx import TensorProto, helper
+
+    g = _Onnx()
+    current = "features"
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind not in ONNX_LAYERS:
+            raise NotExportable(f"Layer {layer.name!r} ({kind}) has no ONNX form here (known: "
+                                f"{', '.join(ONNX_LAYERS)}); export ONNX on the TensorFlow backend "
+                                "(`KERAS_BACKEND=tensorflow kmodels export RUN OUT --format onnx`).")
+        if kind == "Dense":
+            weights = layer.get_weights()
+            current = g.op("MatMul", [current, g.const(weights[0], np.float32)])
+            if layer.use_bias:
+                current = g.op("Add", [current, g.const(weights[1], np.float32)])
+            current = _onnx_activation(g, layer, current)
+        elif kind == "Activation":
+            current = _onnx_activation(g, layer, current)
+        elif kind == "Rescaling":
+            current = g.op("Add", [g.op("Mul", [current, g.const(np.float32(layer.scale), np.float32)]),
+                                   g.const(np.float32(layer.offset), np.float32)])
+        elif kind == "BatchNormalization":
+            gamma = np.asarray(layer.gamma.numpy() if layer.scale else 1.0, np.float64)
+            beta = np.asarray(layer.beta.numpy() if layer.center else 0.0, np.float64)
+            mean, var = (np.asarray(v.numpy(), np.float64) for v in (layer.moving_mean, layer.moving_variance))
+            scale = gamma / np.sqrt(var + layer.epsilon)
+            current = g.op("Add", [g.op("Mul", [current, g.const(scale, np.float32)]),
+                                   g.const(beta - mean * scale, np.float32)])
+    g.nodes.append(helper.make_node("Identity", [current], ["output"], name="kmodels/network_out"))
+    width = int(model.input_shape[-1])
+    graph = helper.make_graph(g.nodes, "network", [helper.make_tensor_value_info("features", TensorProto.FLOAT,
+                                                                                  ["n", width])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT,
+                                                             ["n", int(model.output_shape[-1])])],
+                              initializer=g.inits)
+    out = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="kmodels")
+    out.ir_version = 8
+    return out
+
+
+def _onnx_activation(g: _Onnx, layer: Any, current: str) -> str:
+    name = getattr(getattr(layer, "activation", None), "__name__", "linear")
+    if name not in _ONNX_ACTIVATIONS:
+        raise NotExportable(f"Layer {layer.name!r}: activation {name!r} has no ONNX form here (known: "
+                            f"{', '.join(_ONNX_ACTIVATIONS)}); export ONNX on the TensorFlow backend.")
+    op = _ONNX_ACTIVATIONS[name]
+    if op is None:
+        return current
+    return g.op(op, [current], axis=-1) if op == "Softmax" else g.op(op, [current])

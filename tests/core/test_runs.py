@@ -335,18 +335,21 @@ def test_export_writes_a_format_that_predicts_like_the_run(toy_run, tmp_path, ca
 
 
 def test_onnx_export_predicts_like_the_run_or_says_what_it_needs(toy_run, tmp_path, backend):
-    """TensorFlow with the `onnx` extra: a checked .onnx file. Otherwise a clear error, and nothing written."""
+    """With the `onnx` extra, on either backend: a checked .onnx file, of the run (raw rows) and of its bare
+    network (features). Otherwise a clear error, and nothing written."""
     import importlib.util
 
     from kmodels.task import export
 
     out = tmp_path / "model.onnx"
-    installed = all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime", "tf2onnx"))
-    if backend == "tensorflow" and installed:
+    needed = ("onnx", "onnxruntime") + (("tf2onnx",) if backend == "tensorflow" else ())
+    if all(importlib.util.find_spec(m) for m in needed):
         result = export(toy_run.run_dir, out, "onnx")
-        assert out.is_file() and result["max_abs_diff"] < 1e-4
+        assert out.is_file() and result["max_abs_diff"] < 1e-5 and result["rows"] > 0
+        network = export(toy_run.run_dir / "model.keras", tmp_path / "network.onnx", "onnx")
+        assert network["max_abs_diff"] < 1e-4
         return
-    with pytest.raises(RunError, match="KERAS_BACKEND=tensorflow" if backend != "tensorflow" else "pip install"):
+    with pytest.raises(RunError, match="pip install"):
         export(toy_run.run_dir, out, "onnx")
     assert list(tmp_path.iterdir()) == []
 

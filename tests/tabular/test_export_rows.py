@@ -104,10 +104,12 @@ def test_saved_model_takes_raw_rows_and_answers_as_predict(table_runs, kind, tmp
 
 @pytest.mark.parametrize("kind", list(TARGETS))
 def test_onnx_takes_raw_rows_and_answers_as_predict(table_runs, kind, tmp_path, backend):
-    """onnxruntime alone: the same raw rows, the same answers; a run that parses dates is refused with the
-    reason and nothing written (ONNX has no date operators; its SavedModel takes the dates)."""
-    if backend != "tensorflow" or not all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime", "tf2onnx")):
-        pytest.skip("ONNX export runs on the TensorFlow backend with the onnx extra")
+    """onnxruntime alone: the same raw rows, the same answers (the network through tf2onnx on TensorFlow,
+    written from its weights on JAX); a run that parses dates is refused with the reason and nothing written
+    (ONNX has no date operators; its SavedModel takes the dates)."""
+    needed = ("onnx", "onnxruntime") + (("tf2onnx",) if backend == "tensorflow" else ())
+    if not all(importlib.util.find_spec(m) for m in needed):
+        pytest.skip("ONNX exports need the onnx extra")
     import onnxruntime
 
     runs, new = table_runs
@@ -151,3 +153,26 @@ def test_export_checks_on_given_rows_and_refuses_an_existing_destination(table_r
     with pytest.raises(RunError, match="No rows"):
         kmodels.export(runs["regression"], tmp_path / "other", "saved_model", rows=new.head(0))
     assert not (tmp_path / "other").exists()
+
+
+def test_onnx_from_weights_writes_dense_chains_and_names_what_it_cannot(tmp_path):
+    """`onnx_network` (ONNX without tf2onnx): Dense, BatchNormalization, Rescaling and activations give the
+    Keras model's output; a convolution is refused by name."""
+    pytest.importorskip("onnxruntime")
+    import keras
+    import onnxruntime
+
+    from kmodels.task.export_rows import onnx_network
+
+    inputs = keras.Input((5,))
+    x = keras.layers.Dense(8, activation="tanh")(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.Dense(3, activation="softmax")(x)
+    model = keras.Model(inputs, keras.layers.Rescaling(2.0, offset=0.5)(x))
+    model.layers[2].set_weights([w + 0.3 for w in model.layers[2].get_weights()])  # non-trivial statistics
+    x = np.random.default_rng(0).normal(size=(7, 5)).astype("float32")
+    session = onnxruntime.InferenceSession(onnx_network(model).SerializeToString())
+    np.testing.assert_allclose(session.run(None, {"features": x})[0], model.predict(x, verbose=0), atol=1e-5)
+    conv = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3)])
+    with pytest.raises(ConfigError, match="Conv2D"):
+        onnx_network(conv)
