@@ -12,7 +12,7 @@ Example:
     >>> import tempfile, pathlib
     >>> from kmodels.runs import RunDir
     >>> rd = RunDir.create("demo", out=pathlib.Path(tempfile.mkdtemp()) / "run")
-    >>> _ = rd.write_json(METRICS, {"accuracy": 1.0})
+    >>> _ = rd.write_json("metrics.json", {"accuracy": 1.0})
     >>> sorted(p.name for p in rd.path.iterdir())
     ['metadata.json', 'metrics.json']
 """

@@ -147,7 +147,7 @@ def test_bootstrap_scores_equal_scikit_learn_on_the_resampled_rows(kind):
     """The vectorized resample scores (multiplicities, rank-sum AUC with ties) are scikit-learn's metrics."""
     from sklearn import metrics as skm
 
-    from kmodels.evaluation import _weighted_scorer
+    from kmodels.evaluation.metrics import _weighted_scorer
 
     def sklearn_score(y_true, output):
         if kind == "regression":
