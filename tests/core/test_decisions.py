@@ -82,7 +82,7 @@ def test_calibrating_a_regression_is_refused_before_the_run_exists(tmp_path):
 
     csv = tmp_path / "d.csv"
     load_diabetes(as_frame=True).frame.to_csv(csv, index=False)
-    with pytest.raises(ConfigError, match="calibrate = true is for classification"):
+    with pytest.raises(ConfigError, match="calibrate = true is for binary and multiclass problems; this run is regression"):
         kmodels.run("tabular", data=csv, overrides={"data.target": "target", "evaluate.calibrate": True},
                     out=tmp_path / "run")
     assert not (tmp_path / "run").exists()
