@@ -38,3 +38,18 @@ def test_image_saved_model_takes_encoded_files(dog_cat_run, tmp_path):
     close = np.abs(want["probability_dog"] - dog_cat_run.metrics["threshold"]) < 1e-2
     assert all(a == b or c for a, b, c in zip(labels, want["label"], close, strict=True))
     assert (out / "assets" / "kmodels.json").is_file()
+
+
+def test_an_image_export_is_served_without_its_run_directory(dog_cat_run, tmp_path):
+    """`kmodels serve EXPORT` on an image SavedModel: the same answers as `kmodels predict` on the files."""
+    from kmodels.serve import Service
+
+    out = tmp_path / "export"
+    kmodels.export(dog_cat_run.run_dir, out, "saved_model")
+    files = _images(tmp_path / "new")
+    service = Service(out)
+    assert not service.tables and service.metadata()["input"]["image_size"] == [48, 48]
+    got = service.predict_now([str(f) for f in files])
+    want = kmodels.predict(dog_cat_run.run_dir, files)
+    np.testing.assert_allclose([g["probability_dog"] for g in got], want["probability_dog"], atol=1e-2)
+    assert {g["label"] for g in got} <= {"cat", "dog"}
