@@ -7,7 +7,7 @@ Formats:
   from JAX through `jax2tf`), for TF Serving, TFLite converters and `tf.saved_model.load`;
 - `onnx`: an ONNX graph, for onnxruntime (`pip install "kmodels[onnx]"`): on TensorFlow through
   Keras's `model.export(format="onnx")` (tf2onnx); on JAX written from the weights for the dense
-  chains table models are (`export_rows.onnx_network`).
+  chains table models are (`export_onnx.onnx_network`).
 
 The export is written next to its destination under a temporary name, loaded back,
 run on a batch of sample inputs and compared with the Keras model; only an export
@@ -171,10 +171,12 @@ def _export_rows(rd: Any, spec: Any, state: dict[str, Any], model: Any, out: Pat
             else:
                 import onnx
 
+                from kmodels.task import export_onnx
+
                 network = _onnx_network(model, Path(scratch) / "network.onnx")
-                onnx.save(export_rows.onnx_model(kinds, outputs, network, problem, threshold), str(tmp))
+                onnx.save(export_onnx.onnx_model(kinds, outputs, network, problem, threshold), str(tmp))
                 _onnx_metadata(tmp, meta)
-                got = _run_checked(lambda: export_rows.run_onnx(tmp, inputs))
+                got = _run_checked(lambda: export_onnx.run_onnx(tmp, inputs))
         diff = _compare_rows(problem, expected, got, format)
         os.replace(tmp, out)
     finally:
@@ -260,14 +262,14 @@ def _outputs(problem: Any) -> tuple[str, ...]:
 
 def _onnx_network(model: Any, scratch: Path) -> Any:
     """The network as ONNX: through Keras and tf2onnx on TensorFlow; written from the weights elsewhere (JAX),
-    for the dense chains table models are (`export_rows.onnx_network`)."""
+    for the dense chains table models are (`export_onnx.onnx_network`)."""
     import keras
     import onnx
 
-    from kmodels.task import export_rows
+    from kmodels.task import export_onnx
 
     if keras.backend.backend() != "tensorflow":
-        return export_rows.onnx_network(model)
+        return export_onnx.onnx_network(model)
     _export_onnx(model, scratch)
     return onnx.load(str(scratch))
 

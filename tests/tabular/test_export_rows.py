@@ -162,7 +162,7 @@ def test_onnx_from_weights_writes_dense_chains_and_names_what_it_cannot(tmp_path
     import keras
     import onnxruntime
 
-    from kmodels.task.export_rows import onnx_network
+    from kmodels.task.export_onnx import onnx_network
 
     inputs = keras.Input((5,))
     x = keras.layers.Dense(8, activation="tanh")(inputs)

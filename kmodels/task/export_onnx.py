@@ -1,0 +1,210 @@
+"""The ONNX side of the exports: raw-rows graphs (the preprocessing expressions as ONNX nodes, the network,
+the decision) and, where tf2onnx is not used (JAX), a dense network written to ONNX from its weights.
+
+What the graphs take and return is as for the SavedModel exports (`kmodels.task.export_rows`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kmodels import graph
+from kmodels.graph import NUMBER, STRING, Column, NotExportable
+
+
+# ---- ONNX --------------------------------------------------------------------------------------------
+class _Onnx:
+    """Accumulates ONNX nodes and initializers under names that cannot meet the network's."""
+
+    def __init__(self) -> None:
+        self.nodes: list[Any] = []
+        self.inits: list[Any] = []
+        self.count = 0
+
+    def name(self, hint: str) -> str:
+        self.count += 1
+        return f"kmodels/{hint}_{self.count}"
+
+    def const(self, value: Any, dtype: Any = np.float64) -> str:
+        from onnx import numpy_helper
+
+        name = self.name("const")
+        array = np.asarray(value, dtype=object if dtype is str else dtype)
+        self.inits.append(numpy_helper.from_array(array, name))
+        return name
+
+    def op(self, op_type: str, inputs: list[str], domain: str = "", **attrs: Any) -> str:
+        from onnx import helper
+
+        out = self.name(op_type.lower())
+        self.nodes.append(helper.make_node(op_type, inputs, [out], name=out, domain=domain, **attrs))
+        return out
+
+def onnx_model(kinds: Mapping[str, str], outputs: Mapping[str, Column], network: Any, problem: Any,
+               threshold: float) -> Any:
+    """The raw-rows ONNX model: the preprocessing nodes, the network (`onnx.ModelProto` from Keras's
+    export, input (n, F) float32) and the decision, in one graph."""
+    from onnx import TensorProto, helper
+
+    g = _Onnx()
+    values: dict[Any, str] = {}
+    first = next(iter(kinds))
+    rows = g.op("Shape", [first])
+    arith = {"add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "floor": "Floor", "identity": "Identity",
+             "lt": "Less", "gt": "Greater", "eq": "Equal", "or": "Or"}
+    for node in graph.walk(outputs.values()):
+        a = [values[id(arg)] for arg in node.args]
+        op = node.op
+        if op == "input":
+            v = node.attrs["name"]
+        elif op == "const":
+            v = g.const(node.attrs["value"])
+        elif op == "is_missing" and node.args[0].kind == STRING:
+            hit = g.op("LabelEncoder", [a[0]], domain="ai.onnx.ml", keys_strings=[graph.MISSING_STRING],
+                       values_int64s=[1], default_int64=0)
+            v = g.op("Cast", [hit], to=TensorProto.BOOL)
+        elif op == "is_missing":
+            v = g.op("Or", [g.op("IsNaN", [a[0]]), g.op("IsInf", [a[0]])])
+        elif op == "where":
+            v = g.op("Where", a)
+        elif op == "to_float":
+            v = g.op("Cast", a, to=TensorProto.DOUBLE)
+        elif op == "lookup":
+            v = g.op("LabelEncoder", a, domain="ai.onnx.ml", keys_strings=list(node.attrs["keys"]),
+                     values_floats=list(node.attrs["values"]), default_float=node.attrs["default"])
+            v = g.op("Cast", [v], to=TensorProto.DOUBLE)
+        elif op == "date_part":
+            raise NotExportable("This run's preprocessing parses dates, which ONNX has no operators for; export it "
+                                "as a SavedModel (--format saved_model), which takes the same raw rows.")
+        elif op == "log1p":
+            v = g.op("Log", [g.op("Add", [a[0], g.const(1.0)])])
+        elif op == "maximum":  # NaN stays NaN, as np.maximum
+            v = g.op("Where", [g.op("IsNaN", [a[0]]), a[0], g.op("Max", a)])
+        elif op in arith:
+            v = g.op(arith[op], a)
+        else:
+            raise NotExportable(f"Unknown graph operation {op!r}.")
+        values[id(node)] = v
+    axis = g.const([1], np.int64)
+    columns = [g.op("Unsqueeze", [g.op("Expand", [values[id(n)], rows]), axis]) for n in outputs.values()]
+    features = g.op("Concat", columns, axis=1)
+    net_in, net_out = network.graph.input[0].name, network.graph.output[0].name
+    g.nodes.append(helper.make_node("Cast", [features], [net_in], name="kmodels/features", to=TensorProto.FLOAT))
+    decision = _onnx_decision(g, problem, threshold, net_out)
+    inputs = [helper.make_tensor_value_info(name, TensorProto.DOUBLE if kind == NUMBER else TensorProto.STRING, ["n"])
+              for name, kind in kinds.items()]
+    graph_outputs = []
+    for name, (value, dtype, shape) in decision.items():
+        g.nodes.append(helper.make_node("Identity", [value], [name], name=f"kmodels/out_{name}"))
+        graph_outputs.append(helper.make_tensor_value_info(name, dtype, shape))
+    body = helper.make_graph(g.nodes[:_split(g)] + list(network.graph.node) + g.nodes[_split(g):], "kmodels",
+                             inputs, graph_outputs, initializer=g.inits + list(network.graph.initializer),
+                             value_info=list(network.graph.value_info))
+    opsets = {o.domain: o.version for o in network.opset_import}
+    opsets["ai.onnx.ml"] = max(opsets.get("ai.onnx.ml", 0), 2)
+    model = helper.make_model(body, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()],
+                              producer_name="kmodels")
+    model.ir_version = network.ir_version
+    return model
+
+def _split(g: _Onnx) -> int:
+    """Where the network's nodes go among ours: after the node that feeds it."""
+    return next(i for i, n in enumerate(g.nodes) if n.name == "kmodels/features") + 1
+
+def _onnx_decision(g: _Onnx, problem: Any, threshold: float, output: str) -> dict[str, tuple[str, int, list]]:
+    from onnx import TensorProto
+
+    if problem.per_label_threshold:
+        raise NotExportable("A multi-label run exports to ONNX only without its joined label strings, which ONNX "
+                            "cannot build; export it as a SavedModel (--format saved_model), which returns them.")
+    out = g.op("Cast", [g.op("Flatten", [output], axis=1)], to=TensorProto.DOUBLE)
+    if not problem.is_classification:
+        return {"prediction": (g.op("Squeeze", [out, g.const([1], np.int64)]), TensorProto.DOUBLE, ["n"])}
+    names = g.const(list(problem.class_names), str)
+    axis = g.const([1], np.int64)
+    if problem.uses_threshold:
+        positive = g.op("Squeeze", [out, axis])
+        negative = g.op("Sub", [g.const(1.0), positive])
+        probabilities = g.op("Concat", [g.op("Unsqueeze", [negative, axis]), out], axis=1)
+        index = g.op("Cast", [g.op("GreaterOrEqual", [positive, g.const(threshold)])], to=TensorProto.INT64)
+    else:
+        probabilities = out
+        index = g.op("ArgMax", [out], axis=1, keepdims=0)
+    chosen = g.op("Squeeze", [g.op("GatherElements", [probabilities, g.op("Unsqueeze", [index, axis])], axis=1), axis])
+    return {"label": (g.op("Gather", [names, index], axis=0), TensorProto.STRING, ["n"]),
+            "probability": (chosen, TensorProto.DOUBLE, ["n"]),
+            "probabilities": (probabilities, TensorProto.DOUBLE, ["n", len(problem.class_names)])}
+
+def run_onnx(path: Path, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    feed = {k: (v.astype(str) if v.dtype == object else v) for k, v in inputs.items()}
+    return dict(zip(names, session.run(None, feed), strict=True))
+
+# ---- a dense network as ONNX, without TensorFlow ---------------------------------------------------------
+#: The Keras layers `onnx_network` writes as ONNX nodes (a chain of them: what the table models are made of).
+ONNX_LAYERS = ("InputLayer", "Dense", "Dropout", "Rescaling", "BatchNormalization", "Activation")
+
+_ONNX_ACTIVATIONS = {"relu": "Relu", "sigmoid": "Sigmoid", "softmax": "Softmax", "tanh": "Tanh", "linear": None}
+
+def onnx_network(model: Any, opset: int = 17) -> Any:
+    """The ONNX graph of a Keras model that is a chain of `ONNX_LAYERS` (features (n, F) float32 in, the model's
+    output out), written from its weights: how a table run exports to ONNX on a backend without tf2onnx (JAX).
+
+    Anything else is refused (`NotExportable`) with the layer named; what is written is checked against
+    `kmodels predict` before it is kept, like every export.
+    """
+    from onnx import TensorProto, helper
+
+    g = _Onnx()
+    current = "features"
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind not in ONNX_LAYERS:
+            raise NotExportable(f"Layer {layer.name!r} ({kind}) has no ONNX form here (known: "
+                                f"{', '.join(ONNX_LAYERS)}); export ONNX on the TensorFlow backend "
+                                "(`KERAS_BACKEND=tensorflow kmodels export RUN OUT --format onnx`).")
+        if kind == "Dense":
+            weights = layer.get_weights()
+            current = g.op("MatMul", [current, g.const(weights[0], np.float32)])
+            if layer.use_bias:
+                current = g.op("Add", [current, g.const(weights[1], np.float32)])
+            current = _onnx_activation(g, layer, current)
+        elif kind == "Activation":
+            current = _onnx_activation(g, layer, current)
+        elif kind == "Rescaling":
+            current = g.op("Add", [g.op("Mul", [current, g.const(np.float32(layer.scale), np.float32)]),
+                                   g.const(np.float32(layer.offset), np.float32)])
+        elif kind == "BatchNormalization":
+            gamma = np.asarray(layer.gamma.numpy() if layer.scale else 1.0, np.float64)
+            beta = np.asarray(layer.beta.numpy() if layer.center else 0.0, np.float64)
+            mean, var = (np.asarray(v.numpy(), np.float64) for v in (layer.moving_mean, layer.moving_variance))
+            scale = gamma / np.sqrt(var + layer.epsilon)
+            current = g.op("Add", [g.op("Mul", [current, g.const(scale, np.float32)]),
+                                   g.const(beta - mean * scale, np.float32)])
+    g.nodes.append(helper.make_node("Identity", [current], ["output"], name="kmodels/network_out"))
+    width = int(model.input_shape[-1])
+    graph = helper.make_graph(g.nodes, "network", [helper.make_tensor_value_info("features", TensorProto.FLOAT,
+                                                                                  ["n", width])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT,
+                                                             ["n", int(model.output_shape[-1])])],
+                              initializer=g.inits)
+    out = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="kmodels")
+    out.ir_version = 8
+    return out
+
+def _onnx_activation(g: _Onnx, layer: Any, current: str) -> str:
+    name = getattr(getattr(layer, "activation", None), "__name__", "linear")
+    if name not in _ONNX_ACTIVATIONS:
+        raise NotExportable(f"Layer {layer.name!r}: activation {name!r} has no ONNX form here (known: "
+                            f"{', '.join(_ONNX_ACTIVATIONS)}); export ONNX on the TensorFlow backend.")
+    op = _ONNX_ACTIVATIONS[name]
+    if op is None:
+        return current
+    return g.op(op, [current], axis=-1) if op == "Softmax" else g.op(op, [current])
