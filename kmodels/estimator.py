@@ -68,8 +68,10 @@ class _Estimator(BaseEstimator):
                                   "column with overrides={'data.target': ...}).")
             data: Any = Path(X)
         else:
-            data, target = _frame(X, y)
+            data, target, labels = _frame(X, y)
             overrides["data.target"] = target
+            if labels is not None:  # an indicator matrix: a multi-label problem, its columns in their order
+                overrides.update({"data.problem": "multilabel", "data.classes": labels})
             self.feature_names_in_ = np.asarray([c for c in data.columns if c != target], dtype=object)
             self.n_features_in_ = len(self.feature_names_in_)
         if self._problem != "auto":
@@ -132,6 +134,8 @@ class _Estimator(BaseEstimator):
 
         frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(
             np.asarray(X), columns=getattr(self, "feature_names_in_", None))
+        if any(not isinstance(c, str) for c in frame.columns):  # fit named them as text (DataFrame(X) has 0, 1, ...)
+            frame = frame.rename(columns=str)
         rows = _readable_rows(frame.drop(columns=self._state["exclude"], errors="ignore"), self._state, "X", False)
         x = _as_matrix(self._state["pipeline"].transform(rows))
         if len(x) <= _DIRECT_ROWS:
@@ -228,21 +232,35 @@ def load(run_dir: str | Path) -> Classifier | Regressor:
     return estimator
 
 
-def _frame(X: Any, y: Any) -> tuple[pd.DataFrame, str]:
-    """`X` and `y` as one DataFrame and the target's column name (y's name, else "target")."""
+def _frame(X: Any, y: Any) -> tuple[pd.DataFrame, str, list[str] | None]:
+    """`X` and `y` as one DataFrame, the target's column name (y's name, else "target") and, for a multi-label
+    `y` (an (n, labels) 0/1 matrix, as scikit-learn takes it), the label names (its columns, else "0", "1", ...):
+    its rows become label sets joined by "|"."""
     if y is None:
         raise ConfigError("fit(X, y) needs the target y (or a data path as X with y=None).")
     frame = X.copy() if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X)).rename(columns=lambda c: f"x{c}")
     frame.columns = [str(c) for c in frame.columns]
     name = getattr(y, "name", None)
-    values = np.asarray(y).ravel()
+    labels = None
+    matrix = np.asarray(y)
+    if matrix.ndim == 2 and matrix.shape[1] > 1:
+        labels = [str(c) for c in y.columns] if isinstance(y, pd.DataFrame) else [str(i) for i in range(matrix.shape[1])]
+        if not np.isin(matrix, (0, 1)).all():
+            raise DataError("y is a matrix but not of 0/1 values; a multi-label y has one 0/1 column per label.")
+        empty = np.flatnonzero(matrix.sum(axis=1) == 0)
+        if len(empty):
+            raise DataError(f"y: {len(empty)} row(s) have no label (e.g. row {int(empty[0])}); kmodels needs at least "
+                            "one per row. Add a column for the empty set (e.g. 'none').")
+        values = np.array(["|".join(n for n, on in zip(labels, row, strict=True) if on) for row in matrix], dtype=object)
+    else:
+        values = matrix.ravel()
     if len(values) != len(frame):
         raise DataError(f"X has {len(frame)} rows but y has {len(values)}; pass one target value per row.")
     target = str(name) if name is not None else "target"
     while target in frame.columns:
         target = f"{target}_"
     frame[target] = values
-    return frame, target
+    return frame, target, labels
 
 
 def _paths(X: Any) -> list[Path]:

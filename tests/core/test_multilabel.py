@@ -157,3 +157,22 @@ def test_an_image_csv_of_label_sets(tmp_path):
     predicted = kmodels.predict(result.run_dir, [tmp_path / "0.png", tmp_path / "1.png"])
     assert list(predicted.columns) == ["path", "label", "probability_blue", "probability_plain", "probability_red",
                                        "error"]
+
+
+def test_the_classifier_takes_an_indicator_matrix_as_scikit_learn_does():
+    """`Classifier.fit(X, Y)` with Y an (n, labels) 0/1 matrix: a multi-label run whose `predict` is such a matrix,
+    columns in Y's order; `score` is scikit-learn's subset accuracy. A row without any label is refused."""
+    from sklearn.datasets import make_multilabel_classification
+
+    x, y = make_multilabel_classification(n_samples=300, n_features=8, n_classes=3, n_labels=2, allow_unlabeled=False,
+                                          random_state=1)
+    labels = pd.DataFrame(y, columns=["zeta", "alpha", "mid"])
+    clf = kmodels.Classifier(overrides={**SMALL, "baselines.linear": False, "train.epochs": 20}, seed=0)
+    clf.fit(pd.DataFrame(x), labels)
+    assert clf.problem_.kind == "multilabel" and list(clf.classes_) == ["zeta", "alpha", "mid"]
+    predicted = clf.predict(pd.DataFrame(x[:20]))
+    assert predicted.shape == (20, 3) and set(np.unique(predicted)) <= {0, 1}
+    assert clf.predict_proba(pd.DataFrame(x[:5])).shape == (5, 3)
+    assert 0.0 <= clf.score(pd.DataFrame(x[:50]), y[:50]) <= 1.0
+    with pytest.raises(DataError, match="no label"):
+        kmodels.Classifier().fit(pd.DataFrame(x[:4]), np.array([[1, 0], [0, 0], [1, 1], [0, 1]]))
