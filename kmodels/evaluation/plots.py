@@ -72,9 +72,9 @@ def plot_per_label(per_label: Mapping[str, Mapping[str, Any]], path: str | Path 
     for i, metric in enumerate(("precision", "recall", "f1")):
         ax.bar(x + (i - 1) * 0.27, [per_label[n][metric] for n in names], width=0.27, label=metric)
     ax.set_xticks(x, [f"{n}\n(n={per_label[n]['support']})" for n in names])
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.2)  # room for the legend above the bars
     ax.set_title(title)
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper center", ncols=3, frameon=False)
     return save_figure(fig, path)
 
 

@@ -32,6 +32,9 @@ def eda(table: Table, placeholders: Mapping[str, Sequence[str]] | None = None) -
                                              for k, v in counts.head(50).items()}}
         if len(counts) > 50:
             target["other_values"] = int(len(counts) - 50)
+        if problem.per_label_threshold:  # label sets: how many rows carry each label (the bars show these)
+            target["labels"] = {**problem.label_counts(f[table.target]),
+                                "<missing>": int(f[table.target].isna().sum())}
     else:
         values = pd.to_numeric(f[table.target], errors="coerce")
         described = values.describe()
@@ -80,7 +83,7 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
         f"EDA: missing values: {missing or 'none'}",
         f"EDA: duplicate rows: {report['duplicate_rows']:,}",
         f"EDA: target {report['target']['column']}: "
-        + (str(report["target"]["counts"]) if "summary" not in report["target"] else
+        + (str(report["target"].get("labels", report["target"]["counts"])) if "summary" not in report["target"] else
            ", ".join(f"{k} {v:.4g}" for k, v in report["target"]["summary"].items() if v is not None)),
     ]
     for col, p in report["placeholders"].items():
@@ -132,14 +135,14 @@ def plots(table: Table, report: Mapping[str, Any], feature: str | None = None) -
     figures["eda_missing.png"] = fig
 
     regression = "summary" in report["target"]
-    fig, ax = plt.subplots(figsize=(4.5 if len(report["target"]["counts"]) <= 6 else 8, 3.2))
+    fig, ax = plt.subplots(figsize=(4.5 if len(report["target"].get("labels", report["target"]["counts"])) <= 6 else 8, 3.2))
     if regression:
         ax.hist(pd.to_numeric(table.frame[table.target], errors="coerce").dropna(), bins=40, color="tab:blue")
         ax.set_title(f"Target distribution: {report['target']['column']}")
     else:
-        counts = report["target"]["counts"]
+        counts = report["target"].get("labels", report["target"]["counts"])
         ax.bar(list(map(str, counts)), list(counts.values()), color="tab:blue")
-        ax.set_title(f"Target balance: {report['target']['column']}")
+        ax.set_title(f"Target {'labels' if 'labels' in report['target'] else 'balance'}: {report['target']['column']}")
         if len(counts) > 6:
             ax.tick_params(axis="x", labelrotation=90)
     ax.set_ylabel("rows")
@@ -164,8 +167,14 @@ def plots(table: Table, report: Mapping[str, Any], feature: str | None = None) -
             ax.scatter(values, pd.to_numeric(sample[table.target]), s=8, alpha=0.5)
             ax.set_ylabel(table.target)
         else:
-            sns.histplot(x=values, hue=sample[table.target].astype(str), stat="density", common_norm=False,
-                         element="step", bins=40, ax=ax)
+            hue = sample[table.target].astype(str)
+            problem = table.problem_type()
+            if problem.per_label_threshold:  # one curve per label (rows carrying it), not per label set
+                sets = problem.split(sample[table.target])
+                rows = [(v, label) for v, labels in zip(values, sets, strict=True) for label in labels]
+                values, hue = (pd.Series([v for v, _ in rows]), pd.Series([lb for _, lb in rows])) if rows else (values, hue)
+            sns.histplot(x=values.to_numpy(), hue=hue.to_numpy(), stat="density", common_norm=False, element="step",
+                         bins=40, ax=ax)
         ax.set_xlabel(label)
         ax.set_title(f"{label} {'vs' if regression else 'by'} {table.target}")
     fig.tight_layout()
