@@ -127,6 +127,51 @@ class TabularTask(Task):
                 out[name]["iterations"] = iterations
         return out
 
+    # ---- TabM: the members train on the mean of their losses; the saved model averages them ---------
+    def training_model(self, model: Any) -> Any:
+        """A TabM model (`kmodels_tabular.tabm`) trains through its members' output (n, k, units), mapped onto the
+        target's scale like the model (regression); `finish_model` hands back the averaging model, which shares
+        every weight. Any other model trains as it is."""
+        import keras
+
+        from kmodels_tabular.tabm import MEMBERS
+
+        names = {layer.name for layer in model.layers}
+        if MEMBERS not in names:
+            return model
+        members = model.get_layer(MEMBERS).output
+        if "target_scale" in names:  # a regression net's fixed map onto the target's units (an affine map)
+            members = model.get_layer("target_scale")(members)
+        self._averaged = model
+        return keras.Model(model.inputs, members, name=f"{model.name}_members")
+
+    def finish_model(self, model: Any) -> Any:
+        averaged = getattr(self, "_averaged", None)
+        return averaged if averaged is not None and len(model.output.shape) == 3 else super().finish_model(model)
+
+    def fit(self, model: Any, prepared: Prepared, *, epochs: int | None = None,
+            initial_epoch: int = 0) -> dict[str, list[float]]:
+        """`Task.fit`; for TabM's members, on the labels repeated once per member (so the loss is the mean of the
+        members' losses) with the class weights given as sample weights."""
+        shape = getattr(model.output, "shape", ())
+        if len(shape) != 3:
+            return super().fit(model, prepared, epochs=epochs, initial_epoch=initial_epoch)
+        k = int(shape[1])
+        train, val = prepared.data["train"], prepared.data["val"]
+
+        def repeat(y: np.ndarray) -> np.ndarray:
+            return np.repeat(np.expand_dims(y, 1), k, axis=1)
+
+        weights = self.class_weight(train.y, prepared.problem)
+        # (n, 1): one weight per row, broadcast over the members' losses
+        sample_weight = None if weights is None else np.array([[weights[int(c)]] for c in train.y], dtype=np.float32)
+        history = model.fit(
+            train.x, repeat(train.y), validation_data=(val.x, repeat(val.y)) if len(val.y) else None,
+            epochs=self.epochs(prepared) if epochs is None else epochs, initial_epoch=initial_epoch,
+            batch_size=self.batch_size(len(train.y)), callbacks=self.make_callbacks(), sample_weight=sample_weight,
+            verbose=self.verbose, shuffle=True)
+        return {name: [float(v) for v in values] for name, values in history.history.items()}
+
     _batch_logged: tuple[int, int] | None = None
 
     def batch_size(self, rows: int) -> int:

@@ -1,0 +1,169 @@
+"""TabM (Gorishniy et al., ICLR 2025) in plain Keras: an MLP that is an ensemble of k members sharing their weights.
+
+TabM-mini: the features (after periodic numeric embeddings, "PLR" from Gorishniy et al. 2022) are
+copied k times and each copy is scaled by its member's own vector `r_i` (initialised with random
+signs); one MLP body, shared by all members, runs on the k copies; each member has its own
+output layer. The saved model averages the members' probabilities (or values). Training
+minimises the mean of the members' losses, not the loss of their mean: the tabular task trains
+`members(model)` (the k outputs) on the labels repeated k times, and saves the averaging model,
+which shares its weights.
+
+Every layer here is registered (`package="kmodels"`), so `model.keras` loads in plain Keras with
+`safe_mode`, on any backend.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import keras
+from keras import ops
+
+from kmodels.api import output_head, registry
+
+#: The name of the layer whose output is the members' predictions, (n, k, units).
+MEMBERS = "tabm_members"
+
+
+@keras.saving.register_keras_serializable(package="kmodels")
+class PeriodicEmbedding(keras.layers.Layer):
+    """Periodic embeddings of numeric features (PLR): per feature, sin/cos of learned frequencies, a linear
+    map and a ReLU; (n, F) → (n, F · dim).
+
+    Args:
+        frequencies: learned frequencies per feature.
+        dim: the embedding size per feature.
+        sigma: the standard deviation the frequencies start from (rtdl-num-embeddings' 0.01 to 1; features
+            are standardised first).
+    """
+
+    def __init__(self, frequencies: int = 16, dim: int = 16, sigma: float = 0.1, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.frequencies, self.dim, self.sigma = frequencies, dim, sigma
+
+    def build(self, input_shape: tuple[int, ...]) -> None:
+        features = int(input_shape[-1])
+        self.coefficients = self.add_weight(shape=(features, self.frequencies), name="frequencies",
+                                            initializer=keras.initializers.RandomNormal(stddev=self.sigma))
+        self.kernel = self.add_weight(shape=(features, 2 * self.frequencies, self.dim), name="kernel",
+                                      initializer="glorot_uniform")
+        self.bias = self.add_weight(shape=(features, self.dim), name="bias", initializer="zeros")
+
+    def call(self, x: Any) -> Any:
+        angles = 2 * math.pi * ops.expand_dims(x, -1) * self.coefficients  # (n, F, m)
+        periodic = ops.concatenate([ops.sin(angles), ops.cos(angles)], axis=-1)  # (n, F, 2m)
+        out = ops.relu(ops.einsum("nfm,fmd->nfd", periodic, self.kernel) + self.bias)
+        return ops.reshape(out, (-1, out.shape[1] * self.dim))
+
+    def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int | None, ...]:
+        return (input_shape[0], int(input_shape[-1]) * self.dim)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "frequencies": self.frequencies, "dim": self.dim, "sigma": self.sigma}
+
+
+@keras.saving.register_keras_serializable(package="kmodels")
+class EnsembleAdapter(keras.layers.Layer):
+    """(n, D) → (n, k, D): k copies of the input, copy i scaled by the member's vector r_i (random ±1 at start)."""
+
+    def __init__(self, members: int = 32, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.members = members
+
+    def build(self, input_shape: tuple[int, ...]) -> None:
+        self.scale = self.add_weight(shape=(self.members, int(input_shape[-1])), name="scale",
+                                     initializer=keras.initializers.RandomUniform(-1.0, 1.0))
+        self.scale.assign(ops.where(self.scale >= 0, 1.0, -1.0))
+
+    def call(self, x: Any) -> Any:
+        return ops.expand_dims(x, 1) * self.scale
+
+    def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int | None, ...]:
+        return (input_shape[0], self.members, input_shape[-1])
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "members": self.members}
+
+
+@keras.saving.register_keras_serializable(package="kmodels")
+class EnsembleDense(keras.layers.Layer):
+    """(n, k, D) → (n, k, units): a separate linear layer per member, then `activation`."""
+
+    def __init__(self, units: int, activation: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.units, self.activation = units, keras.activations.get(activation)
+
+    def build(self, input_shape: tuple[int, ...]) -> None:
+        members, width = int(input_shape[1]), int(input_shape[2])
+        self.kernel = self.add_weight(shape=(members, width, self.units), name="kernel", initializer="glorot_uniform")
+        self.bias = self.add_weight(shape=(members, self.units), name="bias", initializer="zeros")
+
+    def call(self, x: Any) -> Any:
+        return self.activation(ops.einsum("nkd,kdu->nku", x, self.kernel) + self.bias)
+
+    def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int | None, ...]:
+        return (input_shape[0], input_shape[1], self.units)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "units": self.units,
+                "activation": keras.activations.serialize(self.activation)}
+
+
+@keras.saving.register_keras_serializable(package="kmodels")
+class MemberMean(keras.layers.Layer):
+    """(n, k, units) → (n, units): the mean over the members (of probabilities, or of values)."""
+
+    def call(self, x: Any) -> Any:
+        return ops.mean(x, axis=1)
+
+    def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int | None, ...]:
+        return (input_shape[0], input_shape[2])
+
+
+def _head(num_classes: int) -> tuple[int, str]:
+    """The members' output units and activation: those `output_head` gives for `num_classes` (so a multi-label
+    problem's `building()` context gives N sigmoids here too)."""
+    layer = output_head(keras.Input((1,)), num_classes)._keras_history.operation
+    return int(layer.units), keras.activations.serialize(layer.activation)
+
+
+@registry.models.register("tabm")
+def tabm(input_shape: tuple[int, ...] = (14,), members: int = 32, units: tuple[int, ...] = (256, 256),
+         dropout: float = 0.1, embedding_dim: int = 16, frequencies: int = 16, sigma: float = 0.1,
+         num_classes: int = 2) -> keras.Model:
+    """TabM-mini with periodic numeric embeddings: k weight-sharing MLP members, their predictions averaged.
+
+    Train it through a kmodels task (the tabular task trains the members on their mean loss; see
+    `kmodels_tabular.tabm`); `kmodels.build("tabm")` gives the averaging model.
+
+    Args:
+        input_shape: number of features (inferred from the data in a task run).
+        members: k, the ensemble size (TabM's 32).
+        units: sizes of the shared hidden ReLU layers.
+        dropout: dropout after each hidden layer.
+        embedding_dim: periodic embedding size per feature (0: no embeddings, the features go in as they are).
+        frequencies: learned frequencies per feature.
+        sigma: the frequencies' initial standard deviation.
+        num_classes: 2 (sigmoid), N >= 3 (softmax) or 1 (regression); a multi-label problem gives N sigmoids.
+
+    Example:
+        >>> import kmodels
+        >>> model = kmodels.build("tabm", input_shape=(5,), members=4, units=(16,), num_classes=3)
+        >>> model.output_shape, model.get_layer("tabm_members").output.shape
+        ((None, 3), (None, 4, 3))
+    """
+    if members < 1 or not units or any(u < 1 for u in units):
+        raise ValueError(f"Received members={members}, units={units}. Expected members >= 1 and positive layer sizes.")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"Received dropout={dropout}. Expected a rate in [0, 1).")
+    inputs = keras.Input(shape=input_shape, name="features")
+    x = PeriodicEmbedding(frequencies, embedding_dim, sigma, name="periodic")(inputs) if embedding_dim else inputs
+    x = EnsembleAdapter(members, name="adapter")(x)
+    for i, size in enumerate(units):
+        x = keras.layers.Dense(size, activation="relu", name=f"dense_{i}")(x)
+        if dropout:
+            x = keras.layers.Dropout(dropout, name=f"dropout_{i}")(x)
+    width, activation = _head(num_classes)
+    x = EnsembleDense(width, activation, dtype="float32", name=MEMBERS)(x)
+    return keras.Model(inputs, MemberMean(dtype="float32", name="output")(x), name="tabm")
