@@ -1,6 +1,6 @@
 """Quality on real data: kmodels' Keras model against the best scikit-learn baseline of the same run.
 
-`kmodels bench quality [--photos DIR] [--bank CSV] [--only NAME,...] [--json PATH]` runs the
+`kmodels bench quality [--photos DIR] [--bank CSV] [--only NAME,...] [--model NAME] [--json PATH]` runs the
 real data sets that packages ship (always) and the ones you point it at, each through the
 ordinary `kmodels.run` with the task's default spec and the task's own split, and prints one
 table: data | problem | seeds | best sklearn baseline | kmodels Keras | target | met.
@@ -140,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=5,
                    help="seeds (= splits) per table, averaged (default 5); photos and digits run seed 42 only")
     p.add_argument("--out", type=Path, default=None, help="parent of the run directories (default: a temp folder)")
+    p.add_argument("--model", default=None, help="the table rows' Keras model instead of the spec's (e.g. tabm)")
     p.add_argument("--json", default=None, help="write the results here")
     args = p.parse_args(argv)
     if args.seeds < 1:
@@ -159,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, (path, target) in tables.items():
         goal = (f"≥ {absolute[name]} and ≥ best - 0.01" if name in absolute else "R2 ≥ Ridge - 0.05"
                 if name == "diabetes" else "≥ best - 0.01")
-        jobs.append((name, "tabular", path, {"data.target": target}, goal, absolute.get(name), table_seeds))
+        overrides = {"data.target": target, **({"model.name": args.model} if args.model else {})}
+        jobs.append((name, "tabular", path, overrides, goal, absolute.get(name), table_seeds))
     only = set(args.only.split(",")) if args.only else None
     if only is None or "digits (images)" in only:
         jobs.append(("digits (images)", "image_classification", _write_digits(work),
