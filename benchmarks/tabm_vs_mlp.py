@@ -19,30 +19,36 @@ import kmodels
 from benchmarks.quality import PRIMARY, _write_tables
 from kmodels.console import setup_logging
 
-setup_logging(quiet=True)
-work = Path(tempfile.mkdtemp())
-tables = _write_tables(work)
-out = {}
-for name, (path, target) in tables.items():
-    row = {}
-    for model in ("mlp", "tabm"):
-        vals, secs = [], []
-        for seed in (42, 1, 2):
-            t = time.perf_counter()
-            r = kmodels.run("tabular", data=path, out=work / f"{name}-{model}-{seed}".replace(" ", "_"),
-                            overrides={"data.target": target, "train.verbose": 0, "train.seed": seed, "model.name": model,
-                                       "baselines.sklearn_mlp": model == "mlp", "baselines.gradient_boosting": model == "mlp",
-                                       "baselines.linear": model == "mlp"})
-            secs.append(time.perf_counter() - t)
-            key = PRIMARY[r.metrics["problem"]["kind"]]
-            vals.append(r.metrics["models"]["keras"][key])
-            if model == "mlp":
-                for b, m in r.metrics["models"].items():
-                    if b not in ("keras", "majority", "mean") and m.get(key) is not None:
-                        row.setdefault(b, []).append(m[key])
-        row[model] = vals
-        row[f"{model}_seconds"] = secs
-    row = {k: round(float(np.mean(v)), 4) for k, v in row.items()}
-    out[name] = row
-    print(name, row, flush=True)
-Path(sys.argv[1]).write_text(json.dumps(out, indent=1) + "\n")
+
+def main(out_path: str) -> None:
+    setup_logging(quiet=True)
+    work = Path(tempfile.mkdtemp())
+    tables = _write_tables(work)
+    out = {}
+    for name, (path, target) in tables.items():
+        row = {}
+        for model in ("mlp", "tabm"):
+            vals, secs = [], []
+            for seed in (42, 1, 2):
+                t = time.perf_counter()
+                r = kmodels.run("tabular", data=path, out=work / f"{name}-{model}-{seed}".replace(" ", "_"),
+                                overrides={"data.target": target, "train.verbose": 0, "train.seed": seed, "model.name": model,
+                                           "baselines.sklearn_mlp": model == "mlp", "baselines.gradient_boosting": model == "mlp",
+                                           "baselines.linear": model == "mlp"})
+                secs.append(time.perf_counter() - t)
+                key = PRIMARY[r.metrics["problem"]["kind"]]
+                vals.append(r.metrics["models"]["keras"][key])
+                if model == "mlp":
+                    for b, m in r.metrics["models"].items():
+                        if b not in ("keras", "majority", "mean") and m.get(key) is not None:
+                            row.setdefault(b, []).append(m[key])
+            row[model] = vals
+            row[f"{model}_seconds"] = secs
+        row = {k: round(float(np.mean(v)), 4) for k, v in row.items()}
+        out[name] = row
+        print(name, row, flush=True)
+    Path(out_path).write_text(json.dumps(out, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
