@@ -8,8 +8,9 @@ minimises the mean of the members' losses, not the loss of their mean: the tabul
 `members(model)` (the k outputs) on the labels repeated k times, and saves the averaging model,
 which shares its weights.
 
-Every layer here is registered (`package="kmodels"`), so `model.keras` loads in plain Keras with
-`safe_mode`, on any backend.
+Every layer here is registered (`package="kmodels"`), so `model.keras` loads with Keras's
+`safe_mode` on any backend once this module is imported (`import kmodels` does it): unlike the
+other registered models, a `tabm` file does not load in a Python that has only Keras.
 """
 
 from __future__ import annotations
@@ -128,7 +129,8 @@ def _head(num_classes: int) -> tuple[int, str]:
     return int(layer.units), keras.activations.serialize(layer.activation)
 
 
-@registry.models.register("tabm")
+#: Its `model.keras` holds the registered layers of this module: loading it needs `kmodels_tabular` installed.
+@registry.models.register("tabm", layers_from="kmodels_tabular.tabm")
 def tabm(input_shape: tuple[int, ...] = (14,), members: int = 32, units: tuple[int, ...] = (256, 256),
          dropout: float = 0.1, embedding_dim: int = 16, frequencies: int = 16, sigma: float = 0.1,
          num_classes: int = 2) -> keras.Model:
