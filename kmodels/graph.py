@@ -84,22 +84,23 @@ def const(value: float) -> Column:
     return Column("const", value=float(value))
 
 
-def as_number(x: Column) -> Column:
-    """`x` as float64 numbers: a raw column becomes a number input (missing: NaN)."""
-    if x.kind == NUMBER:
+def _read_as(x: Column, kind: str, who: str, what: str) -> Column:
+    """`x` read as `kind`: unchanged if it is one already; a raw column becomes an input of that kind."""
+    if x.kind == kind:
         return x
     if x.op == "column":
-        return Column("input", kind=NUMBER, name=x.attrs["name"], dtype=NUMBER)
-    raise TypeError(f"as_number: a {x.kind} column cannot be read as numbers.")
+        return Column("input", kind=kind, name=x.attrs["name"])
+    raise TypeError(f"{who}: a {x.kind} column cannot be read as {what}.")
+
+
+def as_number(x: Column) -> Column:
+    """`x` as float64 numbers: a raw column becomes a number input (missing: NaN)."""
+    return _read_as(x, NUMBER, "as_number", "numbers")
 
 
 def as_string(x: Column) -> Column:
     """`x` as text: a raw column becomes a string input (missing: the empty string)."""
-    if x.kind == STRING:
-        return x
-    if x.op == "column":
-        return Column("input", kind=STRING, name=x.attrs["name"], dtype=STRING)
-    raise TypeError(f"as_string: a {x.kind} column cannot be read as text.")
+    return _read_as(x, STRING, "as_string", "text")
 
 
 def is_missing(x: Column) -> Column:
@@ -267,7 +268,7 @@ def input_kinds(outputs: Sequence[Column] | Any) -> dict[str, str]:
     kinds: dict[str, str] = {}
     for node in walk(outputs):
         if node.op == "input":
-            name, dtype = node.attrs["name"], node.attrs["dtype"]
+            name, dtype = node.attrs["name"], node.kind
             if kinds.setdefault(name, dtype) != dtype:
                 raise NotExportable(f"Column {name!r} is read both as numbers and as text by the preprocessing; "
                                     "an exported model takes each column as one type.")
