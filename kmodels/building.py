@@ -179,6 +179,15 @@ def compile_model(model: Any, options: CompileOptions, problem: Problem | None =
                 "argument. Use it with 'sgd' or 'rmsprop', or leave it out."
             )
         config["momentum"] = options.momentum
+    if options.nesterov:
+        if "nesterov" not in inspect.signature(optimizer_class).parameters:
+            raise ConfigError(
+                f"[compile] nesterov=true: optimizer {options.optimizer!r} has no Nesterov variant. "
+                "Use it with 'sgd' (and momentum = 0.9), or leave it out."
+            )
+        config["nesterov"] = True
+    if options.ema:
+        config.update(use_ema=True, ema_momentum=options.ema)
     optimizer = optimizer_class(**config)
     metrics = check_metrics(options, problem)
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics)

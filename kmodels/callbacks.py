@@ -64,3 +64,65 @@ class NonFiniteLossStop(keras.callbacks.Callback):
         if not math.isfinite(value):
             self.stopped = (epoch, value)
             self.model.stop_training = True
+
+
+class AveragedWeightsValidation(keras.callbacks.Callback):
+    """Validates, checkpoints and early-stops on the optimizer's moving average of the weights.
+
+    Not registered: a task run adds it last when `[compile] ema > 0`. Keras's optimizers keep
+    the average themselves (`use_ema=True`), and `fit` copies it into the model when training
+    ends, but during `fit` validation would score the raw weights, so `early_stopping` would
+    pick an epoch, and restore weights, that are not the averaged ones. This callback swaps the
+    average in when validation starts and the raw weights back once every other callback has seen
+    the epoch (it comes last), so the monitored `val_*` figures, `restore_best_weights` and
+    `model_checkpoint` all see the averaged weights. Without a validation split nothing is swapped,
+    and the model ends with the final average.
+
+    Example:
+        >>> import keras, numpy as np
+        >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        >>> model.compile(keras.optimizers.SGD(0.1, use_ema=True, ema_momentum=0.9), "mse")
+        >>> x, y = np.ones((8, 2), "float32"), np.ones((8, 1), "float32")
+        >>> h = model.fit(x, y, validation_data=(x, y), epochs=2, verbose=0,
+        ...               callbacks=[AveragedWeightsValidation()])
+        >>> len(h.history["val_loss"])
+        2
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._raw: list | None = None
+        self._fitting = False
+
+    def _averages(self) -> list:
+        optimizer = self.model.optimizer
+        averages = getattr(optimizer, "_model_variables_moving_average", None)
+        if not getattr(optimizer, "use_ema", False) or averages is None:
+            raise ValueError("AveragedWeightsValidation needs an optimizer built with use_ema=True "
+                             "([compile] ema > 0).")
+        return averages
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self._fitting = True
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self._fitting = False
+
+    def on_test_begin(self, logs: dict | None = None) -> None:
+        if not self._fitting or self._raw is not None:
+            return  # a plain `evaluate`, or already swapped
+        variables = self.model.trainable_variables
+        averages = self._averages()
+        if len(averages) != len(variables):
+            return  # the optimizer has not stepped on these variables yet
+        self._raw = [keras.ops.convert_to_numpy(v) for v in variables]
+        for variable, average in zip(variables, averages, strict=True):
+            if average is not None:  # a copy: on JAX a shared buffer would be donated twice by the next step
+                variable.assign(keras.ops.convert_to_numpy(average))
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self._raw is None:
+            return
+        for variable, raw in zip(self.model.trainable_variables, self._raw, strict=True):
+            variable.assign(raw)
+        self._raw = None

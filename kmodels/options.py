@@ -65,6 +65,13 @@ class CompileOptions:
             trains toward 0.05/0.95): a net that fits its training images perfectly keeps
             calibrated, less confident outputs. Binary cross-entropy (and Keras's categorical
             losses) only; 0 turns it off.
+        nesterov: Nesterov momentum for `"sgd"` (Keras's own argument); refused for
+            other optimizers.
+        ema: keep an exponential moving average of the weights with this momentum
+            (Keras's `use_ema=True, ema_momentum=ema`; 0 turns it off, 0.99 averages over
+            about the last 100 steps). Validation, `early_stopping`, `model_checkpoint` and
+            the saved model all use the averaged weights
+            (`kmodels.callbacks.AveragedWeightsValidation`).
     """
 
     optimizer: str = "adam"
@@ -76,8 +83,12 @@ class CompileOptions:
     warmup_epochs: int = 0
     label_smoothing: float = 0.0
     momentum: float = 0.0
+    nesterov: bool = False
+    ema: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0 <= self.ema < 1:
+            raise ConfigError(f"[compile] ema={self.ema}: expected a momentum in [0, 1), e.g. 0.99; 0 turns it off.")
         if not 0 <= self.momentum < 1:
             raise ConfigError(f"[compile] momentum={self.momentum}: expected a number in [0, 1), e.g. 0.9.")
         if not 0 <= self.label_smoothing <= 0.5:

@@ -162,6 +162,18 @@ class TaskSpec(Mapping[str, Any]):
     def to_dict(self) -> dict[str, Any]:
         return copy.deepcopy(self._data)
 
+    def replaced(self, section: str, key: str, value: Any) -> TaskSpec:
+        """A copy with `[section] key = value`: a setting a task resolves from the data (e.g. an image size).
+
+        Example:
+            >>> spec = load_spec("image_classification")
+            >>> spec.replaced("images", "image_size", [32, 32])["images"]["image_size"]
+            [32, 32]
+        """
+        data = self.to_dict()
+        data.setdefault(section, {})[key] = value
+        return TaskSpec(data, self.source)
+
     def to_toml(self) -> str:
         """The spec as TOML: `load_spec` of this text gives the same spec."""
         header = f"# kmodels task spec, resolved from {self.source}\n"

@@ -152,7 +152,7 @@ class ModelSteps:
         training at the first epoch whose loss is not finite (the run then fails, see
         `kmodels.task.training.check_finite`).
         """
-        from kmodels.callbacks import LearningRateLog, NonFiniteLossStop
+        from kmodels.callbacks import AveragedWeightsValidation, LearningRateLog, NonFiniteLossStop
 
         out: list[Any] = [LearningRateLog(), NonFiniteLossStop()]
         if self.context.tracker is not None:
@@ -173,6 +173,8 @@ class ModelSteps:
                 # object header"). With the previous epoch's copy kept, Keras resumes from that one instead.
                 block["double_checkpoint"] = True
             out.append(registry.callbacks.create(block, where=f"[[callbacks]] {block['name']!r}"))
+        if self.spec.options("compile").ema:
+            out.append(AveragedWeightsValidation())  # last: every other callback sees the averaged weights
         return out
 
     def callback_path(self, callback: str, key: str, value: Any) -> Path:

@@ -33,7 +33,11 @@ from keras import ops
 
 from kmodels.api import all_layers
 
-__all__ = ["FusedBatchNormalization", "RandomAffineAugment", "portable_model"]
+__all__ = ["FusedBatchNormalization", "RandomAffineAugment", "patch_whitening", "portable_model",
+           "whitening_weights"]
+
+#: The name of the frozen patch-whitening convolution (`patch_whitening`); a task run fits it (`whitening_weights`).
+WHITENING = "patch_whitening"
 
 
 @keras.saving.register_keras_serializable(package="kmodels")
@@ -216,3 +220,67 @@ def portable_model(model: Any) -> Any:
     if compile_config:
         clone.compile_from_config(compile_config)
     return clone
+
+
+def patch_whitening(x: Any, patch: int = 2) -> Any:
+    """A frozen `patch` x `patch` convolution named `patch_whitening`, then ReLU: the airbench/Page first layer.
+
+    Its 2 x patch² x 3 filters are the whitening directions of the training images' patches
+    and their negatives (so ReLU keeps every direction); the vision tasks set them from the
+    training images before training (`whitening_weights`). Until then they pass each pixel of
+    the patch through, centred (`x - 0.5` and `0.5 - x`), so a model built outside a run is
+    still a sensible network. It is a plain `keras.layers.Conv2D` with `trainable=False`.
+
+    Example:
+        >>> import keras
+        >>> patch_whitening(keras.Input((8, 8, 3))).shape
+        (None, 8, 8, 24)
+    """
+    import numpy as np
+
+    channels = x.shape[-1]
+    d = patch * patch * channels
+    identity = np.eye(d, dtype="float32")
+    kernel = np.concatenate([identity, -identity], axis=1).reshape(patch, patch, channels, 2 * d)
+    bias = np.concatenate([np.full(d, -0.5), np.full(d, 0.5)]).astype("float32")
+    conv = keras.layers.Conv2D(2 * d, patch, padding="same", name=WHITENING, trainable=False)
+    y = conv(x)
+    conv.set_weights([kernel, bias])
+    return keras.layers.ReLU(name=f"{WHITENING}_relu")(y)
+
+
+def whitening_weights(images: Any, patch: int = 2, eps: float = 5e-4, max_patches: int = 200_000,
+                      seed: int = 0) -> tuple[Any, Any]:
+    """Kernel and bias of `patch_whitening` for these uint8 (n, h, w, 3) images, as the model sees them (/255).
+
+    The patches' covariance is eigen-decomposed; each filter projects a centred patch on one
+    eigenvector, divided by the square root of its eigenvalue (+ `eps`), and its negative
+    follows. The kernel's layout is Keras's (patch, patch, channels, filters).
+
+    Example:
+        >>> import numpy as np
+        >>> images = np.random.default_rng(0).integers(0, 256, (16, 8, 8, 3), dtype=np.uint8)
+        >>> kernel, bias = whitening_weights(images)
+        >>> kernel.shape, bias.shape
+        ((2, 2, 3, 24), (24,))
+    """
+    import numpy as np
+
+    x = np.asarray(images, dtype="float32") / 255.0
+    if x.ndim != 4 or x.shape[1] < patch or x.shape[2] < patch:
+        raise ValueError(f"Received images of shape {x.shape}. Expected (n, height, width, channels) with both "
+                         f"sides >= {patch}.")
+    channels = x.shape[-1]
+    windows = np.lib.stride_tricks.sliding_window_view(x, (patch, patch), axis=(1, 2))  # n, h', w', c, p, p
+    patches = windows.transpose(0, 1, 2, 4, 5, 3).reshape(-1, patch * patch * channels)  # (kh, kw, c) order
+    if len(patches) > max_patches:
+        patches = patches[np.random.default_rng(seed).choice(len(patches), max_patches, replace=False)]
+    patches = patches.astype("float64")
+    mean = patches.mean(axis=0)
+    values, vectors = np.linalg.eigh(np.cov(patches, rowvar=False))
+    order = np.argsort(values)[::-1]  # the largest-variance directions first
+    w = vectors[:, order] / np.sqrt(np.clip(values[order], 0, None) + eps)
+    w = np.concatenate([w, -w], axis=1)
+    kernel = w.reshape(patch, patch, channels, w.shape[1]).astype("float32")
+    bias = (-(mean @ w)).astype("float32")
+    return kernel, bias

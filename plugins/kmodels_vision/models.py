@@ -7,7 +7,7 @@ from typing import Literal
 import keras
 
 from kmodels.api import output_head, registry
-from kmodels_vision.layers import FusedBatchNormalization
+from kmodels_vision.layers import FusedBatchNormalization, patch_whitening
 
 
 def _check(image_size: tuple[int, int], dropout: float, filters: tuple[int, ...]) -> None:
@@ -23,7 +23,7 @@ def _check(image_size: tuple[int, int], dropout: float, filters: tuple[int, ...]
 def simple_cnn(input_shape: tuple[int, int, int] = (128, 128, 3), filters: tuple[int, ...] = (32, 64, 128),
                 dense_units: int = 128, dropout: float = 0.5, bn_momentum: float = 0.9,
                 data_format: Literal["auto", "channels_last", "channels_first"] = "auto",
-                fused_batchnorm: bool = False, num_classes: int = 2) -> keras.Model:
+                fused_batchnorm: bool = False, whitening: bool = False, num_classes: int = 2) -> keras.Model:
     """A plain CNN: Input → Rescaling → [Conv2D → BatchNorm → ReLU → MaxPool] × n → GAP → Dense → Dropout → head.
 
     The dog_cat reference notebook's network, for any image folder; `dog_cat_cnn`, its first
@@ -49,6 +49,9 @@ def simple_cnn(input_shape: tuple[int, int, int] = (128, 128, 3), filters: tuple
             task specs turn it on, and a run saves the model with plain
             `keras.layers.BatchNormalization`; the default `False` builds a model
             that `model.save` writes in a form plain Keras loads.
+        whitening: a frozen 2x2 patch-whitening convolution first
+            (`kmodels_vision.layers.patch_whitening`), fitted on the training images
+            by the task run (airbench's and Page's first layer).
         num_classes: 2 (one sigmoid unit, the cat/dog reference), N >= 3 (softmax)
             or 1 (regression, linear).
 
@@ -65,6 +68,8 @@ def simple_cnn(input_shape: tuple[int, int, int] = (128, 128, 3), filters: tuple
         data_format = "channels_first" if keras.backend.backend() == "torch" else "channels_last"
     inputs = keras.Input(shape=input_shape, name="image")
     x = keras.layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    if whitening:
+        x = patch_whitening(x)
     if data_format == "channels_first":
         x = keras.layers.Permute((3, 1, 2), name="to_channels_first")(x)
     axis = 1 if data_format == "channels_first" else -1
@@ -83,7 +88,7 @@ def simple_cnn(input_shape: tuple[int, int, int] = (128, 128, 3), filters: tuple
 @registry.models.register("mini_xception", aliases=("dog_cat_xception",))
 def mini_xception(input_shape: tuple[int, int, int] = (128, 128, 3), filters: tuple[int, ...] = (128, 256, 512, 728),
                      stem_filters: int = 64, dropout: float = 0.25, bn_momentum: float = 0.9,
-                     fused_batchnorm: bool = False, num_classes: int = 2) -> keras.Model:
+                     fused_batchnorm: bool = False, whitening: bool = False, num_classes: int = 2) -> keras.Model:
     """A small Xception-style network (separable convs, residual connections), as in Keras's "image classification from scratch".
 
     `dog_cat`'s default; `dog_cat_xception`, its first name, still builds it.
@@ -97,6 +102,7 @@ def mini_xception(input_shape: tuple[int, int, int] = (128, 128, 3), filters: tu
             leave the moving statistics far from the data's: measured on 1,300 real
             photos, validation accuracy stayed at chance for 8 epochs (0.47 test).
         fused_batchnorm: as in `simple_cnn`.
+        whitening: as in `simple_cnn`.
         num_classes: as in `simple_cnn`.
 
     Example:
@@ -112,6 +118,8 @@ def mini_xception(input_shape: tuple[int, int, int] = (128, 128, 3), filters: tu
 
     inputs = keras.Input(shape=input_shape, name="image")
     x = keras.layers.Rescaling(1.0 / 255)(inputs)
+    if whitening:
+        x = patch_whitening(x)
     x = keras.layers.Conv2D(stem_filters, 3, strides=2, padding="same", use_bias=False)(x)
     x = batch_norm()(x)
     x = keras.layers.Activation("relu")(x)

@@ -24,6 +24,7 @@ from kmodels.api import (
     RunDir,
     Table,
     Task,
+    all_layers,
     load_spec,
     prediction_frame,
     registry,
@@ -45,7 +46,12 @@ class ImageOptions:
     """The image input pipeline.
 
     Args:
-        image_size: (height, width) images are resized to; the model input.
+        image_size: (height, width) images are resized to; the model input. `"auto"`:
+            square, from the data: the median shorter side of the usable images, rounded
+            up to a multiple of 16 and kept within [32, 144] (`auto_image_size`), so 8 px
+            digits train at 32 px rather than blown up to photo size, and photos at 144
+            (`dog_cat`'s size).
+            The run's `spec.toml` records the size chosen.
         augment: flip/rotate/zoom the training images (seeded by `train.seed`).
         flip: probability of a horizontal flip.
         rotation: maximum rotation in degrees.
@@ -75,7 +81,7 @@ class ImageOptions:
             problems only (the multiclass labels are class indices, which cannot be blended).
     """
 
-    image_size: tuple[int, int] = (128, 128)
+    image_size: tuple[int, int] | Literal["auto"] = (128, 128)
     augment: bool = True
     flip: float = 0.5
     rotation: float = 10.0
@@ -92,7 +98,7 @@ class ImageOptions:
         if not 0 <= self.mixup <= 10:
             raise ConfigError(f"[images] mixup={self.mixup}: expected a Beta parameter in [0, 10] (0 turns mixup "
                               "off; 0.2-0.4 is usual).")
-        if not all(8 <= side <= MAX_IMAGE_SIDE for side in self.image_size):
+        if self.image_size != "auto" and not all(8 <= side <= MAX_IMAGE_SIDE for side in self.image_size):
             raise ConfigError(f"[images] image_size={list(self.image_size)}: expected two sides in [8, "
                               f"{MAX_IMAGE_SIDE}] pixels, e.g. [128, 128] (a batch of larger images does not fit "
                               "in memory).")
@@ -104,6 +110,19 @@ class ImageOptions:
             Augment(self.flip, self.rotation, self.zoom, self.shift).validate()
         except ValueError as exc:
             raise ConfigError(f"[images] {exc}") from None
+
+
+def auto_image_size(short_sides: Sequence[int], low: int = 32, high: int = 144) -> tuple[int, int]:
+    """`[images] image_size = "auto"`: the median shorter side, rounded up to a multiple of 16, within [low, high].
+
+    Example:
+        >>> auto_image_size([8, 8, 8]), auto_image_size([375, 333, 500]), auto_image_size([40, 60])
+        ((32, 32), (144, 144), (64, 64))
+    """
+    if not len(short_sides):
+        return high, high
+    side = int(min(high, max(low, 16 * math.ceil(float(np.median(short_sides)) / 16))))
+    return side, side
 
 
 #: The largest side `[images] image_size` may set: one 2048 x 2048 RGB batch of 32 is already 1.6 GB of float32.
@@ -141,8 +160,20 @@ class ImageClassification(Task):
         return self.spec.options("images")
 
     def check_size(self, table: Table, problem: Problem) -> None:
-        """`Task.check_size`, and refuse `[images] mixup` unless the problem is binary (before the run exists)."""
+        """`Task.check_size`, and refuse `[images] mixup` unless the problem is binary (before the run exists).
+
+        Also where `[images] image_size = "auto"` is resolved from the data (the scan is cached, so
+        `analyse` and `clean` read it back), so that the run's `spec.toml` holds the size it used.
+        """
         super().check_size(table, problem)
+        if self.images.image_size == "auto":
+            scan = self._scan(table)
+            usable = scan[scan["ok"].astype(bool)]
+            sides = np.minimum(usable["width"].to_numpy(float), usable["height"].to_numpy(float)) if len(usable) else []
+            size = auto_image_size(sides)
+            logger.info("[images] image_size = \"auto\": %s (median shorter side of %d images: %s px)", list(size),
+                        len(usable), f"{np.median(sides):.0f}" if len(sides) else "-")
+            self.spec = self.spec.replaced("images", "image_size", list(size))
         if self.images.mixup and problem.kind != "binary":
             raise ConfigError(f"[images] mixup={self.images.mixup} blends labels, which needs a binary problem; this "
                               f"one is {problem.kind} ({problem.num_classes} classes). Set images.mixup = 0.")
@@ -300,6 +331,26 @@ class ImageClassification(Task):
 
     def input_shape(self, prepared: Prepared) -> tuple[int, ...]:
         return (*self.images.image_size, 3)
+
+    def build_model(self, prepared: Prepared) -> Any:
+        """The spec's model; a `patch_whitening` layer in it (`[model] whitening = true`) is fitted on up to
+        `WHITENING_IMAGES` training images first (`kmodels_vision.layers.whitening_weights`)."""
+        from kmodels_vision.layers import WHITENING, whitening_weights
+
+        model = super().build_model(prepared)
+        layer = next((la for la in all_layers(model) if la.name == WHITENING), None)
+        if layer is not None:
+            frame = prepared.data["train"].frame
+            take = frame.sample(min(self.WHITENING_IMAGES, len(frame)), random_state=self.train_options.seed)
+            height, width = self.images.image_size
+            images = np.stack([load_image(str(p), (width, height)) for p in take["path"]])
+            layer.set_weights(list(whitening_weights(images, seed=self.train_options.seed)))
+            logger.info("Patch whitening fitted on %d training images", len(images))
+        return model
+
+    #: Training images the patch-whitening layer is fitted on (airbench: 5,000 CIFAR images; 512 photos
+    #: give over 10 million 2x2 patches, of which 200,000 are drawn).
+    WHITENING_IMAGES: ClassVar[int] = 512
 
     def fit(self, model: Any, prepared: Prepared, *, epochs: int | None = None,
             initial_epoch: int = 0) -> dict[str, list[float]]:

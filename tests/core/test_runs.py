@@ -252,6 +252,51 @@ def test_momentum_reaches_sgd_and_rmsprop_and_is_refused_where_there_is_none():
         kmodels.load_spec("toy_task", {"compile.momentum": 1})
 
 
+def test_nesterov_reaches_sgd_and_is_refused_elsewhere():
+    from kmodels.building import compile_model
+    from kmodels.options import CompileOptions
+
+    model = kmodels.build("toy_mlp")
+    sgd = compile_model(model, CompileOptions(optimizer="sgd", momentum=0.9, nesterov=True)).optimizer
+    assert sgd.nesterov is True and sgd.momentum == 0.9
+    with pytest.raises(ConfigError, match=r"nesterov=true: optimizer 'adam' has no Nesterov variant"):
+        compile_model(model, CompileOptions(optimizer="adam", nesterov=True))
+
+
+def test_ema_validates_on_the_averaged_weights_and_leaves_training_on_the_raw_ones():
+    """With `AveragedWeightsValidation`, an epoch's val_loss is the averaged weights' loss (what `fit` leaves in
+    the model at the end), and the training trajectory is the one without it (the raw weights come back)."""
+    import keras
+
+    from kmodels.callbacks import AveragedWeightsValidation
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 3)).astype("float32")
+    y = (x @ np.array([[1.0], [-2.0], [0.5]], "float32") + 0.1).astype("float32")
+
+    def fit(callbacks):
+        keras.utils.set_random_seed(1)
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4), keras.layers.Dense(1)])
+        model.compile(keras.optimizers.SGD(0.05, use_ema=True, ema_momentum=0.8), "mse")
+        history = model.fit(x, y, validation_data=(x[:16], y[:16]), epochs=3, batch_size=16, shuffle=False,
+                            verbose=0, callbacks=callbacks)
+        return model, history.history
+
+    averaged, with_swap = fit([AveragedWeightsValidation()])
+    _, without = fit([])
+    np.testing.assert_allclose(with_swap["loss"], without["loss"], rtol=1e-5)  # training never saw the average
+    assert not np.allclose(with_swap["val_loss"], without["val_loss"], rtol=1e-3)
+    final = averaged.evaluate(x[:16], y[:16], verbose=0)  # fit ends with the average in the model
+    assert final == pytest.approx(with_swap["val_loss"][-1], rel=1e-5)
+    with pytest.raises(ConfigError, match=r"ema=1.*expected a momentum in \[0, 1\)"):
+        kmodels.load_spec("toy_task", {"compile.ema": 1})
+
+
+def test_a_run_with_ema_trains_and_saves(tmp_path):
+    result = kmodels.run("toy_task", overrides={"train.epochs": 2, "compile.ema": 0.9}, out=tmp_path / "run")
+    assert (result.run_dir / "model.keras").is_file() and result.metrics["models"]["keras"]["accuracy"] is not None
+
+
 def test_max_steps_caps_the_epochs_and_the_schedule_decays_over_those_that_run(tmp_path, caplog):
     overrides = {"train.epochs": 6, "train.max_steps": 20, "compile.schedule": "cosine",
                  "compile.warmup_epochs": 0, "callbacks.early_stopping.patience": 10}

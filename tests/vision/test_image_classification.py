@@ -32,7 +32,7 @@ def digit_folders(tmp_path_factory):
 @pytest.fixture(scope="session")
 def digits_run(digit_folders, tmp_path_factory):
     overrides = {"images.image_size": [16, 16], "images.augment": False, "train.epochs": 2, "train.verbose": 0,
-                 "model.filters": [8, 16], "model.dense_units": 16}
+                 "model.filters": [16], "model.stem_filters": 16}
     return kmodels.run("image_classification", data=digit_folders, overrides=overrides,
                        out=tmp_path_factory.mktemp("digits_run") / "run")
 
@@ -81,11 +81,28 @@ def test_dog_cat_is_a_preset_of_image_classification():
     dog_cat, generic = registry.tasks.get("dog_cat"), registry.tasks.get("image_classification")
     assert issubclass(dog_cat, generic)
     a, b = kmodels.load_spec("dog_cat").to_dict(), kmodels.load_spec("image_classification").to_dict()
-    # the same sections and data; dog_cat carries the recipe tuned on real photos (a small Xception,
-    # cosine schedule, test-time flips), the generic task the quick small CNN
+    # the same sections, data and recipe (tuned on real photos: a small Xception, cosine schedule,
+    # test-time flips); the generic task reads its image size from the data, dog_cat fixes 144 px
     assert set(a) == set(b) and a["data"] == b["data"] and set(a["images"]) == set(b["images"])
-    assert (a["model"]["name"], a["images"]["tta"]) == ("mini_xception", "flip")
-    assert (b["model"]["name"], b["images"]["tta"]) == ("simple_cnn", "none")
+    assert a["model"] == b["model"] and a["train"] == b["train"] and a["images"]["tta"] == b["images"]["tta"] == "flip"
+    assert (a["images"]["image_size"], b["images"]["image_size"]) == ([144, 144], "auto")
+    assert a["compile"]["loss"] == "binary_crossentropy" and b["compile"]["loss"] == "auto"
+
+
+@pytest.mark.slow
+def test_auto_image_size_is_read_from_the_data_and_recorded(digit_folders, tmp_path):
+    """8x8 digits under `image_size = "auto"` train at 32 px, and the run's spec.toml says so."""
+    result = kmodels.run("image_classification", data=digit_folders, out=tmp_path / "run", overrides={
+        "train.epochs": 1, "train.verbose": 0, "model.filters": [16], "model.stem_filters": 16, "images.tta": "none"})
+    spec = kmodels.load_spec(result.run_dir / "spec.toml")
+    assert spec["images"]["image_size"] == [32, 32]
+    assert keras_input(result.run_dir) == (None, 32, 32, 3)
+
+
+def keras_input(run_dir):
+    import keras
+
+    return keras.saving.load_model(run_dir / "model.keras").input_shape
 
 
 def test_mixup_on_ten_classes_stops_before_the_run_exists(digit_folders, tmp_path):

@@ -107,3 +107,45 @@ def test_build_defaults_to_plain_keras_and_a_run_saves_fused_as_plain(name, tmp_
     assert not any(isinstance(layer, FusedBatchNormalization) for layer in loaded.layers)
     assert loaded.loss == "sparse_categorical_crossentropy"
     np.testing.assert_allclose(loaded.predict(x, verbose=0), fused.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_whitening_weights_whiten_the_patches_they_were_fitted_on():
+    from kmodels_vision.layers import patch_whitening, whitening_weights
+
+    rng = np.random.default_rng(0)
+    smooth = rng.normal(size=(48, 12, 12, 3)).cumsum(axis=1).cumsum(axis=2)  # neighbouring pixels correlate
+    images = (smooth - smooth.min()) / (smooth.max() - smooth.min()) * 255
+    inputs = keras.Input((12, 12, 3))
+    model = keras.Model(inputs, patch_whitening(inputs))
+    layer = model.get_layer("patch_whitening")
+    assert not layer.trainable and layer.get_weights()[0].shape == (2, 2, 3, 24)
+    conv = keras.Model(inputs, layer.output)  # before the ReLU
+    layer.set_weights(list(whitening_weights(images, eps=1e-8)))  # fitted on 0-255 images, used on /255
+    images = (images / 255).astype("float32")  # what the model's Rescaling hands the layer
+    out = np.asarray(conv.predict(images, verbose=0))[:, :11, :11, :12].reshape(-1, 12)
+    np.testing.assert_allclose(out.mean(axis=0), 0, atol=1e-3)
+    np.testing.assert_allclose(np.cov(out, rowvar=False), np.eye(12), atol=0.02)
+    pair = np.asarray(conv.predict(images[:2], verbose=0))
+    np.testing.assert_allclose(pair[..., 12:], -pair[..., :12],
+                               rtol=1e-5, atol=1e-5)  # the second half: the negatives
+    with pytest.raises(ValueError, match=r"shape \(4, 1, 1, 3\)"):
+        whitening_weights(np.zeros((4, 1, 1, 3)))
+
+
+@pytest.mark.slow
+def test_a_run_fits_the_whitening_layer_on_its_training_images_and_saves_plain_keras(tmp_path):
+    from kmodels_vision.synthetic import write_dog_cat
+
+    import kmodels
+
+    data = tmp_path / "photos"
+    write_dog_cat(data, count=40, min_size=48, max_size=64)
+    result = kmodels.run("dog_cat", data=data, out=tmp_path / "run", overrides={
+        "images.image_size": [32, 32], "train.epochs": 1, "train.verbose": 0, "model.filters": [16],
+        "model.stem_filters": 16, "model.whitening": True})
+    loaded = keras.saving.load_model(result.run_dir / "model.keras", safe_mode=True)
+    kernel = next(la for la in loaded._flatten_layers() if la.name == "patch_whitening").get_weights()[0]
+    identity = kmodels.build("mini_xception", input_shape=(32, 32, 3), filters=(16,), stem_filters=16,
+                             whitening=True).get_layer("patch_whitening").get_weights()[0]
+    assert kernel.shape == identity.shape and not np.allclose(kernel, identity)  # fitted, and saved fitted
+    assert all(type(la).__module__.startswith("keras.") for la in loaded._flatten_layers())
