@@ -136,6 +136,10 @@ def log1p(x: Column) -> Column:
     return _unary("log1p", x)
 
 
+def sqrt(x: Column) -> Column:
+    return _unary("sqrt", x)
+
+
 def maximum(x: Column, value: float) -> Column:
     """The larger of `x` and `value` (NaN stays NaN, as `np.clip`)."""
     return Column("maximum", (_unary("identity", x), const(value)))
@@ -347,5 +351,5 @@ def evaluate(outputs: Mapping[str, Column], inputs: Mapping[str, np.ndarray],
 
 
 _NUMPY = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide, "floor": np.floor,
-          "log1p": np.log1p, "identity": lambda x: x, "maximum": np.maximum, "lt": np.less, "gt": np.greater,
+          "log1p": np.log1p, "sqrt": np.sqrt, "identity": lambda x: x, "maximum": np.maximum, "lt": np.less, "gt": np.greater,
           "eq": np.equal, "or": np.logical_or}

@@ -20,14 +20,15 @@ from kmodels.graph import NUMBER, STRING, Column, NotExportable
 class _Onnx:
     """Accumulates ONNX nodes and initializers under names that cannot meet the network's."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "kmodels") -> None:
         self.nodes: list[Any] = []
         self.inits: list[Any] = []
         self.count = 0
+        self.prefix = prefix
 
     def name(self, hint: str) -> str:
         self.count += 1
-        return f"kmodels/{hint}_{self.count}"
+        return f"{self.prefix}/{hint}_{self.count}"
 
     def const(self, value: Any, dtype: Any = np.float64) -> str:
         from onnx import numpy_helper
@@ -54,8 +55,8 @@ def onnx_model(kinds: Mapping[str, str], outputs: Mapping[str, Column], network:
     values: dict[Any, str] = {}
     first = next(iter(kinds))
     rows = g.op("Shape", [first])
-    arith = {"add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "floor": "Floor", "identity": "Identity",
-             "lt": "Less", "gt": "Greater", "eq": "Equal", "or": "Or"}
+    arith = {"add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "floor": "Floor", "sqrt": "Sqrt",
+             "identity": "Identity", "lt": "Less", "gt": "Greater", "eq": "Equal", "or": "Or"}
     for node in graph.walk(outputs.values()):
         a = [values[id(arg)] for arg in node.args]
         op = node.op
@@ -162,7 +163,7 @@ def onnx_network(model: Any, opset: int = 17) -> Any:
     """
     from onnx import TensorProto, helper
 
-    g = _Onnx()
+    g = _Onnx(prefix="kmodels_network")  # its names must not meet the preprocessing's, joined in front of it
     current = "features"
     for layer in model.layers:
         kind = type(layer).__name__

@@ -134,7 +134,7 @@ def tf_features(outputs: Mapping[str, Column], columns: Mapping[str, Any], table
     rows = tf.shape(next(iter(columns.values())))[0]
     values: dict[Any, Any] = {}
     arith = {"add": tf.add, "sub": tf.subtract, "mul": tf.multiply, "div": tf.divide, "floor": tf.floor,
-             "log1p": tf.math.log1p, "identity": tf.identity, "maximum": _tf_maximum, "lt": tf.less,
+             "log1p": tf.math.log1p, "sqrt": tf.sqrt, "identity": tf.identity, "maximum": _tf_maximum, "lt": tf.less,
              "gt": tf.greater, "eq": tf.equal, "or": tf.logical_or}
     for node in graph.walk(outputs.values()):
         a = [values[id(arg)] for arg in node.args]

@@ -40,16 +40,19 @@ def _table(n: int, seed: int, dates: bool) -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def table_runs(tmp_path_factory):
-    """One small finished run per problem kind (the binary one has a date column), and unseen raw rows."""
+    """One small finished run per problem kind (the binary one has a date column; the regression one scales
+    RealMLP's way: robust_scale, then smooth_clip), and unseen raw rows."""
     root = tmp_path_factory.mktemp("export_rows")
     runs = {}
     for kind, target in TARGETS.items():
         path = root / f"{kind}.csv"
         others = [t for t in TARGETS.values() if t != target]
         _table(240, 0, dates=kind == "binary").drop(columns=others).to_csv(path, index=False)
+        realmlp = {"preprocess": [{"name": n} for n in ("drop_duplicates", "auto_features", "impute", "robust_scale",
+                                                         "smooth_clip")]} if kind == "regression" else {}
         runs[kind] = kmodels.run("tabular", data=path, out=root / kind, overrides={
             "data.target": target, "train.epochs": 2, "train.verbose": 0, "baselines.sklearn_mlp": False,
-            "baselines.gradient_boosting": False, "baselines.linear": False}).run_dir
+            "baselines.gradient_boosting": False, "baselines.linear": False, **realmlp}).run_dir
     new = _table(60, 1, dates=True)
     new.loc[0, "region"] = "never seen"
     new.loc[1, "joined"] = "31/2/20"

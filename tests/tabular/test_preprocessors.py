@@ -12,6 +12,7 @@ from kmodels_tabular.preprocessors import BankFeatures, Impute
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
+import kmodels
 from kmodels import registry
 
 
@@ -53,6 +54,8 @@ EXAMPLES = {
     "one_hot": ({"columns": ["CustLocation"], "max_categories": 3}, features, True),
     "impute": ({}, numeric, False),
     "standard_scale": ({}, imputed, False),
+    "robust_scale": ({}, imputed, False),
+    "smooth_clip": ({"bound": 2.5}, imputed, False),
     "toy_drop": ({"columns": ["customer"]}, toy, True),
 }
 NAMES = registry.preprocessors.list()
@@ -200,13 +203,54 @@ def test_impute_fills_infinite_values_like_missing_ones():
     assert np.isinf(frame["a"]).sum() == 2  # the input is left as it was
 
 
+finite = st.floats(min_value=-1e9, max_value=1e9, allow_nan=False)
+
+
+@given(values=st.lists(finite, min_size=1, max_size=80))
+def test_robust_scale_centres_on_the_median_and_scales_by_the_quartiles(values):
+    x = pd.DataFrame({"a": values})
+    out = registry.preprocessors.create({"name": "robust_scale"}).fit_transform(x)["a"].to_numpy()
+    assert np.isfinite(out).all()
+    q25, median, q75 = np.quantile(out, [0.25, 0.5, 0.75])
+    assert abs(median) <= 1e-6 * max(1.0, np.abs(out).max())
+    if np.quantile(values, 0.75) > np.quantile(values, 0.25):
+        assert q75 - q25 == pytest.approx(1.0, rel=1e-6)
+    assert (np.diff(out[np.argsort(values, kind="stable")]) >= 0).all()  # order kept
+
+
+@given(values=st.lists(st.floats(allow_nan=True, allow_infinity=False, width=64), min_size=1, max_size=80),
+       bound=st.floats(min_value=0.1, max_value=100))
+def test_smooth_clip_is_bounded_monotone_and_near_the_identity_at_zero(values, bound):
+    x = pd.DataFrame({"a": values})
+    out = registry.preprocessors.create({"name": "smooth_clip", "bound": bound}).fit_transform(x)["a"].to_numpy()
+    v = np.asarray(values, dtype=float)
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(v))  # missing stays missing
+    ok = ~np.isnan(v)
+    assert (np.abs(out[ok]) <= bound).all() and (np.sign(out[ok]) == np.sign(v[ok])).all()
+    order = np.argsort(v[ok], kind="stable")
+    assert (np.diff(out[ok][order]) >= 0).all()
+    small = ok & (np.abs(v) < bound / 100)
+    np.testing.assert_allclose(out[small], v[small], rtol=1e-4)
+    with pytest.raises(ValueError, match="bound=0"):
+        registry.preprocessors.create({"name": "smooth_clip", "bound": 0}).fit(x)
+
+
+def test_robust_scale_refuses_text_and_keeps_constant_and_flag_columns_finite():
+    flags = pd.DataFrame({"flag": [0.0] * 9 + [1.0], "const": [5.0] * 10})
+    out = registry.preprocessors.create({"name": "robust_scale"}).fit_transform(flags)
+    assert out["flag"].tolist() == [0.0] * 9 + [2.0]  # quartiles equal: half the range (0.5) scales
+    assert out["const"].tolist() == [0.0] * 10
+    with pytest.raises(kmodels.DataError, match=r"robust_scale: columns \['c'\] are not numeric"):
+        registry.preprocessors.create({"name": "robust_scale"}).fit(pd.DataFrame({"c": ["a"]}))
+
+
 GRAPHED = [n for n in NAMES if hasattr(registry.preprocessors.get(n), "to_graph")]
 
 
 def test_the_feature_steps_have_a_graph_form():
     """What a raw-rows export can hold: every bundled feature step (row filters do not run at predict time)."""
     assert {"drop_columns", "bank_features", "auto_features", "frequency_encode", "one_hot", "impute",
-            "standard_scale"} <= set(GRAPHED)
+            "standard_scale", "robust_scale", "smooth_clip"} <= set(GRAPHED)
 
 
 @pytest.mark.parametrize("name", GRAPHED)
