@@ -15,11 +15,13 @@ the best baseline; five can say it better. The photo and digit rows (minutes eac
 - scikit-learn's `load_wine` (multiclass), `load_breast_cancer` (binary), `load_diabetes`
   (regression), `load_digits` as a multi-label table (`even`/`over 4`/`prime`/`none`, micro F1
   against the one-vs-rest baselines) and written as PNG class folders (10 classes, images);
+- statsmodels' `fair` (6,366 rows, binary), `randhie` (20,190 rows, regression) and `anes96`
+  (944 rows, binary): larger real tables that a package ships;
 - `--photos DIR`: a cat/dog photo folder through `dog_cat` (e.g. the Kaggle flat layout);
 - `--bank CSV`: a sample of the Kaggle bank file through `bank_gender`.
 
 Targets: the issue's absolute ones where it set them (penguins species ≥ 0.97, wine ≥ 0.95,
-digits ≥ 0.95, diabetes R2 ≥ Ridge - 0.05, photos ≥ 0.90), and for every table "Keras'
+digits as images ≥ 0.97 at the task's defaults, diabetes R2 ≥ Ridge - 0.05, photos ≥ 0.90), and for every table "Keras'
 primary metric ≥ the best scikit-learn baseline's - 0.01", on the means over the seeds.
 """
 
@@ -63,6 +65,40 @@ def _write_tables(root: Path) -> dict[str, tuple[Path, str]]:
     load_diabetes(as_frame=True, scaled=False).frame.to_csv(root / "diabetes.csv", index=False)
     out["diabetes"] = (root / "diabetes.csv", "target")
     out["digits labels"] = (_write_digit_labels(root), "labels")
+    out.update(_write_statsmodels_tables(root))
+    return out
+
+
+def _write_statsmodels_tables(root: Path) -> dict[str, tuple[Path, str]]:
+    """Three larger real tables that statsmodels ships (no download): survey and insurance-experiment data.
+
+    - `fair` (6,366 women, Fair 1978): whether she reported an affair, from marriage rating, age, years
+      married, children, religiousness, education and occupations (binary);
+    - `randhie` (20,190 person-years, the RAND Health Insurance Experiment): log(1 + outpatient visits)
+      from coinsurance, deductible, income, health and limitations (regression);
+    - `anes96` (944 voters, American National Election Study 1996): Clinton or Dole, from party
+      identification, left-right placements, TV news, age, education and income (binary).
+    """
+    import numpy as np
+
+    try:
+        from statsmodels import datasets
+    except ImportError:
+        print("statsmodels is not installed: skipping the fair, randhie and anes96 rows", file=sys.stderr)
+        return {}
+    out: dict[str, tuple[Path, str]] = {}
+    fair = datasets.fair.load_pandas().data
+    fair["affair"] = np.where(fair.pop("affairs") > 0, "yes", "no")
+    fair.to_csv(root / "fair.csv", index=False)
+    out["fair (6k)"] = (root / "fair.csv", "affair")
+    rand = datasets.randhie.load_pandas().data
+    rand["log_visits"] = np.log1p(rand.pop("mdvis"))
+    rand.to_csv(root / "randhie.csv", index=False)
+    out["randhie (20k)"] = (root / "randhie.csv", "log_visits")
+    anes = datasets.anes96.load_pandas().data.drop(columns=["logpopul"])
+    anes["vote"] = np.where(anes["vote"] > 0, "Dole", "Clinton")
+    anes.to_csv(root / "anes96.csv", index=False)
+    out["anes96 (944)"] = (root / "anes96.csv", "vote")
     return out
 
 
@@ -164,8 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         jobs.append((name, "tabular", path, overrides, goal, absolute.get(name), table_seeds))
     only = set(args.only.split(",")) if args.only else None
     if only is None or "digits (images)" in only:
-        jobs.append(("digits (images)", "image_classification", _write_digits(work),
-                     {"images.image_size": [32, 32], "images.augment": False}, "≥ 0.95", 0.95, [42]))
+        jobs.append(("digits (images)", "image_classification", _write_digits(work), {}, "≥ 0.97", 0.97, [42]))
     if args.photos is not None:
         jobs.append(("cat/dog photos", "dog_cat", args.photos, {}, "accuracy ≥ 0.90", 0.90, [42]))
     if args.bank is not None:

@@ -1,17 +1,24 @@
-"""Side by side: the tabular task's default `mlp` against `tabm`, on the same splits (seeds 42, 1, 2).
+"""Side by side on the same splits: the tabular task's default `mlp`, `tabm`, and RealMLP's preprocessing.
 
-`KERAS_BACKEND=tensorflow python -m benchmarks.tabm_vs_mlp benchmarks/results/quality_tabm_vs_mlp.json`
+`KERAS_BACKEND=tensorflow python -m benchmarks.tabm_vs_mlp --json benchmarks/results/quality_tabm_vs_mlp.json`
 prints, per table of `kmodels bench quality`, the mean primary metric of each scikit-learn baseline
-(from the mlp runs), of `mlp` and of `tabm`, and the mean seconds per run.
+(from the first variant's runs), of each variant, and the mean seconds per run. Variants:
+
+- `mlp`: the `tabular` spec as it ships (standard scaling);
+- `tabm`: the same with `model.name = "tabm"`;
+- `mlp_robust`: the shipped spec with `robust_scale` + `smooth_clip` in place of `standard_scale`;
+- `tabm_robust`: both.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -19,36 +26,55 @@ import kmodels
 from benchmarks.quality import PRIMARY, _write_tables
 from kmodels.console import setup_logging
 
+ROBUST = {"preprocess": [{"name": n} for n in ("drop_duplicates", "auto_features", "impute", "robust_scale",
+                                                "smooth_clip")]}
+VARIANTS: dict[str, dict[str, Any]] = {"mlp": {}, "tabm": {"model.name": "tabm"}, "mlp_robust": ROBUST,
+                                       "tabm_robust": {"model.name": "tabm", **ROBUST}}
 
-def main(out_path: str) -> None:
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.tabm_vs_mlp", description=__doc__.splitlines()[0])
+    p.add_argument("--only", default=None, help="comma-separated table names (default: all)")
+    p.add_argument("--variants", default="mlp,tabm", help=f"comma-separated, of {', '.join(VARIANTS)}")
+    p.add_argument("--seeds", type=int, default=3, help="splits per table (seeds 42, 1, 2, ...)")
+    p.add_argument("--json", default=None, help="write the results here")
+    args = p.parse_args(argv)
+    variants = args.variants.split(",")
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        p.error(f"unknown variant(s) {unknown}; known: {', '.join(VARIANTS)}")
     setup_logging(quiet=True)
     work = Path(tempfile.mkdtemp())
     tables = _write_tables(work)
+    only = set(args.only.split(",")) if args.only else None
+    seeds = [42, *range(1, args.seeds)]
     out = {}
     for name, (path, target) in tables.items():
-        row = {}
-        for model in ("mlp", "tabm"):
-            vals, secs = [], []
-            for seed in (42, 1, 2):
-                t = time.perf_counter()
-                r = kmodels.run("tabular", data=path, out=work / f"{name}-{model}-{seed}".replace(" ", "_"),
-                                overrides={"data.target": target, "train.verbose": 0, "train.seed": seed, "model.name": model,
-                                           "baselines.sklearn_mlp": model == "mlp", "baselines.gradient_boosting": model == "mlp",
-                                           "baselines.linear": model == "mlp"})
-                secs.append(time.perf_counter() - t)
+        if only is not None and name not in only:
+            continue
+        row: dict[str, list[float]] = {}
+        for i, variant in enumerate(variants):
+            for seed in seeds:
+                start = time.perf_counter()
+                baselines = i == 0
+                r = kmodels.run("tabular", data=path, out=work / f"{name}-{variant}-{seed}".replace(" ", "_"),
+                                overrides={"data.target": target, "train.verbose": 0, "train.seed": seed,
+                                           **VARIANTS[variant], "baselines.sklearn_mlp": baselines,
+                                           "baselines.gradient_boosting": baselines, "baselines.linear": baselines})
+                row.setdefault(f"{variant}_seconds", []).append(time.perf_counter() - start)
                 key = PRIMARY[r.metrics["problem"]["kind"]]
-                vals.append(r.metrics["models"]["keras"][key])
-                if model == "mlp":
+                row.setdefault(variant, []).append(r.metrics["models"]["keras"][key])
+                if baselines:
                     for b, m in r.metrics["models"].items():
                         if b not in ("keras", "majority", "mean") and m.get(key) is not None:
                             row.setdefault(b, []).append(m[key])
-            row[model] = vals
-            row[f"{model}_seconds"] = secs
-        row = {k: round(float(np.mean(v)), 4) for k, v in row.items()}
-        out[name] = row
-        print(name, row, flush=True)
-    Path(out_path).write_text(json.dumps(out, indent=1) + "\n")
+        out[name] = {k: round(float(np.mean(v)), 4) for k, v in row.items()}
+        out[name]["per_seed"] = {k: [round(float(x), 4) for x in v] for k, v in row.items()}
+        print(name, {k: v for k, v in out[name].items() if k != "per_seed"}, flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"seeds": seeds, "results": out}, indent=1) + "\n")
+    return 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    sys.exit(main())
