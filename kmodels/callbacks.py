@@ -41,6 +41,25 @@ class LearningRateLog(keras.callbacks.Callback):
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
 
+class EpochSeconds(keras.callbacks.Callback):
+    """Adds each epoch's wall time, validation included, to its logs as `seconds`.
+
+    Not registered: a task run adds it, so `history.csv` says when each epoch ended (its
+    cumulative sum: accuracy against minutes, as `benchmarks/photo_curve.py` plots it).
+    """
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        import time
+
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        import time
+
+        if logs is not None and hasattr(self, "_start"):
+            logs["seconds"] = time.perf_counter() - self._start
+
+
 class NonFiniteLossStop(keras.callbacks.Callback):
     """Stops training at the end of the first epoch whose training loss is NaN or infinite, and says when.
 

@@ -39,7 +39,7 @@ from kmodels.console import (
 )
 
 BENCHMARKS = {"train-step": "train_step", "input-pipeline": "input_pipeline", "tabular": "tabular",
-              "quality": "quality", "startup": "startup", "serve": "serve"}
+              "quality": "quality", "startup": "startup", "serve": "serve", "photo-curve": "photo_curve"}
 
 logger = logging.getLogger("kmodels")
 

@@ -83,3 +83,16 @@ def test_serve_benchmark_smoke(toy_run, tmp_path):
     rows = json.loads(out.read_text())["results"]
     assert [(r["rows_per_request"], r["micro_batching"]) for r in rows] == [(1, True), (1, False), (4, True), (4, False)]
     assert all(r["requests_per_s"] > 0 and r["p99_ms"] >= r["p50_ms"] > 0 for r in rows)
+
+
+def test_photo_curve_draws_accuracy_against_minutes_and_never_overwrites(toy_run, tmp_path, capsys):
+    import pandas as pd
+
+    history = pd.read_csv(toy_run.run_dir / "history.csv")
+    assert (history["seconds"] > 0).all()  # every run records each epoch's wall time
+    out = tmp_path / "curve.png"
+    assert main(["bench", "photo-curve", f"{toy_run.run_dir}=toy", "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(SystemExit):
+        main(["bench", "photo-curve", str(toy_run.run_dir), "--out", str(out)])
+    assert "exists" in capsys.readouterr().err

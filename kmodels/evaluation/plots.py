@@ -167,7 +167,7 @@ def plot_history(history: Mapping[str, Sequence[float]], path: str | Path | None
     `phase_start` (an epoch count) draws a dashed line where fine-tuning began.
     """
     plt = pyplot()
-    bases = [k for k in history if not k.startswith("val_") and k not in ("learning_rate", "lr", "epoch")]
+    bases = [k for k in history if not k.startswith("val_") and k not in ("learning_rate", "lr", "epoch", "seconds")]
     lr_key = next((k for k in ("learning_rate", "lr") if k in history), None)
     n = len(bases) + (1 if lr_key else 0)
     fig, axes = plt.subplots(1, max(n, 1), figsize=(4 * max(n, 1), 3.2), squeeze=False)

@@ -147,14 +147,15 @@ class ModelSteps:
     def make_callbacks(self) -> list[Any]:
         """The spec's callbacks; every path they name is resolved inside the run directory.
 
-        A first callback adds the epoch's `learning_rate` to the logs (the history, `csv_logger`),
-        whether a schedule or `reduce_lr_on_plateau` sets it or it stays constant; a second stops
+        The first callbacks add the epoch's wall time (`seconds`) and `learning_rate` to the logs (the
+        history, `csv_logger`), whether a schedule or `reduce_lr_on_plateau` sets the rate or it stays
+        constant; the next stops
         training at the first epoch whose loss is not finite (the run then fails, see
         `kmodels.task.training.check_finite`).
         """
-        from kmodels.callbacks import AveragedWeightsValidation, LearningRateLog, NonFiniteLossStop
+        from kmodels.callbacks import AveragedWeightsValidation, EpochSeconds, LearningRateLog, NonFiniteLossStop
 
-        out: list[Any] = [LearningRateLog(), NonFiniteLossStop()]
+        out: list[Any] = [EpochSeconds(), LearningRateLog(), NonFiniteLossStop()]
         if self.context.tracker is not None:
             out.append(self.context.tracker.callback())  # after LearningRateLog: the rate is logged too
         for block in self.spec["callbacks"]:
