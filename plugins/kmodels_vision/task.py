@@ -65,7 +65,10 @@ class ImageOptions:
             (logged). 0 turns caching off.
         tta: test-time augmentation baked into the saved model: `"flip"` averages
             the predictions for each image and its mirror image (2x the inference
-            cost; `model.keras` does it by itself, in plain Keras too); `"none"`.
+            cost; `model.keras` does it by itself, in plain Keras too); `"flip_translate"`:
+            airbench's six views, the image and its mirror each as is and shifted by 3% of
+            the side (at least 1 px) up-left and down-right, edges reflected (6x the cost);
+            `"none"`.
         augment_on: where the training augmentation runs. `"device"`: on whole batches
             inside the compiled training step (`RandomAffineAugment`, one bilinear warp
             per image; on a GPU the host then only slices arrays); `"host"`: per image
@@ -89,7 +92,7 @@ class ImageOptions:
     shift: float = 0.0
     workers: int = 2
     cache_mb: int = 2048
-    tta: Literal["none", "flip"] = "none"
+    tta: Literal["none", "flip", "flip_translate"] = "none"
     augment_on: Literal["auto", "device", "host"] = "auto"
     disk_cache: bool = True
     mixup: float = 0.0
@@ -123,6 +126,18 @@ def auto_image_size(short_sides: Sequence[int], low: int = 32, high: int = 144) 
         return high, high
     side = int(min(high, max(low, 16 * math.ceil(float(np.median(short_sides)) / 16))))
     return side, side
+
+
+def _shifted(images: Any, sign: int) -> Any:
+    """`images` (a symbolic batch) moved by 3% of each side (at least 1 px), down-right for `sign` 1, up-left for -1,
+    the uncovered edge filled by reflection: one test-time view of `tta = "flip_translate"`."""
+    import keras
+
+    height, width = images.shape[1], images.shape[2]
+    dy, dx = max(1, round(0.03 * height)), max(1, round(0.03 * width))
+    padded = keras.ops.pad(images, [[0, 0], [dy, dy], [dx, dx], [0, 0]], mode="reflect")
+    top, left = dy - sign * dy, dx - sign * dx
+    return padded[:, top:top + height, left:left + width, :]
 
 
 #: The largest side `[images] image_size` may set: one 2048 x 2048 RGB batch of 32 is already 1.6 GB of float32.
@@ -369,11 +384,13 @@ class ImageClassification(Task):
 
         if any(layer.name == "augmentation" for layer in model.layers):  # see `training_model`
             model = model.layers[-1]
-        if self.images.tta == "flip":
+        if self.images.tta != "none":
             inputs = keras.Input(model.input_shape[1:], name="image")
-            mirrored = keras.ops.flip(inputs, axis=2)
-            outputs = keras.layers.Average(name="flip_tta")([model(inputs), model(mirrored)])
-            model = keras.Model(inputs, outputs, name=f"{model.name}_flip_tta")
+            views = [inputs, keras.ops.flip(inputs, axis=2)]
+            if self.images.tta == "flip_translate":
+                views += [_shifted(view, sign) for view in views for sign in (1, -1)]
+            outputs = keras.layers.Average(name=f"{self.images.tta}_tta")([model(view) for view in views])
+            model = keras.Model(inputs, outputs, name=f"{model.name}_{self.images.tta}_tta")
         return portable_model(model)  # fused BatchNorm back to Keras's: model.keras loads in plain Keras
 
     def explain(self, model: Any, prepared: Prepared, threshold: float | None = None) -> dict[str, Any] | None:

@@ -198,6 +198,28 @@ def test_flip_tta_is_baked_into_the_saved_model(tmp_path):
 
 
 @pytest.mark.slow
+def test_flip_translate_tta_averages_six_views_in_the_saved_model(tmp_path):
+    """`images.tta = "flip_translate"`: model.keras averages the network over the image, its mirror, and both
+    shifted 1 px (3% of 24, at least 1) down-right and up-left with reflected edges, in plain Keras."""
+    import keras
+
+    overrides = {**SMALL, "data.count": 40, "data.min_size": 24, "data.max_size": 28, "images.image_size": [24, 24],
+                 "train.epochs": 1, "images.tta": "flip_translate"}
+    result = kmodels.run("dog_cat", overrides=overrides, out=tmp_path / "run")
+    model = keras.saving.load_model(result.run_dir / "model.keras", safe_mode=True)
+    assert "flip_translate_tta" in [layer.name for layer in model.layers]
+    network = next(layer for layer in model.layers if isinstance(layer, keras.Model))
+    x = np.random.default_rng(0).uniform(0, 255, (3, 24, 24, 3)).astype("float32")
+    padded = np.pad(x, [(0, 0), (1, 1), (1, 1), (0, 0)], mode="reflect")
+    views = [x, x[:, :, ::-1]]
+    views += [np.pad(v, [(0, 0), (1, 1), (1, 1), (0, 0)], mode="reflect")[:, a:a + 24, a:a + 24]
+              for v in list(views) for a in (0, 2)]
+    assert np.allclose(views[2], padded[:, :24, :24])  # down-right: the content moves +1 px
+    want = np.mean([network.predict(v, verbose=0) for v in views], axis=0)
+    np.testing.assert_allclose(model.predict(x, verbose=0), want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
 def test_explain_draws_occlusion_maps_of_named_images(dog_cat_run, tmp_path, capsys):
     from kmodels_vision.synthetic import draw_animal
 
