@@ -7,7 +7,8 @@ prints, per table of `kmodels bench quality`, the mean primary metric of each sc
 - `mlp`: the `tabular` spec as it ships (standard scaling);
 - `tabm`: the same with `model.name = "tabm"`;
 - `mlp_robust`: the shipped spec with `robust_scale` + `smooth_clip` in place of `standard_scale`;
-- `tabm_robust`: both.
+- `tabm_robust`: both;
+- `tabm_ple`: `tabm` with piecewise-linear embeddings (bins: the training split's quantiles).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from kmodels.console import setup_logging
 ROBUST = {"preprocess": [{"name": n} for n in ("drop_duplicates", "auto_features", "impute", "robust_scale",
                                                 "smooth_clip")]}
 VARIANTS: dict[str, dict[str, Any]] = {"mlp": {}, "tabm": {"model.name": "tabm"}, "mlp_robust": ROBUST,
-                                       "tabm_robust": {"model.name": "tabm", **ROBUST}}
+                                       "tabm_robust": {"model.name": "tabm", **ROBUST},
+                                       "tabm_ple": {"model.name": "tabm", "model.embedding": "piecewise"}}
 
 
 def main(argv: list[str] | None = None) -> int:

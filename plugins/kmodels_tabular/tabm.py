@@ -16,7 +16,7 @@ other registered models, a `tabm` file does not load in a Python that has only K
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import keras
 from keras import ops
@@ -25,6 +25,8 @@ from kmodels.api import output_head, registry
 
 #: The name of the layer whose output is the members' predictions, (n, k, units).
 MEMBERS = "tabm_members"
+#: The name of the piecewise-linear embedding layer, whose bin edges a task run fits (`fit_bins`).
+PIECEWISE = "piecewise"
 
 
 @keras.saving.register_keras_serializable(package="kmodels")
@@ -62,6 +64,78 @@ class PeriodicEmbedding(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "frequencies": self.frequencies, "dim": self.dim, "sigma": self.sigma}
+
+
+@keras.saving.register_keras_serializable(package="kmodels")
+class PiecewiseLinearEmbedding(keras.layers.Layer):
+    """Piecewise-linear embeddings of numeric features (PLE, Gorishniy et al. 2022): (n, F) → (n, F · dim).
+
+    Per feature, x is encoded against `bins` bins by how far it has filled each: 1 for the bins
+    below it, its fraction of the bin it falls in, 0 above (the first and last bins extend past
+    the training range); then a linear map per feature and a ReLU. The bin edges are weights that
+    do not train (`edges`, (F, bins + 1)): a task run sets them to the training split's quantiles
+    (`fit_bins`), so they are saved in `model.keras`; until then they split [-2, 2] evenly (the
+    range of standardized features).
+
+    Args:
+        bins: bins per feature.
+        dim: the embedding size per feature.
+    """
+
+    def __init__(self, bins: int = 16, dim: int = 16, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.bins, self.dim = bins, dim
+
+    def build(self, input_shape: tuple[int, ...]) -> None:
+        import numpy as np
+
+        features = int(input_shape[-1])
+        even = np.tile(np.linspace(-2.0, 2.0, self.bins + 1, dtype="float32"), (features, 1))
+        self.edges = self.add_weight(shape=(features, self.bins + 1), name="edges", trainable=False,
+                                     initializer=keras.initializers.Constant(even))
+        self.kernel = self.add_weight(shape=(features, self.bins, self.dim), name="kernel",
+                                      initializer="glorot_uniform")
+        self.bias = self.add_weight(shape=(features, self.dim), name="bias", initializer="zeros")
+
+    def call(self, x: Any) -> Any:
+        left = self.edges[:, :-1]
+        width = ops.maximum(self.edges[:, 1:] - left, 1e-9)
+        t = (ops.expand_dims(x, -1) - left) / width  # (n, F, bins): how far x has filled each bin
+        first = ops.arange(self.bins) == 0
+        last = ops.arange(self.bins) == self.bins - 1
+        t = ops.where(first, ops.minimum(t, 1.0), ops.where(last, ops.maximum(t, 0.0), ops.clip(t, 0.0, 1.0)))
+        out = ops.relu(ops.einsum("nfb,fbd->nfd", t, self.kernel) + self.bias)
+        return ops.reshape(out, (-1, out.shape[1] * self.dim))
+
+    def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int | None, ...]:
+        return (input_shape[0], int(input_shape[-1]) * self.dim)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "bins": self.bins, "dim": self.dim}
+
+
+def fit_bins(x: Any, bins: int) -> Any:
+    """Bin edges per feature of `x` (n, F): its quantiles, repeated ones dropped (a feature with fewer distinct
+    values gets fewer real bins; the spare ones are put past its maximum, where only unseen values reach).
+
+    Example:
+        >>> import numpy as np
+        >>> fit_bins(np.array([[0.0], [1.0], [1.0], [3.0]]), 2).tolist()
+        [[0.0, 1.0, 3.0]]
+        >>> fit_bins(np.array([[0.0], [1.0], [0.0], [1.0]]), 3).tolist()
+        [[0.0, 1.0, 2.0, 3.0]]
+    """
+    import numpy as np
+
+    x = np.asarray(x, dtype="float64")
+    out = np.empty((x.shape[1], bins + 1))
+    for j in range(x.shape[1]):
+        column = x[:, j][np.isfinite(x[:, j])]
+        edges = np.unique(np.quantile(column, np.linspace(0, 1, bins + 1))) if len(column) else np.array([0.0])
+        step = max(float(edges[-1] - edges[0]), 1.0)
+        spare = bins + 1 - len(edges)
+        out[j] = np.concatenate([edges, edges[-1] + step * np.arange(1, spare + 1)])
+    return out.astype("float32")
 
 
 @keras.saving.register_keras_serializable(package="kmodels")
@@ -133,7 +207,7 @@ def _head(num_classes: int) -> tuple[int, str]:
 @registry.models.register("tabm", layers_from="kmodels_tabular.tabm")
 def tabm(input_shape: tuple[int, ...] = (14,), members: int = 32, units: tuple[int, ...] = (256, 256),
          dropout: float = 0.1, embedding_dim: int = 16, frequencies: int = 16, sigma: float = 0.1,
-         num_classes: int = 2) -> keras.Model:
+         embedding: Literal["periodic", "piecewise"] = "periodic", bins: int = 16, num_classes: int = 2) -> keras.Model:
     """TabM-mini with periodic numeric embeddings: k weight-sharing MLP members, their predictions averaged.
 
     Train it through a kmodels task (the tabular task trains the members on their mean loss; see
@@ -147,6 +221,9 @@ def tabm(input_shape: tuple[int, ...] = (14,), members: int = 32, units: tuple[i
         embedding_dim: periodic embedding size per feature (0: no embeddings, the features go in as they are).
         frequencies: learned frequencies per feature.
         sigma: the frequencies' initial standard deviation.
+        embedding: `"periodic"` (PLR) or `"piecewise"` (PLE, `PiecewiseLinearEmbedding`: its bins are the
+            training split's quantiles, fitted by the tabular task).
+        bins: bins per feature of the piecewise embeddings.
         num_classes: 2 (sigmoid), N >= 3 (softmax) or 1 (regression); a multi-label problem gives N sigmoids.
 
     Example:
@@ -160,7 +237,14 @@ def tabm(input_shape: tuple[int, ...] = (14,), members: int = 32, units: tuple[i
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"Received dropout={dropout}. Expected a rate in [0, 1).")
     inputs = keras.Input(shape=input_shape, name="features")
-    x = PeriodicEmbedding(frequencies, embedding_dim, sigma, name="periodic")(inputs) if embedding_dim else inputs
+    if embedding not in ("periodic", "piecewise") or bins < 1:
+        raise ValueError(f"Received embedding={embedding!r}, bins={bins}. Expected 'periodic' or 'piecewise', "
+                         "and bins >= 1.")
+    x = inputs
+    if embedding_dim and embedding == "piecewise":
+        x = PiecewiseLinearEmbedding(bins, embedding_dim, name=PIECEWISE)(inputs)
+    elif embedding_dim:
+        x = PeriodicEmbedding(frequencies, embedding_dim, sigma, name="periodic")(inputs)
     x = EnsembleAdapter(members, name="adapter")(x)
     for i, size in enumerate(units):
         x = keras.layers.Dense(size, activation="relu", name=f"dense_{i}")(x)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from kmodels.api import Artifacts, DataError, Prepared, Problem, Table, Task, read_csv, registry
+from kmodels.api import Artifacts, DataError, Prepared, Problem, Table, Task, all_layers, read_csv, registry
 from kmodels_tabular import eda as eda_lib
 from kmodels_tabular.bank_data import has_bank_schema
 
@@ -128,6 +128,17 @@ class TabularTask(Task):
         return out
 
     # ---- TabM: the members train on the mean of their losses; the saved model averages them ---------
+    def build_model(self, prepared: Prepared) -> Any:
+        """The spec's model; piecewise-linear embeddings in it (`tabm`, `embedding = "piecewise"`) get their bin
+        edges from the training split's features (`kmodels_tabular.tabm.fit_bins`)."""
+        from kmodels_tabular.tabm import PIECEWISE, fit_bins
+
+        model = super().build_model(prepared)
+        for layer in all_layers(model):
+            if layer.name == PIECEWISE:
+                layer.edges.assign(fit_bins(prepared.data["train"].x, layer.bins))
+        return model
+
     def training_model(self, model: Any) -> Any:
         """A TabM model (`kmodels_tabular.tabm`) trains through its members' output (n, k, units), mapped onto the
         target's scale like the model (regression); `finish_model` hands back the averaging model, which shares

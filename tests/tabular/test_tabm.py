@@ -41,3 +41,34 @@ def test_tabm_multilabel_gets_one_sigmoid_per_label(tmp_path):
     result = kmodels.run("tabular", data=frame, out=tmp_path / "run", overrides={"data.target": "tags", **SMALL})
     assert result.metrics["problem"]["kind"] == "multilabel"
     assert result.metrics["models"]["keras"]["f1_micro"] > 0.8
+
+
+def test_piecewise_embeddings_encode_how_far_each_bin_is_filled():
+    import keras
+    from kmodels_tabular.tabm import PiecewiseLinearEmbedding
+
+    layer = PiecewiseLinearEmbedding(bins=3, dim=3)
+    layer.build((None, 1))
+    layer.edges.assign(np.array([[0.0, 1.0, 2.0, 4.0]], "float32"))
+    layer.kernel.assign(np.eye(3, dtype="float32")[None])  # the encoding itself comes out (ReLU of it)
+    x = np.array([[-1.0], [0.5], [1.5], [3.0], [9.0]], "float32")
+    got = keras.ops.convert_to_numpy(layer(x))
+    # below the range only the first bin moves (negative, cut by the ReLU); past it only the last grows
+    np.testing.assert_allclose(got, [[0, 0, 0], [0.5, 0, 0], [1, 0.5, 0], [1, 1, 0.5], [1, 1, 3.5]], atol=1e-6)
+
+
+def test_tabm_with_piecewise_embeddings_fits_its_bins_on_the_training_split(tmp_path):
+    import keras
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer(as_frame=True).frame
+    result = kmodels.run("tabular", data=data, out=tmp_path / "run", overrides={
+        "data.target": "target", **SMALL, "model.embedding": "piecewise", "model.bins": 8})
+    assert result.metrics["models"]["keras"]["roc_auc"] > 0.95
+    model = keras.saving.load_model(tmp_path / "run" / "model.keras", safe_mode=True)
+    edges = keras.ops.convert_to_numpy(model.get_layer("piecewise").edges)
+    assert edges.shape == (30, 9) and (np.diff(edges, axis=1) > 0).all()
+    assert not np.allclose(edges[0], np.linspace(-2, 2, 9))  # the training quantiles, not the placeholder
+    assert -3 < np.median(edges[:, 4]) < 3  # quantiles of standardized features: medians near 0
+    export = kmodels.export(tmp_path / "run", tmp_path / "export", "saved_model")
+    assert export["max_abs_diff"] <= 1e-5
