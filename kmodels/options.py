@@ -122,6 +122,11 @@ class TrainOptions:
             `tf.distribute.MirroredStrategy` on TensorFlow); `batch_size` is the global batch.
             Started as several processes (`kmodels run --processes N`, or a cluster launcher's
             environment: see `kmodels.cluster`), it spans every process's devices (JAX only).
+        folds: bagging (tables). 1 trains one model; N >= 2 trains N models, each on N - 1
+            folds of the training and validation rows and early-stopped on the remaining
+            one (stratified for classes, seeded), and saves one Keras model that averages
+            their outputs (`model.keras`: N sub-models under an `Average`). N times the
+            training time; `backup_and_restore` is off (a resumed bagged run retrains).
     """
 
     epochs: int = 10
@@ -132,8 +137,11 @@ class TrainOptions:
     verbose: Literal["auto", 0, 1, 2] = "auto"
     precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = "float32"
     distribution: Literal["none", "data_parallel"] = "none"
+    folds: int = 1
 
     def __post_init__(self) -> None:
+        if not 1 <= self.folds <= 20:
+            raise ConfigError(f"[train] folds={self.folds}: expected 1 (one model) or 2-20 models to average, e.g. 5.")
         for key, low in (("epochs", 1), ("max_steps", 0), ("batch_size", 1), ("seed", 0)):
             value = getattr(self, key)
             if value < low:

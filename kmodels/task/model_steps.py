@@ -166,6 +166,8 @@ class ModelSteps:
                 path = self.callback_path(block["name"], key, block[key])
                 path.parent.mkdir(parents=True, exist_ok=True)  # inside the run: ours to create
                 block[key] = str(path)
+            if block["name"] == "backup_and_restore" and self.train_options.folds > 1:
+                continue  # one backup folder cannot hold N models' progress: a resumed bagged run retrains
             if block["name"] == "backup_and_restore":
                 # Kept until the phase's result is saved (`drop_backups`): Keras would delete it when
                 # `fit` ends, and a kill before the trained model is on disk would then retrain from scratch.

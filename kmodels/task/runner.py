@@ -45,6 +45,7 @@ from kmodels.task.base import Task
 from kmodels.task.context import RunContext
 from kmodels.task.inference import load_model, save_model, save_state
 from kmodels.task.results import RunResult
+from kmodels.task.training import train_folds
 from kmodels.tracking import open_tracker
 
 logger = logging.getLogger("kmodels")
@@ -151,6 +152,10 @@ def run_task(task: Task, run_dir: RunDir | None = None, out: str | Path | None =
         task.check_size(table, problem)
         resolved_loss(task.spec.options("compile"), problem)  # a loss that cannot work stops before the run exists
         check_metrics(task.spec.options("compile"), problem)  # and so does a metric
+        evaluate = task.spec.options("evaluate")
+        if task.train_options.folds > 1 and (evaluate.calibrate or evaluate.threshold == "auto"):
+            raise ConfigError(f"[train] folds={task.train_options.folds} trains on the validation split, which "
+                              "[evaluate] calibrate and threshold = \"auto\" fit on; use one or the other.")
         if task.spec.options("evaluate").calibrate and (not problem.is_classification or problem.per_label_threshold):
             raise ConfigError(f"[evaluate] calibrate = true is for binary and multiclass problems; this run is "
                               f"{problem.kind}. Remove it.")
@@ -207,6 +212,13 @@ def _run_in(task: Task, rd: RunDir, table: Table, problem: Problem, devices: int
         history, phase_start, fit_seconds = trained["history"], trained["phase_start"], trained["fit_seconds"]
         logger.info("Training had finished before the interruption (%d epochs); evaluating the saved model.",
                     len(history.get("loss", [])))
+    elif task.train_options.folds > 1:  # bagging: N models on N folds, averaged
+        start = time.perf_counter()
+        model, history = train_folds(task, prepared)
+        phase_start, fit_seconds = None, time.perf_counter() - start
+        save_model(model, rd.file(MODEL))
+        rd.write_json(TRAINED, {"history": history, "phase_start": None, "fit_seconds": fit_seconds,
+                                "temperature": None, "folds": task.train_options.folds})
     else:
         model = task.build_model(prepared)
         start = time.perf_counter()

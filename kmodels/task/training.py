@@ -13,6 +13,8 @@ import warnings
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+
 from kmodels.building import backbone_of, compile_model, unfreeze_top
 from kmodels.errors import ConfigError, RunError
 from kmodels.runs import atomic_target
@@ -65,6 +67,50 @@ def train_in_phases(task: Task, model: Any, prepared: Prepared) -> tuple[dict[st
     more = check_finite(task.fit(model, prepared, epochs=head_epochs + ft.epochs, initial_epoch=head_epochs), task,
                         fine_tune=True)
     return {k: history.get(k, []) + v for k, v in more.items()}, head_epochs
+
+
+def train_folds(task: Task, prepared: Prepared) -> tuple[Any, dict[str, list[float]]]:
+    """`[train] folds = N`: N models on N folds of the training and validation rows; their average as one model.
+
+    Model i trains on every fold but fold i and early-stops on fold i (the folds stratified by
+    class where the problem allows, seeded by `[train] seed`), each from its own seed (`seed +
+    i`) so the members differ. Returns the averaging `keras.Model` (each member through
+    `finish_model`, renamed `fold_<i>`) and the first member's history.
+    """
+    import keras
+    import numpy as np
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    from kmodels.backend import set_seed
+    from kmodels.task.results import Features
+
+    t = task.train_options
+    train, val = prepared.data["train"], prepared.data["val"]
+    if not (isinstance(train.x, np.ndarray) and isinstance(val.x, np.ndarray)):
+        raise ConfigError(f"[train] folds={t.folds}: bagging is for table tasks (feature arrays); this task feeds "
+                          "batches. Set train.folds = 1.")
+    x, y = np.concatenate([train.x, val.x]), np.concatenate([train.y, val.y])
+    frame = pd.concat([train.frame, val.frame], ignore_index=True)
+    if len(y) < 2 * t.folds:
+        raise ConfigError(f"[train] folds={t.folds}: only {len(y)} training and validation rows; use fewer folds.")
+    stratify = prepared.problem.stratified and y.ndim == 1 and np.bincount(y).min() >= t.folds
+    splitter = (StratifiedKFold if stratify else KFold)(n_splits=t.folds, shuffle=True, random_state=t.seed)
+    members, first = [], None
+    for i, (fit_rows, stop_rows) in enumerate(splitter.split(x, y if stratify else None)):
+        logger.info("Bagging: model %d of %d (%d rows to fit, %d to stop on)", i + 1, t.folds, len(fit_rows),
+                    len(stop_rows))
+        fold = replace(prepared, data={**prepared.data,
+                                       "train": Features(x[fit_rows], y[fit_rows], frame.iloc[fit_rows]),
+                                       "val": Features(x[stop_rows], y[stop_rows], frame.iloc[stop_rows])})
+        set_seed(t.seed + i)
+        model = task.build_model(fold)
+        history, _ = task.train(model, fold)
+        member = task.finish_model(model)
+        members.append(keras.Model(member.input, member.output, name=f"fold_{i}"))
+        first = first if first is not None else task.full_history(history)
+    inputs = keras.Input(members[0].input_shape[1:], name="features")
+    averaged = keras.layers.Average(name="bagged")([m(inputs) for m in members])
+    return keras.Model(inputs, averaged, name=f"bagged_{t.folds}"), first or {}
 
 
 def check_finite(history: dict[str, list[float]], task: Task, fine_tune: bool = False) -> dict[str, list[float]]:
