@@ -8,7 +8,9 @@ prints, per table of `kmodels bench quality`, the mean primary metric of each sc
 - `tabm`: the same with `model.name = "tabm"`;
 - `mlp_robust`: the shipped spec with `robust_scale` + `smooth_clip` in place of `standard_scale`;
 - `tabm_robust`: both;
-- `tabm_ple`: `tabm` with piecewise-linear embeddings (bins: the training split's quantiles).
+- `tabm_ple`: `tabm` with piecewise-linear embeddings (bins: the training split's quantiles);
+- `mlp_bag5`: the shipped spec with `[train] folds = 5` (five models on five folds of the training and
+  validation rows, averaged).
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ ROBUST = {"preprocess": [{"name": n} for n in ("drop_duplicates", "auto_features
                                                 "smooth_clip")]}
 VARIANTS: dict[str, dict[str, Any]] = {"mlp": {}, "tabm": {"model.name": "tabm"}, "mlp_robust": ROBUST,
                                        "tabm_robust": {"model.name": "tabm", **ROBUST},
-                                       "tabm_ple": {"model.name": "tabm", "model.embedding": "piecewise"}}
+                                       "tabm_ple": {"model.name": "tabm", "model.embedding": "piecewise"},
+                                       "mlp_bag5": {"train.folds": 5}}
 
 
 def main(argv: list[str] | None = None) -> int:
