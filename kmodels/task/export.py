@@ -87,32 +87,32 @@ def export(source: str | Path, out: str | Path, format: str = "saved_model",
         return _export_images(rd, spec, model, out, meta, rows)
     x = _sample_inputs(model)
     expected = np.asarray(model.predict(x, verbose=0), dtype=np.float64)
-    tmp = _scratch_name(out)
-    try:
+
+    def build(tmp: Path, scratch: Path) -> Any:
         if format == "keras":
             shutil.copyfile(keras_file, tmp)
-            got = _run_keras(tmp, x)
-        elif format == "saved_model":
+            return _run_keras(tmp, x)
+        if format == "saved_model":
             model.export(str(tmp), format="tf_saved_model", verbose=False)
-            (tmp / "assets").mkdir(exist_ok=True)
-            (tmp / "assets" / METADATA_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-            got = _run_saved_model(tmp, x)
-        else:
-            try:
-                import onnx
-            except ImportError:
-                raise RunError('ONNX export needs packages that are not installed; install them with '
-                               '`pip install "kmodels[onnx]"`.') from None
-            onnx.save(_onnx_network(model, tmp), str(tmp))
-            _onnx_metadata(tmp, meta)
-            got = _run_onnx(tmp, x)
+            _saved_model_metadata(tmp, meta)
+            return _run_saved_model(tmp, x)
+        try:
+            import onnx
+        except ImportError:
+            raise RunError('ONNX export needs packages that are not installed; install them with '
+                           '`pip install "kmodels[onnx]"`.') from None
+        onnx.save(_onnx_network(model, tmp), str(tmp))
+        _onnx_metadata(tmp, meta)
+        return _run_onnx(tmp, x)
+
+    def check(got: Any) -> float:
         diff = float(np.max(np.abs(np.asarray(got, dtype=np.float64).reshape(expected.shape) - expected)))
         if not diff <= TOLERANCE:
             raise RunError(f"The {format} export of {str(keras_file)!r} predicts differently from the Keras model "
                            f"(max abs difference {diff:.3g} > {TOLERANCE:g}); nothing was written.")
-        os.replace(tmp, out)
-    finally:
-        _remove(tmp)
+        return diff
+
+    diff = _write_checked(out, build, check)
     logger.info("Exported %s as %s to %s (max abs difference %.3g on %d sample rows)",
                 keras_file, format, out, diff, len(x))
     return {"format": format, "path": str(out), "max_abs_diff": diff, "rows": len(x), "metadata": meta}
@@ -137,7 +137,6 @@ ROWS_TOLERANCE = 1e-5
 def _export_rows(rd: Any, spec: Any, state: dict[str, Any], model: Any, out: Path, format: str,
                  meta: dict[str, Any], rows: Any) -> dict[str, Any]:
     """A table run's raw-rows export (`kmodels.task.export_rows`), checked against `kmodels predict`."""
-    import tempfile
 
     from kmodels import graph, registry
     from kmodels.task import export_rows
@@ -158,29 +157,24 @@ def _export_rows(rd: Any, spec: Any, state: dict[str, Any], model: Any, out: Pat
                                   "signature_name": slugs[c]} for c, k in kinds.items()],
                      "missing": "NaN in a number column, the empty string in a text column"}
     meta["outputs"] = list(_outputs(problem))
-    tmp = _scratch_name(out)
-    try:
-        with tempfile.TemporaryDirectory(prefix="kmodels-export-") as scratch, export_rows.quiet_tensorflow():
-            if format == "saved_model":
-                network = Path(scratch) / "network"
-                model.export(str(network), format="tf_saved_model", verbose=False)
-                export_rows.saved_model(kinds, outputs, network, problem, threshold, tmp)
-                (tmp / "assets").mkdir(exist_ok=True)
-                (tmp / "assets" / METADATA_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-                got = export_rows.run_saved_model(tmp, inputs)
-            else:
-                import onnx
 
-                from kmodels.task import export_onnx
+    def build(tmp: Path, scratch: Path) -> Any:
+        if format == "saved_model":
+            network = scratch / "network"
+            model.export(str(network), format="tf_saved_model", verbose=False)
+            export_rows.saved_model(kinds, outputs, network, problem, threshold, tmp)
+            _saved_model_metadata(tmp, meta)
+            return export_rows.run_saved_model(tmp, inputs)
+        import onnx
 
-                network = _onnx_network(model, Path(scratch) / "network.onnx")
-                onnx.save(export_onnx.onnx_model(kinds, outputs, network, problem, threshold), str(tmp))
-                _onnx_metadata(tmp, meta)
-                got = _run_checked(lambda: export_onnx.run_onnx(tmp, inputs))
-        diff = _compare_rows(problem, expected, got, format)
-        os.replace(tmp, out)
-    finally:
-        _remove(tmp)
+        from kmodels.task import export_onnx
+
+        network = _onnx_network(model, scratch / "network.onnx")
+        onnx.save(export_onnx.onnx_model(kinds, outputs, network, problem, threshold), str(tmp))
+        _onnx_metadata(tmp, meta)
+        return _run_checked(lambda: export_onnx.run_onnx(tmp, inputs))
+
+    diff = _write_checked(out, build, lambda got: _compare_rows(problem, expected, got, format))
     logger.info("Exported %s as a raw-rows %s to %s (max difference from `kmodels predict` %.3g on %d test rows)",
                 rd.path, format, out, diff, len(frame))
     return {"format": format, "path": str(out), "max_abs_diff": diff, "rows": len(frame), "metadata": meta}
@@ -195,7 +189,6 @@ CHECK_IMAGES = 32
 
 def _export_images(rd: Any, spec: Any, model: Any, out: Path, meta: dict[str, Any], rows: Any) -> dict[str, Any]:
     """An image run's SavedModel that takes encoded image files, checked against `kmodels predict`."""
-    import tempfile
 
     from kmodels import registry
     from kmodels.task import export_rows
@@ -213,22 +206,44 @@ def _export_images(rd: Any, spec: Any, model: Any, out: Path, meta: dict[str, An
     meta["input"] = {"images": "encoded image files (JPEG, PNG, GIF, BMP) as a string tensor, any size",
                      "image_size": list(size)}
     meta["outputs"] = list(_outputs(problem))
-    tmp = _scratch_name(out)
-    try:
-        with tempfile.TemporaryDirectory(prefix="kmodels-export-") as scratch, export_rows.quiet_tensorflow():
-            network = Path(scratch) / "network"
-            model.export(str(network), format="tf_saved_model", verbose=False)
-            export_rows.image_saved_model(network, size, problem, threshold, tmp)
-            (tmp / "assets").mkdir(exist_ok=True)
-            (tmp / "assets" / METADATA_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-            got = export_rows.run_image_saved_model(tmp, files)
-        diff = _compare_rows(problem, expected.reset_index(drop=True), got, "saved_model", IMAGE_TOLERANCE, threshold)
-        os.replace(tmp, out)
-    finally:
-        _remove(tmp)
+
+    def build(tmp: Path, scratch: Path) -> Any:
+        network = scratch / "network"
+        model.export(str(network), format="tf_saved_model", verbose=False)
+        export_rows.image_saved_model(network, size, problem, threshold, tmp)
+        _saved_model_metadata(tmp, meta)
+        return export_rows.run_image_saved_model(tmp, files)
+
+    diff = _write_checked(out, build, lambda got: _compare_rows(problem, expected.reset_index(drop=True), got,
+                                                                "saved_model", IMAGE_TOLERANCE, threshold))
     logger.info("Exported %s as an encoded-images saved_model to %s (max difference from `kmodels predict` %.3g on "
                 "%d test images)", rd.path, out, diff, len(files))
     return {"format": "saved_model", "path": str(out), "max_abs_diff": diff, "rows": len(files), "metadata": meta}
+
+
+def _write_checked(out: Path, build: Any, check: Any) -> float:
+    """Write an export under a scratch name beside `out` (`build(tmp, scratch_dir)` writes it and returns its
+    answers on the check rows), hold the answers to `kmodels predict` (`check(got)`: the largest difference, or
+    an error past the tolerance), and only then move it to `out`: a failed export leaves nothing behind."""
+    import tempfile
+
+    from kmodels.task import export_rows
+
+    tmp = _scratch_name(out)
+    try:
+        with tempfile.TemporaryDirectory(prefix="kmodels-export-") as scratch, export_rows.quiet_tensorflow():
+            got = build(tmp, Path(scratch))
+        diff = check(got)
+        os.replace(tmp, out)
+    finally:
+        _remove(tmp)
+    return diff
+
+
+def _saved_model_metadata(path: Path, meta: dict[str, Any]) -> None:
+    """`assets/kmodels.json` of a SavedModel export: what `kmodels serve` reads to feed and answer it."""
+    (path / "assets").mkdir(exist_ok=True)
+    (path / "assets" / METADATA_FILE).write_text(json.dumps(meta, indent=2) + "\n")
 
 
 def _check_images(rd: Any, spec: Any, rows: Any) -> list[Path]:
