@@ -126,6 +126,10 @@ class AveragedWeightsValidation(keras.callbacks.Callback):
 
     def on_train_end(self, logs: dict | None = None) -> None:
         self._fitting = False
+        # `fit` has copied the average into the weights by now (Keras's `finalize_variable_values`), sharing its
+        # buffers on JAX, where the next `fit` (a fine-tuning phase) would donate each buffer twice: own copies.
+        for variable in self.model.trainable_variables:
+            variable.assign(keras.ops.convert_to_numpy(variable))
 
     def on_test_begin(self, logs: dict | None = None) -> None:
         if not self._fitting or self._raw is not None:

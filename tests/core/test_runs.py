@@ -408,3 +408,18 @@ def test_artifacts_get_the_users_usual_file_mode(toy_run):
     os.umask(mask)
     for name in ("metrics.json", "report.md", "model.keras", "history.csv"):
         assert stat.S_IMODE((toy_run.run_dir / name).stat().st_mode) == 0o666 & ~mask, name
+
+
+def test_a_model_trained_with_ema_can_be_fitted_again():
+    """After `fit` copied the average into the weights, a second `fit` (a fine-tuning phase) still runs: on JAX
+    the weights and the optimizer's averages must not share buffers."""
+    import keras
+
+    from kmodels.callbacks import AveragedWeightsValidation
+
+    x, y = np.ones((16, 3), "float32"), np.ones((16, 1), "float32")
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.SGD(0.05, use_ema=True, ema_momentum=0.8), "mse")
+    for _ in range(2):
+        history = model.fit(x, y, validation_data=(x, y), epochs=1, verbose=0, callbacks=[AveragedWeightsValidation()])
+        assert np.isfinite(history.history["val_loss"]).all()
