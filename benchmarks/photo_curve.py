@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         if test is not None:
             ax.plot([minutes[-1]], [test], marker="*", markersize=12, color=line.get_color())
     ax.set_xlabel("minutes of training (2 CPU cores)")
-    ax.set_ylabel("validation accuracy (star: test accuracy of the saved model)")
+    ax.set_ylabel("validation accuracy")
+    ax.set_title("star: test accuracy of the saved model", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
