@@ -93,7 +93,9 @@ def train_folds(task: Task, prepared: Prepared) -> tuple[Any, dict[str, list[flo
     frame = pd.concat([train.frame, val.frame], ignore_index=True)
     if len(y) < 2 * t.folds:
         raise ConfigError(f"[train] folds={t.folds}: only {len(y)} training and validation rows; use fewer folds.")
-    stratify = prepared.problem.stratified and y.ndim == 1 and np.bincount(y).min() >= t.folds
+    problem = prepared.problem
+    stratify = (problem.is_classification and problem.stratified and y.ndim == 1
+                and np.bincount(y.astype(np.int64)).min() >= t.folds)
     splitter = (StratifiedKFold if stratify else KFold)(n_splits=t.folds, shuffle=True, random_state=t.seed)
     members, first = [], None
     for i, (fit_rows, stop_rows) in enumerate(splitter.split(x, y if stratify else None)):
