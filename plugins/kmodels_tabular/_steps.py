@@ -23,6 +23,23 @@ def require_columns(x: pd.DataFrame, columns: list[str] | tuple[str, ...], who: 
         raise DataError(f"{who}: column(s) {missing} not in the table. Columns: {list(x.columns)}.")
 
 
+def non_numeric(x: pd.DataFrame) -> list[str]:
+    return [c for c in x.columns if not (pd.api.types.is_numeric_dtype(x[c]) or pd.api.types.is_bool_dtype(x[c]))]
+
+
+def require_numeric(x: pd.DataFrame, who: str) -> None:
+    bad = non_numeric(x)
+    if bad:
+        raise DataError(f"{who}: columns {bad} are not numeric; add one_hot or frequency_encode before it.")
+
+
+def require_graph_columns(columns: dict, wanted: list[str], who: str) -> None:
+    """`to_graph`'s check that every column a fitted step reads is among the graph columns it is given."""
+    missing = [c for c in wanted if c not in columns]
+    if missing:
+        raise DataError(f"{who}: column(s) {missing} not among its inputs {list(columns)[:20]}.")
+
+
 class Step(TransformerMixin, BaseEstimator):
     drops_rows: ClassVar[bool] = False
 

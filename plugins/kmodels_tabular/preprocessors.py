@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from kmodels.api import DataError, graph, registry
-from kmodels_tabular._steps import Step, as_frame, require_columns
+from kmodels_tabular._steps import Step, as_frame, non_numeric, require_columns, require_graph_columns, require_numeric
 from kmodels_tabular.dates import date_order, day_first_days, parse_day_first
 
 logger = logging.getLogger("kmodels")
@@ -152,7 +152,7 @@ class FrequencyEncode(Step):
 
     def fit(self, x: pd.DataFrame, y: object = None) -> FrequencyEncode:
         x = as_frame(x, "frequency_encode")
-        cols = list(self.columns) if self.columns is not None else _non_numeric(x)
+        cols = list(self.columns) if self.columns is not None else non_numeric(x)
         require_columns(x, cols, "frequency_encode")
         self.frequencies_ = {c: {("<missing>" if pd.isna(k) else k): float(v) for k, v in
                                  x[c].value_counts(normalize=True, dropna=False).items()} for c in cols}
@@ -199,7 +199,7 @@ class OneHot(Step):
         x = as_frame(x, "one_hot")
         if self.max_categories < 1:
             raise DataError(f"one_hot: received max_categories={self.max_categories}; expected >= 1.")
-        cols = list(self.columns) if self.columns is not None else _non_numeric(x)
+        cols = list(self.columns) if self.columns is not None else non_numeric(x)
         require_columns(x, cols, "one_hot")
         self.categories_ = {}
         self.other_ = {}
@@ -302,9 +302,7 @@ class StandardScale(Step):
 
     def fit(self, x: pd.DataFrame, y: object = None) -> StandardScale:
         x = as_frame(x, "standard_scale")
-        bad = _non_numeric(x)
-        if bad:
-            raise DataError(f"standard_scale: columns {bad} are not numeric; add one_hot or frequency_encode before it.")
+        require_numeric(x, "standard_scale")
         self.columns_ = list(x.columns)
         mean, scale = np.zeros(len(self.columns_)), np.ones(len(self.columns_))
         for i, c in enumerate(self.columns_):
@@ -327,9 +325,7 @@ class StandardScale(Step):
         return pd.DataFrame(columns, index=x.index, copy=False)
 
     def to_graph(self, columns: dict[str, graph.Column]) -> dict[str, graph.Column]:
-        missing = [c for c in self.columns_ if c not in columns]
-        if missing:
-            raise DataError(f"standard_scale: column(s) {missing} not among its inputs {list(columns)[:20]}.")
+        require_graph_columns(columns, self.columns_, "standard_scale")
         return {c: (graph.as_number(columns[c]) - m) / s for c, m, s in zip(self.columns_, self.mean_, self.scale_,
                                                                              strict=True)}
 
@@ -417,7 +413,3 @@ class AutoFeatures(Step):
                 cols = list(getattr(enc, "categories_", None) or enc.frequencies_)
                 out.update(enc.to_graph({c: columns[c] for c in cols}))
         return out
-
-
-def _non_numeric(x: pd.DataFrame) -> list[str]:
-    return [c for c in x.columns if not (pd.api.types.is_numeric_dtype(x[c]) or pd.api.types.is_bool_dtype(x[c]))]

@@ -12,20 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from kmodels.api import DataError, graph, registry
-from kmodels_tabular._steps import Step, as_frame, require_columns
-
-
-def _numeric_only(x: pd.DataFrame, who: str) -> None:
-    bad = [c for c in x.columns if not (pd.api.types.is_numeric_dtype(x[c]) or pd.api.types.is_bool_dtype(x[c]))]
-    if bad:
-        raise DataError(f"{who}: columns {bad} are not numeric; add one_hot or frequency_encode before it.")
-
-
-def _graph_inputs(columns: dict[str, graph.Column], wanted: list[str], who: str) -> None:
-    missing = [c for c in wanted if c not in columns]
-    if missing:
-        raise DataError(f"{who}: column(s) {missing} not among its inputs {list(columns)[:20]}.")
+from kmodels.api import graph, registry
+from kmodels_tabular._steps import Step, as_frame, require_columns, require_graph_columns, require_numeric
 
 
 @registry.preprocessors.register("robust_scale")
@@ -45,7 +33,7 @@ class RobustScale(Step):
 
     def fit(self, x: pd.DataFrame, y: object = None) -> RobustScale:
         x = as_frame(x, "robust_scale")
-        _numeric_only(x, "robust_scale")
+        require_numeric(x, "robust_scale")
         self.columns_ = list(x.columns)
         centre, scale = np.zeros(len(self.columns_)), np.ones(len(self.columns_))
         for i, c in enumerate(self.columns_):
@@ -67,7 +55,7 @@ class RobustScale(Step):
         return pd.DataFrame(columns, index=x.index, copy=False)
 
     def to_graph(self, columns: dict[str, graph.Column]) -> dict[str, graph.Column]:
-        _graph_inputs(columns, self.columns_, "robust_scale")
+        require_graph_columns(columns, self.columns_, "robust_scale")
         return {c: (graph.as_number(columns[c]) - m) / s
                 for c, m, s in zip(self.columns_, self.centre_, self.scale_, strict=True)}
 
@@ -96,7 +84,7 @@ class SmoothClip(Step):
         x = as_frame(x, "smooth_clip")
         if not (isinstance(self.bound, (int, float)) and np.isfinite(self.bound) and self.bound > 0):
             raise ValueError(f"smooth_clip: bound={self.bound!r}; expected a positive number, e.g. 3.")
-        _numeric_only(x, "smooth_clip")
+        require_numeric(x, "smooth_clip")
         self.columns_ = list(x.columns)
         return self
 
@@ -108,17 +96,17 @@ class SmoothClip(Step):
         for c in self.columns_:
             # b t / sqrt(1 + t^2) with t = x / b held to ±1e150, so that t^2 cannot overflow (huge x gives ±b)
             t = np.clip(x[c].to_numpy(dtype=float) / b, -_T_MAX, _T_MAX)
-            columns[c] = b * t / np.sqrt(1.0 + t * t)
+            columns[c] = b * (t / np.sqrt(1.0 + t * t))  # the ratio is <= 1 in floats too: |out| <= b exactly
         return pd.DataFrame(columns, index=x.index, copy=False)
 
     def to_graph(self, columns: dict[str, graph.Column]) -> dict[str, graph.Column]:
-        _graph_inputs(columns, self.columns_, "smooth_clip")
+        require_graph_columns(columns, self.columns_, "smooth_clip")
         b = float(self.bound)
         out = {}
         for c in self.columns_:
             low = graph.maximum(graph.as_number(columns[c]) / b, -_T_MAX)
             t = -1.0 * graph.maximum(-1.0 * low, -_T_MAX)  # min(max(t, -M), M): np.clip
-            out[c] = b * t / graph.sqrt(graph.const(1.0) + t * t)
+            out[c] = b * (t / graph.sqrt(graph.const(1.0) + t * t))
         return out
 
 
