@@ -212,20 +212,17 @@ def _run_in(task: Task, rd: RunDir, table: Table, problem: Problem, devices: int
         history, phase_start, fit_seconds = trained["history"], trained["phase_start"], trained["fit_seconds"]
         logger.info("Training had finished before the interruption (%d epochs); evaluating the saved model.",
                     len(history.get("loss", [])))
-    elif task.train_options.folds > 1:  # bagging: N models on N folds, averaged
-        start = time.perf_counter()
-        model, history = train_folds(task, prepared)
-        phase_start, fit_seconds = None, time.perf_counter() - start
-        save_model(model, rd.file(MODEL))
-        rd.write_json(TRAINED, {"history": history, "phase_start": None, "fit_seconds": fit_seconds,
-                                "temperature": None, "folds": task.train_options.folds})
     else:
-        model = task.build_model(prepared)
         start = time.perf_counter()
-        history, phase_start = task.train(model, prepared)
-        history = task.full_history(history)
+        if task.train_options.folds > 1:  # bagging: N models on N folds, averaged (each already finished)
+            (model, history), phase_start = train_folds(task, prepared), None
+        else:
+            model = task.build_model(prepared)
+            history, phase_start = task.train(model, prepared)
+            history = task.full_history(history)
         fit_seconds = time.perf_counter() - start
-        model = task.finish_model(model)
+        if task.train_options.folds == 1:
+            model = task.finish_model(model)
         temperature = calibrate(task, model, prepared) if task.spec.options("evaluate").calibrate else None
         save_model(model, rd.file(MODEL))
         # From here on a resume reuses this model and never trains again; until here it restores
