@@ -162,16 +162,17 @@ class TaskSpec(Mapping[str, Any]):
     def to_dict(self) -> dict[str, Any]:
         return copy.deepcopy(self._data)
 
-    def replaced(self, section: str, key: str, value: Any) -> TaskSpec:
-        """A copy with `[section] key = value`: a setting a task resolves from the data (e.g. an image size).
+    def replaced(self, dotted: str, value: Any) -> TaskSpec:
+        """A copy with one setting changed, named as on the command line (`apply_override`): a setting a task
+        resolves from the data, e.g. an image size.
 
         Example:
             >>> spec = load_spec("image_classification")
-            >>> spec.replaced("images", "image_size", [32, 32])["images"]["image_size"]
+            >>> spec.replaced("images.image_size", [32, 32])["images"]["image_size"]
             [32, 32]
         """
         data = self.to_dict()
-        data.setdefault(section, {})[key] = value
+        apply_override(data, dotted, value)
         return TaskSpec(data, self.source)
 
     def to_toml(self) -> str:

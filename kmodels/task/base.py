@@ -79,6 +79,9 @@ class Task(DataSteps, ModelSteps):
     #: Overrides `make run` (`python -m kmodels.demo`) applies on the embedded data: a spec tuned for real
     #: data may take far longer than the demo's couple of minutes on its small synthetic sample.
     demo_overrides: ClassVar[dict[str, Any]] = {}
+    #: Whether the task feeds the network streamed batches (images) rather than feature arrays: bagging
+    #: (`[train] folds`) needs arrays to cut into folds, so the runner refuses it before the run exists.
+    feeds_batches: ClassVar[bool] = False
 
     # ---- spec -------------------------------------------------------------------------------
     @classmethod

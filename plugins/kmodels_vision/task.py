@@ -55,6 +55,7 @@ class ImageClassification(Task):
     spec_file = resources.files("kmodels_vision") / "image_classification.toml"
     sections = {"images": ImageOptions}
     unused_sections = ("preprocess",)
+    feeds_batches = True
 
     @classmethod
     def with_data(cls, raw: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -85,7 +86,7 @@ class ImageClassification(Task):
             size = auto_image_size(sides)
             logger.info("[images] image_size = \"auto\": %s (median shorter side of %d images: %s px)", list(size),
                         len(usable), f"{np.median(sides):.0f}" if len(sides) else "-")
-            self.spec = self.spec.replaced("images", "image_size", list(size))
+            self.spec = self.spec.replaced("images.image_size", list(size))
         if self.images.mixup and problem.kind != "binary":
             raise ConfigError(f"[images] mixup={self.images.mixup} blends labels, which needs a binary problem; this "
                               f"one is {problem.kind} ({problem.num_classes} classes). Set images.mixup = 0.")

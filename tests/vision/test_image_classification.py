@@ -105,8 +105,11 @@ def keras_input(run_dir):
     return keras.saving.load_model(run_dir / "model.keras").input_shape
 
 
-def test_mixup_on_ten_classes_stops_before_the_run_exists(digit_folders, tmp_path):
+def test_mixup_on_ten_classes_and_bagging_stop_before_the_run_exists(digit_folders, tmp_path):
     out = tmp_path / "runs"
+    with pytest.raises(kmodels.ConfigError, match=r"folds=2: bagging is for table tasks.*image_classification"):
+        kmodels.run("image_classification", data=digit_folders, overrides={"train.folds": 2}, out=out)
+    assert not out.exists()
     with pytest.raises(kmodels.ConfigError, match=r"mixup=0.2 blends labels.*multiclass \(10 classes\)"):
         kmodels.run("image_classification", data=digit_folders, overrides={"images.mixup": 0.2}, out=out)
     assert not out.exists()
