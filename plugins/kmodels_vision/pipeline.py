@@ -174,11 +174,26 @@ class ImageBatches(Batches):
         return count * image_size[0] * image_size[1] * 3
 
     def items(self, idx: np.ndarray) -> np.ndarray:
+        if self.augment is None:
+            return self.decoded(idx)
         if not len(idx):
             return np.zeros((0, *self.image_size, 3), np.uint8)
-        if self.store is not None and self.augment is None:  # a slice of the decoded array: no per-image work
-            return self.store[self.rows[idx]]
         return np.stack([self.image(int(i)) for i in idx])
+
+    def decoded(self, idx: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Images `idx` as they are before any augmentation, uint8 (len(idx), height, width, 3): sliced from
+        `store` when there is one (no decoding), else read (and kept, with `cache`).
+
+        Example:
+            >>> ImageBatches([], None, image_size=(8, 8)).decoded([]).shape
+            (0, 8, 8, 3)
+        """
+        idx = np.asarray(idx, dtype=np.int64)
+        if not len(idx):
+            return np.zeros((0, *self.image_size, 3), np.uint8)
+        if self.store is not None:  # a slice of the decoded array: no per-image work
+            return np.asarray(self.store[self.rows[idx]])
+        return np.stack([np.asarray(self._plain(int(i)), dtype=np.uint8) for i in idx])
 
     def __getitem__(self, index: int):
         batch = super().__getitem__(index)
@@ -194,6 +209,13 @@ class ImageBatches(Batches):
         return (x, lam * y + (1 - lam) * y[other], *rest)
 
     def image(self, i: int) -> np.ndarray:
+        img = self._plain(i)
+        if self.augment is not None:
+            img = augment_rgb(img, np.random.default_rng([self.seed, self.epoch, i]), self.augment)
+        return np.asarray(img, dtype=np.uint8)
+
+    def _plain(self, i: int):
+        """Image `i` as a PIL image at `image_size`, before augmentation."""
         from PIL import Image
 
         img = self._decoded.get(i)
@@ -204,6 +226,4 @@ class ImageBatches(Batches):
             img = open_rgb(self.paths[i], (w, h))
             if self.cache:
                 self._decoded[i] = img  # never modified: augmentation returns new images
-        if self.augment is not None:
-            img = augment_rgb(img, np.random.default_rng([self.seed, self.epoch, i]), self.augment)
-        return np.asarray(img, dtype=np.uint8)
+        return img

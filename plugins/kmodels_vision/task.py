@@ -253,10 +253,11 @@ class ImageClassification(Task):
         model = super().build_model(prepared)
         layer = next((la for la in all_layers(model) if la.name == WHITENING), None)
         if layer is not None:
-            frame = prepared.data["train"].frame
-            take = frame.sample(min(self.WHITENING_IMAGES, len(frame)), random_state=self.train_options.seed)
-            height, width = self.images.image_size
-            images = np.stack([load_image(str(p), (width, height)) for p in take["path"]])
+            batches = prepared.data["train"].x
+            rng = np.random.default_rng(self.train_options.seed)
+            take = np.sort(rng.choice(len(batches.paths), min(self.WHITENING_IMAGES, len(batches.paths)),
+                                      replace=False))
+            images = batches.decoded(take)  # from the decoded-image store when the run has one
             layer.set_weights(list(whitening_weights(images, seed=self.train_options.seed)))
             logger.info("Patch whitening fitted on %d training images", len(images))
         return model

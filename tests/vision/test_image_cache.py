@@ -107,6 +107,10 @@ def test_batches_from_the_store_are_slices_in_the_shuffled_order(tmp_path):
                           store=store.array, rows=store.rows(digests))
     for i in range(len(plain)):  # host augmentation from the cache: the same pixels as from the files
         np.testing.assert_array_equal(plain[i][0], cached[i][0])
+    # `decoded` (what patch whitening is fitted on) is the un-augmented image, from the store or the file alike
+    take = [7, 0, 3]
+    np.testing.assert_array_equal(plain.decoded(take), cached.decoded(take))
+    np.testing.assert_array_equal(plain.decoded(take), np.stack([np.asarray(open_rgb(paths[i], (8, 8))) for i in take]))
     with pytest.raises(ValueError, match="does not fit"):
         ImageBatches(paths, None, (16, 16), store=store.array, rows=store.rows(digests))
 
