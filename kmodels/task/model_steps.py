@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -261,8 +263,32 @@ class ModelSteps:
         """
         return train_in_phases(self, model, prepared)
 
+    @contextmanager
+    def final_model(self, model: Any, prepared: Prepared) -> Iterator[None]:
+        """While the trained `model` no longer changes (evaluation, plots, threshold, importance), each split of
+        `prepared` is predicted once: `predict_output(model, split.x)` returns the first answer again.
+
+        Any other input (a permuted copy, a new file) is predicted as usual, and so is another model.
+        """
+        # the memo holds each split's x, so its id cannot be reused by another array while it is alive
+        self._outputs: dict[int, tuple[Any, Any, np.ndarray | None]] | None = {
+            id(f.x): (f.x, model, None) for f in prepared.data.values()}
+        try:
+            yield
+        finally:
+            self._outputs = None
+
     def predict_output(self, model: Any, x: Any) -> np.ndarray:
         """The model's raw output for an array or a `Batches` set (its padding dropped): (n, 1) or (n, N)."""
+        memo = getattr(self, "_outputs", None)
+        hit = memo.get(id(x)) if memo else None
+        if hit is None or hit[0] is not x or hit[1] is not model:
+            return self._predict(model, x)
+        if hit[2] is None:
+            memo[id(x)] = (x, model, self._predict(model, x))
+        return memo[id(x)][2].copy()
+
+    def _predict(self, model: Any, x: Any) -> np.ndarray:
         from kmodels.data.batches import ArrayBatches, Batches
 
         size = self.train_options.batch_size * max(1, 256 // self.train_options.batch_size)

@@ -235,14 +235,15 @@ def _run_in(task: Task, rd: RunDir, table: Table, problem: Problem, devices: int
         task.drop_backups()
     rd.write_text(HISTORY, pd.DataFrame(history).rename_axis("epoch").to_csv())
     plot_history(history, rd.file(TRAINING_CURVES), phase_start=phase_start)
-    threshold, chosen = decision_threshold(task, model, prepared)
-    results["keras"] = _evaluate(task, model, prepared, threshold)
-    decides = problem.uses_threshold or problem.per_label_threshold
-    if decides:
-        results["keras"]["threshold"] = threshold
-    made = task.plot_results(prepared, results["keras"], model)
-    plots = write_artifacts(rd, made) if isinstance(made, Artifacts) else list(made or [])  # a list: written by it
-    importance = task.explain(model, prepared, threshold)
+    with task.final_model(model, prepared):  # the test (and validation) split is predicted once from here
+        threshold, chosen = decision_threshold(task, model, prepared)
+        results["keras"] = _evaluate(task, model, prepared, threshold)
+        decides = problem.uses_threshold or problem.per_label_threshold
+        if decides:
+            results["keras"]["threshold"] = threshold
+        made = task.plot_results(prepared, results["keras"], model)
+        plots = write_artifacts(rd, made) if isinstance(made, Artifacts) else list(made or [])  # a list: by it
+        importance = task.explain(model, prepared, threshold)
     if importance is not None:
         plot_importance(importance, importance["metric"], rd.file(IMPORTANCE_PLOT),
                         title=f"{task.spec.task}: permutation importance (test split)")

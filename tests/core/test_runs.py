@@ -423,3 +423,23 @@ def test_a_model_trained_with_ema_can_be_fitted_again():
     for _ in range(2):
         history = model.fit(x, y, validation_data=(x, y), epochs=1, verbose=0, callbacks=[AveragedWeightsValidation()])
         assert np.isfinite(history.history["val_loss"]).all()
+
+
+def test_after_training_each_split_is_predicted_once(tmp_path, monkeypatch):
+    """Evaluation, the threshold, the plots and the importance reuse one prediction of each split; the
+    permuted copies of permutation importance are predicted as themselves."""
+    from kmodels.task.model_steps import ModelSteps
+
+    seen, real = [], ModelSteps._predict
+
+    def spy(self, model, x):
+        seen.append((model, x))
+        return real(self, model, x)
+
+    monkeypatch.setattr(ModelSteps, "_predict", spy)
+    result = kmodels.run("toy_task", overrides={"train.epochs": 2, "evaluate.threshold": "auto"},
+                         out=tmp_path / "run")
+    assert result.metrics["threshold_chosen_on"].startswith("validation")
+    pairs = [(id(m), id(x)) for m, x in seen]
+    assert len(pairs) == len(set(pairs)), "a split was predicted twice by the same model"
+    assert len(seen) >= 3  # validation (threshold, plot) and test (metrics, plot) once each, and the baselines'
