@@ -47,6 +47,20 @@ def test_tabular_benchmark_smoke(tmp_path):
 
 
 @pytest.mark.slow
+def test_table_fit_benchmark_times_keras_against_boosting_and_measures_memory(tmp_path, capsys):
+    out = tmp_path / "fit.json"
+    assert main(["bench", "table-fit", "--rows", "400", "--features", "5", "--repeats", "1", "--memory-rows", "1500",
+                 "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    (row,) = data["results"]
+    assert row["model"] == "default" and row["keras_fit_median_s"] > 0 and row["hgb_fit_median_s"] > 0
+    assert row["ratio"] == pytest.approx(row["keras_fit_median_s"] / row["hgb_fit_median_s"])
+    assert data["memory"]["rows_asked"] == 1500 and 0 < data["memory"]["rows"] <= 1500
+    assert data["memory"]["peak_rss_mib"] > data["memory"]["baseline_rss_mib"] > 0
+    assert "| default |" in capsys.readouterr().out
+
+
+@pytest.mark.slow
 def test_quality_benchmark_smoke(tmp_path, capsys):
     out = tmp_path / "q.json"
     assert main(["bench", "quality", "--only", "wine", "--seeds", "2", "--out", str(tmp_path / "runs"),

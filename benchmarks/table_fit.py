@@ -1,0 +1,139 @@
+"""Benchmark: how long the `tabular` task's Keras model trains against HistGradientBoosting, and its peak memory.
+
+Time: a deterministic 10,000 x 15 table (`sklearn.datasets.make_classification`, binary), each model of
+`--models` run `--repeats` times through the ordinary `kmodels.run("tabular")` with only the
+gradient-boosting baseline on, interleaved. Each run reports both fit times on the same training
+rows: the Keras model's `fit_seconds` (its whole `fit`, compilation included) and
+`models.hist_gradient_boosting.fit_seconds`; the ratio is of the medians. Target (issue #28): the
+default model trains in at most 3x HistGradientBoosting's time on 2 CPU cores.
+
+Memory (`--memory-rows N`, 0 to skip): the default model trained on N rows of the synthetic
+`bank_transactions.csv` (the Kaggle schema) predicting `CustGender`, in a fresh process, with
+its peak resident memory. Target: 1,000,000 rows complete within 4 GiB.
+
+    python -m benchmarks.table_fit --repeats 3 --memory-rows 1000000 --json benchmarks/results/table_fit.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks._harness import machine, median, peak_rss_mib, run_worker, write_json
+
+#: `model.name` overrides by label; "default" is the tabular spec as it ships.
+MODELS = {"default": {}, "mlp": {"model.name": "mlp"}, "tabm": {"model.name": "tabm"}}
+BASELINES_OFF = {"baselines.linear": False, "baselines.sklearn_mlp": False, "baselines.majority": False,
+                 "evaluate.importance_repeats": 0}
+
+
+def write_table(path: Path, rows: int, features: int, seed: int = 0) -> Path:
+    """A deterministic binary table of `rows` x `features` numeric columns and a text target `y`."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(n_samples=rows, n_features=features, n_informative=max(2, features // 2),
+                               n_redundant=max(0, features // 5), flip_y=0.05, random_state=seed)
+    frame = pd.DataFrame(x, columns=[f"x{i}" for i in range(features)])
+    frame["y"] = np.where(y == 1, "yes", "no")
+    frame.to_csv(path, index=False)
+    return path
+
+
+def _time_one(path: Path, label: str, seed: int, out: Path) -> dict[str, float]:
+    import kmodels
+
+    start = time.perf_counter()
+    r = kmodels.run("tabular", data=path, out=out, overrides={
+        "data.target": "y", "train.verbose": 0, "train.seed": seed, "baselines.gradient_boosting": True,
+        **BASELINES_OFF, **MODELS[label]})
+    return {"run_seconds": time.perf_counter() - start, "keras_fit_seconds": float(r.metrics["fit_seconds"]),
+            "hgb_fit_seconds": float(r.metrics["models"]["hist_gradient_boosting"]["fit_seconds"]),
+            "epochs": int(r.metrics["epochs_run"]), "roc_auc": float(r.metrics["models"]["keras"]["roc_auc"])}
+
+
+def _memory_worker(path: str, out: str) -> None:
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    import kmodels
+
+    base = peak_rss_mib()
+    start = time.perf_counter()
+    r = kmodels.run("tabular", data=Path(path), out=Path(out), overrides={
+        "data.target": "CustGender", "train.verbose": 0, "baselines.gradient_boosting": False, **BASELINES_OFF})
+    print(json.dumps({"seconds": time.perf_counter() - start, "peak_rss_mib": peak_rss_mib(), "baseline_rss_mib": base,
+                      "rows": sum(r.metrics["splits"].values()), "epochs": r.metrics["epochs_run"],
+                      "roc_auc": r.metrics["models"]["keras"].get("roc_auc")}))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.table_fit", description=__doc__.splitlines()[0])
+    p.add_argument("--rows", type=int, default=10_000, help="rows of the timing table (default 10,000)")
+    p.add_argument("--features", type=int, default=15, help="its numeric columns (default 15)")
+    p.add_argument("--models", default="default", help=f"comma-separated, of {', '.join(MODELS)}")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--memory-rows", type=int, default=0, help="bank rows for the memory run (0: skip)")
+    p.add_argument("--json", default=None, help="write results here")
+    p.add_argument("--worker", nargs=2, metavar=("PATH", "OUT"), help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker:
+        _memory_worker(*args.worker)
+        return 0
+    models = args.models.split(",")
+    if unknown := [m for m in models if m not in MODELS]:
+        p.error(f"unknown model(s) {unknown}; known: {', '.join(MODELS)}")
+    if args.repeats < 1 or args.rows < 100 or args.features < 2:
+        p.error("expected --repeats >= 1, --rows >= 100 and --features >= 2")
+    import keras
+
+    from kmodels.console import setup_logging
+
+    setup_logging(quiet=True)
+    rows, memory = [], None
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        table = write_table(work / "table.csv", args.rows, args.features)
+        runs: dict[str, list[dict[str, float]]] = {m: [] for m in models}
+        for i in range(args.repeats):  # interleaved: drift on a shared machine hits every model alike
+            for m in models:
+                runs[m].append(_time_one(table, m, 42, work / f"{m}-{i}"))
+                print(f"table-fit: {m} repeat {i + 1}: {runs[m][-1]}", file=sys.stderr)
+        for m, done in runs.items():
+            keras_s = median([r["keras_fit_seconds"] for r in done])
+            hgb_s = median([r["hgb_fit_seconds"] for r in done])
+            rows.append({"model": m, "keras_fit_median_s": keras_s, "hgb_fit_median_s": hgb_s,
+                         "ratio": keras_s / hgb_s, "run_median_s": median([r["run_seconds"] for r in done]),
+                         "epochs": median([r["epochs"] for r in done]), "roc_auc": median([r["roc_auc"] for r in done]),
+                         "hgb_fit_s": [r["hgb_fit_seconds"] for r in done]})
+        if args.memory_rows:
+            from kmodels_tabular.bank_data import write_bank_csv
+
+            bank = work / "bank_transactions.csv"
+            write_bank_csv(bank, rows=args.memory_rows, seed=0)
+            memory = run_worker("benchmarks.table_fit", ["--worker", str(bank), str(work / "memory-run")],
+                                env={"KERAS_BACKEND": keras.backend.backend()}, timeout=7200)
+            memory["rows_asked"] = args.memory_rows
+    print(f"\nTraining time, {args.rows:,} x {args.features} table, {args.repeats} repeats "
+          f"({keras.backend.backend()}; medians; ratio target <= 3x)")
+    print("| model | Keras fit s | HistGradientBoosting fit s | ratio | whole run s | epochs | ROC AUC |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['model']} | {r['keras_fit_median_s']:.2f} | {r['hgb_fit_median_s']:.2f} | {r['ratio']:.1f}x | "
+              f"{r['run_median_s']:.1f} | {r['epochs']:.0f} | {r['roc_auc']:.3f} |")
+    if memory is not None:
+        print(f"\nMemory: {memory['rows_asked']:,} bank rows, default model: peak RSS {memory['peak_rss_mib']:.0f} MiB "
+              f"(target <= 4096), {memory['seconds']:.0f} s, {memory['epochs']} epochs, ROC AUC {memory['roc_auc']}")
+    write_json(args.json, {"benchmark": "table_fit", "rows": args.rows, "features": args.features,
+                           "repeats": args.repeats, "backend": keras.backend.backend(), "machine": machine(),
+                           "results": rows, "memory": memory})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
