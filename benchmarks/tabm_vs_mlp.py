@@ -10,7 +10,8 @@ prints, per table of `kmodels bench quality`, the mean primary metric of each sc
 - `tabm_robust`: both;
 - `tabm_ple`: `tabm` with piecewise-linear embeddings (bins: the training split's quantiles);
 - `mlp_bag5`: the shipped spec with `[train] folds = 5` (five models on five folds of the training and
-  validation rows, averaged).
+  validation rows, averaged);
+- `mlp_wide`: the shipped spec with `model.linear = true` (wide and deep: the head sees the features too).
 
 `--bank CSV` adds a row for a sample of the Kaggle bank file through `bank_gender` (its own spec, split by
 customer): `mlp` is that spec's seed network, `tabm` replaces its `[model]` with `tabm`'s defaults; the
@@ -39,7 +40,7 @@ ROBUST = {"preprocess": [{"name": n} for n in ("drop_duplicates", "auto_features
 VARIANTS: dict[str, dict[str, Any]] = {"mlp": {}, "tabm": {"model.name": "tabm"}, "mlp_robust": ROBUST,
                                        "tabm_robust": {"model.name": "tabm", **ROBUST},
                                        "tabm_ple": {"model.name": "tabm", "model.embedding": "piecewise"},
-                                       "mlp_bag5": {"train.folds": 5}}
+                                       "mlp_bag5": {"train.folds": 5}, "mlp_wide": {"model.linear": True}}
 
 
 def _variant(task: str, variant: str) -> dict[str, Any] | None:
@@ -87,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
                 baselines = i == 0
                 r = kmodels.run(task, data=path, out=work / f"{name}-{variant}-{seed}".replace(" ", "_"),
                                 overrides={**({"data.target": target} if target else {}), "train.verbose": 0,
-                                           "train.seed": seed, **overrides, "baselines.sklearn_mlp": baselines,
+                                           "train.seed": seed, "evaluate.importance_repeats": 0, **overrides,
+                                           "baselines.sklearn_mlp": baselines,
                                            "baselines.gradient_boosting": baselines, "baselines.linear": baselines})
                 row.setdefault(f"{variant}_seconds", []).append(time.perf_counter() - start)
                 key = PRIMARY[r.metrics["problem"]["kind"]]

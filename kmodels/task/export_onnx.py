@@ -150,12 +150,12 @@ def run_onnx(path: Path, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarr
 
 # ---- a dense network as ONNX, without TensorFlow ---------------------------------------------------------
 #: The Keras layers `onnx_network` writes as ONNX nodes (a chain of them: what the table models are made of).
-ONNX_LAYERS = ("InputLayer", "Dense", "Dropout", "Rescaling", "BatchNormalization", "Activation")
+ONNX_LAYERS = ("InputLayer", "Dense", "Dropout", "Rescaling", "BatchNormalization", "Activation", "Concatenate")
 
 _ONNX_ACTIVATIONS = {"relu": "Relu", "sigmoid": "Sigmoid", "softmax": "Softmax", "tanh": "Tanh", "linear": None}
 
 def onnx_network(model: Any, opset: int = 17) -> Any:
-    """The ONNX graph of a Keras model that is a chain of `ONNX_LAYERS` (features (n, F) float32 in, the model's
+    """The ONNX graph of a Keras model made of `ONNX_LAYERS` (features (n, F) float32 in, the model's
     output out), written from its weights: how a table run exports to ONNX on a backend without tf2onnx (JAX).
 
     Anything else is refused (`NotExportable`) with the layer named; what is written is checked against
@@ -164,6 +164,7 @@ def onnx_network(model: Any, opset: int = 17) -> Any:
     from onnx import TensorProto, helper
 
     g = _Onnx(prefix="kmodels_network")  # its names must not meet the preprocessing's, joined in front of it
+    tensors: dict[int, str] = {}  # each Keras tensor's ONNX name (layers run in the model's topological order)
     current = "features"
     for layer in model.layers:
         kind = type(layer).__name__
@@ -171,7 +172,12 @@ def onnx_network(model: Any, opset: int = 17) -> Any:
             raise NotExportable(f"Layer {layer.name!r} ({kind}) has no ONNX form here (known: "
                                 f"{', '.join(ONNX_LAYERS)}); export ONNX on the TensorFlow backend "
                                 "(`KERAS_BACKEND=tensorflow kmodels export RUN OUT --format onnx`).")
-        if kind == "Dense":
+        sources = layer.input if isinstance(layer.input, list) else [layer.input]
+        if kind != "InputLayer":
+            current = tensors[id(sources[0])]
+        if kind == "Concatenate":
+            current = g.op("Concat", [tensors[id(t)] for t in sources], axis=-1)
+        elif kind == "Dense":
             weights = layer.get_weights()
             current = g.op("MatMul", [current, g.const(weights[0], np.float32)])
             if layer.use_bias:
@@ -189,6 +195,7 @@ def onnx_network(model: Any, opset: int = 17) -> Any:
             scale = gamma / np.sqrt(var + layer.epsilon)
             current = g.op("Add", [g.op("Mul", [current, g.const(scale, np.float32)]),
                                    g.const(beta - mean * scale, np.float32)])
+        tensors[id(layer.output)] = current
     g.nodes.append(helper.make_node("Identity", [current], ["output"], name="kmodels/network_out"))
     width = int(model.input_shape[-1])
     graph = helper.make_graph(g.nodes, "network", [helper.make_tensor_value_info("features", TensorProto.FLOAT,

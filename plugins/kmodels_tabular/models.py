@@ -9,7 +9,7 @@ from kmodels.api import output_head, registry
 
 @registry.models.register("mlp", aliases=("bank_gender_mlp",))
 def mlp(input_shape: tuple[int, ...] = (14,), units: tuple[int, ...] = (64, 32),
-        dropout: float = 0.0, num_classes: int = 2) -> keras.Model:
+        dropout: float = 0.0, linear: bool = False, num_classes: int = 2) -> keras.Model:
     """A multilayer perceptron for table rows: Dense(relu) × len(units) → the problem's head.
 
     With the defaults it is the bank_gender reference notebook's net, Dense(relu) → Dense(relu) →
@@ -22,6 +22,9 @@ def mlp(input_shape: tuple[int, ...] = (14,), units: tuple[int, ...] = (64, 32),
         input_shape: number of features (inferred from the data in a task run).
         units: sizes of the hidden ReLU layers (two in the reference).
         dropout: dropout rate after each hidden layer (0 disables it).
+        linear: wide and deep (Cheng et al. 2016): the output layer sees the features as well as the
+            last hidden layer, so the net holds a linear (logistic) model of the features plus what
+            the hidden layers add.
         num_classes: 2 (one sigmoid unit), N >= 3 (softmax) or 1 (regression, linear).
 
     Example:
@@ -31,6 +34,8 @@ def mlp(input_shape: tuple[int, ...] = (14,), units: tuple[int, ...] = (64, 32),
         [16, 8, 1]
         >>> kmodels.build("mlp", num_classes=3).loss
         'sparse_categorical_crossentropy'
+        >>> kmodels.build("mlp", input_shape=(5,), units=(8,), linear=True).get_layer("wide_and_deep").output.shape
+        (None, 13)
     """
     if not units or any(u < 1 for u in units):
         raise ValueError(f"Received units={units}. Expected one or more positive layer sizes, e.g. (64, 32).")
@@ -42,4 +47,6 @@ def mlp(input_shape: tuple[int, ...] = (14,), units: tuple[int, ...] = (64, 32),
         x = keras.layers.Dense(size, activation="relu", name=f"dense_{i}")(x)
         if dropout:
             x = keras.layers.Dropout(dropout, name=f"dropout_{i}")(x)
+    if linear:
+        x = keras.layers.Concatenate(name="wide_and_deep")([x, inputs])
     return keras.Model(inputs, output_head(x, num_classes), name="mlp")
