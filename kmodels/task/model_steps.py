@@ -131,8 +131,8 @@ class ModelSteps:
     def epochs(self, prepared: Prepared) -> int:
         """The epochs phase one trains: `[train] epochs`, fewer when `[train] max_steps` caps the steps.
 
-        Example: dog_cat's cap of 3,500 steps fits 70 epochs of 44 steps (1,400 training
-        photos); 70 epochs of 547 steps (17,500) do not, so 6 epochs run.
+        Example: dog_cat's cap of 3,500 steps fits its 35 epochs of 44 steps (1,400 training
+        photos); 35 epochs of 547 steps (19,145) do not, so 6 epochs run.
         """
         t = self.train_options
         per_epoch = self.steps_per_epoch(prepared)
