@@ -15,7 +15,7 @@ prints, per table of `kmodels bench quality`, the mean primary metric of each sc
 
 `--bank CSV` adds a row for a sample of the Kaggle bank file through `bank_gender` (its own spec, split by
 customer): `mlp` is that spec's seed network, `tabm` replaces its `[model]` with `tabm`'s defaults; the
-variants that change the preprocessing or bag do not apply there and are skipped. The JSON is rewritten
+variants that change the preprocessing or the network's options do not apply there and are skipped. The JSON is rewritten
 after every table, so a run cut short keeps the tables it finished.
 """
 
@@ -51,6 +51,8 @@ def _variant(task: str, variant: str) -> dict[str, Any] | None:
         return {}
     if variant == "tabm":
         return {"model": {"name": "tabm"}}  # not the seed network's units
+    if variant == "mlp_bag5":
+        return VARIANTS[variant]
     return None
 
 

@@ -101,6 +101,11 @@ class CompileOptions:
             raise ConfigError(f"[compile] warmup_epochs={self.warmup_epochs}: expected an integer >= 0.")
 
 
+#: `[train] folds = "auto"` bags this many models on tables of at most `AUTO_BAG_ROWS` rows.
+AUTO_FOLDS = 5
+AUTO_BAG_ROWS = 8000
+
+
 @dataclass(frozen=True)
 class TrainOptions:
     """Arguments of `model.fit` and the run's single seed.
@@ -127,6 +132,10 @@ class TrainOptions:
             one (stratified for classes, seeded), and saves one Keras model that averages
             their outputs (`model.keras`: N sub-models under an `Average`). N times the
             training time; `backup_and_restore` is off (a resumed bagged run retrains).
+            `"auto"`: `AUTO_FOLDS` on a table of at most `AUTO_BAG_ROWS` rows, where one
+            model's variance costs most and N of them cost seconds, else 1 (also 1 for image
+            tasks and with `[evaluate] calibrate` or `threshold = "auto"`); resolved before the
+            run directory exists, so its `spec.toml` holds the number used.
     """
 
     epochs: int = 10
@@ -137,11 +146,12 @@ class TrainOptions:
     verbose: Literal["auto", 0, 1, 2] = "auto"
     precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = "float32"
     distribution: Literal["none", "data_parallel"] = "none"
-    folds: int = 1
+    folds: int | Literal["auto"] = 1
 
     def __post_init__(self) -> None:
-        if not 1 <= self.folds <= 20:
-            raise ConfigError(f"[train] folds={self.folds}: expected 1 (one model) or 2-20 models to average, e.g. 5.")
+        if self.folds != "auto" and not 1 <= self.folds <= 20:
+            raise ConfigError(f"[train] folds={self.folds}: expected 1 (one model), 2-20 models to average (e.g. 5), "
+                              "or \"auto\".")
         for key, low in (("epochs", 1), ("max_steps", 0), ("batch_size", 1), ("seed", 0)):
             value = getattr(self, key)
             if value < low:

@@ -39,6 +39,7 @@ from kmodels.evaluation import (
     plot_per_label,
     plot_regression,
 )
+from kmodels.options import AUTO_BAG_ROWS, AUTO_FOLDS
 from kmodels.runs import MAX_MODEL_BYTES, RunDir
 from kmodels.saving import METRICS, MODEL, Artifacts
 from kmodels.spec import TaskSpec
@@ -124,6 +125,25 @@ class Task(DataSteps, ModelSteps):
     def set_context(self, context: RunContext) -> None:
         """Hand the task the run it works in (the runner calls it, as Keras calls `Callback.set_model`)."""
         self.context = context
+
+    def resolve_auto(self, table: Any, problem: Any) -> None:
+        """Fix the settings the spec leaves to the data (`"auto"`), before the run directory exists, so the run's
+        `spec.toml` holds the values it used. Here: `[train] folds = "auto"` (see `TrainOptions`)."""
+        if self.train_options.folds != "auto":
+            return
+        evaluate = self.spec.options("evaluate")
+        rows = len(table.frame)
+        if self.feeds_batches:
+            folds, why = 1, f"{self.spec.task} streams batches"
+        elif evaluate.calibrate or evaluate.threshold == "auto":
+            folds, why = 1, "[evaluate] fits on the validation split"
+        elif rows <= AUTO_BAG_ROWS:
+            folds, why = AUTO_FOLDS, f"{rows} rows <= {AUTO_BAG_ROWS}: bagging {AUTO_FOLDS} models"
+        else:
+            folds, why = 1, f"{rows} rows > {AUTO_BAG_ROWS}: one model"
+        logger.info("[train] folds = \"auto\": %d (%s)", folds, why)
+        self.spec = self.spec.replaced("train.folds", folds)
+        self.train_options = self.spec.options("train")
 
     @classmethod
     def handles(cls, model: Any) -> bool:

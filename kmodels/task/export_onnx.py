@@ -150,13 +150,15 @@ def run_onnx(path: Path, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarr
 
 # ---- a dense network as ONNX, without TensorFlow ---------------------------------------------------------
 #: The Keras layers `onnx_network` writes as ONNX nodes (a chain of them: what the table models are made of).
-ONNX_LAYERS = ("InputLayer", "Dense", "Dropout", "Rescaling", "BatchNormalization", "Activation", "Concatenate")
+ONNX_LAYERS = ("InputLayer", "Dense", "Dropout", "Rescaling", "BatchNormalization", "Activation", "Concatenate",
+               "Average")
 
 _ONNX_ACTIVATIONS = {"relu": "Relu", "sigmoid": "Sigmoid", "softmax": "Softmax", "tanh": "Tanh", "linear": None}
 
 def onnx_network(model: Any, opset: int = 17) -> Any:
-    """The ONNX graph of a Keras model made of `ONNX_LAYERS` (features (n, F) float32 in, the model's
-    output out), written from its weights: how a table run exports to ONNX on a backend without tf2onnx (JAX).
+    """The ONNX graph of a Keras model made of `ONNX_LAYERS` and of such models nested in it (bagged members),
+    features (n, F) float32 in, the model's output out, written from its weights: how a table run exports to
+    ONNX on a backend without tf2onnx (JAX).
 
     Anything else is refused (`NotExportable`) with the layer named; what is written is checked against
     `kmodels predict` before it is kept, like every export.
@@ -164,19 +166,41 @@ def onnx_network(model: Any, opset: int = 17) -> Any:
     from onnx import TensorProto, helper
 
     g = _Onnx(prefix="kmodels_network")  # its names must not meet the preprocessing's, joined in front of it
-    tensors: dict[int, str] = {}  # each Keras tensor's ONNX name (layers run in the model's topological order)
-    current = "features"
-    for layer in model.layers:
-        kind = type(layer).__name__
-        if kind not in ONNX_LAYERS:
+    current = _onnx_nodes(g, model, "features")
+    g.nodes.append(helper.make_node("Identity", [current], ["output"], name="kmodels/network_out"))
+    width = int(model.input_shape[-1])
+    graph = helper.make_graph(g.nodes, "network", [helper.make_tensor_value_info("features", TensorProto.FLOAT,
+                                                                                  ["n", width])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT,
+                                                             ["n", int(model.output_shape[-1])])],
+                              initializer=g.inits)
+    out = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="kmodels")
+    out.ir_version = 8
+    return out
+
+
+def _onnx_nodes(g: _Onnx, model: Any, features: str) -> str:
+    """Write `model`'s layers as nodes reading `features`; the name of its output. The layers are visited through
+    the model's own graph nodes (deepest first), so a nested model reads the tensors it is called on."""
+    model = getattr(model, "_functional", None) or model  # a Sequential's graph is the functional model it builds
+    names = {id(model.inputs[0]): features}  # each Keras tensor of this graph -> its ONNX name
+    by_depth = model._nodes_by_depth  # Keras's topological order of the functional graph
+    for node in [n for depth in sorted(by_depth, reverse=True) for n in by_depth[depth]]:
+        layer, kind = node.operation, type(node.operation).__name__
+        if kind == "InputLayer":
+            continue
+        inputs = [names[id(t)] for t in node.input_tensors]
+        current = inputs[0]
+        if kind in ("Functional", "Sequential") and len(inputs) == 1:
+            current = _onnx_nodes(g, layer, current)
+        elif kind not in ONNX_LAYERS:
             raise NotExportable(f"Layer {layer.name!r} ({kind}) has no ONNX form here (known: "
-                                f"{', '.join(ONNX_LAYERS)}); export ONNX on the TensorFlow backend "
-                                "(`KERAS_BACKEND=tensorflow kmodels export RUN OUT --format onnx`).")
-        sources = layer.input if isinstance(layer.input, list) else [layer.input]
-        if kind != "InputLayer":
-            current = tensors[id(sources[0])]
-        if kind == "Concatenate":
-            current = g.op("Concat", [tensors[id(t)] for t in sources], axis=-1)
+                                f"{', '.join(ONNX_LAYERS)}, and models of them); export ONNX on the TensorFlow "
+                                "backend (`KERAS_BACKEND=tensorflow kmodels export RUN OUT --format onnx`).")
+        elif kind == "Concatenate":
+            current = g.op("Concat", inputs, axis=-1)
+        elif kind == "Average":
+            current = g.op("Mean", inputs)
         elif kind == "Dense":
             weights = layer.get_weights()
             current = g.op("MatMul", [current, g.const(weights[0], np.float32)])
@@ -195,17 +219,9 @@ def onnx_network(model: Any, opset: int = 17) -> Any:
             scale = gamma / np.sqrt(var + layer.epsilon)
             current = g.op("Add", [g.op("Mul", [current, g.const(scale, np.float32)]),
                                    g.const(beta - mean * scale, np.float32)])
-        tensors[id(layer.output)] = current
-    g.nodes.append(helper.make_node("Identity", [current], ["output"], name="kmodels/network_out"))
-    width = int(model.input_shape[-1])
-    graph = helper.make_graph(g.nodes, "network", [helper.make_tensor_value_info("features", TensorProto.FLOAT,
-                                                                                  ["n", width])],
-                              [helper.make_tensor_value_info("output", TensorProto.FLOAT,
-                                                             ["n", int(model.output_shape[-1])])],
-                              initializer=g.inits)
-    out = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="kmodels")
-    out.ir_version = 8
-    return out
+        names[id(node.outputs[0])] = current
+    return names[id(model.outputs[0])]
+
 
 def _onnx_activation(g: _Onnx, layer: Any, current: str) -> str:
     name = getattr(getattr(layer, "activation", None), "__name__", "linear")

@@ -150,6 +150,7 @@ def run_task(task: Task, run_dir: RunDir | None = None, out: str | Path | None =
             table = task.load_data()
         problem = task.problem(table)
         task.check_size(table, problem)
+        task.resolve_auto(table, problem)  # "auto" settings fixed from the data, so spec.toml holds them
         resolved_loss(task.spec.options("compile"), problem)  # a loss that cannot work stops before the run exists
         check_metrics(task.spec.options("compile"), problem)  # and so does a metric
         evaluate = task.spec.options("evaluate")

@@ -73,12 +73,16 @@ class ImageClassification(Task):
         return self.spec.options("images")
 
     def check_size(self, table: Table, problem: Problem) -> None:
-        """`Task.check_size`, and refuse `[images] mixup` unless the problem is binary (before the run exists).
-
-        Also where `[images] image_size = "auto"` is resolved from the data (the scan is cached, so
-        `analyse` and `clean` read it back), so that the run's `spec.toml` holds the size it used.
-        """
+        """`Task.check_size`, and refuse `[images] mixup` unless the problem is binary (before the run exists)."""
         super().check_size(table, problem)
+        if self.images.mixup and problem.kind != "binary":
+            raise ConfigError(f"[images] mixup={self.images.mixup} blends labels, which needs a binary problem; this "
+                              f"one is {problem.kind} ({problem.num_classes} classes). Set images.mixup = 0.")
+
+    def resolve_auto(self, table: Table, problem: Problem) -> None:
+        """`Task.resolve_auto`, and `[images] image_size = "auto"` from the data (the scan is cached, so `analyse`
+        and `clean` read it back)."""
+        super().resolve_auto(table, problem)
         if self.images.image_size == "auto":
             scan = self._scan(table)
             usable = scan[scan["ok"].astype(bool)]
@@ -87,9 +91,6 @@ class ImageClassification(Task):
             logger.info("[images] image_size = \"auto\": %s (median shorter side of %d images: %s px)", list(size),
                         len(usable), f"{np.median(sides):.0f}" if len(sides) else "-")
             self.spec = self.spec.replaced("images.image_size", list(size))
-        if self.images.mixup and problem.kind != "binary":
-            raise ConfigError(f"[images] mixup={self.images.mixup} blends labels, which needs a binary problem; this "
-                              f"one is {problem.kind} ({problem.num_classes} classes). Set images.mixup = 0.")
 
     def _scan(self, table: Table) -> pd.DataFrame:
         with writer_first("kmodels:image-scan"):  # several processes: the others read process 0's scan cache

@@ -160,7 +160,7 @@ def test_export_checks_on_given_rows_and_refuses_an_existing_destination(table_r
 
 def test_onnx_from_weights_writes_dense_chains_and_names_what_it_cannot(tmp_path):
     """`onnx_network` (ONNX without tf2onnx): Dense, BatchNormalization, Rescaling, activations and a
-    wide-and-deep Concatenate give the Keras model's output; a convolution is refused by name."""
+    wide-and-deep Concatenate and bagged members under an Average give the Keras model's output; a convolution is refused by name."""
     pytest.importorskip("onnxruntime")
     import keras
     import onnxruntime
@@ -179,6 +179,12 @@ def test_onnx_from_weights_writes_dense_chains_and_names_what_it_cannot(tmp_path
     wide = kmodels.build("mlp", input_shape=(5,), units=(8, 4), dropout=0.1, linear=True, num_classes=3)
     session = onnxruntime.InferenceSession(onnx_network(wide).SerializeToString())  # the features join the head
     np.testing.assert_allclose(session.run(None, {"features": x})[0], wide.predict(x, verbose=0), atol=1e-5)
+    members = [kmodels.build("mlp", input_shape=(5,), units=(4,), num_classes=3) for _ in range(3)]
+    features = keras.Input((5,), name="features")  # how `[train] folds` saves its members: averaged models
+    bagged = keras.Model(features, keras.layers.Average()([keras.Model(m.input, m.output, name=f"fold_{i}")(features)
+                                                            for i, m in enumerate(members)]))
+    session = onnxruntime.InferenceSession(onnx_network(bagged).SerializeToString())
+    np.testing.assert_allclose(session.run(None, {"features": x})[0], bagged.predict(x, verbose=0), atol=1e-5)
     conv = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3)])
     with pytest.raises(ConfigError, match="Conv2D"):
         onnx_network(conv)

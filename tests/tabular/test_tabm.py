@@ -8,7 +8,7 @@ import pytest
 
 import kmodels
 
-SMALL = {"model.name": "tabm", "model.members": 8, "model.units": [32], "train.epochs": 8, "train.verbose": 0,
+SMALL = {"train.folds": 1, "model.name": "tabm", "model.members": 8, "model.units": [32], "train.epochs": 8, "train.verbose": 0,
          "baselines.sklearn_mlp": False, "baselines.gradient_boosting": False}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -211,3 +212,31 @@ def test_folds_bag_models_trained_on_folds_into_one_averaging_model(target, tmp_
         assert not (tmp_path / "refused").exists()
     with pytest.raises(kmodels.ConfigError, match=r"folds=1000"):
         kmodels.load_spec("tabular", {"train.folds": 1000})
+
+
+def test_folds_auto_bags_small_tables_only_and_spec_toml_records_the_number(tmp_path, caplog):
+    """`[train] folds = "auto"`: five bagged models on a small table, one where the validation split is fitted on
+    (threshold "auto") or the table is large; the run's spec.toml holds the number it used."""
+    import keras
+    from sklearn.datasets import load_breast_cancer
+
+    from kmodels.options import AUTO_BAG_ROWS, AUTO_FOLDS
+
+    data = load_breast_cancer(as_frame=True).frame.head(300)
+    quick = {"data.target": "target", "train.folds": "auto", "train.epochs": 2, "train.verbose": 0,
+             "baselines.sklearn_mlp": False, "baselines.gradient_boosting": False, "baselines.linear": False,
+             "evaluate.importance_repeats": 0}
+    with caplog.at_level("INFO", logger="kmodels"):
+        kmodels.run("tabular", data=data, out=tmp_path / "small", overrides=quick)
+    assert f'folds = "auto": {AUTO_FOLDS} (300 rows <= {AUTO_BAG_ROWS}' in caplog.text
+    assert kmodels.load_spec(tmp_path / "small" / "spec.toml")["train"]["folds"] == AUTO_FOLDS
+    model = keras.saving.load_model(tmp_path / "small" / "model.keras")
+    assert sum(isinstance(layer, keras.Model) for layer in model.layers) == AUTO_FOLDS
+    kmodels.run("tabular", data=data, out=tmp_path / "threshold", overrides={**quick, "evaluate.threshold": "auto"})
+    assert kmodels.load_spec(tmp_path / "threshold" / "spec.toml")["train"]["folds"] == 1
+    big = SimpleNamespace(frame=pd.concat([data] * (AUTO_BAG_ROWS // len(data) + 1), ignore_index=True))
+    task = kmodels.registry.tasks.get("tabular")(kmodels.load_spec("tabular", {"train.folds": "auto"}))
+    task.resolve_auto(big, None)  # the rule reads the table's size only
+    assert task.train_options.folds == 1 and task.spec["train"]["folds"] == 1
+    with pytest.raises(kmodels.ConfigError, match=r"'folds': received 'many'.*int \| 'auto'"):
+        kmodels.load_spec("tabular", {"train.folds": "many"})
