@@ -6,6 +6,7 @@ import numpy as np
 from PIL import Image
 
 import kmodels
+from kmodels.task.export import IMAGE_TOLERANCE
 
 
 def _images(folder):
@@ -26,16 +27,17 @@ def test_image_saved_model_takes_encoded_files(dog_cat_run, tmp_path):
 
     out = tmp_path / "export"
     result = kmodels.export(dog_cat_run.run_dir, out, "saved_model")
-    assert result["rows"] > 0 and result["max_abs_diff"] <= 1e-2
+    assert result["rows"] > 0 and result["max_abs_diff"] <= IMAGE_TOLERANCE
     assert result["metadata"]["input"]["image_size"] == [48, 48] and result["metadata"]["classes"] == ["cat", "dog"]
     files = _images(tmp_path / "new")
     loaded = tf.saved_model.load(str(out))
     got = loaded.serve(tf.constant([f.read_bytes() for f in files]))
     want = kmodels.predict(dog_cat_run.run_dir, files)
     assert (want["error"] == "").all()
-    np.testing.assert_allclose(got["probabilities"].numpy(), want[["probability_cat", "probability_dog"]], atol=1e-2)
+    np.testing.assert_allclose(got["probabilities"].numpy(), want[["probability_cat", "probability_dog"]],
+                               atol=IMAGE_TOLERANCE)
     labels = [v.decode() for v in got["label"].numpy()]
-    close = np.abs(want["probability_dog"] - dog_cat_run.metrics["threshold"]) < 1e-2
+    close = np.abs(want["probability_dog"] - dog_cat_run.metrics["threshold"]) < IMAGE_TOLERANCE
     assert all(a == b or c for a, b, c in zip(labels, want["label"], close, strict=True))
     assert (out / "assets" / "kmodels.json").is_file()
 
@@ -51,5 +53,5 @@ def test_an_image_export_is_served_without_its_run_directory(dog_cat_run, tmp_pa
     assert not service.tables and service.metadata()["input"]["image_size"] == [48, 48]
     got = service.predict_now([str(f) for f in files])
     want = kmodels.predict(dog_cat_run.run_dir, files)
-    np.testing.assert_allclose([g["probability_dog"] for g in got], want["probability_dog"], atol=1e-2)
+    np.testing.assert_allclose([g["probability_dog"] for g in got], want["probability_dog"], atol=IMAGE_TOLERANCE)
     assert {g["label"] for g in got} <= {"cat", "dog"}
