@@ -330,6 +330,10 @@ class StandardScale(Step):
                                                                              strict=True)}
 
 
+#: `auto_features` takes a text column whose distinct values are more than this share of its rows for an identifier.
+ID_RATIO = 0.5
+
+
 @registry.preprocessors.register("auto_features")
 class AutoFeatures(Step):
     """Infer column types of any table and make numeric features of them.
@@ -337,8 +341,10 @@ class AutoFeatures(Step):
     Numeric columns pass through; date-like text columns become year, month
     and weekday (day-first `d/m/y` unless every value reads only month-first,
     decided from all training values: `date_orders_`); categoricals with at most `max_one_hot` values are one-hot
-    encoded and the others frequency encoded. The inferred types are kept in
-    `kinds_` (and logged).
+    encoded and the others frequency encoded, except identifiers: text columns whose distinct values
+    outnumber `ID_RATIO` of their rows (a transaction or customer id), which give no feature (a
+    frequency map of them would be as large as the column, and say little). The inferred types are
+    kept in `kinds_` (and logged).
 
     Args:
         max_one_hot: the most distinct values a categorical may have to be one-hot encoded.
@@ -370,7 +376,11 @@ class AutoFeatures(Step):
             elif len(present) and pd.to_numeric(present, errors="coerce").notna().mean() >= 0.95:
                 kinds[c] = "numeric"
             else:
-                kinds[c] = "one_hot" if col.nunique(dropna=False) <= self.max_one_hot else "frequency"
+                distinct = col.nunique(dropna=False)
+                if distinct > self.max_one_hot and distinct > ID_RATIO * len(present):
+                    kinds[c] = "id"  # most values once: an identifier, no feature (its encoding: a map of every row)
+                else:
+                    kinds[c] = "one_hot" if distinct <= self.max_one_hot else "frequency"
         self.kinds_ = kinds
         logger.info("auto_features: %s", ", ".join(
             f"{c}={k}" + (f" ({self.date_orders_[c].replace('_', '-')})" if k == "date" else "") for c, k in kinds.items()))

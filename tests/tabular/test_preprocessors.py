@@ -275,3 +275,19 @@ def test_graph_form_computes_what_transform_computes(name, n, seed):
     for column in computed:
         np.testing.assert_allclose(got[column], want[column].to_numpy(dtype=float), rtol=1e-12, atol=0,
                                    equal_nan=True, err_msg=f"{name}: column {column!r}")
+
+
+def test_auto_features_drops_identifier_columns_and_keeps_repeated_categories():
+    """A text column whose values are mostly distinct (a transaction id) gives no feature and no per-value map;
+    a high-cardinality category that repeats is still frequency encoded."""
+    from kmodels_tabular.preprocessors import ID_RATIO, AutoFeatures
+
+    rng = np.random.default_rng(0)
+    n = 400
+    frame = pd.DataFrame({"tx": [f"T{i}" for i in range(n)], "city": rng.choice([f"c{i}" for i in range(60)], n),
+                          "amount": rng.normal(size=n)})
+    step = AutoFeatures().fit(frame)
+    assert step.kinds_ == {"tx": "id", "city": "frequency", "amount": "numeric"}
+    assert frame["tx"].nunique() > ID_RATIO * n and list(step.frequency_.frequencies_) == ["city"]
+    out = step.transform(frame)
+    assert list(out.columns) == ["amount", "city_freq"]
