@@ -126,17 +126,26 @@ class Task(DataSteps, ModelSteps):
         """Hand the task the run it works in (the runner calls it, as Keras calls `Callback.set_model`)."""
         self.context = context
 
+    def bagging_conflict(self) -> str | None:
+        """What stands against bagging (`[train] folds` > 1) in this run, said after "[train] folds=N"; `None` if
+        nothing does. The runner refuses a number with it, and `folds = "auto"` trains one model."""
+        if self.feeds_batches:
+            return (f": bagging is for table tasks (feature arrays); {self.spec.task} streams batches. "
+                    "Set train.folds = 1.")
+        evaluate = self.spec.options("evaluate")
+        if evaluate.calibrate or evaluate.threshold == "auto":
+            return (" trains on the validation split, which [evaluate] calibrate and threshold = \"auto\" fit on; "
+                    "use one or the other.")
+        return None
+
     def resolve_auto(self, table: Any, problem: Any) -> None:
         """Fix the settings the spec leaves to the data (`"auto"`), before the run directory exists, so the run's
         `spec.toml` holds the values it used. Here: `[train] folds = "auto"` (see `TrainOptions`)."""
         if self.train_options.folds != "auto":
             return
-        evaluate = self.spec.options("evaluate")
-        rows = len(table.frame)
-        if self.feeds_batches:
-            folds, why = 1, f"{self.spec.task} streams batches"
-        elif evaluate.calibrate or evaluate.threshold == "auto":
-            folds, why = 1, "[evaluate] fits on the validation split"
+        rows, conflict = len(table.frame), self.bagging_conflict()
+        if conflict:
+            folds, why = 1, f"[train] folds={AUTO_FOLDS}{conflict}"
         elif rows <= AUTO_BAG_ROWS:
             folds, why = AUTO_FOLDS, f"{rows} rows <= {AUTO_BAG_ROWS}: bagging {AUTO_FOLDS} models"
         else:

@@ -153,13 +153,8 @@ def run_task(task: Task, run_dir: RunDir | None = None, out: str | Path | None =
         task.resolve_auto(table, problem)  # "auto" settings fixed from the data, so spec.toml holds them
         resolved_loss(task.spec.options("compile"), problem)  # a loss that cannot work stops before the run exists
         check_metrics(task.spec.options("compile"), problem)  # and so does a metric
-        evaluate = task.spec.options("evaluate")
-        if task.train_options.folds > 1 and task.feeds_batches:
-            raise ConfigError(f"[train] folds={task.train_options.folds}: bagging is for table tasks (feature "
-                              f"arrays); {task.spec.task} streams batches. Set train.folds = 1.")
-        if task.train_options.folds > 1 and (evaluate.calibrate or evaluate.threshold == "auto"):
-            raise ConfigError(f"[train] folds={task.train_options.folds} trains on the validation split, which "
-                              "[evaluate] calibrate and threshold = \"auto\" fit on; use one or the other.")
+        if task.train_options.folds > 1 and (conflict := task.bagging_conflict()):
+            raise ConfigError(f"[train] folds={task.train_options.folds}{conflict}")
         if task.spec.options("evaluate").calibrate and (not problem.is_classification or problem.per_label_threshold):
             raise ConfigError(f"[evaluate] calibrate = true is for binary and multiclass problems; this run is "
                               f"{problem.kind}. Remove it.")
