@@ -249,6 +249,38 @@ def patch_whitening(x: Any, patch: int = 2) -> Any:
     return keras.layers.ReLU(name=f"{WHITENING}_relu")(y)
 
 
+def blur_pool(x: Any, strides: int = 2, data_format: str = "channels_last", name: str | None = None) -> Any:
+    """Anti-aliased downsampling (Zhang, "Making convolutional networks shift-invariant again", 2019):
+    a frozen 3 x 3 binomial blur ([1, 2, 1] x [1, 2, 1] / 16) of each channel, then every
+    `strides`-th pixel.
+
+    Subsampling without the blur aliases: a one-pixel shift of the input changes the output.
+    `simple_cnn` and `mini_xception` with `blur_pool=True` pool with stride 1 and then this (and
+    blur before their strided 1 x 1 shortcut convolutions). It is a plain
+    `keras.layers.DepthwiseConv2D` with `trainable=False`, so `model.keras` stays plain Keras.
+
+    Example:
+        >>> import keras, numpy as np
+        >>> y = blur_pool(keras.Input((8, 8, 4)))
+        >>> y.shape
+        (None, 4, 4, 4)
+        >>> inputs = keras.Input((8, 8, 1))
+        >>> model = keras.Model(inputs, blur_pool(inputs))  # a constant image stays constant inside
+        >>> bool(np.allclose(np.asarray(model(np.ones((1, 8, 8, 1))))[0, 1:3, 1:3, 0], 1.0))
+        True
+    """
+    import numpy as np
+
+    channels = x.shape[1 if data_format == "channels_first" else -1]
+    taps = np.array([1.0, 2.0, 1.0], dtype="float32")
+    kernel = np.outer(taps, taps) / 16.0
+    conv = keras.layers.DepthwiseConv2D(3, strides=strides, padding="same", use_bias=False, trainable=False,
+                                        data_format=data_format, name=name)
+    y = conv(x)
+    conv.set_weights([np.repeat(kernel[:, :, None, None], channels, axis=2)])
+    return y
+
+
 def whitening_weights(images: Any, patch: int = 2, eps: float = 5e-4, max_patches: int = 200_000,
                       seed: int = 0) -> tuple[Any, Any]:
     """Kernel and bias of `patch_whitening` for these uint8 (n, h, w, 3) images, as the model sees them (/255).

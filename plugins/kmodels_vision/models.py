@@ -8,6 +8,7 @@ import keras
 
 from kmodels.api import output_head, registry
 from kmodels_vision.layers import FusedBatchNormalization, patch_whitening
+from kmodels_vision.layers import blur_pool as _blur
 
 
 def _check(image_size: tuple[int, int], dropout: float, filters: tuple[int, ...]) -> None:
@@ -23,7 +24,8 @@ def _check(image_size: tuple[int, int], dropout: float, filters: tuple[int, ...]
 def simple_cnn(input_shape: tuple[int, int, int] = (128, 128, 3), filters: tuple[int, ...] = (32, 64, 128),
                 dense_units: int = 128, dropout: float = 0.5, bn_momentum: float = 0.9,
                 data_format: Literal["auto", "channels_last", "channels_first"] = "auto",
-                fused_batchnorm: bool = False, whitening: bool = False, num_classes: int = 2) -> keras.Model:
+                fused_batchnorm: bool = False, whitening: bool = False, blur_pool: bool = False,
+                num_classes: int = 2) -> keras.Model:
     """A plain CNN: Input → Rescaling → [Conv2D → BatchNorm → ReLU → MaxPool] × n → GAP → Dense → Dropout → head.
 
     The dog_cat reference notebook's network, for any image folder; `dog_cat_cnn`, its first
@@ -52,6 +54,9 @@ def simple_cnn(input_shape: tuple[int, int, int] = (128, 128, 3), filters: tuple
         whitening: a frozen 2x2 patch-whitening convolution first
             (`kmodels_vision.layers.patch_whitening`), fitted on the training images
             by the task run (airbench's and Page's first layer).
+        blur_pool: anti-aliased downsampling: each max pool computed at every pixel,
+            then blurred and subsampled (`kmodels_vision.layers.blur_pool`, frozen plain
+            Keras layers; Zhang 2019, fastai's Imagenette recipes).
         num_classes: 2 (one sigmoid unit, the cat/dog reference), N >= 3 (softmax)
             or 1 (regression, linear).
 
@@ -78,7 +83,11 @@ def simple_cnn(input_shape: tuple[int, int, int] = (128, 128, 3), filters: tuple
         x = keras.layers.Conv2D(f, 3, padding="same", use_bias=False, data_format=data_format, name=f"conv_{i}")(x)
         x = batch_norm(axis=axis, momentum=bn_momentum, name=f"bn_{i}")(x)
         x = keras.layers.ReLU(name=f"relu_{i}")(x)
-        x = keras.layers.MaxPooling2D(data_format=data_format, name=f"pool_{i}")(x)
+        if blur_pool:
+            x = keras.layers.MaxPooling2D(2, strides=1, padding="same", data_format=data_format, name=f"pool_{i}")(x)
+            x = _blur(x, data_format=data_format, name=f"blur_pool_{i}")
+        else:
+            x = keras.layers.MaxPooling2D(data_format=data_format, name=f"pool_{i}")(x)
     x = keras.layers.GlobalAveragePooling2D(data_format=data_format, name="gap")(x)
     x = keras.layers.Dense(dense_units, activation="relu", name="dense")(x)
     x = keras.layers.Dropout(dropout, name="dropout")(x)
@@ -88,7 +97,8 @@ def simple_cnn(input_shape: tuple[int, int, int] = (128, 128, 3), filters: tuple
 @registry.models.register("mini_xception", aliases=("dog_cat_xception",))
 def mini_xception(input_shape: tuple[int, int, int] = (128, 128, 3), filters: tuple[int, ...] = (128, 256, 512, 728),
                      stem_filters: int = 64, dropout: float = 0.25, bn_momentum: float = 0.9,
-                     fused_batchnorm: bool = False, whitening: bool = False, num_classes: int = 2) -> keras.Model:
+                     fused_batchnorm: bool = False, whitening: bool = False, blur_pool: bool = False,
+                     num_classes: int = 2) -> keras.Model:
     """A small Xception-style network (separable convs, residual connections), as in Keras's "image classification from scratch".
 
     `dog_cat`'s default; `dog_cat_xception`, its first name, still builds it.
@@ -103,6 +113,7 @@ def mini_xception(input_shape: tuple[int, int, int] = (128, 128, 3), filters: tu
             photos, validation accuracy stayed at chance for 8 epochs (0.47 test).
         fused_batchnorm: as in `simple_cnn`.
         whitening: as in `simple_cnn`.
+        blur_pool: as in `simple_cnn`; the strided 1x1 shortcuts see blurred input too.
         num_classes: as in `simple_cnn`.
 
     Example:
@@ -131,8 +142,12 @@ def mini_xception(input_shape: tuple[int, int, int] = (128, 128, 3), filters: tu
         x = keras.layers.Activation("relu")(x)
         x = keras.layers.SeparableConv2D(f, 3, padding="same", use_bias=False)(x)
         x = batch_norm()(x)
-        x = keras.layers.MaxPooling2D(3, strides=2, padding="same")(x)
-        residual = keras.layers.Conv2D(f, 1, strides=2, padding="same")(previous)
+        if blur_pool:  # max over 3 x 3 at every pixel, then blur and subsample; the shortcut blurred likewise
+            x = _blur(keras.layers.MaxPooling2D(3, strides=1, padding="same")(x))
+            residual = keras.layers.Conv2D(f, 1, padding="same")(_blur(previous))
+        else:
+            x = keras.layers.MaxPooling2D(3, strides=2, padding="same")(x)
+            residual = keras.layers.Conv2D(f, 1, strides=2, padding="same")(previous)
         x = keras.layers.add([x, residual])
         previous = x
     x = keras.layers.SeparableConv2D(max(filters) * 4 // 3, 3, padding="same", use_bias=False)(x)

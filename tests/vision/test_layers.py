@@ -149,3 +149,41 @@ def test_a_run_fits_the_whitening_layer_on_its_training_images_and_saves_plain_k
                              whitening=True).get_layer("patch_whitening").get_weights()[0]
     assert kernel.shape == identity.shape and not np.allclose(kernel, identity)  # fitted, and saved fitted
     assert all(type(la).__module__.startswith("keras.") for la in loaded._flatten_layers())
+
+
+def test_blur_pool_is_frozen_and_aliases_less_than_strided_max_pooling():
+    from kmodels_vision.layers import blur_pool
+
+    inputs = keras.Input((32, 32, 4))
+    pooled = keras.layers.MaxPooling2D(2, strides=1, padding="same")(inputs)
+    blurred = keras.Model(inputs, blur_pool(pooled, name="blur"))
+    strided = keras.Model(inputs, keras.layers.MaxPooling2D(2)(inputs))
+    layer = blurred.get_layer("blur")
+    assert not layer.trainable and not layer.trainable_weights
+    np.testing.assert_allclose(layer.get_weights()[0][..., 0, 0].sum(), 1.0, rtol=1e-6)  # a blur keeps the mean
+    x = np.random.default_rng(0).uniform(size=(8, 33, 33, 4)).astype("float32")
+    a, b = x[:, :32, :32], x[:, 1:, 1:]  # the same images one pixel apart
+
+    def change(model):  # how much a one-pixel shift moves the (interior of the) pooled map
+        ya, yb = np.asarray(model(a)), np.asarray(model(b))
+        return float(np.abs(ya[:, 2:-2, 2:-2] - yb[:, 2:-2, 2:-2]).mean())
+
+    assert change(blurred) < 0.6 * change(strided)
+
+
+@pytest.mark.parametrize("name", ["simple_cnn", "mini_xception"])
+def test_blur_pool_models_are_plain_keras_and_downsample_alike(name, tmp_path):
+    import kmodels
+
+    kwargs = {"input_shape": (32, 32, 3), "filters": (8, 16)} | ({"stem_filters": 8} if name == "mini_xception" else {})
+    plain, blurred = kmodels.build(name, **kwargs), kmodels.build(name, blur_pool=True, **kwargs)
+    assert blurred.output_shape == plain.output_shape
+    assert plain.count_params() < blurred.count_params()  # the frozen blur kernels
+    assert len(blurred.trainable_weights) == len(plain.trainable_weights)
+    assert sum(isinstance(la, keras.layers.DepthwiseConv2D) for la in blurred.layers) == \
+        (2 if name == "simple_cnn" else 4)  # one per pool; mini_xception's shortcuts too
+    blurred.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    assert all(type(la).__module__.startswith("keras.") for la in loaded.layers)
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), blurred.predict(x, verbose=0), rtol=1e-5, atol=1e-6)

@@ -1,0 +1,120 @@
+"""Test-time augmentation, measured after training: a finished image run's network re-scored on its own test split
+with each `[images] tta` setting.
+
+`kmodels bench tta RUN_DIR ... [--views none,flip,flip_translate] [--json OUT]` rebuilds each run's task from its
+`spec.toml` (its data path, or `--data DIR` when the data has moved), splits the data again with the run's seed, and
+refuses a run whose data no longer has the fingerprint its `metrics.json` recorded: a different test split would
+make the numbers meaningless. It then takes the network out of the saved model (the `model.keras` of a run with
+`tta = "flip"` averages the network over two views) and scores it under each view set with the problem's primary
+metric (and accuracy) at the run's decision threshold, timing the prediction. No training: the views cost test time only, so a
+run of any setting measures them all on one network. Prints one line per run and view set; `--json` writes them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+VIEWS = ("none", "flip", "flip_translate")
+
+
+def network(model: Any) -> Any:
+    """The network inside a saved image model: the one nested model of a test-time-augmentation wrapper
+    (`kmodels_vision.task.finish_model`), else the model itself."""
+    import keras
+
+    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    averaged = any(isinstance(layer, keras.layers.Average) for layer in model.layers)
+    return nested[0] if len(nested) == 1 and averaged else model
+
+
+def with_views(net: Any, tta: str) -> Any:
+    """`net` averaged over the test-time views of `tta` (the same views `model.keras` holds with that setting)."""
+    import keras
+    from kmodels_vision.options import test_time_views
+
+    inputs = keras.Input(net.input_shape[1:], name="image")
+    outputs = [net(view) for view in test_time_views(inputs, tta)]
+    return keras.Model(inputs, keras.layers.Average()(outputs) if len(outputs) > 1 else outputs[0])
+
+
+def score_run(run: Path, views: list[str], data: Path | None) -> list[dict[str, Any]]:
+    import keras
+
+    from kmodels import registry
+    from kmodels.errors import DataError
+    from kmodels.evaluation.metrics import fingerprint
+    from kmodels.spec import load_spec
+    from kmodels.task.context import RunContext
+
+    metrics = json.loads((run / "metrics.json").read_text())
+    spec = load_spec(run / "spec.toml", data=data)
+    task = registry.tasks.get(spec.task)(spec)
+    if not task.feeds_batches:
+        raise DataError(f"{run} is a {spec.task} run; test-time views are for image runs")
+    task.set_context(RunContext(devices=1, seed=task.train_options.seed))
+    table = task.load_data()
+    problem = task.problem(table)
+    task.resolve_auto(table, problem)
+    prepared = task.prepare(table=table)
+    if fingerprint(prepared.table.frame) != metrics.get("data_fingerprint"):
+        raise DataError(f"the data at {spec['data'].get('path')} is not the data {run} was "
+                         "trained on (its fingerprint differs), so its test split cannot be rebuilt; pass --data "
+                         "with the run's own folder")
+    test = prepared.data["test"]
+    threshold = metrics.get("threshold", task.threshold)
+    net = network(keras.saving.load_model(run / "model.keras", compile=False))
+    rows = []
+    for tta in views:
+        model = with_views(net, tta)
+        start = time.perf_counter()
+        output = task.predict_output(model, test.x)
+        seconds = time.perf_counter() - start
+        scores = problem.score(test.y, output, threshold)
+        rows.append({"run": str(run), "seed": task.train_options.seed, "shipped": task.images.tta, "tta": tta,
+                     "metric": problem.primary, "value": scores.get(problem.primary),
+                     "accuracy": scores.get("accuracy"), "test_images": len(test.y),
+                     "ms_per_image": round(1000 * seconds / max(len(test.y), 1), 2)})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="kmodels bench tta", description=__doc__.splitlines()[0])
+    p.add_argument("runs", nargs="+", type=Path, help="finished image run directories")
+    p.add_argument("--views", default=",".join(VIEWS), help=f"comma-separated view sets (default: {','.join(VIEWS)})")
+    p.add_argument("--data", type=Path, help="the runs' data, when it has moved since they ran")
+    p.add_argument("--json", type=Path, help="also write the rows to this JSON file (must not exist)")
+    args = p.parse_args(argv)
+    views = [v.strip() for v in args.views.split(",") if v.strip()]
+    if not views or set(views) - set(VIEWS):
+        p.error(f"--views {args.views!r}: expected a comma-separated subset of {','.join(VIEWS)}")
+    if args.json is not None and args.json.exists():
+        p.error(f"{args.json} exists; pick another path (nothing is overwritten)")
+    for run in args.runs:
+        if not (run / "metrics.json").is_file() or not (run / "model.keras").is_file():
+            p.error(f"{run}: not a finished run (no metrics.json or model.keras)")
+    from kmodels.errors import KModelsError
+
+    rows = []
+    for run in args.runs:
+        try:
+            scored = score_run(run, views, args.data)
+        except KModelsError as e:
+            p.error(str(e))
+        for row in scored:
+            rows.append(row)
+            accuracy = "" if row["accuracy"] is None or row["metric"] == "accuracy" else \
+                f"  accuracy {row['accuracy']:.4f}"
+            print(f"{row['run']}  seed {row['seed']}  tta={row['tta']:<15} {row['metric']} {row['value']:.4f}"
+                  f"{accuracy}  {row['ms_per_image']} ms/image", flush=True)
+    if args.json is not None:
+        args.json.write_text(json.dumps({"results": rows}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
