@@ -51,7 +51,7 @@ def test_evaluate_is_read_only_and_reproduces_metrics(dog_cat_run):
 def test_predict_files_and_folders_with_an_unreadable_input(dog_cat_run, tmp_path, monkeypatch):
     from kmodels_vision.synthetic import draw_animal
 
-    monkeypatch.setattr("kmodels_vision.task.PREDICT_CHUNK", 2)  # 3 files: two chunks, the broken one in the second
+    monkeypatch.setattr("kmodels_vision.saved_runs.PREDICT_CHUNK", 2)  # 3 files: two chunks, the broken one in the second
 
     rng = np.random.default_rng(99)
     (tmp_path / "in").mkdir()
