@@ -30,30 +30,47 @@ def compile_options(name: str, overrides: dict[str, Any] | None = None) -> Compi
 
 
 def learning_rate(options: CompileOptions, steps_per_epoch: int | None = None, epochs: int | None = None) -> Any:
-    """The optimizer's learning rate: a number, or a Keras `CosineDecay` over `epochs` x `steps_per_epoch` steps.
+    """The optimizer's learning rate: a number, or a Keras schedule over `epochs` x `steps_per_epoch` steps.
+
+    `"cosine"` is Keras's `CosineDecay` (with its linear warm-up); `"linear"` is Keras's
+    `PiecewiseConstantDecay` holding one rate per epoch, on the line from a tenth of the rate up to it
+    over the warm-up epochs and from it down to 1% at the last epoch (Page's and airbench's shape). Both are
+    Keras's own classes, so a saved model loads without kmodels, and both follow the optimizer's step
+    count, so a resumed run continues them.
 
     Example:
-        >>> from kmodels.options import CompileOptions
         >>> lr = learning_rate(CompileOptions(learning_rate=0.01, schedule="cosine", warmup_epochs=1), 10, 5)
         >>> [round(float(lr(step)), 4) for step in (0, 10, 50)]
         [0.001, 0.01, 0.0001]
+        >>> lr = learning_rate(CompileOptions(learning_rate=0.01, schedule="linear", warmup_epochs=1), 10, 5)
+        >>> [round(float(lr(step)), 5) for step in (0, 9, 10, 20, 49)]
+        [0.001, 0.001, 0.01, 0.0067, 0.0001]
     """
     import keras
 
     if options.schedule == "constant":
         return options.learning_rate
     if not steps_per_epoch or not epochs:
-        raise ConfigError('[compile] schedule = "cosine" needs the number of epochs and of steps per epoch; '
-                          "compile through a task run, or pass steps_per_epoch and epochs.")
+        raise ConfigError(f'[compile] schedule = "{options.schedule}" needs the number of epochs and of steps per '
+                          "epoch; compile through a task run, or pass steps_per_epoch and epochs.")
     warmup_epochs = min(options.warmup_epochs, epochs // 4)  # a short run (`--set train.epochs=2`) still decays
     if warmup_epochs < options.warmup_epochs:
         logger.info("[compile] warmup_epochs=%d shortened to %d for a %d-epoch run", options.warmup_epochs,
                     warmup_epochs, epochs)
+    peak = options.learning_rate
+    if options.schedule == "linear":
+        rates = [peak / 10 + (peak - peak / 10) * e / warmup_epochs for e in range(warmup_epochs)]
+        decay = epochs - warmup_epochs
+        rates += [peak - (peak - peak / 100) * e / max(decay - 1, 1) for e in range(decay)]
+        if len(rates) == 1:
+            return peak
+        return keras.optimizers.schedules.PiecewiseConstantDecay(
+            boundaries=[e * steps_per_epoch - 1 for e in range(1, epochs)], values=[float(r) for r in rates])
     warmup = warmup_epochs * steps_per_epoch
     return keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=options.learning_rate / 10 if warmup else options.learning_rate,
+        initial_learning_rate=peak / 10 if warmup else peak,
         decay_steps=epochs * steps_per_epoch - warmup, alpha=0.01,
-        warmup_target=options.learning_rate if warmup else None, warmup_steps=warmup)
+        warmup_target=peak if warmup else None, warmup_steps=warmup)
 
 
 #: The Keras losses that take `label_smoothing`, by the names `keras.losses.get` knows them by.
@@ -155,7 +172,7 @@ def compile_model(model: Any, options: CompileOptions, problem: Problem | None =
     """Compile `model` with optimizer/loss/metrics resolved by Keras's own `get` functions.
 
     `"auto"` as the loss or a metric stands for the `problem`'s (binary when none is given).
-    `steps_per_epoch` and `epochs` size a `schedule = "cosine"` learning rate.
+    `steps_per_epoch` and `epochs` size a `schedule = "cosine"` or `"linear"` learning rate.
     """
     import keras
 

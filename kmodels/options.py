@@ -55,8 +55,10 @@ class CompileOptions:
             of `learning_rate` over `warmup_epochs`, then cosine decay to 1% of it at the
             last epoch, step by step (Keras's `CosineDecay`; it follows the optimizer's
             step count, so `--resume` continues it). Leave out `reduce_lr_on_plateau`
-            with it: the two would fight over the learning rate.
-        warmup_epochs: epochs of the warm-up of `schedule = "cosine"` (at most a quarter
+            with it: the two would fight over the learning rate. `"linear"`: the same
+            warm-up, then a straight line down to 1% at the last epoch, one rate per epoch
+            (Page's and airbench's shape; Keras's `PiecewiseConstantDecay`).
+        warmup_epochs: epochs of the warm-up of `schedule = "cosine"` or `"linear"` (at most a quarter
             of the run's epochs: a short trial run is shortened, with a log line).
         momentum: momentum of `"sgd"` and `"rmsprop"` (Keras's own argument; 0.9 is the
             usual choice for SGD); 0 keeps the optimizer's default. Refused for optimizers
@@ -79,7 +81,7 @@ class CompileOptions:
     loss: str = "auto"
     metrics: tuple[str, ...] = ("auto",)
     weight_decay: float = 0.0
-    schedule: Literal["constant", "cosine"] = "constant"
+    schedule: Literal["constant", "cosine", "linear"] = "constant"
     warmup_epochs: int = 0
     label_smoothing: float = 0.0
     momentum: float = 0.0

@@ -236,6 +236,29 @@ def test_cosine_schedule_warms_up_then_decays_and_refuses_reduce_lr(tmp_path):
         kmodels.load_spec("toy_task", {"compile.weight_decay": -1})
 
 
+def test_linear_schedule_holds_one_rate_per_epoch_on_the_line_and_saves_as_plain_keras(tmp_path):
+    import keras
+
+    from kmodels.building import learning_rate
+    from kmodels.options import CompileOptions
+
+    lr = learning_rate(CompileOptions(learning_rate=0.02, schedule="linear", warmup_epochs=2), 7, 10)
+    line = [0.002, 0.011] + [0.02 - (0.02 - 0.0002) * e / 7 for e in range(8)]  # warm-up, then down to 1%
+    for epoch, rate in enumerate(line):
+        for step in (epoch * 7, epoch * 7 + 6):  # the epoch's first and last step
+            assert float(lr(step)) == pytest.approx(rate, rel=1e-5)
+    again = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(lr))
+    assert type(again).__module__.startswith("keras.") and float(again(30)) == pytest.approx(line[4], rel=1e-5)
+    assert learning_rate(CompileOptions(learning_rate=0.02, schedule="linear"), 7, 1) == 0.02  # one epoch: no line
+    result = kmodels.run("toy_task", out=tmp_path / "run", overrides={
+        "train.epochs": 5, "compile.schedule": "linear", "compile.warmup_epochs": 1,
+        "callbacks.early_stopping.patience": 10})
+    logged = pd.read_csv(result.run_dir / "history.csv")["learning_rate"].to_numpy()
+    assert logged[0] > logged[1] > logged[2] > logged[3] and logged[-1] == pytest.approx(logged[0] / 100, rel=1e-4)
+    loaded = keras.saving.load_model(result.run_dir / "model.keras", safe_mode=True)  # compiled, in plain Keras
+    assert isinstance(loaded.optimizer._learning_rate, keras.optimizers.schedules.PiecewiseConstantDecay)
+
+
 def test_momentum_reaches_sgd_and_rmsprop_and_is_refused_where_there_is_none():
     from kmodels.building import compile_model
     from kmodels.options import CompileOptions
