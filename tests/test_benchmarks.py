@@ -55,6 +55,7 @@ def test_table_fit_benchmark_times_keras_against_boosting_and_measures_memory(tm
     (row,) = data["results"]
     assert row["model"] == "default" and row["keras_fit_median_s"] > 0 and row["hgb_fit_median_s"] > 0
     assert row["ratio"] == pytest.approx(row["keras_fit_median_s"] / row["hgb_fit_median_s"])
+    assert 0 < row["later_epoch_median_s"] and 0 < row["first_epoch_median_s"] < row["keras_fit_median_s"]
     assert data["memory"]["rows_asked"] == 1500 and 0 < data["memory"]["rows"] <= 1500
     assert data["memory"]["peak_rss_mib"] > data["memory"]["baseline_rss_mib"] > 0
     assert "| default |" in capsys.readouterr().out
