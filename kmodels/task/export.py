@@ -30,6 +30,15 @@ import pandas as pd
 from kmodels.errors import ConfigError, RunError
 from kmodels.runs import MAX_MODEL_BYTES
 from kmodels.saving import MODEL, STATE
+from kmodels.task.export_formats import (
+    add_onnx_metadata,
+    onnx_network,
+    run_checked,
+    run_keras,
+    run_onnx,
+    run_saved_model,
+    sample_inputs,
+)
 
 logger = logging.getLogger("kmodels")
 
@@ -85,25 +94,25 @@ def export(source: str | Path, out: str | Path, format: str = "saved_model",
         return _export_rows(rd, spec, state, model, out, format, meta, rows)
     if rd is not None and format == "saved_model" and len(model.input_shape) == 4 and model.input_shape[-1] == 3:
         return _export_images(rd, spec, model, out, meta, rows)
-    x = _sample_inputs(model)
+    x = sample_inputs(model)
     expected = np.asarray(model.predict(x, verbose=0), dtype=np.float64)
 
     def build(tmp: Path, scratch: Path) -> Any:
         if format == "keras":
             shutil.copyfile(keras_file, tmp)
-            return _run_keras(tmp, x)
+            return run_keras(tmp, x)
         if format == "saved_model":
             model.export(str(tmp), format="tf_saved_model", verbose=False)
             _saved_model_metadata(tmp, meta)
-            return _run_saved_model(tmp, x)
+            return run_saved_model(tmp, x)
         try:
             import onnx
         except ImportError:
             raise RunError('ONNX export needs packages that are not installed; install them with '
                            '`pip install "kmodels[onnx]"`.') from None
-        onnx.save(_onnx_network(model, tmp), str(tmp))
-        _onnx_metadata(tmp, meta)
-        return _run_onnx(tmp, x)
+        onnx.save(onnx_network(model, tmp), str(tmp))
+        add_onnx_metadata(tmp, meta)
+        return run_onnx(tmp, x)
 
     def check(got: Any) -> float:
         diff = float(np.max(np.abs(np.asarray(got, dtype=np.float64).reshape(expected.shape) - expected)))
@@ -169,10 +178,10 @@ def _export_rows(rd: Any, spec: Any, state: dict[str, Any], model: Any, out: Pat
 
         from kmodels.task import export_onnx
 
-        network = _onnx_network(model, scratch / "network.onnx")
+        network = onnx_network(model, scratch / "network.onnx")
         onnx.save(export_onnx.onnx_model(kinds, outputs, network, problem, threshold), str(tmp))
-        _onnx_metadata(tmp, meta)
-        return _run_checked(lambda: export_onnx.run_onnx(tmp, inputs))
+        add_onnx_metadata(tmp, meta)
+        return run_checked(lambda: export_onnx.run_onnx(tmp, inputs))
 
     diff = _write_checked(out, build, lambda got: _compare_rows(problem, expected, got, format))
     logger.info("Exported %s as a raw-rows %s to %s (max difference from `kmodels predict` %.3g on %d test rows)",
@@ -276,27 +285,6 @@ def _outputs(problem: Any) -> tuple[str, ...]:
     return export_rows.OUTPUTS_CLASSIFICATION if problem.is_classification else export_rows.OUTPUTS_REGRESSION
 
 
-def _onnx_network(model: Any, scratch: Path) -> Any:
-    """The network as ONNX: through Keras and tf2onnx on TensorFlow; written from the weights elsewhere (JAX),
-    for the dense chains table models are (`export_onnx.onnx_network`)."""
-    import keras
-    import onnx
-
-    from kmodels.task import export_onnx
-
-    if keras.backend.backend() != "tensorflow":
-        return export_onnx.onnx_network(model)
-    _export_onnx(model, scratch)
-    return onnx.load(str(scratch))
-
-
-def _run_checked(run: Any) -> Any:
-    try:
-        return run()
-    except ImportError:
-        raise RunError('Checking an ONNX export needs onnxruntime: `pip install "kmodels[onnx]"`.') from None
-
-
 def _check_rows(rd: Any, spec: Any, state: dict[str, Any], rows: Any) -> pd.DataFrame:
     """Raw feature rows to check an export on: `rows`, or the run's test split re-read from its data."""
     from kmodels import registry
@@ -369,16 +357,6 @@ def _metadata(run_dir: Any, model: Any) -> dict[str, Any]:
     return meta
 
 
-def _onnx_metadata(path: Path, meta: dict[str, Any]) -> None:
-    import onnx
-
-    proto = onnx.load(str(path))
-    for key, value in meta.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = f"kmodels.{key}", value if isinstance(value, str) else json.dumps(value)
-    onnx.save(proto, str(path))
-
-
 def _single_input(model: Any) -> Any:
     """`model` with its one input as a tensor, not a list of one (regression runs before 2026-12 saved it so,
     and an export of such a model takes a list of one array, which no user expects)."""
@@ -387,47 +365,3 @@ def _single_input(model: Any) -> Any:
     if isinstance(model.input, list | tuple) and len(model.inputs) == 1 and len(model.outputs) == 1:
         return keras.Model(model.inputs[0], model.outputs[0], name=model.name)
     return model
-
-
-def _sample_inputs(model: Any, rows: int = 8) -> np.ndarray:
-    """A deterministic batch shaped like the model's input: pixels in [0, 255] for images, N(0, 1) for rows."""
-    shape = tuple(model.input_shape[1:])
-    rng = np.random.default_rng(0)
-    if len(shape) == 3:
-        return rng.uniform(0, 255, (rows, *shape)).astype(np.float32)
-    return rng.normal(size=(rows, *shape)).astype(np.float32)
-
-
-def _run_keras(path: Path, x: np.ndarray) -> np.ndarray:
-    import keras
-
-    return keras.saving.load_model(path, safe_mode=True).predict(x, verbose=0)
-
-
-def _run_saved_model(path: Path, x: np.ndarray) -> np.ndarray:
-    import tensorflow as tf
-
-    loaded = tf.saved_model.load(str(path))  # kept referenced: its variables die with it
-    return loaded.serve(tf.constant(x)).numpy()
-
-
-def _export_onnx(model: Any, path: Path) -> None:
-
-    import warnings
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # Keras's tf2onnx shim probes np.object
-            model.export(str(path), format="onnx", verbose=False)
-    except ImportError as exc:
-        raise RunError(f"ONNX export needs packages that are not installed ({exc}); "
-                       'install them with `pip install "kmodels[onnx]"`.') from None
-
-
-def _run_onnx(path: Path, x: np.ndarray) -> np.ndarray:
-    try:
-        import onnxruntime
-    except ImportError:
-        raise RunError('Checking an ONNX export needs onnxruntime: `pip install "kmodels[onnx]"`.') from None
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.run(None, {session.get_inputs()[0].name: x})[0]
