@@ -19,7 +19,8 @@ from kmodels.backend import precision
 from kmodels.building import compile_model
 from kmodels.errors import ConfigError, RunError
 from kmodels.problems import Problem
-from kmodels.spec import CALLBACK_PATH_KEYS, INFERRED_MODEL_KEYS, TaskSpec, check_run_path
+from kmodels.run_paths import CALLBACK_PATH_KEYS, check_run_path
+from kmodels.spec import INFERRED_MODEL_KEYS, TaskSpec
 from kmodels.task.context import RunContext
 from kmodels.task.results import Prepared
 from kmodels.task.training import train_in_phases

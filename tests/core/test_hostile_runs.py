@@ -21,8 +21,8 @@ from sklearn.preprocessing import FunctionTransformer
 import kmodels
 from kmodels.cli import main
 from kmodels.errors import ConfigError, RunError
+from kmodels.run_paths import check_run_path
 from kmodels.runs import RunDir, check_zip, regular_file
-from kmodels.spec import check_run_path
 from kmodels.task import predict
 from tests._items import ToyTask
 
