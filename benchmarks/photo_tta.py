@@ -32,18 +32,9 @@ def network(model: Any) -> Any:
     return nested[0] if len(nested) == 1 and averaged else model
 
 
-def with_views(net: Any, tta: str) -> Any:
-    """`net` averaged over the test-time views of `tta` (the same views `model.keras` holds with that setting)."""
-    import keras
-    from kmodels_vision.options import test_time_views
-
-    inputs = keras.Input(net.input_shape[1:], name="image")
-    outputs = [net(view) for view in test_time_views(inputs, tta)]
-    return keras.Model(inputs, keras.layers.Average()(outputs) if len(outputs) > 1 else outputs[0])
-
-
 def score_run(run: Path, views: list[str], data: Path | None) -> list[dict[str, Any]]:
     import keras
+    from kmodels_vision.options import with_test_time_views
 
     from kmodels import registry
     from kmodels.errors import DataError
@@ -70,7 +61,7 @@ def score_run(run: Path, views: list[str], data: Path | None) -> list[dict[str, 
     net = network(keras.saving.load_model(run / "model.keras", compile=False))
     rows = []
     for tta in views:
-        model = with_views(net, tta)
+        model = with_test_time_views(net, tta)
         start = time.perf_counter()
         output = task.predict_output(model, test.x)
         seconds = time.perf_counter() - start

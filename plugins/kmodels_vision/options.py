@@ -113,6 +113,27 @@ def test_time_views(inputs: Any, tta: str) -> list[Any]:
     return views
 
 
+def with_test_time_views(model: Any, tta: str) -> Any:
+    """`model` averaged over the views of `[images] tta` (`test_time_views`), as one plain Keras model that holds
+    `model` as its one nested model; `model` itself for `"none"`. `ImageClassification.finish_model` saves this,
+    and `kmodels bench tta` rebuilds it around a saved run's network to score other view sets.
+
+    Example:
+        >>> import keras
+        >>> net = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(1)], name="net")
+        >>> wrapped = with_test_time_views(net, "flip")
+        >>> wrapped.name, wrapped.input_shape, with_test_time_views(net, "none") is net
+        ('net_flip_tta', (None, 8, 8, 1), True)
+    """
+    import keras
+
+    if tta == "none":
+        return model
+    inputs = keras.Input(model.input_shape[1:], name="image")
+    outputs = keras.layers.Average(name=f"{tta}_tta")([model(view) for view in test_time_views(inputs, tta)])
+    return keras.Model(inputs, outputs, name=f"{model.name}_{tta}_tta")
+
+
 def _shifted(images: Any, sign: int) -> Any:
     """`images` (a symbolic batch) moved by 3% of each side (at least 1 px), down-right for `sign` 1, up-left for -1,
     the uncovered edge filled by reflection: one test-time view of `tta = "flip_translate"`."""

@@ -30,7 +30,7 @@ from kmodels_vision import report as report_lib
 from kmodels_vision.cache import DecodedImages
 from kmodels_vision.images import scan_images
 from kmodels_vision.layers import portable_model
-from kmodels_vision.options import ImageOptions, auto_image_size, test_time_views
+from kmodels_vision.options import ImageOptions, auto_image_size, with_test_time_views
 from kmodels_vision.pipeline import Augment, ImageBatches
 from kmodels_vision.saved_runs import SavedImageRuns
 
@@ -276,16 +276,9 @@ class ImageClassification(SavedImageRuns, Task):
         """The trained model without its training-only augmentation; with `[images] tta = "flip"`,
         averaged with itself on mirrored images; its speed-only layers (fused BatchNorm) rebuilt as
         Keras's own (`layers.portable_model`), so the saved file loads in plain Keras."""
-        import keras
-
         if any(layer.name == "augmentation" for layer in model.layers):  # see `training_model`
             model = model.layers[-1]
-        if self.images.tta != "none":
-            inputs = keras.Input(model.input_shape[1:], name="image")
-            views = test_time_views(inputs, self.images.tta)
-            outputs = keras.layers.Average(name=f"{self.images.tta}_tta")([model(view) for view in views])
-            model = keras.Model(inputs, outputs, name=f"{model.name}_{self.images.tta}_tta")
-        return portable_model(model)  # fused BatchNorm back to Keras's: model.keras loads in plain Keras
+        return portable_model(with_test_time_views(model, self.images.tta))
 
     def explain(self, model: Any, prepared: Prepared, threshold: float | None = None) -> dict[str, Any] | None:
         """No table columns to permute: images are explained by `kmodels explain RUN IMAGE...` (occlusion maps)."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import keras
 import numpy as np
 import pytest
 
@@ -49,14 +48,17 @@ def test_tta_bench_refuses_other_data_table_runs_and_unknown_views(dog_cat_run, 
 
 
 def test_network_unwraps_a_test_time_augmentation_wrapper():
+    from kmodels_vision.options import with_test_time_views
+
     import kmodels
-    from benchmarks.photo_tta import network, with_views
+    from benchmarks.photo_tta import network
 
     net = kmodels.build("simple_cnn", input_shape=(16, 16, 3), filters=(4,), dense_units=4)
     assert network(net) is net
-    wrapped = with_views(net, "flip")
+    wrapped = with_test_time_views(net, "flip")
     assert network(wrapped) is net
     x = np.random.default_rng(0).uniform(0, 255, (3, 16, 16, 3)).astype("float32")
     expected = (np.asarray(net(x)) + np.asarray(net(x[:, :, ::-1]))) / 2
     np.testing.assert_allclose(np.asarray(wrapped(x)), expected, rtol=1e-5, atol=1e-6)
-    assert isinstance(with_views(net, "none").layers[-1], keras.Model)
+    assert with_test_time_views(net, "none") is net
+    assert network(with_test_time_views(net, "flip_translate")) is net
