@@ -48,10 +48,7 @@ def score_run(run: Path, views: list[str], data: Path | None) -> list[dict[str, 
     if not task.feeds_batches:
         raise DataError(f"{run} is a {spec.task} run; test-time views are for image runs")
     task.set_context(RunContext(devices=1, seed=task.train_options.seed))
-    table = task.load_data()
-    problem = task.problem(table)
-    task.resolve_auto(table, problem)
-    prepared = task.prepare(table=table)
+    prepared = task.prepare()  # spec.toml holds the run's resolved "auto" settings, so this is its own split
     if fingerprint(prepared.table.frame) != metrics.get("data_fingerprint"):
         raise DataError(f"the data at {spec['data'].get('path')} is not the data {run} was "
                          "trained on (its fingerprint differs), so its test split cannot be rebuilt; pass --data "
@@ -65,9 +62,9 @@ def score_run(run: Path, views: list[str], data: Path | None) -> list[dict[str, 
         start = time.perf_counter()
         output = task.predict_output(model, test.x)
         seconds = time.perf_counter() - start
-        scores = problem.score(test.y, output, threshold)
+        scores = prepared.problem.score(test.y, output, threshold)
         rows.append({"run": str(run), "seed": task.train_options.seed, "shipped": task.images.tta, "tta": tta,
-                     "metric": problem.primary, "value": scores.get(problem.primary),
+                     "metric": prepared.problem.primary, "value": scores.get(prepared.problem.primary),
                      "accuracy": scores.get("accuracy"), "test_images": len(test.y),
                      "ms_per_image": round(1000 * seconds / max(len(test.y), 1), 2)})
     return rows
