@@ -127,7 +127,8 @@ class ModelSteps:
         train = prepared.data["train"]
         if isinstance(train.x, Batches):
             return len(train.x)
-        return max(1, math.ceil(len(train.y) / self.batch_size(len(train.y))))
+        rows, size = len(train.y) - len(train.y) % self.context.devices, self.train_batch_size(len(train.y))
+        return max(1, rows // size if rows >= size else math.ceil(rows / size))  # `fit` trains on full batches
 
     def epochs(self, prepared: Prepared) -> int:
         """The epochs phase one trains: `[train] epochs`, fewer when `[train] max_steps` caps the steps.
@@ -226,6 +227,27 @@ class ModelSteps:
         """The batch size for `rows` training rows. Default: `[train] batch_size`."""
         return self.train_options.batch_size
 
+    def train_batch_size(self, rows: int) -> int:
+        """`batch_size(rows)`, rounded up to a multiple of the devices so every batch splits over them."""
+        devices = max(1, self.context.devices)
+        return -(-self.batch_size(rows) // devices) * devices
+
+    #: In-memory tables are evaluated and predicted in one batch up to this many rows (and `WHOLE_BATCH_BYTES`
+    #: of input): one step, and one compiled shape instead of a full and a partial one.
+    WHOLE_BATCH_ROWS = 8192
+    WHOLE_BATCH_BYTES = 64 << 20
+
+    def eval_batch_size(self, x: np.ndarray, size: int) -> int:
+        """The batch size to evaluate or predict the rows of `x`: for a table (a 2-D array), all of them when they
+        fit `WHOLE_BATCH_ROWS` and `WHOLE_BATCH_BYTES`, else as many as those allow, never fewer than `size`;
+        `size` for anything else (images, whose activations, not inputs, fill the memory; several inputs)."""
+        if not isinstance(x, np.ndarray) or x.ndim != 2:
+            return size
+        rows = len(x)
+        row_bytes = max(1, int(np.prod(x.shape[1:], dtype=np.int64)) * x.dtype.itemsize) if rows else 1
+        whole = min(self.WHOLE_BATCH_ROWS, self.WHOLE_BATCH_BYTES // row_bytes)
+        return max(1, min(rows, max(size, whole)))
+
     def class_weight(self, y: np.ndarray, problem: Problem) -> dict[int, float] | None:
         """`"balanced"` class weights (n / (classes x count)); `None` unless the spec asks, or for regression."""
         if self.train_options.class_weight != "balanced" or not (problem.is_classification and problem.stratified):
@@ -237,22 +259,25 @@ class ModelSteps:
     def fit(self, model: Any, prepared: Prepared, *, epochs: int | None = None,
             initial_epoch: int = 0) -> dict[str, list[float]]:
         """`model.fit` on the training split, validated on the validation split; returns the history."""
+        from kmodels.data.batches import ArrayBatches
+
         t = self.train_options
         train, val = prepared.data["train"], prepared.data["val"]
-        if self.context.devices > 1:  # batches that split evenly over the devices
-            from kmodels.data.batches import ArrayBatches
-
-            x, y = ArrayBatches(train.x, train.y, t.batch_size, shuffle=True, seed=t.seed,
-                                multiple=self.context.devices), None
-            validation = ArrayBatches(val.x, val.y, t.batch_size, multiple=self.context.devices) if len(val.y) else None
-        else:
-            x, y = train.x, train.y
-            validation = (val.x, val.y) if len(val.y) else None
+        devices = self.context.devices
+        size = self.train_batch_size(len(train.y))
+        # full batches that split evenly over the devices: each step compiles once (see `Batches`)
+        x = ArrayBatches(train.x, train.y, size, shuffle=True, seed=t.seed, multiple=devices, full_batches=True,
+                         epoch=initial_epoch)
+        validation, validation_size = None, None
+        if len(val.y) and devices > 1:
+            validation = ArrayBatches(val.x, val.y, size, multiple=devices)
+        elif len(val.y):
+            validation, validation_size = (val.x, val.y), self.eval_batch_size(val.x, size)
         history = model.fit(
-            x, y, validation_data=validation,
+            x, validation_data=validation, validation_batch_size=validation_size,
             epochs=self.epochs(prepared) if epochs is None else epochs, initial_epoch=initial_epoch,
-            batch_size=None if y is None else self.batch_size(len(train.y)), callbacks=self.make_callbacks(),
-            class_weight=self.class_weight(train.y, prepared.problem), verbose=self.verbose, shuffle=y is not None,
+            callbacks=self.make_callbacks(), class_weight=self.class_weight(train.y, prepared.problem),
+            verbose=self.verbose, shuffle=False,  # `x` shuffles itself, seeded
         )
         return {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
@@ -301,7 +326,7 @@ class ModelSteps:
                 out = np.asarray(cluster.local_copy(model).predict(x, verbose=0))
             out = cluster.gather_rows(out.reshape(len(out), -1), x.positions(), n)
             return out
-        kwargs = {} if isinstance(x, Batches) else {"batch_size": size}
+        kwargs = {} if isinstance(x, Batches) else {"batch_size": self.eval_batch_size(x, size)}
         out = np.asarray(model.predict(x, verbose=0, **kwargs))
         return out.reshape(len(out), -1)[:n]
 

@@ -14,7 +14,18 @@ from typing import Any
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from kmodels.api import Artifacts, DataError, Prepared, Problem, Table, Task, all_layers, read_csv, registry
+from kmodels.api import (
+    ArrayBatches,
+    Artifacts,
+    DataError,
+    Prepared,
+    Problem,
+    Table,
+    Task,
+    all_layers,
+    read_csv,
+    registry,
+)
 from kmodels_tabular import eda as eda_lib
 from kmodels_tabular.bank_data import has_bank_schema
 
@@ -176,11 +187,18 @@ class TabularTask(Task):
         weights = self.class_weight(train.y, prepared.problem)
         # (n, 1): one weight per row, broadcast over the members' losses
         sample_weight = None if weights is None else np.array([[weights[int(c)]] for c in train.y], dtype=np.float32)
+        size = self.train_batch_size(len(train.y))
+        x = ArrayBatches(train.x, repeat(train.y), size, shuffle=True, seed=self.train_options.seed,
+                         multiple=self.context.devices, full_batches=True, epoch=initial_epoch, weights=sample_weight)
+        validation, validation_size = None, None
+        if len(val.y) and self.context.devices > 1:
+            validation = ArrayBatches(val.x, repeat(val.y), size, multiple=self.context.devices)
+        elif len(val.y):
+            validation, validation_size = (val.x, repeat(val.y)), self.eval_batch_size(val.x, size)
         history = model.fit(
-            train.x, repeat(train.y), validation_data=(val.x, repeat(val.y)) if len(val.y) else None,
+            x, validation_data=validation, validation_batch_size=validation_size,
             epochs=self.epochs(prepared) if epochs is None else epochs, initial_epoch=initial_epoch,
-            batch_size=self.batch_size(len(train.y)), callbacks=self.make_callbacks(), sample_weight=sample_weight,
-            verbose=self.verbose, shuffle=True)
+            callbacks=self.make_callbacks(), verbose=self.verbose, shuffle=False)
         return {name: [float(v) for v in values] for name, values in history.history.items()}
 
     _batch_logged: tuple[int, int] | None = None

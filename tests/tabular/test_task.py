@@ -190,7 +190,7 @@ def test_folds_bag_models_trained_on_folds_into_one_averaging_model(target, tmp_
     if target == "radius":  # regression: unstratified folds, averaged values
         data = data.rename(columns={"mean radius": "radius"}).drop(columns=["target"])
     result = kmodels.run("tabular", data=data, out=tmp_path / "run", overrides={
-        "data.target": target, "train.folds": 3, "train.epochs": 4, "train.verbose": 0,
+        "data.target": target, "train.folds": 3, "train.epochs": 8, "train.verbose": 0,
         "baselines.sklearn_mlp": False, "baselines.gradient_boosting": False})
     assert not (tmp_path / "run" / "backup").exists()
     model = keras.saving.load_model(tmp_path / "run" / "model.keras", safe_mode=True)
