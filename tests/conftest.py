@@ -22,6 +22,17 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.ge
 from tests import _items  # noqa: E402,F401  (registers the test-only model, dataset, task)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _compilation_cache(tmp_path_factory):
+    """The session's JAX compiled-step cache in a temporary folder (not ~/.cache): set once, before any run."""
+    from kmodels import backend
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KMODELS_CACHE_DIR", str(tmp_path_factory.mktemp("kmodels-xla")))
+        directory = backend.compilation_cache()
+    return directory
+
+
 @pytest.fixture(scope="session")
 def backend() -> str:
     import keras

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from kmodels import registry
-from kmodels.backend import set_seed
+from kmodels.backend import compilation_cache, set_seed
 from kmodels.errors import ConfigError, RunError
 from kmodels.problems import Problem
 from kmodels.runs import MAX_MODEL_BYTES, MAX_STATE_BYTES, RunDir, atomic_target, check_zip, regular_file
@@ -193,6 +193,7 @@ def load_model(path: Path) -> Any:
         raise RunError(f"{str(path)!r} not found; the run may have failed before saving its model.")
     regular_file(path, MAX_MODEL_BYTES, what="model file")
     check_zip(Path(path), MAX_MODEL_BYTES, "model file")
+    compilation_cache()  # JAX: predicting with the same shapes again loads the compiled step
     try:
         return keras.saving.load_model(path, safe_mode=True)
     except Exception as exc:  # noqa: BLE001 - a damaged or foreign file: say so, whatever Keras raised

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from kmodels import cluster, registry
-from kmodels.backend import distribution, set_seed
+from kmodels.backend import compilation_cache, distribution, set_seed
 from kmodels.building import all_layers, check_metrics, resolved_loss
 from kmodels.data.table import Table
 from kmodels.errors import ConfigError, RunError
@@ -138,6 +138,7 @@ def run_task(task: Task, run_dir: RunDir | None = None, out: str | Path | None =
     seed = task.train_options.seed
     t = task.train_options
     resumed = run_dir is not None
+    compilation_cache()  # JAX: a second run of the same shapes loads its compiled steps
     if not resumed:
         RunDir.check_out(out)
     # One scope for the whole run: it fixes the device count before any data is loaded (a batch
