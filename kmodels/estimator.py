@@ -130,7 +130,7 @@ class _Estimator(BaseEstimator):
             columns = [f"probability_{c}" for c in self.problem_.class_names]
             output = self.problem_.as_output(frame[columns].to_numpy(dtype=np.float64))
             return np.asarray(output, dtype=np.float32).reshape(len(frame), -1), None
-        from kmodels.task.base import _readable_rows
+        from kmodels.task.saved_runs import _readable_rows
 
         frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(
             np.asarray(X), columns=getattr(self, "feature_names_in_", None))

@@ -1,5 +1,5 @@
 """What the saved-run commands do with an image run: `kmodels evaluate RUN --data FOLDER`, `kmodels explain RUN
-IMAGE...` and `kmodels predict RUN IMAGE...` (`SavedImageRuns`, a part of `ImageClassification`)."""
+IMAGE...` and `kmodels predict RUN IMAGE...` (`SavedImageRuns`, a part of `ImageClassification`, ahead of the table versions in `kmodels.task.saved_runs`)."""
 
 from __future__ import annotations
 
