@@ -186,7 +186,7 @@ def compilation_cache() -> str | None:
     them instead of compiling again; returns the directory, or `None` when the cache is not used.
 
     Runs and the commands that load a model call it. On a 10,000-row table the first epoch, which
-    compiles, drops from about 0.8 s to about 0.3 s on a second run (`kmodels bench table-fit`).
+    compiles, drops from about 0.8 s to about 0.15 s on a second run (`kmodels bench table-fit`).
     Only a private directory is used: it is created with mode 0700, and one that another user owns
     or others may write is refused with a warning (a cached program is code that runs).
     `KMODELS_COMPILATION_CACHE=0` turns it off; a cache directory you set for JAX yourself
