@@ -76,13 +76,23 @@ class Batches(keras.utils.PyDataset):
         """Whether batches carry sample weights (an ordered set split over several devices)."""
         return self.multiple > 1 and not self.shuffle and self.labels is not None
 
+    @staticmethod
+    def kept(n: int, batch_size: int, multiple: int = 1, full_batches: bool = False) -> int:
+        """How many of `n` items one epoch of a shuffled set reads (the rest wait for a later epoch).
+
+        Example:
+            >>> Batches.kept(10, 4), Batches.kept(10, 4, full_batches=True), Batches.kept(3, 4, full_batches=True)
+            (10, 8, 3)
+        """
+        keep = n - n % multiple
+        if full_batches and keep >= batch_size:
+            keep -= keep % batch_size
+        return keep
+
     def _order(self) -> np.ndarray:
         if self.shuffle:
             order = np.random.default_rng([self.seed, self.epoch]).permutation(self.n)
-            keep = self.n - self.n % self.multiple
-            if self.full_batches and keep >= self.batch_size:
-                keep -= keep % self.batch_size
-            return order[:keep]
+            return order[:self.kept(self.n, self.batch_size, self.multiple, self.full_batches)]
         order = np.arange(self.n)
         short = -self.n % self.multiple
         if short and self.n:

@@ -127,8 +127,8 @@ class ModelSteps:
         train = prepared.data["train"]
         if isinstance(train.x, Batches):
             return len(train.x)
-        rows, size = len(train.y) - len(train.y) % self.context.devices, self.train_batch_size(len(train.y))
-        return max(1, rows // size if rows >= size else math.ceil(rows / size))  # `fit` trains on full batches
+        size = self.train_batch_size(len(train.y))  # `fit` trains on full batches (`training_batches`)
+        return max(1, math.ceil(Batches.kept(len(train.y), size, self.context.devices, full_batches=True) / size))
 
     def epochs(self, prepared: Prepared) -> int:
         """The epochs phase one trains: `[train] epochs`, fewer when `[train] max_steps` caps the steps.
@@ -243,10 +243,8 @@ class ModelSteps:
         `size` for anything else (images, whose activations, not inputs, fill the memory; several inputs)."""
         if not isinstance(x, np.ndarray) or x.ndim != 2:
             return size
-        rows = len(x)
-        row_bytes = max(1, int(np.prod(x.shape[1:], dtype=np.int64)) * x.dtype.itemsize) if rows else 1
-        whole = min(self.WHOLE_BATCH_ROWS, self.WHOLE_BATCH_BYTES // row_bytes)
-        return max(1, min(rows, max(size, whole)))
+        whole = min(self.WHOLE_BATCH_ROWS, self.WHOLE_BATCH_BYTES // max(1, x.shape[1] * x.dtype.itemsize))
+        return max(1, min(len(x), max(size, whole)))
 
     def class_weight(self, y: np.ndarray, problem: Problem) -> dict[int, float] | None:
         """`"balanced"` class weights (n / (classes x count)); `None` unless the spec asks, or for regression."""
@@ -256,28 +254,32 @@ class ModelSteps:
         counts = np.bincount(y, minlength=k).astype(float)
         return {i: float(len(y) / (k * c)) if c else 1.0 for i, c in enumerate(counts)}
 
+    def training_batches(self, x: np.ndarray, y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray, *,
+                         initial_epoch: int = 0, weights: np.ndarray | None = None) -> dict[str, Any]:
+        """The data arguments of `model.fit` for in-memory arrays: full training batches that split evenly over
+        the devices, seeded and shuffled each epoch from `initial_epoch` on (each step compiles once, see
+        `Batches`), and the validation rows in one batch where they fit (`eval_batch_size`)."""
+        from kmodels.data.batches import ArrayBatches
+
+        devices = self.context.devices
+        size = self.train_batch_size(len(y))
+        train = ArrayBatches(x, y, size, shuffle=True, seed=self.train_options.seed, multiple=devices,
+                             full_batches=True, epoch=initial_epoch, weights=weights)
+        if not len(val_y):
+            return {"x": train, "validation_data": None}
+        if devices > 1:
+            return {"x": train, "validation_data": ArrayBatches(val_x, val_y, size, multiple=devices)}
+        return {"x": train, "validation_data": (val_x, val_y), "validation_batch_size": self.eval_batch_size(val_x, size)}
+
     def fit(self, model: Any, prepared: Prepared, *, epochs: int | None = None,
             initial_epoch: int = 0) -> dict[str, list[float]]:
         """`model.fit` on the training split, validated on the validation split; returns the history."""
-        from kmodels.data.batches import ArrayBatches
-
-        t = self.train_options
         train, val = prepared.data["train"], prepared.data["val"]
-        devices = self.context.devices
-        size = self.train_batch_size(len(train.y))
-        # full batches that split evenly over the devices: each step compiles once (see `Batches`)
-        x = ArrayBatches(train.x, train.y, size, shuffle=True, seed=t.seed, multiple=devices, full_batches=True,
-                         epoch=initial_epoch)
-        validation, validation_size = None, None
-        if len(val.y) and devices > 1:
-            validation = ArrayBatches(val.x, val.y, size, multiple=devices)
-        elif len(val.y):
-            validation, validation_size = (val.x, val.y), self.eval_batch_size(val.x, size)
         history = model.fit(
-            x, validation_data=validation, validation_batch_size=validation_size,
+            **self.training_batches(train.x, train.y, val.x, val.y, initial_epoch=initial_epoch),
             epochs=self.epochs(prepared) if epochs is None else epochs, initial_epoch=initial_epoch,
             callbacks=self.make_callbacks(), class_weight=self.class_weight(train.y, prepared.problem),
-            verbose=self.verbose, shuffle=False,  # `x` shuffles itself, seeded
+            verbose=self.verbose, shuffle=False,  # the batches shuffle themselves, seeded
         )
         return {k: [float(v) for v in vals] for k, vals in history.history.items()}
 

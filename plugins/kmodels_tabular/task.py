@@ -14,18 +14,7 @@ from typing import Any
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from kmodels.api import (
-    ArrayBatches,
-    Artifacts,
-    DataError,
-    Prepared,
-    Problem,
-    Table,
-    Task,
-    all_layers,
-    read_csv,
-    registry,
-)
+from kmodels.api import Artifacts, DataError, Prepared, Problem, Table, Task, all_layers, read_csv, registry
 from kmodels_tabular import eda as eda_lib
 from kmodels_tabular.bank_data import has_bank_schema
 
@@ -187,16 +176,9 @@ class TabularTask(Task):
         weights = self.class_weight(train.y, prepared.problem)
         # (n, 1): one weight per row, broadcast over the members' losses
         sample_weight = None if weights is None else np.array([[weights[int(c)]] for c in train.y], dtype=np.float32)
-        size = self.train_batch_size(len(train.y))
-        x = ArrayBatches(train.x, repeat(train.y), size, shuffle=True, seed=self.train_options.seed,
-                         multiple=self.context.devices, full_batches=True, epoch=initial_epoch, weights=sample_weight)
-        validation, validation_size = None, None
-        if len(val.y) and self.context.devices > 1:
-            validation = ArrayBatches(val.x, repeat(val.y), size, multiple=self.context.devices)
-        elif len(val.y):
-            validation, validation_size = (val.x, repeat(val.y)), self.eval_batch_size(val.x, size)
         history = model.fit(
-            x, validation_data=validation, validation_batch_size=validation_size,
+            **self.training_batches(train.x, repeat(train.y), val.x, repeat(val.y), initial_epoch=initial_epoch,
+                                    weights=sample_weight),
             epochs=self.epochs(prepared) if epochs is None else epochs, initial_epoch=initial_epoch,
             callbacks=self.make_callbacks(), verbose=self.verbose, shuffle=False)
         return {name: [float(v) for v in values] for name, values in history.history.items()}
