@@ -8,10 +8,11 @@ rows: the Keras model's `fit_seconds` (its whole `fit`, compilation included) an
 Keras time: the first epoch (which compiles the training and validation steps) and the later ones. Target (issue #28): the
 default model trains in at most 3x HistGradientBoosting's time on 2 CPU cores.
 
-On JAX, runs keep their compiled steps (`kmodels.backend.compilation_cache`). There every repeat is timed twice,
-interleaved: "cold" with an empty cache folder of its own (the first run of a model on a machine: it compiles and
-writes the cache) and "warm" with a folder one untimed run filled (any later run of the same model on a table of
-the same shape). The main table is the cold one; a second table compares both.
+Every timed run is a fresh process, as a user's `kmodels run` is: nothing an earlier run compiled or traced in
+this process can help it. On JAX, runs keep their compiled steps (`kmodels.backend.compilation_cache`). There every
+repeat is timed twice, interleaved: "cold" with an empty cache folder of its own (the first run of a model on a
+machine: it compiles and writes the cache) and "warm" with a folder one untimed run filled (any later run of the
+same model on a table of the same shape). The main table is the cold one; a second table compares both.
 
 Memory (`--memory-rows N`, 0 to skip): the default model trained on N rows of the synthetic
 `bank_transactions.csv` (the Kaggle schema) predicting `CustGender`, in a fresh process, with
@@ -69,25 +70,12 @@ def _time_one(path: Path, label: str, seed: int, out: Path) -> dict[str, float]:
             "epochs": int(r.metrics["epochs_run"]), "roc_auc": float(r.metrics["models"]["keras"]["roc_auc"])}
 
 
-def _use_cache(folder: Path | None) -> Path | None:
-    """JAX: point the compiled-step cache at `folder` (`None`: kmodels' own, `$KMODELS_CACHE_DIR/xla`) and return it;
-    other backends: `None` (nothing to cache)."""
+def _timed_run(table: Path, label: str, out: Path, cache: Path | None) -> dict[str, float]:
+    """`_time_one` in a fresh process, with `cache` as its compiled-step cache folder (JAX) when given."""
     import keras
 
-    if keras.backend.backend() != "jax":
-        return None
-    from kmodels.backend import compilation_cache
-
-    own = compilation_cache()
-    if folder is None or own is None:
-        return None if own is None else Path(own)
-    import jax
-    from jax.experimental.compilation_cache import compilation_cache as jax_cache
-
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    jax.config.update("jax_compilation_cache_dir", str(folder))
-    jax_cache.reset_cache()  # the cache object is made once per process; this makes the next compile reopen it
-    return folder
+    env = {"KERAS_BACKEND": keras.backend.backend(), **({"KMODELS_CACHE_DIR": str(cache)} if cache else {})}
+    return run_worker("benchmarks.table_fit", ["--time-worker", str(table), label, str(out)], env=env)
 
 
 def _memory_worker(path: str, out: str) -> None:
@@ -114,40 +102,48 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--memory-rows", type=int, default=0, help="bank rows for the memory run (0: skip)")
     p.add_argument("--json", default=None, help="write results here")
     p.add_argument("--worker", nargs=2, metavar=("PATH", "OUT"), help=argparse.SUPPRESS)
+    p.add_argument("--time-worker", nargs=3, metavar=("TABLE", "MODEL", "OUT"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
         _memory_worker(*args.worker)
+        return 0
+    if args.time_worker:
+        from kmodels.console import setup_logging
+
+        setup_logging(quiet=True)
+        table, label, out = args.time_worker
+        print(json.dumps(_time_one(Path(table), label, 42, Path(out))))
         return 0
     models = args.models.split(",")
     if unknown := [m for m in models if m not in MODELS]:
         p.error(f"unknown model(s) {unknown}; known: {', '.join(MODELS)}")
     if args.repeats < 1 or args.rows < 100 or args.features < 2:
         p.error("expected --repeats >= 1, --rows >= 100 and --features >= 2")
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        p.error("JAX_COMPILATION_CACHE_DIR is set: unset it, this benchmark times runs against cache folders of its own")
     import keras
 
+    from kmodels.backend import compilation_cache
     from kmodels.console import setup_logging
 
     setup_logging(quiet=True)
     rows, memory = [], None
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        os.environ["KMODELS_CACHE_DIR"] = str(work / "cache")  # this benchmark's own compiled-step cache
         table = write_table(work / "table.csv", args.rows, args.features)
-        cached = _use_cache(None)  # JAX: the shared (warm) cache folder, else None
+        os.environ["KMODELS_CACHE_DIR"] = str(work / "cache")
+        cached = compilation_cache() is not None  # JAX, the cache not turned off
         runs: dict[str, list[dict[str, float]]] = {m: [] for m in models}
         warm: dict[str, list[dict[str, float]]] = {m: [] for m in models}
         if cached:
             for m in models:  # untimed: fills the warm cache
-                _time_one(table, m, 42, work / f"{m}-prime")
+                _timed_run(table, m, work / f"{m}-prime", work / "cache")
         for i in range(args.repeats):  # interleaved: drift on a shared machine hits every model alike
-            for m in models:
-                if cached:
-                    _use_cache(work / f"cold-{m}-{i}")  # empty: this run compiles everything
-                runs[m].append(_time_one(table, m, 42, work / f"{m}-{i}"))
+            for m in models:  # cold: an empty cache folder of its own, so this run compiles everything
+                runs[m].append(_timed_run(table, m, work / f"{m}-{i}", work / f"cold-{m}-{i}"))
                 print(f"table-fit: {m} repeat {i + 1}: {runs[m][-1]}", file=sys.stderr)
                 if cached:
-                    _use_cache(cached)
-                    warm[m].append(_time_one(table, m, 42, work / f"{m}-{i}-warm"))
+                    warm[m].append(_timed_run(table, m, work / f"{m}-{i}-warm", work / "cache"))
                     print(f"table-fit: {m} repeat {i + 1}, warm cache: {warm[m][-1]}", file=sys.stderr)
         for m, done in runs.items():
             keras_s = median([r["keras_fit_seconds"] for r in done])

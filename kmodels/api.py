@@ -23,12 +23,13 @@ from kmodels.data.split import split_indices
 from kmodels.data.table import Table, to_category
 from kmodels.errors import ConfigError, DataError, RunError
 from kmodels.evaluation import format_table, markdown_text, plot_confusion_matrix, pyplot, save_figure, spreadsheet_safe
+from kmodels.initializers import HostInitializer, host_built
 from kmodels.problems import Problem, infer_problem, output_head
 from kmodels.runs import RunDir, atomic_write
 from kmodels.saving import Artifacts
 from kmodels.spec import load_spec
 from kmodels.task import Features, Prepared, RunResult, Task
-from kmodels.task.inference import prediction_frame, saved_problem
+from kmodels.task.inference import predict_rows, prediction_frame, saved_problem
 
 __all__ = [
     "Artifacts",
@@ -38,6 +39,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "Features",
+    "HostInitializer",
     "Prepared",
     "Problem",
     "RunDir",
@@ -51,11 +53,13 @@ __all__ = [
     "duplicate_mask",
     "format_table",
     "graph",
+    "host_built",
     "infer_problem",
     "load_spec",
     "markdown_text",
     "output_head",
     "plot_confusion_matrix",
+    "predict_rows",
     "prediction_frame",
     "pyplot",
     "read_csv",

@@ -115,7 +115,7 @@ class _Estimator(BaseEstimator):
     def _output(self, X: Any) -> tuple[np.ndarray, pd.Index | None]:
         """The model's raw output for `X` (a table, or image paths), computed in memory; and X's index."""
         from kmodels.runs import RunDir
-        from kmodels.task.inference import _as_matrix
+        from kmodels.task.inference import _as_matrix, predict_rows
 
         if not hasattr(self, "model_"):
             raise NotFittedError(f"This {type(self).__name__} is not fitted yet: call fit(X, y) first, or "
@@ -138,13 +138,8 @@ class _Estimator(BaseEstimator):
             frame = frame.rename(columns=str)
         rows = _readable_rows(frame.drop(columns=self._state["exclude"], errors="ignore"), self._state, "X", False)
         x = _as_matrix(self._state["pipeline"].transform(rows))
-        if len(x) <= _DIRECT_ROWS:
-            from keras import ops
-
-            out = ops.convert_to_numpy(self.model_(x, training=False))
-        else:
-            out = self.model_.predict(x, batch_size=_DIRECT_ROWS, verbose=0)
-        return np.asarray(out).reshape(len(x), -1), frame.index
+        out = predict_rows(self.model_, x, batch_size=_DIRECT_ROWS, direct=len(x) <= _DIRECT_ROWS)
+        return out.reshape(len(x), -1), frame.index
 
     def predict_frame(self, X: Any) -> pd.DataFrame:
         """Predictions as `kmodels.predict` gives them, indexed like `X`: `label`, its `probability` and a

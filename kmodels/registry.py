@@ -68,13 +68,19 @@ class _Entry:
 
 
 def _source_of(obj: Any) -> str:
+    """`module.qualname (file:line)`: where an item was defined. The line is a function's first one (its code
+    object has it for free); a class gives its file only, as finding its line means parsing the file, which
+    for every registered item was a quarter of a second at each start."""
     module = getattr(obj, "__module__", "?")
     qualname = getattr(obj, "__qualname__", type(obj).__name__)
     try:
-        line = inspect.getsourcelines(obj)[1]
-        return f"{module}.{qualname} ({inspect.getsourcefile(obj)}:{line})"
-    except (OSError, TypeError):
+        file = inspect.getsourcefile(obj)
+    except TypeError:  # a built-in or an instance
+        file = None
+    if not file:
         return f"{module}.{qualname}"
+    code = getattr(inspect.unwrap(obj), "__code__", None) if inspect.isfunction(obj) or inspect.ismethod(obj) else None
+    return f"{module}.{qualname} ({file}:{code.co_firstlineno})" if code else f"{module}.{qualname} ({file})"
 
 
 class _Plugins:

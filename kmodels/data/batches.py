@@ -16,9 +16,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 
 class Batches(keras.utils.PyDataset):
@@ -89,9 +93,9 @@ class Batches(keras.utils.PyDataset):
             keep -= keep % batch_size
         return keep
 
-    def _order(self) -> np.ndarray:
+    def _order(self, epoch: int | None = None) -> np.ndarray:
         if self.shuffle:
-            order = np.random.default_rng([self.seed, self.epoch]).permutation(self.n)
+            order = np.random.default_rng([self.seed, self.epoch if epoch is None else epoch]).permutation(self.n)
             return order[:self.kept(self.n, self.batch_size, self.multiple, self.full_batches)]
         order = np.arange(self.n)
         short = -self.n % self.multiple
@@ -160,3 +164,41 @@ class ArrayBatches(Batches):
 
     def items(self, idx: np.ndarray) -> np.ndarray:
         return self.x[idx]
+
+    def tf_dataset(self, epochs: int) -> tf.data.Dataset | None:
+        """TensorFlow: this set's batches from its epoch up to `epochs` as one `tf.data.Dataset`, the same
+        batches in the same order as indexing it epoch by epoch; `None` where there is no such twin (an
+        ordered or padded set, batches of two sizes, or one process's shard of a multi-process run).
+
+        Keras's TensorFlow trainer reads a `PyDataset` through a Python generator, one call per batch; this
+        gathers the rows inside TensorFlow (about 1.7x faster `fit` for a table network on a CPU, see
+        benchmarks/README.md). Pass `steps_per_epoch=len(self)` to `fit`, so that one iterator runs on
+        through the epochs.
+
+        Example:
+            >>> import numpy as np
+            >>> b = ArrayBatches(np.arange(10.0)[:, None], np.arange(10) % 2, 4, shuffle=True, full_batches=True)
+            >>> ds = b.tf_dataset(epochs=2)  # doctest: +SKIP
+            >>> [x.shape[0] for x, y in ds]  # doctest: +SKIP
+            [4, 4, 4, 4]
+        """
+        size = min(self.batch_size, len(self.order))
+        if (not (self.shuffle and self.full_batches) or self.labels is None or self.shard[1] != 1 or not size
+                or len(self.order) % size or epochs <= self.epoch):
+            return None
+        import tensorflow as tf
+
+        def epoch_batches(epoch: np.ndarray) -> np.ndarray:
+            return self._order(int(epoch)).astype(np.int64).reshape(-1, size)
+
+        tensors = [tf.constant(self.x), tf.constant(self.labels)]
+        if self.weights is not None:
+            tensors.append(tf.constant(self.weights))
+
+        def batches(epoch: tf.Tensor) -> tf.data.Dataset:
+            idx = tf.numpy_function(epoch_batches, [epoch], tf.int64, stateful=False)
+            return tf.data.Dataset.from_tensor_slices(tf.reshape(idx, (-1, size)))
+
+        return (tf.data.Dataset.range(self.epoch, epochs).flat_map(batches)
+                .map(lambda idx: tuple(tf.gather(t, idx) for t in tensors), num_parallel_calls=tf.data.AUTOTUNE)
+                .prefetch(tf.data.AUTOTUNE))

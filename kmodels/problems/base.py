@@ -253,13 +253,15 @@ def output_head(x: Any, num_classes: int, name: str = "output") -> Any:
     """
     import keras
 
+    from kmodels.initializers import host_built
+
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
         raise ValueError(f"Received num_classes={num_classes!r}. Expected 1 (regression), 2 (binary) "
                          "or N >= 3 (multiclass).")
     if _MULTI_LABEL_HEAD.get():  # a multi-label problem is building it: one independent sigmoid per label
-        return keras.layers.Dense(num_classes, activation="sigmoid", dtype="float32", name=name)(x)
+        return host_built(keras.layers.Dense(num_classes, activation="sigmoid", dtype="float32", name=name), x)
     if num_classes == 1:
-        return keras.layers.Dense(1, dtype="float32", name=name)(x)
+        return host_built(keras.layers.Dense(1, dtype="float32", name=name), x)
     if num_classes == 2:
-        return keras.layers.Dense(1, activation="sigmoid", dtype="float32", name=name)(x)
-    return keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name=name)(x)
+        return host_built(keras.layers.Dense(1, activation="sigmoid", dtype="float32", name=name), x)
+    return host_built(keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name=name), x)

@@ -304,3 +304,45 @@ def _as_matrix(x: Any) -> np.ndarray:
     return x
 
 
+
+
+#: `predict_rows` pads up to powers of two until this many rows, then to multiples of it.
+ROW_BUCKET = 64
+
+
+def row_bucket(n: int) -> int:
+    """The number of rows `predict_rows` pads `n` rows to: the next power of two up to `ROW_BUCKET`, then the
+    next multiple of it (at most twice the work for a few rows, a sixty-fourth more for many).
+
+    Example:
+        >>> [row_bucket(n) for n in (1, 3, 33, 64, 65, 1000)]
+        [1, 4, 64, 64, 128, 1024]
+    """
+    if n <= ROW_BUCKET:
+        return 1 << max(0, n - 1).bit_length()
+    return -(-n // ROW_BUCKET) * ROW_BUCKET
+
+
+def predict_rows(model: Any, x: Any, batch_size: int = 1024, direct: bool = False) -> np.ndarray:
+    """`model`'s output for the rows of `x` (an array, or several in a list or dict), one row per row.
+
+    On JAX every new number of rows compiles the model again (0.1-1 s; a server answering requests of
+    1-64 rows met 41 sizes in 60 requests), so there the rows are padded with copies of the last one
+    to `row_bucket(n)` (at most 11 sizes up to 1,024 rows) and the padding's outputs dropped. Other
+    backends predict the rows as they are. `direct` calls the model instead of `model.predict` (no
+    per-call setup: lower latency for a few rows).
+    """
+    import keras
+
+    first = next(iter(x.values())) if isinstance(x, dict) else x[0] if isinstance(x, list | tuple) else x
+    n = len(first)
+    if keras.backend.backend() == "jax" and n and row_bucket(n) != n:
+        take = np.minimum(np.arange(row_bucket(n)), n - 1)
+        pad = lambda a: np.asarray(a)[take]  # noqa: E731
+        x = {k: pad(v) for k, v in x.items()} if isinstance(x, dict) else [pad(v) for v in x] \
+            if isinstance(x, list | tuple) else pad(x)
+    if direct:
+        out = keras.ops.convert_to_numpy(model(x, training=False))
+    else:
+        out = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+    return np.asarray(out)[:n]

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from kmodels import _config, cluster, registry
+from kmodels.backend import name as keras_backend
 from kmodels.backend import precision
 from kmodels.building import compile_model
 from kmodels.errors import ConfigError, RunError
@@ -254,30 +255,36 @@ class ModelSteps:
         counts = np.bincount(y, minlength=k).astype(float)
         return {i: float(len(y) / (k * c)) if c else 1.0 for i, c in enumerate(counts)}
 
-    def training_batches(self, x: np.ndarray, y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray, *,
+    def training_batches(self, x: np.ndarray, y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray, *, epochs: int,
                          initial_epoch: int = 0, weights: np.ndarray | None = None) -> dict[str, Any]:
-        """The data arguments of `model.fit` for in-memory arrays: full training batches that split evenly over
-        the devices, seeded and shuffled each epoch from `initial_epoch` on (each step compiles once, see
-        `Batches`), and the validation rows in one batch where they fit (`eval_batch_size`)."""
+        """The data arguments of `model.fit` for in-memory arrays trained to `epochs`: full training batches that
+        split evenly over the devices, seeded and shuffled each epoch from `initial_epoch` on (each step compiles
+        once, see `Batches`), and the validation rows in one batch where they fit (`eval_batch_size`).
+
+        On TensorFlow the same batches come as a `tf.data.Dataset` (`ArrayBatches.tf_dataset`) with
+        `steps_per_epoch`: Keras reads a `PyDataset` there one Python call per batch."""
         from kmodels.data.batches import ArrayBatches
 
         devices = self.context.devices
         size = self.train_batch_size(len(y))
-        train = ArrayBatches(x, y, size, shuffle=True, seed=self.train_options.seed, multiple=devices,
-                             full_batches=True, epoch=initial_epoch, weights=weights)
+        batches = ArrayBatches(x, y, size, shuffle=True, seed=self.train_options.seed, multiple=devices,
+                               full_batches=True, epoch=initial_epoch, weights=weights)
+        dataset = batches.tf_dataset(epochs) if keras_backend() == "tensorflow" else None
+        train: dict[str, Any] = {"x": batches} if dataset is None else {"x": dataset, "steps_per_epoch": len(batches)}
         if not len(val_y):
-            return {"x": train, "validation_data": None}
+            return {**train, "validation_data": None}
         if devices > 1:
-            return {"x": train, "validation_data": ArrayBatches(val_x, val_y, size, multiple=devices)}
-        return {"x": train, "validation_data": (val_x, val_y), "validation_batch_size": self.eval_batch_size(val_x, size)}
+            return {**train, "validation_data": ArrayBatches(val_x, val_y, size, multiple=devices)}
+        return {**train, "validation_data": (val_x, val_y), "validation_batch_size": self.eval_batch_size(val_x, size)}
 
     def fit(self, model: Any, prepared: Prepared, *, epochs: int | None = None,
             initial_epoch: int = 0) -> dict[str, list[float]]:
         """`model.fit` on the training split, validated on the validation split; returns the history."""
         train, val = prepared.data["train"], prepared.data["val"]
+        epochs = self.epochs(prepared) if epochs is None else epochs
         history = model.fit(
-            **self.training_batches(train.x, train.y, val.x, val.y, initial_epoch=initial_epoch),
-            epochs=self.epochs(prepared) if epochs is None else epochs, initial_epoch=initial_epoch,
+            **self.training_batches(train.x, train.y, val.x, val.y, epochs=epochs, initial_epoch=initial_epoch),
+            epochs=epochs, initial_epoch=initial_epoch,
             callbacks=self.make_callbacks(), class_weight=self.class_weight(train.y, prepared.problem),
             verbose=self.verbose, shuffle=False,  # the batches shuffle themselves, seeded
         )

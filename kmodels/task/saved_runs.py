@@ -19,7 +19,7 @@ from kmodels.errors import ConfigError, DataError
 from kmodels.evaluation import fingerprint, plot_importance
 from kmodels.runs import MAX_MODEL_BYTES, RunDir
 from kmodels.saving import METRICS, MODEL
-from kmodels.task.inference import _as_matrix, _load_state, load_model, prediction_frame, saved_problem
+from kmodels.task.inference import _as_matrix, _load_state, load_model, predict_rows, prediction_frame, saved_problem
 
 logger = logging.getLogger("kmodels")
 
@@ -67,7 +67,7 @@ class SavedRuns:
                             f"(expected {list(problem.class_names)[:10] if problem.is_classification else 'numbers'}).")
         rows = frame.loc[valid]
         x = _readable_rows(rows.drop(columns=[target, *state["exclude"]], errors="ignore"), state, where, False)
-        output = np.asarray(model.predict(_as_matrix(state["pipeline"].transform(x)), verbose=0, batch_size=1024))
+        output = predict_rows(model, _as_matrix(state["pipeline"].transform(x)))
         metrics = problem.score(problem.encode(rows[target]), output, threshold)
         if (~valid).any():
             logger.warning("%s: %d row(s) without a usable %r value were left out.", where, int((~valid).sum()), target)
@@ -147,7 +147,7 @@ class SavedRuns:
                                 f"{width}. Give the columns the model was trained on (a bare .keras file takes its "
                                 "features as numbers, in training order; predict with the run directory to pass raw "
                                 "rows).")
-            output = np.asarray(model.predict(x, verbose=0, batch_size=1024))
+            output = predict_rows(model, x)
             out = pd.DataFrame({"source": str(path), "row": frame.index}, index=frame.index)
             frames.append(pd.concat([out, prediction_frame(problem, output, threshold, index=frame.index)], axis=1))
         if len(frames) == 1:

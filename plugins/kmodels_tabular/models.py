@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from kmodels.api import output_head, registry
+from kmodels.api import host_built, output_head, registry
 
 
 @registry.models.register("mlp", aliases=("bank_gender_mlp",))
@@ -44,7 +44,7 @@ def mlp(input_shape: tuple[int, ...] = (14,), units: tuple[int, ...] = (64, 32),
     inputs = keras.Input(shape=input_shape, name="features")
     x = inputs
     for i, size in enumerate(units):
-        x = keras.layers.Dense(size, activation="relu", name=f"dense_{i}")(x)
+        x = host_built(keras.layers.Dense(size, activation="relu", name=f"dense_{i}"), x)
         if dropout:
             x = keras.layers.Dropout(dropout, name=f"dropout_{i}")(x)
     if linear:

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import keras
 from keras import ops
 
-from kmodels.api import output_head, registry
+from kmodels.api import HostInitializer, host_built, output_head, registry
 
 #: The name of the layer whose output is the members' predictions, (n, k, units).
 MEMBERS = "tabm_members"
@@ -48,10 +48,10 @@ class PeriodicEmbedding(keras.layers.Layer):
     def build(self, input_shape: tuple[int, ...]) -> None:
         features = int(input_shape[-1])
         self.coefficients = self.add_weight(shape=(features, self.frequencies), name="frequencies",
-                                            initializer=keras.initializers.RandomNormal(stddev=self.sigma))
+                                            initializer=HostInitializer("normal", stddev=self.sigma))
         self.kernel = self.add_weight(shape=(features, 2 * self.frequencies, self.dim), name="kernel",
-                                      initializer="glorot_uniform")
-        self.bias = self.add_weight(shape=(features, self.dim), name="bias", initializer="zeros")
+                                      initializer=HostInitializer.like("glorot_uniform"))
+        self.bias = self.add_weight(shape=(features, self.dim), name="bias", initializer=HostInitializer.like("zeros"))
 
     def call(self, x: Any) -> Any:
         angles = 2 * math.pi * ops.expand_dims(x, -1) * self.coefficients  # (n, F, m)
@@ -92,10 +92,10 @@ class PiecewiseLinearEmbedding(keras.layers.Layer):
         features = int(input_shape[-1])
         even = np.tile(np.linspace(-2.0, 2.0, self.bins + 1, dtype="float32"), (features, 1))
         self.edges = self.add_weight(shape=(features, self.bins + 1), name="edges", trainable=False,
-                                     initializer=keras.initializers.Constant(even))
+                                     initializer=HostInitializer("constant", value=even))
         self.kernel = self.add_weight(shape=(features, self.bins, self.dim), name="kernel",
-                                      initializer="glorot_uniform")
-        self.bias = self.add_weight(shape=(features, self.dim), name="bias", initializer="zeros")
+                                      initializer=HostInitializer.like("glorot_uniform"))
+        self.bias = self.add_weight(shape=(features, self.dim), name="bias", initializer=HostInitializer.like("zeros"))
 
     def call(self, x: Any) -> Any:
         left = self.edges[:, :-1]
@@ -148,7 +148,7 @@ class EnsembleAdapter(keras.layers.Layer):
 
     def build(self, input_shape: tuple[int, ...]) -> None:
         self.scale = self.add_weight(shape=(self.members, int(input_shape[-1])), name="scale",
-                                     initializer=keras.initializers.RandomUniform(-1.0, 1.0))
+                                     initializer=HostInitializer("uniform", minval=-1.0, maxval=1.0))
         self.scale.assign(ops.where(self.scale >= 0, 1.0, -1.0))
 
     def call(self, x: Any) -> Any:
@@ -171,8 +171,8 @@ class EnsembleDense(keras.layers.Layer):
 
     def build(self, input_shape: tuple[int, ...]) -> None:
         members, width = int(input_shape[1]), int(input_shape[2])
-        self.kernel = self.add_weight(shape=(members, width, self.units), name="kernel", initializer="glorot_uniform")
-        self.bias = self.add_weight(shape=(members, self.units), name="bias", initializer="zeros")
+        self.kernel = self.add_weight(shape=(members, width, self.units), name="kernel", initializer=HostInitializer.like("glorot_uniform"))
+        self.bias = self.add_weight(shape=(members, self.units), name="bias", initializer=HostInitializer.like("zeros"))
 
     def call(self, x: Any) -> Any:
         return self.activation(ops.einsum("nkd,kdu->nku", x, self.kernel) + self.bias)
@@ -247,7 +247,7 @@ def tabm(input_shape: tuple[int, ...] = (14,), members: int = 32, units: tuple[i
         x = PeriodicEmbedding(frequencies, embedding_dim, sigma, name="periodic")(inputs)
     x = EnsembleAdapter(members, name="adapter")(x)
     for i, size in enumerate(units):
-        x = keras.layers.Dense(size, activation="relu", name=f"dense_{i}")(x)
+        x = host_built(keras.layers.Dense(size, activation="relu", name=f"dense_{i}"), x)
         if dropout:
             x = keras.layers.Dropout(dropout, name=f"dropout_{i}")(x)
     width, activation = _head(num_classes)

@@ -176,10 +176,11 @@ class TabularTask(Task):
         weights = self.class_weight(train.y, prepared.problem)
         # (n, 1): one weight per row, broadcast over the members' losses
         sample_weight = None if weights is None else np.array([[weights[int(c)]] for c in train.y], dtype=np.float32)
+        epochs = self.epochs(prepared) if epochs is None else epochs
         history = model.fit(
-            **self.training_batches(train.x, repeat(train.y), val.x, repeat(val.y), initial_epoch=initial_epoch,
-                                    weights=sample_weight),
-            epochs=self.epochs(prepared) if epochs is None else epochs, initial_epoch=initial_epoch,
+            **self.training_batches(train.x, repeat(train.y), val.x, repeat(val.y), epochs=epochs,
+                                    initial_epoch=initial_epoch, weights=sample_weight),
+            epochs=epochs, initial_epoch=initial_epoch,
             callbacks=self.make_callbacks(), verbose=self.verbose, shuffle=False)
         return {name: [float(v) for v in values] for name, values in history.history.items()}
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from kmodels.api import ConfigError, DataError, RunDir, load_spec, prediction_frame, saved_problem
+from kmodels.api import ConfigError, DataError, RunDir, load_spec, predict_rows, prediction_frame, saved_problem
 from kmodels_vision import report as report_lib
 from kmodels_vision.images import IMAGE_SUFFIXES, file_problem, file_problem_or_pixels, image_table
 from kmodels_vision.pipeline import load_image
@@ -122,7 +122,7 @@ class SavedImageRuns:
                 except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
                     errors.append(f"{type(exc).__name__}: {exc}")
             if images:
-                outputs.append(np.asarray(model.predict(np.stack(images), verbose=0)))
+                outputs.append(predict_rows(model, np.stack(images), batch_size=32))
         output = np.concatenate(outputs) if outputs else np.zeros((0, 1))
         pred = prediction_frame(problem, output, threshold)
         full = pd.DataFrame(index=range(len(paths)), columns=pred.columns)

@@ -70,3 +70,31 @@ def test_evaluation_takes_a_small_array_in_one_batch():
     assert task.eval_batch_size(wide, 1024) == 1024  # never below the size asked for
     assert task.eval_batch_size(np.zeros((100, 8, 8, 3), np.float32), 32) == 32  # images: as asked
     assert task.eval_batch_size([np.zeros((10, 2))], 4) == 4  # several inputs: as asked
+
+
+@pytest.mark.skipif(__import__("keras").backend.backend() != "tensorflow", reason="TensorFlow's input pipeline")
+@pytest.mark.parametrize("rows", [10, 3])  # batches of 4 (two left out each epoch), and one batch of the 3 rows
+def test_the_tensorflow_dataset_yields_the_same_batches_as_the_epochs_do(rows):
+    x = np.arange(rows, dtype=np.float32)[:, None] * np.ones((1, 2), np.float32)
+    weights = np.arange(rows, dtype=np.float32) / 10
+    make = lambda epoch: ArrayBatches(x, np.arange(rows) % 2, batch_size=4, shuffle=True, seed=5,  # noqa: E731
+                                      full_batches=True, epoch=epoch, weights=weights)
+    expected = []
+    batches = make(1)  # a resumed fit: its second epoch on
+    for _ in range(3):
+        expected += [batches[i] for i in range(len(batches))]
+        batches.on_epoch_end()
+    got = [tuple(t.numpy() for t in batch) for batch in make(1).tf_dataset(epochs=4)]
+    assert len(got) == len(expected) == 3 * len(batches)
+    for (gx, gy, gw), (ex, ey, ew) in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(gx, ex)
+        np.testing.assert_array_equal(gy, ey)
+        np.testing.assert_array_equal(gw, ew)
+
+
+def test_sets_without_a_dataset_twin_say_so():
+    x, y = np.zeros((10, 2)), np.arange(10) % 2
+    assert ArrayBatches(x, y, 4).tf_dataset(2) is None  # ordered: evaluation
+    assert ArrayBatches(x, y, 4, shuffle=True).tf_dataset(2) is None  # a last batch of another size
+    assert ArrayBatches(x, y, 4, shuffle=True, full_batches=True, shard=(0, 2), multiple=2).tf_dataset(2) is None
+    assert ArrayBatches(x, y, 4, shuffle=True, full_batches=True, epoch=2).tf_dataset(2) is None  # nothing left

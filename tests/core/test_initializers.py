@@ -1,0 +1,105 @@
+"""`kmodels.initializers`: NumPy draws of Keras's initial-weight distributions, and layers built with them."""
+
+from __future__ import annotations
+
+import logging
+
+import keras
+import numpy as np
+import pytest
+
+import kmodels
+from kmodels import backend
+from kmodels.initializers import HostInitializer, host_built
+
+SHAPE = (300, 200)
+KERAS_INITIALIZERS = [
+    keras.initializers.GlorotUniform(), keras.initializers.GlorotNormal(), keras.initializers.HeNormal(),
+    keras.initializers.HeUniform(), keras.initializers.LecunNormal(),
+    keras.initializers.VarianceScaling(2.0, "fan_out", "untruncated_normal"),
+    keras.initializers.RandomNormal(0.5, 0.2), keras.initializers.RandomUniform(-0.3, 0.1),
+    keras.initializers.TruncatedNormal(0.0, 0.1), keras.initializers.Constant(0.25), keras.initializers.Zeros(),
+    keras.initializers.Ones()]
+
+
+@pytest.mark.parametrize("init", KERAS_INITIALIZERS, ids=lambda i: type(i).__name__)
+def test_draws_the_distribution_of_the_keras_initializer(init):
+    keras.utils.set_random_seed(0)
+    theirs = keras.ops.convert_to_numpy(init(SHAPE, dtype="float32"))
+    twin = HostInitializer.like(init)
+    assert isinstance(twin, HostInitializer)
+    ours = twin(SHAPE, dtype="float32")
+    assert ours.shape == SHAPE and ours.dtype == np.float32
+    # 60,000 draws: means within ~5 standard errors, spreads within 3%, the same tails
+    assert abs(ours.mean() - theirs.mean()) <= 5 * theirs.std() / np.sqrt(ours.size) + 1e-7
+    assert ours.std() == pytest.approx(theirs.std(), rel=0.03, abs=1e-7)
+    for q in (1, 50, 99):
+        assert abs(np.percentile(ours, q) - np.percentile(theirs, q)) <= 0.07 * theirs.std() + 1e-7, q
+
+
+def test_a_seeded_initializer_repeats_and_an_unseeded_one_follows_the_global_seed():
+    seeded = HostInitializer.like(keras.initializers.GlorotUniform(seed=7))
+    np.testing.assert_array_equal(seeded((4, 3), "float32"), seeded((4, 3), "float32"))
+    unseeded = HostInitializer.like("glorot_uniform")
+    first, second = unseeded((4, 3), "float32"), unseeded((4, 3), "float32")
+    assert not np.array_equal(first, second)  # each call its own draw, as in Keras
+    keras.utils.set_random_seed(3)
+    again = unseeded((4, 3), "float32")
+    keras.utils.set_random_seed(3)
+    np.testing.assert_array_equal(again, unseeded((4, 3), "float32"))
+
+
+def test_truncated_draws_stay_within_two_standard_deviations():
+    values = HostInitializer("truncated_normal", seed=0, mean=1.0, stddev=0.5)((20000,), "float32")
+    assert values.min() >= 0.0 and values.max() <= 2.0
+
+
+def test_initializers_without_a_twin_and_other_dtypes_are_left_to_keras():
+    orthogonal = keras.initializers.Orthogonal()
+    assert HostInitializer.like(orthogonal) is orthogonal
+    with pytest.raises(ValueError, match="bfloat16"):
+        HostInitializer.like("zeros")((2,), "bfloat16")
+    with pytest.raises(ValueError, match="kind='sobol'"):
+        HostInitializer("sobol")
+    layer = keras.layers.Dense(2, dtype="bfloat16")
+    host_built(layer, keras.Input((3,)))
+    assert keras.backend.standardize_dtype(layer.kernel.dtype) == "bfloat16"
+
+
+def test_a_host_built_layer_keeps_plain_keras_config_and_saves_as_plain_keras(tmp_path):
+    inputs = keras.Input((5,))
+    layer = keras.layers.Dense(3, kernel_initializer="he_normal", name="d")
+    model = keras.Model(inputs, host_built(layer, inputs))
+    plain = keras.layers.Dense(3, kernel_initializer="he_normal", name="d").get_config()
+    assert layer.get_config() == plain
+    assert float(np.abs(keras.ops.convert_to_numpy(layer.kernel)).sum()) > 0  # drawn, not left at zero
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    x = np.random.default_rng(0).normal(size=(4, 5)).astype("float32")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
+
+
+def test_a_seeded_build_of_the_table_models_repeats():
+    for name in ("mlp", "tabm"):
+        weights = []
+        for _ in range(2):
+            backend.set_seed(11)
+            weights.append([keras.ops.convert_to_numpy(w) for w in kmodels.build(name, input_shape=(6,)).weights])
+        for a, b in zip(*weights, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.skipif(backend.name() != "jax", reason="compiled random programs are a JAX cost")
+def test_building_a_table_model_compiles_no_random_program_on_jax(caplog):
+    import jax
+
+    def compiled_randoms(build) -> list[str]:
+        caplog.clear()
+        with jax.log_compiles(True), caplog.at_level(logging.DEBUG, logger="jax"):
+            build()
+        return [r.getMessage() for r in caplog.records if "_uniform" in r.getMessage()]
+
+    # shapes no other test builds, so JAX's in-memory cache cannot hide a compilation
+    assert compiled_randoms(lambda: keras.Sequential([keras.Input((41,)), keras.layers.Dense(43)]))  # the control
+    assert compiled_randoms(lambda: kmodels.build("mlp", input_shape=(47,), units=(53, 59))) == []
