@@ -329,8 +329,9 @@ def predict_rows(model: Any, x: Any, batch_size: int = 1024, direct: bool = Fals
     On JAX every new number of rows compiles the model again (0.1-1 s; a server answering requests of
     1-64 rows met 41 sizes in 60 requests), so there the rows are padded with copies of the last one
     to `row_bucket(n)` (at most 11 sizes up to 1,024 rows) and the padding's outputs dropped. Other
-    backends predict the rows as they are. `direct` calls the model instead of `model.predict` (no
-    per-call setup: lower latency for a few rows).
+    backends predict the rows as they are. `direct` predicts them as one batch with
+    `model.predict_on_batch` instead of `model.predict` (8 rows of a table network: 0.2 ms against
+    1.1 ms on JAX, 0.6 against 43 ms on TensorFlow; calling the model eagerly took 1.7 ms on both).
     """
     import keras
 
@@ -342,7 +343,7 @@ def predict_rows(model: Any, x: Any, batch_size: int = 1024, direct: bool = Fals
         x = {k: pad(v) for k, v in x.items()} if isinstance(x, dict) else [pad(v) for v in x] \
             if isinstance(x, list | tuple) else pad(x)
     if direct:
-        out = keras.ops.convert_to_numpy(model(x, training=False))
+        out = model.predict_on_batch(x)
     else:
         out = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
     return np.asarray(out)[:n]
