@@ -332,6 +332,12 @@ def predict_rows(model: Any, x: Any, batch_size: int = 1024, direct: bool = Fals
     backends predict the rows as they are. `direct` predicts them as one batch with
     `model.predict_on_batch` instead of `model.predict` (8 rows of a table network: 0.2 ms against
     1.1 ms on JAX, 0.6 against 43 ms on TensorFlow; calling the model eagerly took 1.7 ms on both).
+
+    Example:
+        >>> import keras, numpy as np
+        >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+        >>> predict_rows(model, np.ones((5, 3), "float32"), direct=True).shape  # padded to 8 rows on JAX
+        (5, 2)
     """
     import keras
 
