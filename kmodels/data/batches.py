@@ -171,7 +171,7 @@ class ArrayBatches(Batches):
         ordered or padded set, batches of two sizes, or one process's shard of a multi-process run).
 
         Keras's TensorFlow trainer reads a `PyDataset` through a Python generator, one call per batch; this
-        gathers the rows inside TensorFlow (about 1.7x faster `fit` for a table network on a CPU, see
+        gathers the rows inside TensorFlow (about 1.5x faster `fit` for a table network on a CPU, see
         benchmarks/README.md). Pass `steps_per_epoch=len(self)` to `fit`, so that one iterator runs on
         through the epochs.
 
@@ -188,15 +188,15 @@ class ArrayBatches(Batches):
             return None
         import tensorflow as tf
 
-        def epoch_batches(epoch: np.ndarray) -> np.ndarray:
-            return self._order(int(epoch)).astype(np.int64).reshape(-1, size)
+        def epoch_order(epoch: np.ndarray) -> np.ndarray:
+            return self._order(int(epoch)).astype(np.int64)
 
         tensors = [tf.constant(self.x), tf.constant(self.labels)]
         if self.weights is not None:
             tensors.append(tf.constant(self.weights))
 
         def batches(epoch: tf.Tensor) -> tf.data.Dataset:
-            idx = tf.numpy_function(epoch_batches, [epoch], tf.int64, stateful=False)
+            idx = tf.numpy_function(epoch_order, [epoch], tf.int64, stateful=False)
             return tf.data.Dataset.from_tensor_slices(tf.reshape(idx, (-1, size)))
 
         return (tf.data.Dataset.range(self.epoch, epochs).flat_map(batches)

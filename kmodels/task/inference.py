@@ -304,8 +304,6 @@ def _as_matrix(x: Any) -> np.ndarray:
     return x
 
 
-
-
 #: `predict_rows` pads up to powers of two until this many rows, then to multiples of it.
 ROW_BUCKET = 64
 
@@ -341,13 +339,10 @@ def predict_rows(model: Any, x: Any, batch_size: int = 1024, direct: bool = Fals
     """
     import keras
 
-    first = next(iter(x.values())) if isinstance(x, dict) else x[0] if isinstance(x, list | tuple) else x
-    n = len(first)
+    n = len(keras.tree.flatten(x)[0])
     if keras.backend.backend() == "jax" and n and row_bucket(n) != n:
         take = np.minimum(np.arange(row_bucket(n)), n - 1)
-        pad = lambda a: np.asarray(a)[take]  # noqa: E731
-        x = {k: pad(v) for k, v in x.items()} if isinstance(x, dict) else [pad(v) for v in x] \
-            if isinstance(x, list | tuple) else pad(x)
+        x = keras.tree.map_structure(lambda a: np.asarray(a)[take], x)
     if direct:
         out = model.predict_on_batch(x)
     else:
