@@ -138,6 +138,12 @@ class TrainOptions:
             model's variance costs most and N of them cost seconds, else 1 (also 1 for image
             tasks and with `[evaluate] calibrate` or `threshold = "auto"`); resolved before the
             run directory exists, so its `spec.toml` holds the number used.
+        steps_per_execution: training steps per call from Python into the compiled step (Keras's
+            `steps_per_execution`): 1, N, or `"epoch"` (each epoch's steps in one call). On small
+            steps (a table's MLP) the Python around each step costs more than the step itself.
+            Batch-level callbacks, the progress bar included, then run once per call; epoch-level
+            ones (early stopping, logging, backups) are unchanged. Validation and prediction
+            are not affected.
     """
 
     epochs: int = 10
@@ -149,8 +155,12 @@ class TrainOptions:
     precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = "float32"
     distribution: Literal["none", "data_parallel"] = "none"
     folds: int | Literal["auto"] = 1
+    steps_per_execution: int | Literal["epoch"] = 1
 
     def __post_init__(self) -> None:
+        if self.steps_per_execution != "epoch" and self.steps_per_execution < 1:
+            raise ConfigError(f"[train] steps_per_execution={self.steps_per_execution}: expected an integer >= 1 "
+                              "or \"epoch\".")
         if self.folds != "auto" and not 1 <= self.folds <= 20:
             raise ConfigError(f"[train] folds={self.folds}: expected 1 (one model), 2-20 models to average (e.g. 5), "
                               "or \"auto\".")

@@ -255,6 +255,38 @@ class ModelSteps:
         counts = np.bincount(y, minlength=k).astype(float)
         return {i: float(len(y) / (k * c)) if c else 1.0 for i, c in enumerate(counts)}
 
+    def sample_weights(self, y: np.ndarray, problem: Problem) -> np.ndarray | None:
+        """`class_weight` as one float32 weight per row of the class labels `y` (what Keras's `class_weight`
+        computes for every batch, here once), or `None`."""
+        weights = self.class_weight(y, problem)
+        if weights is None:
+            return None
+        table = np.array([weights[i] for i in range(len(weights))], dtype=np.float32)
+        return table[np.asarray(y, dtype=np.int64).reshape(len(y))]
+
+    @contextmanager
+    def executions(self, model: Any, steps_per_epoch: int) -> Iterator[int]:
+        """While it lasts, `model` runs `[train] steps_per_execution` training steps per call (`"epoch"`: all
+        `steps_per_epoch`; never more than those); yields that number. Keras's compiled steps are made again
+        for it, and after it, when it differs from 1: evaluation and prediction then run one batch per call."""
+        option = self.train_options.steps_per_execution
+        steps = max(1, steps_per_epoch if option == "epoch" else min(option, steps_per_epoch))
+        if steps == model.steps_per_execution:
+            yield steps
+            return
+        previous = model.steps_per_execution
+
+        def use(value: int) -> None:
+            # Keras picks its step loop when it makes these functions: they must be made for the new value
+            model.steps_per_execution = value
+            model.train_function = model.test_function = model.predict_function = None
+
+        use(steps)
+        try:
+            yield steps
+        finally:
+            use(previous)
+
     def training_batches(self, x: np.ndarray, y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray, *, epochs: int,
                          initial_epoch: int = 0, weights: np.ndarray | None = None) -> dict[str, Any]:
         """The data arguments of `model.fit` for in-memory arrays trained to `epochs`: full training batches that
@@ -262,7 +294,8 @@ class ModelSteps:
         once, see `Batches`), and the validation rows in one batch where they fit (`eval_batch_size`).
 
         On TensorFlow the same batches come as a `tf.data.Dataset` (`ArrayBatches.tf_dataset`) with
-        `steps_per_epoch`: Keras reads a `PyDataset` there one Python call per batch."""
+        `steps_per_epoch`: Keras reads a `PyDataset` there one Python call per batch; and the validation rows as a
+        batched `tf.data.Dataset` made once, which Keras iterates each epoch."""
         from kmodels.data.batches import ArrayBatches
 
         devices = self.context.devices
@@ -275,19 +308,28 @@ class ModelSteps:
             return {**train, "validation_data": None}
         if devices > 1:
             return {**train, "validation_data": ArrayBatches(val_x, val_y, size, multiple=devices)}
-        return {**train, "validation_data": (val_x, val_y), "validation_batch_size": self.eval_batch_size(val_x, size)}
+        val_size = self.eval_batch_size(val_x, size)
+        if dataset is not None:  # Keras's own dataset of arrays costs ~17 ms an epoch to iterate, this one ~2 ms
+            import tensorflow as tf
+
+            return {**train, "validation_data": tf.data.Dataset.from_tensor_slices((val_x, val_y)).batch(val_size)}
+        return {**train, "validation_data": (val_x, val_y), "validation_batch_size": val_size}
 
     def fit(self, model: Any, prepared: Prepared, *, epochs: int | None = None,
             initial_epoch: int = 0) -> dict[str, list[float]]:
         """`model.fit` on the training split, validated on the validation split; returns the history."""
         train, val = prepared.data["train"], prepared.data["val"]
-        epochs = self.epochs(prepared) if epochs is None else epochs
-        history = model.fit(
-            **self.training_batches(train.x, train.y, val.x, val.y, epochs=epochs, initial_epoch=initial_epoch),
-            epochs=epochs, initial_epoch=initial_epoch,
-            callbacks=self.make_callbacks(), class_weight=self.class_weight(train.y, prepared.problem),
-            verbose=self.verbose, shuffle=False,  # the batches shuffle themselves, seeded
-        )
+        return self.fit_arrays(model, train.x, train.y, val.x, val.y, weights=self.sample_weights(train.y, prepared.problem),
+                               epochs=self.epochs(prepared) if epochs is None else epochs, initial_epoch=initial_epoch)
+
+    def fit_arrays(self, model: Any, x: Any, y: np.ndarray, val_x: Any, val_y: np.ndarray, *, epochs: int,
+                   initial_epoch: int = 0, weights: np.ndarray | None = None) -> dict[str, list[float]]:
+        """`model.fit` on in-memory training and validation arrays (`training_batches`), with the spec's callbacks,
+        per-row sample `weights` and `[train] steps_per_execution` (`executions`); returns the history."""
+        data = self.training_batches(x, y, val_x, val_y, epochs=epochs, initial_epoch=initial_epoch, weights=weights)
+        with self.executions(model, data.get("steps_per_epoch") or len(data["x"])):
+            history = model.fit(**data, epochs=epochs, initial_epoch=initial_epoch, callbacks=self.make_callbacks(),
+                                verbose=self.verbose, shuffle=False)  # the batches shuffle themselves, seeded
         return {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
     def train(self, model: Any, prepared: Prepared) -> tuple[dict[str, list[float]], int | None]:

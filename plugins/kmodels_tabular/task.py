@@ -173,16 +173,10 @@ class TabularTask(Task):
         def repeat(y: np.ndarray) -> np.ndarray:
             return np.repeat(np.expand_dims(y, 1), k, axis=1)
 
-        weights = self.class_weight(train.y, prepared.problem)
-        # (n, 1): one weight per row, broadcast over the members' losses
-        sample_weight = None if weights is None else np.array([[weights[int(c)]] for c in train.y], dtype=np.float32)
-        epochs = self.epochs(prepared) if epochs is None else epochs
-        history = model.fit(
-            **self.training_batches(train.x, repeat(train.y), val.x, repeat(val.y), epochs=epochs,
-                                    initial_epoch=initial_epoch, weights=sample_weight),
-            epochs=epochs, initial_epoch=initial_epoch,
-            callbacks=self.make_callbacks(), verbose=self.verbose, shuffle=False)
-        return {name: [float(v) for v in values] for name, values in history.history.items()}
+        weights = self.sample_weights(train.y, prepared.problem)
+        return self.fit_arrays(  # weights (n, 1): one per row, broadcast over the members' losses
+            model, train.x, repeat(train.y), val.x, repeat(val.y), weights=None if weights is None else weights[:, None],
+            epochs=self.epochs(prepared) if epochs is None else epochs, initial_epoch=initial_epoch)
 
     _batch_logged: tuple[int, int] | None = None
 

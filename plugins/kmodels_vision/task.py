@@ -266,10 +266,12 @@ class ImageClassification(SavedImageRuns, Task):
     def fit(self, model: Any, prepared: Prepared, *, epochs: int | None = None,
             initial_epoch: int = 0) -> dict[str, list[float]]:
         data = prepared.data
-        history = model.fit(data["train"].x, validation_data=data["val"].x if len(data["val"].y) else None,
-                            epochs=self.epochs(prepared) if epochs is None else epochs, initial_epoch=initial_epoch,
-                            callbacks=self.make_callbacks(),
-                            class_weight=self.class_weight(data["train"].y, prepared.problem), verbose=self.verbose)
+        with self.executions(model, len(data["train"].x)):
+            history = model.fit(data["train"].x, validation_data=data["val"].x if len(data["val"].y) else None,
+                                epochs=self.epochs(prepared) if epochs is None else epochs,
+                                initial_epoch=initial_epoch, callbacks=self.make_callbacks(),
+                                class_weight=self.class_weight(data["train"].y, prepared.problem),
+                                verbose=self.verbose)
         return {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
     def finish_model(self, model: Any) -> Any:
