@@ -70,7 +70,9 @@ def fault_spec(tmp_path_factory):
     frame = pd.DataFrame(x, columns=["a", "b", "c"]).assign(label=np.where(x[:, 0] + x[:, 1] > 0, "yes", "no"))
     frame.to_csv(root / "data.csv", index=False)
     raw = kmodels.load_spec("tabular", {"data.target": "label", "train.epochs": EPOCHS, "train.batch_size": 16,
-                                        "train.verbose": 0, "train.folds": 1}, data=root / "data.csv").to_dict()
+                                        "train.verbose": 0, "train.folds": 1,
+                                        # one step per call, so that a batch callback can kill mid-epoch
+                                        "train.steps_per_execution": 1}, data=root / "data.csv").to_dict()
     raw["callbacks"] = [{"name": "backup_and_restore", "backup_dir": "backup"},
                         {"name": "csv_logger", "filename": "training_log.csv", "append": True}]
     spec = root / "spec.toml"
