@@ -142,8 +142,8 @@ class TrainOptions:
             `steps_per_execution`): 1, N, or `"epoch"` (each epoch's steps in one call). On small
             steps (a table's MLP) the Python around each step costs more than the step itself.
             Batch-level callbacks, the progress bar included, then run once per call; epoch-level
-            ones (early stopping, logging, backups) are unchanged. Validation and prediction
-            are not affected.
+            ones (early stopping, logging, backups) are unchanged; so are the batches, the
+            weights and the validation results (tested). Prediction runs one batch per call.
     """
 
     epochs: int = 10
