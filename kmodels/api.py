@@ -24,6 +24,7 @@ from kmodels.data.table import Table, to_category
 from kmodels.errors import ConfigError, DataError, RunError
 from kmodels.evaluation import format_table, markdown_text, plot_confusion_matrix, pyplot, save_figure, spreadsheet_safe
 from kmodels.initializers import HostInitializer, host_built
+from kmodels.layers import HashDropout, portable_model
 from kmodels.problems import Problem, infer_problem, output_head
 from kmodels.runs import RunDir, atomic_write
 from kmodels.saving import Artifacts
@@ -39,6 +40,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "Features",
+    "HashDropout",
     "HostInitializer",
     "Prepared",
     "Problem",
@@ -58,6 +60,7 @@ __all__ = [
     "load_spec",
     "markdown_text",
     "output_head",
+    "portable_model",
     "plot_confusion_matrix",
     "predict_rows",
     "prediction_frame",

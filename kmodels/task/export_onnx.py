@@ -150,7 +150,7 @@ def run_onnx(path: Path, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarr
 
 # ---- a dense network as ONNX, without TensorFlow ---------------------------------------------------------
 #: The Keras layers `onnx_network` writes as ONNX nodes (a chain of them: what the table models are made of).
-ONNX_LAYERS = ("InputLayer", "Dense", "Dropout", "Rescaling", "BatchNormalization", "Activation", "Concatenate",
+ONNX_LAYERS = ("InputLayer", "Dense", "Dropout", "HashDropout", "Rescaling", "BatchNormalization", "Activation", "Concatenate",
                "Average")
 
 _ONNX_ACTIVATIONS = {"relu": "Relu", "sigmoid": "Sigmoid", "softmax": "Softmax", "tanh": "Tanh", "linear": None}

@@ -194,6 +194,7 @@ def load_model(path: Path) -> Any:
     regular_file(path, MAX_MODEL_BYTES, what="model file")
     check_zip(Path(path), MAX_MODEL_BYTES, "model file")
     compilation_cache()  # JAX: predicting with the same shapes again loads the compiled step
+    import kmodels.layers  # noqa: F401 - registers kmodels' own layers with Keras's loader
     try:
         return keras.saving.load_model(path, safe_mode=True)
     except Exception as exc:  # noqa: BLE001 - a damaged or foreign file: say so, whatever Keras raised

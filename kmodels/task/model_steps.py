@@ -113,11 +113,15 @@ class ModelSteps:
         return model
 
     def finish_model(self, model: Any) -> Any:
-        """The trained model as it is saved, evaluated and used for prediction. Default: as trained.
+        """The trained model as it is saved, evaluated and used for prediction. Default: as trained, with its
+        speed-only layers (`HashDropout`) rebuilt as Keras's own (`kmodels.layers.portable_model`), so the saved
+        file loads in plain Keras.
 
         A task may wrap it here, e.g. with test-time augmentation (see the vision plugin).
         """
-        return model
+        from kmodels.layers import portable_model
+
+        return portable_model(model)
 
     def steps_per_epoch(self, prepared: Prepared) -> int:
         """Gradient steps in one epoch of `fit` (sizes a learning-rate schedule)."""

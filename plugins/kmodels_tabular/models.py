@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from kmodels.api import host_built, output_head, registry
+from kmodels.api import HashDropout, host_built, output_head, registry
 
 
 @registry.models.register("mlp", aliases=("bank_gender_mlp",))
@@ -46,7 +46,7 @@ def mlp(input_shape: tuple[int, ...] = (14,), units: tuple[int, ...] = (64, 32),
     for i, size in enumerate(units):
         x = host_built(keras.layers.Dense(size, activation="relu", name=f"dense_{i}"), x)
         if dropout:
-            x = keras.layers.Dropout(dropout, name=f"dropout_{i}")(x)
+            x = HashDropout(dropout, name=f"dropout_{i}")(x)
     if linear:
         x = keras.layers.Concatenate(name="wide_and_deep")([x, inputs])
     return keras.Model(inputs, output_head(x, num_classes), name="mlp")

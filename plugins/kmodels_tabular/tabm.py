@@ -21,7 +21,7 @@ from typing import Any, Literal
 import keras
 from keras import ops
 
-from kmodels.api import HostInitializer, host_built, output_head, registry
+from kmodels.api import HashDropout, HostInitializer, host_built, output_head, registry
 
 #: The name of the layer whose output is the members' predictions, (n, k, units).
 MEMBERS = "tabm_members"
@@ -249,7 +249,7 @@ def tabm(input_shape: tuple[int, ...] = (14,), members: int = 32, units: tuple[i
     for i, size in enumerate(units):
         x = host_built(keras.layers.Dense(size, activation="relu", name=f"dense_{i}"), x)
         if dropout:
-            x = keras.layers.Dropout(dropout, name=f"dropout_{i}")(x)
+            x = HashDropout(dropout, name=f"dropout_{i}")(x)
     width, activation = _head(num_classes)
     x = EnsembleDense(width, activation, dtype="float32", name=MEMBERS)(x)
     return keras.Model(inputs, MemberMean(dtype="float32", name="output")(x), name="tabm")

@@ -31,7 +31,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from kmodels.api import all_layers
+from kmodels.api import portable_model
 
 __all__ = ["FusedBatchNormalization", "RandomAffineAugment", "patch_whitening", "portable_model",
            "whitening_weights"]
@@ -176,50 +176,6 @@ class RandomAffineAugment(keras.layers.Layer):
     def get_config(self) -> dict:
         return {**super().get_config(), "flip": self.flip, "rotation": self.rotation, "zoom": self.zoom,
                 "shift": self.shift, "seed": self.seed}
-
-
-def portable_model(model: Any) -> Any:
-    """`model` with every layer whose class names a `saved_as` Keras class rebuilt as that class.
-
-    A layer that only computes faster (`FusedBatchNormalization`, whose config and weights are those
-    of `keras.layers.BatchNormalization`) declares `saved_as`; the image tasks' `finish_model` returns
-    this, so what a run saves loads in plain Keras, without kmodels, on any backend. The weights are
-    copied and the compile settings kept; a model without such layers is returned as is.
-
-    Example:
-        >>> import kmodels
-        >>> fused = kmodels.build("simple_cnn", input_shape=(32, 32, 3), fused_batchnorm=True)
-        >>> {type(l).__name__ for l in portable_model(fused).layers} >= {"BatchNormalization"}
-        True
-    """
-    import keras
-
-    swaps: dict[str, type] = {}
-    for layer in all_layers(model):
-        target = getattr(type(layer), "saved_as", None)
-        if target is not None:
-            swaps[keras.saving.get_registered_name(type(layer))] = target
-    if not swaps:
-        return model
-
-    def rewrite(node: Any) -> Any:
-        if isinstance(node, dict):
-            out = {k: rewrite(v) for k, v in node.items()}
-            target = swaps.get(node.get("registered_name")) if isinstance(node.get("registered_name"), str) else None
-            if target is not None and "class_name" in node:
-                out["module"], out["class_name"], out["registered_name"] = "keras.layers", target.__name__, None
-            return out
-        if isinstance(node, list):
-            return [rewrite(v) for v in node]
-        return node
-
-    config = rewrite(keras.saving.serialize_keras_object(model))
-    clone = keras.saving.deserialize_keras_object(config, safe_mode=True)
-    clone.set_weights(model.get_weights())
-    compile_config = model.get_compile_config() if model.compiled else None
-    if compile_config:
-        clone.compile_from_config(compile_config)
-    return clone
 
 
 def patch_whitening(x: Any, patch: int = 2) -> Any:
