@@ -188,3 +188,18 @@ def test_onnx_from_weights_writes_dense_chains_and_names_what_it_cannot(tmp_path
     conv = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3)])
     with pytest.raises(ConfigError, match="Conv2D"):
         onnx_network(conv)
+
+
+@pytest.mark.parametrize("kind", list(TARGETS))
+def test_what_a_table_run_saves_is_plain_keras(table_runs, kind):
+    """The default net trains with `HashDropout` (a kmodels layer, for JAX's compile time); `model.keras` holds
+    Keras's own `Dropout` in its place, bagged members included, so plain Keras loads it."""
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(table_runs[0][kind] / "model.keras") as archive:
+        config = archive.read("config.json").decode()
+    assert "kmodels" not in config and "HashDropout" not in config
+    classes = {layer["class_name"] for member in json.loads(config)["config"]["layers"]
+               if member["class_name"] == "Functional" for layer in member["config"]["layers"]}
+    assert {"Dense", "Dropout"} <= classes, classes
