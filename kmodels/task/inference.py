@@ -28,9 +28,9 @@ logger = logging.getLogger("kmodels")
 def save_model(model: Any, path: Path) -> Path:
     """Save a Keras model atomically: a failed save leaves no `model.keras` behind.
 
-    What is saved is the model the task's `finish_model` returned; a plugin whose speed-only
-    layers should not reach the file swaps them there (the vision plugin's fused BatchNorm:
-    `kmodels_vision.layers.portable_model`).
+    What is saved is the model the task's `finish_model` returned, whose speed-only layers
+    (`HashDropout`, the vision plugin's fused BatchNorm) the default `finish_model` has already
+    swapped for Keras's own (`kmodels.layers.portable_model`); this function saves what it is given.
     """
     with atomic_target(path, suffix=".keras") as tmp:
         model.save(tmp)
