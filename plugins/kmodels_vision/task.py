@@ -269,7 +269,7 @@ class ImageClassification(SavedImageRuns, Task):
         with self.executions(model, len(data["train"].x)):
             history = model.fit(data["train"].x, validation_data=data["val"].x if len(data["val"].y) else None,
                                 epochs=self.epochs(prepared) if epochs is None else epochs,
-                                initial_epoch=initial_epoch, callbacks=self.make_callbacks(),
+                                initial_epoch=initial_epoch, callbacks=self.make_callbacks(validation=len(data["val"].y) > 0),
                                 class_weight=self.class_weight(data["train"].y, prepared.problem),
                                 verbose=self.verbose)
         return {k: [float(v) for v in vals] for k, vals in history.history.items()}

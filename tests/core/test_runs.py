@@ -465,3 +465,30 @@ def test_after_training_each_split_is_predicted_once(tmp_path, monkeypatch):
     pairs = [(id(m), id(x)) for m, x in seen]
     assert len(pairs) == len(set(pairs)), "a split was predicted twice by the same model"
     assert len(seen) >= 3  # validation (threshold, plot) and test (metrics, plot) once each, and the baselines'
+
+
+def test_callbacks_that_watch_validation_are_left_out_without_a_validation_split(tmp_path, caplog):
+    """`[split] val = 0`: `early_stopping` (on `val_loss`) could never act and a best-only `model_checkpoint` would
+    never write its file; both are left out with a warning naming them and the fix. A checkpoint of every epoch
+    needs no validation figure and stays."""
+    import warnings
+
+    spec = tmp_path / "no_val.toml"
+    spec.write_text('task = "tabular"\n[data]\nname = "bank_synthetic"\nrows = 300\n'
+                    '[[preprocess]]\nname = "auto_features"\n[[preprocess]]\nname = "impute"\n'
+                    '[[preprocess]]\nname = "standard_scale"\n[model]\nname = "mlp"\n'
+                    '[split]\ntest = 0.2\nval = 0.0\n'
+                    '[train]\nepochs = 3\nfolds = 1\nverbose = 0\n'
+                    '[baselines]\nlinear = false\nsklearn_mlp = false\ngradient_boosting = false\n'
+                    '[[callbacks]]\nname = "early_stopping"\npatience = 1\n'
+                    '[[callbacks]]\nname = "model_checkpoint"\nfilepath = "best.keras"\nsave_best_only = true\n'
+                    '[[callbacks]]\nname = "model_checkpoint"\nfilepath = "every.keras"\nsave_best_only = false\n')
+    with caplog.at_level("WARNING", logger="kmodels"), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = kmodels.run(spec, out=tmp_path / "run")
+    left_out = [r.getMessage() for r in caplog.records if "no validation split" in r.getMessage()]
+    assert len(left_out) == 2 and "'early_stopping' watches 'val_loss'" in left_out[0], left_out
+    assert "'model_checkpoint' watches 'val_loss'" in left_out[1] and "--set split.val=0.1" in left_out[1]
+    assert not [w for w in caught if "val_loss" in str(w.message)]  # Keras's per-epoch warnings never come
+    assert result.metrics["epochs_run"] == 3
+    assert (result.run_dir / "every.keras").is_file() and not (result.run_dir / "best.keras").exists()
