@@ -2,7 +2,7 @@
 
 `HashDropout` is `keras.layers.Dropout` with its mask drawn, on JAX, from a counter-based hash instead
 of the backend's random generator. JAX's generator is Threefry: two dropout layers of a
-64-32 table network doubled the XLA compilation of its training step (0.31-0.36 s to 0.61 s on
+64-32 table network doubled the XLA compilation of its training step (about 0.3 s to 0.6 s on
 2 CPU cores) and slowed each later epoch, for masks whose statistics a 32-bit integer hash
 (MurmurHash3's finalizer) gives as well. Inference is untouched (dropout is then the identity), and
 the layer keeps Dropout's config and names it as the class it is saved as (`saved_as`).
