@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from kmodels import graph, registry
 from kmodels.building import BACKBONE, all_layers
+from kmodels.callbacks import without_validation
 from kmodels.cluster import writer_first
 from kmodels.data.batches import ArrayBatches, Batches
 from kmodels.data.cache import cache_dir
@@ -72,5 +73,6 @@ __all__ = [
     "spreadsheet_safe",
     "split_indices",
     "to_category",
+    "without_validation",
     "writer_first",
 ]

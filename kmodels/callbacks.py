@@ -11,6 +11,8 @@ schema of a `[[callbacks]]` block. Example:
 
 from __future__ import annotations
 
+import logging
+
 import keras
 
 from kmodels.registry import callbacks
@@ -27,6 +29,37 @@ KERAS_CALLBACKS = {
 
 for _name, _cls in KERAS_CALLBACKS.items():
     callbacks.register(_name, _cls)
+
+logger = logging.getLogger("kmodels")
+
+
+def without_validation(callbacks: list[keras.callbacks.Callback]) -> list[keras.callbacks.Callback]:
+    """`callbacks` less those that watch a `val_*` figure, for a run without a validation split.
+
+    `early_stopping` and `reduce_lr_on_plateau` (whose default is `val_loss`) and a best-only
+    `model_checkpoint` could never act there: Keras would warn every epoch, and the checkpoint would
+    never be written. Each one left out is named in one warning with the fix. A checkpoint of every
+    epoch (`save_best_only = false`) needs no figure and stays.
+
+    Example:
+        >>> import keras
+        >>> kept = without_validation([keras.callbacks.EarlyStopping(), keras.callbacks.TerminateOnNaN(),
+        ...                            keras.callbacks.EarlyStopping(monitor="loss")])
+        >>> [(type(c).__name__, getattr(c, "monitor", None)) for c in kept]
+        [('TerminateOnNaN', None), ('EarlyStopping', 'loss')]
+    """
+    names = {cls: name for name, cls in KERAS_CALLBACKS.items()}
+    kept = []
+    for callback in callbacks:
+        monitor = getattr(callback, "monitor", None)
+        if isinstance(monitor, str) and monitor.startswith("val_") and getattr(callback, "save_best_only", True):
+            logger.warning("[[callbacks]] %r watches %r, but this run has no validation split ([split] val = 0): it "
+                           "is left out. Give it a validation split (e.g. --set split.val=0.1) or monitor a training "
+                           "figure (e.g. monitor = \"loss\").", names.get(type(callback), type(callback).__name__),
+                           monitor)
+            continue
+        kept.append(callback)
+    return kept
 
 
 class LearningRateLog(keras.callbacks.Callback):

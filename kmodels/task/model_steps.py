@@ -153,13 +153,8 @@ class ModelSteps:
                         "" if epochs == 1 else "s", t.epochs, per_epoch, t.epochs, t.max_steps)
         return epochs
 
-    def make_callbacks(self, validation: bool = True) -> list[Any]:
+    def make_callbacks(self) -> list[Any]:
         """The spec's callbacks; every path they name is resolved inside the run directory.
-
-        Without a validation split (`validation=False`: `[split] val = 0`), a callback that watches a
-        `val_*` figure (`early_stopping`'s default `val_loss`, `reduce_lr_on_plateau`, a best-only
-        `model_checkpoint`) could never act: Keras would warn every epoch and, for the checkpoint,
-        never write the file. It is left out with one warning that names it and the fix.
 
         The first callbacks add the epoch's wall time (`seconds`) and `learning_rate` to the logs (the
         history, `csv_logger`), whether a schedule or `reduce_lr_on_plateau` sets the rate or it stays
@@ -189,15 +184,7 @@ class ModelSteps:
                 # Keras writes the backup in place: a kill during the write leaves a corrupt file (h5py: "bad
                 # object header"). With the previous epoch's copy kept, Keras resumes from that one instead.
                 block["double_checkpoint"] = True
-            callback = registry.callbacks.create(block, where=f"[[callbacks]] {block['name']!r}")
-            monitor = getattr(callback, "monitor", None)
-            watches = isinstance(monitor, str) and monitor.startswith("val_") and getattr(callback, "save_best_only", True)
-            if not validation and watches:  # a checkpoint of every epoch (`save_best_only = false`) needs no figure
-                logger.warning("[[callbacks]] %r watches %r, but this run has no validation split ([split] val = 0): "
-                               "it is left out. Give it a validation split (e.g. --set split.val=0.1) or monitor a "
-                               "training figure (e.g. monitor = \"loss\").", block["name"], monitor)
-                continue
-            out.append(callback)
+            out.append(registry.callbacks.create(block, where=f"[[callbacks]] {block['name']!r}"))
         if self.spec.options("compile").ema:
             out.append(AveragedWeightsValidation())  # last: every other callback sees the averaged weights
         return out
@@ -345,8 +332,12 @@ class ModelSteps:
         per-row sample `weights` and `[train] steps_per_execution` (`executions`); returns the history."""
         data = self.training_batches(x, y, val_x, val_y, epochs=epochs, initial_epoch=initial_epoch, weights=weights)
         with self.executions(model, data.get("steps_per_epoch") or len(data["x"])):
-            history = model.fit(**data, epochs=epochs, initial_epoch=initial_epoch,
-                                callbacks=self.make_callbacks(validation=data["validation_data"] is not None),
+            from kmodels.callbacks import without_validation
+
+            callbacks = self.make_callbacks()
+            if data["validation_data"] is None:  # `[split] val = 0`
+                callbacks = without_validation(callbacks)
+            history = model.fit(**data, epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks,
                                 verbose=self.verbose, shuffle=False)  # the batches shuffle themselves, seeded
         return {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
