@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from kmodels import graph, registry
 from kmodels.building import BACKBONE, all_layers
-from kmodels.callbacks import without_validation
 from kmodels.cluster import writer_first
 from kmodels.data.batches import ArrayBatches, Batches
 from kmodels.data.cache import cache_dir
@@ -73,6 +72,5 @@ __all__ = [
     "spreadsheet_safe",
     "split_indices",
     "to_category",
-    "without_validation",
     "writer_first",
 ]

@@ -189,6 +189,13 @@ class ModelSteps:
             out.append(AveragedWeightsValidation())  # last: every other callback sees the averaged weights
         return out
 
+    def fit_callbacks(self, validation: bool) -> list[Any]:
+        """`make_callbacks()` for a `fit`; without a validation split (`[split] val = 0`), less those watching
+        a `val_*` figure, each named in a warning (`kmodels.callbacks.without_validation`)."""
+        from kmodels.callbacks import without_validation
+
+        return self.make_callbacks() if validation else without_validation(self.make_callbacks())
+
     def callback_path(self, callback: str, key: str, value: Any) -> Path:
         """Where the `key` argument (`filename`, `backup_dir`, ...) of a spec callback points: checked to
         name a path strictly inside this run's directory (see `kmodels.spec.check_run_path`)."""
@@ -332,12 +339,8 @@ class ModelSteps:
         per-row sample `weights` and `[train] steps_per_execution` (`executions`); returns the history."""
         data = self.training_batches(x, y, val_x, val_y, epochs=epochs, initial_epoch=initial_epoch, weights=weights)
         with self.executions(model, data.get("steps_per_epoch") or len(data["x"])):
-            from kmodels.callbacks import without_validation
-
-            callbacks = self.make_callbacks()
-            if data["validation_data"] is None:  # `[split] val = 0`
-                callbacks = without_validation(callbacks)
-            history = model.fit(**data, epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks,
+            history = model.fit(**data, epochs=epochs, initial_epoch=initial_epoch,
+                                callbacks=self.fit_callbacks(validation=data["validation_data"] is not None),
                                 verbose=self.verbose, shuffle=False)  # the batches shuffle themselves, seeded
         return {k: [float(v) for v in vals] for k, vals in history.history.items()}
 

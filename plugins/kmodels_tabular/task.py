@@ -158,9 +158,7 @@ class TabularTask(Task):
 
     def finish_model(self, model: Any) -> Any:
         averaged = getattr(self, "_averaged", None)
-        if averaged is not None and len(model.output.shape) == 3:
-            return super().finish_model(averaged)
-        return super().finish_model(model)
+        return super().finish_model(averaged if averaged is not None and len(model.output.shape) == 3 else model)
 
     def fit(self, model: Any, prepared: Prepared, *, epochs: int | None = None,
             initial_epoch: int = 0) -> dict[str, list[float]]:

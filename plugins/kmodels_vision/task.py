@@ -24,7 +24,6 @@ from kmodels.api import (
     all_layers,
     registry,
     split_indices,
-    without_validation,
     writer_first,
 )
 from kmodels_vision import report as report_lib
@@ -266,12 +265,11 @@ class ImageClassification(SavedImageRuns, Task):
 
     def fit(self, model: Any, prepared: Prepared, *, epochs: int | None = None,
             initial_epoch: int = 0) -> dict[str, list[float]]:
-        data = prepared.data
-        callbacks = self.make_callbacks() if len(data["val"].y) else without_validation(self.make_callbacks())
+        data, validation = prepared.data, len(prepared.data["val"].y) > 0
         with self.executions(model, len(data["train"].x)):
-            history = model.fit(data["train"].x, validation_data=data["val"].x if len(data["val"].y) else None,
+            history = model.fit(data["train"].x, validation_data=data["val"].x if validation else None,
                                 epochs=self.epochs(prepared) if epochs is None else epochs,
-                                initial_epoch=initial_epoch, callbacks=callbacks,
+                                initial_epoch=initial_epoch, callbacks=self.fit_callbacks(validation),
                                 class_weight=self.class_weight(data["train"].y, prepared.problem),
                                 verbose=self.verbose)
         return {k: [float(v) for v in vals] for k, vals in history.history.items()}
