@@ -1,5 +1,5 @@
-"""Tasks: the pipeline (`base`, with its data hooks in `data_steps` and its model hooks in
-`model_steps`), what they hand each other (`results`), its training phases (`training`), the
+"""Tasks: the pipeline (`base`, with its data hooks in `data_steps`, its model hooks in
+`model_steps` and its callbacks in `callback_steps`), what they hand each other (`results`), its training phases (`training`), the
 use of a finished run (`inference`) and starting, running or resuming a run (`runner`).
 
 Example:

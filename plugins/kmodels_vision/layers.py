@@ -128,6 +128,9 @@ class RandomAffineAugment(keras.layers.Layer):
         zoom: maximum zoom fraction (scale uniform in [1 - zoom, 1 + zoom]).
         shift: maximum translation, a fraction of the width and height.
         seed: seeds the per-image draws.
+        cutout: after the warp, one square of `cutout` x the height by `cutout` x the width, centred at
+            a uniformly drawn pixel and cut off at the edges, takes the image's mean colour (cutout,
+            DeVries and Taylor 2017); 0 (default) turns it off.
 
     Example:
         >>> import numpy as np
@@ -140,10 +143,13 @@ class RandomAffineAugment(keras.layers.Layer):
     """
 
     def __init__(self, flip: float = 0.5, rotation: float = 10.0, zoom: float = 0.1, shift: float = 0.0,
-                 seed: int | None = None, **kwargs) -> None:
+                 seed: int | None = None, cutout: float = 0.0, **kwargs) -> None:
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
+        if not 0.0 <= cutout < 1.0:
+            raise ValueError(f"Received cutout={cutout}. Expected a fraction of the side in [0, 1) (0: off).")
         self.flip, self.rotation, self.zoom, self.shift, self.seed = flip, rotation, zoom, shift, seed
+        self.cutout = float(cutout)
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.built = True
 
@@ -167,15 +173,28 @@ class RandomAffineAugment(keras.layers.Layer):
         a0, a1, a2 = sign * a0, sign * a1, flip * (w - 1) + sign * a2
         zeros = ops.zeros_like(a0)
         transform = ops.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
-        return ops.image.affine_transform(images, transform, interpolation="bilinear", fill_mode="reflect",
-                                          data_format="channels_last")
+        out = ops.image.affine_transform(images, transform, interpolation="bilinear", fill_mode="reflect",
+                                         data_format="channels_last")
+        return self._cut(out, n, h, w) if self.cutout else out
+
+    def _cut(self, images, n, h: int, w: int):
+        """`cutout`: per image, the pixels within half the square's side of a drawn centre take its mean colour."""
+        centre = keras.random.uniform((n, 2), seed=self.seed_generator)
+        cy = ops.floor(centre[:, 0] * h)[:, None, None]
+        cx = ops.floor(centre[:, 1] * w)[:, None, None]
+        rows = ops.arange(h, dtype="float32")[None, :, None]
+        cols = ops.arange(w, dtype="float32")[None, None, :]
+        inside = ops.logical_and(ops.abs(rows - cy) < self.cutout * h / 2.0, ops.abs(cols - cx) < self.cutout * w / 2.0)
+        mask = ops.cast(inside, images.dtype)[..., None]
+        mean = ops.mean(images, axis=(1, 2), keepdims=True)
+        return images * (1.0 - mask) + mean * mask
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self) -> dict:
         return {**super().get_config(), "flip": self.flip, "rotation": self.rotation, "zoom": self.zoom,
-                "shift": self.shift, "seed": self.seed}
+                "shift": self.shift, "seed": self.seed, "cutout": self.cutout}
 
 
 def patch_whitening(x: Any, patch: int = 2) -> Any:

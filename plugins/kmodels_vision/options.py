@@ -29,6 +29,9 @@ class ImageOptions:
         rotation: maximum rotation in degrees.
         zoom: maximum zoom fraction.
         shift: maximum translation, a fraction of the width and height.
+        cutout: after the warp, one square of this fraction of the height by this fraction of
+            the width, at a random place in each training image, takes the image's mean colour
+            (cutout, DeVries and Taylor 2017); 0 (default) turns it off.
         workers: decoding threads feeding training.
         cache_mb: keep the decoded training and validation images in memory,
             up to this many MiB (128x128 images: 48 KiB each, so the 25,000
@@ -62,6 +65,7 @@ class ImageOptions:
     rotation: float = 10.0
     zoom: float = 0.1
     shift: float = 0.0
+    cutout: float = 0.0
     workers: int = 2
     cache_mb: int = 2048
     tta: Literal["none", "flip", "flip_translate"] = "none"
@@ -82,7 +86,7 @@ class ImageOptions:
         if self.cache_mb < 0:
             raise ConfigError(f"[images] cache_mb={self.cache_mb}: expected a size in MiB >= 0 (0 turns caching off).")
         try:
-            Augment(self.flip, self.rotation, self.zoom, self.shift).validate()
+            Augment(self.flip, self.rotation, self.zoom, self.shift, self.cutout).validate()
         except ValueError as exc:
             raise ConfigError(f"[images] {exc}") from None
 

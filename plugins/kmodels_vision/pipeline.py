@@ -32,16 +32,22 @@ class Augment:
         rotation: maximum rotation in degrees (uniform in ±rotation).
         zoom: maximum zoom fraction (scale uniform in [1 - zoom, 1 + zoom]).
         shift: maximum translation, as a fraction of the width and height (uniform in ±shift each).
+        cutout: after the warp, a square of this fraction of the height by this fraction of the width,
+            centred at a uniformly drawn pixel and cut off at the edges, takes the image's mean colour
+            (DeVries and Taylor 2017); 0: off.
     """
 
     flip: float = 0.5
     rotation: float = 10.0
     zoom: float = 0.1
     shift: float = 0.0
+    cutout: float = 0.0
 
     def validate(self) -> Augment:
-        if not (0 <= self.flip <= 1 and 0 <= self.rotation <= 180 and 0 <= self.zoom < 1 and 0 <= self.shift < 1):
-            raise ValueError(f"Received {self}. Expected flip in [0, 1], rotation in [0, 180], zoom and shift in [0, 1).")
+        if not (0 <= self.flip <= 1 and 0 <= self.rotation <= 180 and 0 <= self.zoom < 1 and 0 <= self.shift < 1
+                and 0 <= self.cutout < 1):
+            raise ValueError(f"Received {self}. Expected flip in [0, 1], rotation in [0, 180], zoom, shift and cutout "
+                             "in [0, 1).")
         return self
 
 
@@ -90,7 +96,32 @@ def augment_image(image: np.ndarray, rng: np.random.Generator, augment: Augment)
 
 
 def augment_rgb(img, rng: np.random.Generator, augment: Augment):
-    """`augment_image` on an RGB Pillow image, in one resampling pass (the flip folds into the warp)."""
+    """`augment_image` on an RGB Pillow image, in one resampling pass (the flip folds into the warp), then
+    `augment.cutout`'s square."""
+    warped = _warp_rgb(img, rng, augment)
+    return _cut_rgb(warped, rng, augment.cutout) if augment.cutout else warped
+
+
+def _cut_rgb(img, rng: np.random.Generator, cutout: float):
+    """Cutout on a Pillow image: the pixels within half the square's side of a drawn centre pixel (as
+    `RandomAffineAugment`'s) take the image's mean colour."""
+    from PIL import ImageDraw, ImageStat
+
+    w, h = img.size
+    cy, cx = np.floor(rng.random(2) * (h, w))
+    half_h, half_w = cutout * h / 2, cutout * w / 2
+    # whole pixels with |row - cy| < half_h: rows from cy - ceil(half_h) + 1 to cy + ceil(half_h) - 1
+    top, bottom = max(0, int(cy - math.ceil(half_h) + 1)), min(h - 1, int(cy + math.ceil(half_h) - 1))
+    left, right = max(0, int(cx - math.ceil(half_w) + 1)), min(w - 1, int(cx + math.ceil(half_w) - 1))
+    fill = tuple(round(v) for v in ImageStat.Stat(img).mean)
+    out = img.copy()
+    if top <= bottom and left <= right:
+        ImageDraw.Draw(out).rectangle((left, top, right, bottom), fill=fill)
+    return out
+
+
+def _warp_rgb(img, rng: np.random.Generator, augment: Augment):
+    """The flip, rotation, zoom and shift of `augment_rgb`."""
     from PIL import Image, ImageStat
 
     w, h = img.size

@@ -158,7 +158,7 @@ class ImageClassification(SavedImageRuns, Task):
     def features(self, table: Table, frames: Mapping[str, pd.DataFrame], steps: Sequence[Any],
                  fitted: Any = None) -> tuple[dict[str, Features], Any]:
         opts = self.images
-        augment = Augment(opts.flip, opts.rotation, opts.zoom, opts.shift) if opts.augment else None
+        augment = Augment(opts.flip, opts.rotation, opts.zoom, opts.shift, opts.cutout) if opts.augment else None
         host_augment = augment if opts.augment and self.augment_on(log=True) == "host" else None
         digests = {name: self._digests(frames[name]) for name in ("train", "val", "test")} if opts.disk_cache else {}
         store = self.decoded_images(frames, digests) if opts.disk_cache else None
@@ -236,7 +236,7 @@ class ImageClassification(SavedImageRuns, Task):
 
         inputs = keras.Input(model.input_shape[1:], name="image")
         augment = RandomAffineAugment(opts.flip, opts.rotation, opts.zoom, opts.shift, seed=self.train_options.seed,
-                                      name="augmentation")
+                                      cutout=opts.cutout, name="augmentation")
         return keras.Model(inputs, model(augment(inputs)), name=f"{model.name}_augmented")
 
     def input_shape(self, prepared: Prepared) -> tuple[int, ...]:

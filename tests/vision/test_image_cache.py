@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from kmodels_vision.cache import DecodedImages
 from kmodels_vision.layers import RandomAffineAugment
-from kmodels_vision.pipeline import Augment, ImageBatches, open_rgb
+from kmodels_vision.pipeline import Augment, ImageBatches, augment_image, open_rgb
 from PIL import Image
 
 import kmodels
@@ -182,6 +182,61 @@ def test_random_affine_without_warp_is_exact_and_flip_mirrors():
     layer = RandomAffineAugment(0.5, 10.0, 0.1, 0.1, seed=7, name="aug")
     assert RandomAffineAugment.from_config(layer.get_config()).get_config() == layer.get_config()
 
+
+
+def _cut_box(changed: np.ndarray) -> tuple[int, int, int, int]:
+    """The bounding box (top, bottom, left, right) of the `changed` pixels, checked to be filled whole."""
+    rows, cols = np.flatnonzero(changed.any(axis=1)), np.flatnonzero(changed.any(axis=0))
+    top, bottom, left, right = rows[0], rows[-1], cols[0], cols[-1]
+    assert changed[top:bottom + 1, left:right + 1].all() and changed.sum() == (bottom - top + 1) * (right - left + 1)
+    return top, bottom, left, right
+
+
+def _square_side(side: int, cutout: float) -> int:
+    """Whole pixels within half the square of `cutout` x `side` of a centre pixel: the side of an uncut square."""
+    return 2 * int(np.ceil(cutout * side / 2)) - 1
+
+
+@settings(deadline=None, max_examples=25)
+@given(h=st.integers(4, 20), w=st.integers(4, 20), seed=st.integers(0, 100), cutout=st.floats(0.15, 0.9))
+def test_cutout_fills_one_square_with_the_mean_colour_on_device_and_host(h, w, seed, cutout):
+    # noise in (1, 254): no pixel equals its image's mean colour, so the changed pixels are the square
+    x = np.random.default_rng(seed).uniform(1, 254, (3, h, w, 3)).round().astype("float32")
+    out = np.asarray(RandomAffineAugment(0.0, 0.0, 0.0, 0.0, seed=seed, cutout=cutout)(x, training=True))
+    host = [augment_image(x[i], np.random.default_rng([seed, i]), Augment(0.0, 0.0, 0.0, 0.0, cutout)) for i in range(3)]
+    for i, (device_i, host_i) in enumerate(zip(out, host)):
+        for got, fill in ((device_i, x[i].mean(axis=(0, 1))), (host_i, np.round(x[i].mean(axis=(0, 1))))):
+            changed = np.abs(got - x[i]).max(axis=-1) > 1e-3
+            top, bottom, left, right = _cut_box(changed)
+            # a square of the asked size, cut off only where it meets an edge
+            for lo, hi, side in ((top, bottom, h), (left, right, w)):
+                size = _square_side(side, cutout)
+                assert hi - lo + 1 == size or (lo == 0 or hi == side - 1) and hi - lo + 1 < size
+            np.testing.assert_allclose(got[changed], np.broadcast_to(fill, got[changed].shape), atol=1e-3)
+            np.testing.assert_array_equal(got[~changed], x[i][~changed])  # the rest untouched
+    np.testing.assert_array_equal(np.asarray(RandomAffineAugment(0.0, 0.0, 0.0, 0.0, cutout=cutout)(x)), x)
+
+
+def test_cutout_off_keeps_the_random_stream_and_bad_sizes_are_refused():
+    x = np.random.default_rng(0).uniform(0, 255, (2, 9, 9, 3)).astype("float32")
+    # without cutout nothing more is drawn than the warp's five numbers (flip, angle, scale, two shifts), so a
+    # run's augmentation is what it was before the option existed; with it, two more (the square's centre)
+    for cutout, draws in ((0.0, 5), (0.3, 7)):
+        rng, reference = np.random.default_rng(5), np.random.default_rng(5)
+        augment_image(x[0], rng, Augment(0.5, 10.0, 0.1, 0.1, cutout))
+        reference.random(draws)
+        assert rng.random() == reference.random()
+    with pytest.raises(ValueError, match="cutout=1.0"):
+        RandomAffineAugment(cutout=1.0)
+    with pytest.raises(ValueError, match="cutout in"):
+        Augment(cutout=-0.1).validate()
+    from kmodels.errors import ConfigError
+    from kmodels_vision.options import ImageOptions
+
+    with pytest.raises(ConfigError, match=r"\[images\].*cutout"):
+        ImageOptions(cutout=1.5)
+    layer = RandomAffineAugment(0.5, 10.0, 0.1, 0.1, seed=7, cutout=0.4)
+    assert RandomAffineAugment.from_config(layer.get_config()).cutout == 0.4
 
 @pytest.mark.slow
 def test_run_uses_the_disk_cache_and_saves_the_model_without_the_augmentation(tmp_path, caplog, backend, monkeypatch):
