@@ -109,7 +109,8 @@ def save_state(run_dir: RunDir, pipeline: Any, meta: dict[str, Any]) -> None:
 def trusted_types() -> set[str]:
     """The only classes a run's preprocessing file may hold beyond scikit-learn's and NumPy's own.
 
-    The registered preprocessors (installed code the user chose to install) and
+    The registered preprocessors (installed code the user chose to install), under their import path and
+    any path a class names in `former_paths` (where it lived when older runs were saved), and
     scikit-learn's `Pipeline`; `skops` itself trusts NumPy arrays and builtins.
     """
     names = {"sklearn.pipeline.Pipeline"}
@@ -117,6 +118,7 @@ def trusted_types() -> set[str]:
         obj = registry.preprocessors.get(name)
         if isinstance(obj, type):
             names.add(f"{obj.__module__}.{obj.__qualname__}")
+            names.update(getattr(obj, "former_paths", ()))
     return names
 
 

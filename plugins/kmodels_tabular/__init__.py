@@ -3,6 +3,16 @@
 Registered through the `kmodels.plugins` entry point, like any third-party plugin.
 """
 
-from kmodels_tabular import bank_data, csv_dataset, models, preprocessors, robust, row_filters, tabm, task
+from kmodels_tabular import (
+    auto_features,
+    bank_data,
+    csv_dataset,
+    models,
+    preprocessors,
+    robust,
+    row_filters,
+    tabm,
+    task,
+)
 
-__all__ = ["bank_data", "csv_dataset", "models", "preprocessors", "robust", "row_filters", "tabm", "task"]
+__all__ = ["auto_features", "bank_data", "csv_dataset", "models", "preprocessors", "robust", "row_filters", "tabm", "task"]

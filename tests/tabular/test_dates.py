@@ -60,7 +60,7 @@ def test_categorical_input_and_reference_across_centuries():
 
 def test_auto_features_reads_us_dates_month_first_from_all_values():
     """US m/d/yyyy dates whose first day above 12 comes late: decided from every value, nothing swapped or lost."""
-    from kmodels_tabular.preprocessors import AutoFeatures
+    from kmodels_tabular.auto_features import AutoFeatures
 
     days = pd.date_range("2021-01-01", periods=400, freq="D")
     early = [d for d in days if d.day <= 12][:300]  # 300 rows that also read day-first (swapped)

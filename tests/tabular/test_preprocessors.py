@@ -280,7 +280,7 @@ def test_graph_form_computes_what_transform_computes(name, n, seed):
 def test_auto_features_drops_identifier_columns_and_keeps_repeated_categories():
     """A text column whose values are mostly distinct (a transaction id) gives no feature and no per-value map;
     a high-cardinality category that repeats is still frequency encoded."""
-    from kmodels_tabular.preprocessors import ID_RATIO, AutoFeatures
+    from kmodels_tabular.auto_features import ID_RATIO, AutoFeatures
 
     rng = np.random.default_rng(0)
     n = 400
@@ -291,3 +291,40 @@ def test_auto_features_drops_identifier_columns_and_keeps_repeated_categories():
     assert frame["tx"].nunique() > ID_RATIO * n and list(step.frequency_.frequencies_) == ["city"]
     out = step.transform(frame)
     assert list(out.columns) == ["amount", "city_freq"]
+
+
+def test_a_preprocessing_file_saved_before_auto_features_moved_still_loads(tmp_path):
+    """`AutoFeatures` moved from `kmodels_tabular.preprocessors` to `kmodels_tabular.auto_features`: a run's
+    `preprocessor.skops` saved before names the old path, which must still resolve and be trusted."""
+    import zipfile
+
+    from kmodels_tabular.auto_features import AutoFeatures
+    from sklearn.pipeline import Pipeline
+
+    from kmodels.runs import RunDir
+    from kmodels.task.inference import _load_state, save_state
+
+    frame = pd.DataFrame({"n": [1.0, 2.0, 3.0, 4.0], "c": ["a", "b", "a", "b"]})
+    run = RunDir(tmp_path)
+    save_state(run, Pipeline([("auto_features", AutoFeatures())]).fit(frame), {"columns": ["n", "c"]})
+    path = tmp_path / "preprocessor.skops"
+    with zipfile.ZipFile(path) as z:
+        files = {name: z.read(name) for name in z.namelist()}
+    schema = files["schema.json"].decode()
+    assert '"kmodels_tabular.auto_features"' in schema
+    files["schema.json"] = schema.replace('"kmodels_tabular.auto_features"', '"kmodels_tabular.preprocessors"').encode()
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    state = _load_state(run)
+    step = state["pipeline"].named_steps["auto_features"]
+    assert type(step) is AutoFeatures and step.kinds_ == {"n": "numeric", "c": "one_hot"}
+    assert state["columns"] == ["n", "c"]
+    pd.testing.assert_frame_equal(state["pipeline"].transform(frame), Pipeline([("a", AutoFeatures())]).fit_transform(frame))
+    # the old path is trusted because the class names it, not because any name under the plugin is
+    files["schema.json"] = schema.replace('"kmodels_tabular.auto_features"', '"kmodels_tabular.elsewhere"').encode()
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    with pytest.raises(kmodels.errors.RunError, match="elsewhere"):
+        _load_state(run)

@@ -204,7 +204,7 @@ def test_cutout_fills_one_square_with_the_mean_colour_on_device_and_host(h, w, s
     x = np.random.default_rng(seed).uniform(1, 254, (3, h, w, 3)).round().astype("float32")
     out = np.asarray(RandomAffineAugment(0.0, 0.0, 0.0, 0.0, seed=seed, cutout=cutout)(x, training=True))
     host = [augment_image(x[i], np.random.default_rng([seed, i]), Augment(0.0, 0.0, 0.0, 0.0, cutout)) for i in range(3)]
-    for i, (device_i, host_i) in enumerate(zip(out, host)):
+    for i, (device_i, host_i) in enumerate(zip(out, host, strict=True)):
         for got, fill in ((device_i, x[i].mean(axis=(0, 1))), (host_i, np.round(x[i].mean(axis=(0, 1))))):
             changed = np.abs(got - x[i]).max(axis=-1) > 1e-3
             top, bottom, left, right = _cut_box(changed)
@@ -230,8 +230,9 @@ def test_cutout_off_keeps_the_random_stream_and_bad_sizes_are_refused():
         RandomAffineAugment(cutout=1.0)
     with pytest.raises(ValueError, match="cutout in"):
         Augment(cutout=-0.1).validate()
-    from kmodels.errors import ConfigError
     from kmodels_vision.options import ImageOptions
+
+    from kmodels.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"\[images\].*cutout"):
         ImageOptions(cutout=1.5)
