@@ -11,7 +11,11 @@ prints, per table of `kmodels bench quality`, the mean primary metric of each sc
 - `tabm_ple`: `tabm` with piecewise-linear embeddings (bins: the training split's quantiles);
 - `mlp_bag5`: the shipped spec with `[train] folds = 5` (five models on five folds of the training and
   validation rows, averaged);
-- `mlp_wide`: the shipped spec with `model.linear = true` (wide and deep: the head sees the features too).
+- `mlp_wide`: the shipped spec with `model.linear = true` (wide and deep: the head sees the features too);
+- `big`, `long`, `big_long`, `big_200`, `big_200_es`: capacity and training length for `randhie`, where the
+  net trails the trees: 256-256 units, 100 epochs with patience 10, both, 200 epochs without early
+  stopping (the last epoch kept), 200 epochs with patience 20;
+- `tabm_ple48`: `tabm` with 48 piecewise-linear bins per feature.
 
 `--bank CSV` adds a row for a sample of the Kaggle bank file through `bank_gender` (its own spec, split by
 customer): `mlp` is that spec's seed network, `tabm` replaces its `[model]` with `tabm`'s defaults; the
@@ -40,7 +44,17 @@ ROBUST = {"preprocess": [{"name": n} for n in ("drop_duplicates", "auto_features
 VARIANTS: dict[str, dict[str, Any]] = {"mlp": {}, "tabm": {"model.name": "tabm"}, "mlp_robust": ROBUST,
                                        "tabm_robust": {"model.name": "tabm", **ROBUST},
                                        "tabm_ple": {"model.name": "tabm", "model.embedding": "piecewise"},
-                                       "mlp_bag5": {"train.folds": 5}, "mlp_wide": {"model.linear": True}}
+                                       "mlp_bag5": {"train.folds": 5}, "mlp_wide": {"model.linear": True},
+                                       "big": {"model.units": [256, 256]},
+                                       "long": {"train.epochs": 100, "callbacks.early_stopping.patience": 10},
+                                       "big_long": {"model.units": [256, 256], "train.epochs": 100,
+                                                    "callbacks.early_stopping.patience": 10},
+                                       "big_200": {"model.units": [256, 256], "train.epochs": 200,
+                                                   "callbacks.early_stopping.patience": 200,
+                                                   "callbacks.early_stopping.restore_best_weights": False},
+                                       "big_200_es": {"model.units": [256, 256], "train.epochs": 200,
+                                                      "callbacks.early_stopping.patience": 20},
+                                       "tabm_ple48": {"model.name": "tabm", "model.embedding": "piecewise", "model.bins": 48}}
 
 
 def _variant(task: str, variant: str) -> dict[str, Any] | None:
