@@ -121,7 +121,8 @@ class TrainOptions:
         batch_size: samples per gradient step.
         seed: seeds Python, NumPy and Keras; drives splits, shuffling and init.
         class_weight: `"balanced"` weights classes inversely to their frequency.
-        verbose: Keras progress output: `"auto"`, 0 (silent), 1 (bar), 2 (line per epoch).
+        verbose: Keras progress output: `"auto"`, 0 (silent), 1 (bar), 2 (line per epoch). `"auto"` and 1
+            draw the bar on a terminal and write a line per epoch when the output is piped or redirected.
         precision: `"float32"`, or a Keras mixed-precision policy (`"mixed_bfloat16"`,
             `"mixed_float16"`): layers compute in 16 bits, weights and the output stay float32.
         distribution: `"data_parallel"` replicates the model on every local device and

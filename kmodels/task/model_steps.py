@@ -156,12 +156,14 @@ class ModelSteps(CallbackSteps):
     def verbose(self) -> int:
         """Keras's `verbose` for `fit`: `[train] verbose`, and 0 on processes other than 0 of a cluster.
 
-        A progress bar (1) becomes one line per epoch (2) when the output is not a terminal: a
-        piped or redirected log gets plain lines, not ANSI redraws.
+        A progress bar (1, and `"auto"`, which is Keras's bar) becomes one line per epoch (2) when the
+        output is not a terminal: a piped or redirected log gets plain lines, not ANSI redraws.
         """
         import sys
 
         verbose = self.train_options.verbose if cluster.is_writer() else 0
+        if verbose == "auto":
+            verbose = 1
         if verbose == 1 and not (hasattr(sys.stdout, "isatty") and sys.stdout.isatty()):
             return 2
         return verbose

@@ -492,3 +492,24 @@ def test_callbacks_that_watch_validation_are_left_out_without_a_validation_split
     assert not [w for w in caught if "val_loss" in str(w.message)]  # Keras's per-epoch warnings never come
     assert result.metrics["epochs_run"] == 3
     assert (result.run_dir / "every.keras").is_file() and not (result.run_dir / "best.keras").exists()
+
+
+@pytest.mark.parametrize("option,terminal,expected", [("auto", True, 1), ("auto", False, 2), (1, True, 1), (1, False, 2),
+                                                      (2, True, 2), (0, False, 0)])
+def test_a_progress_bar_becomes_a_line_per_epoch_when_the_output_is_not_a_terminal(monkeypatch, option, terminal,
+                                                                                   expected):
+    """`[train] verbose = "auto"` (the default) is Keras's progress bar: a log file would get its ANSI redraws."""
+    import io
+    import sys
+    from types import SimpleNamespace
+
+    from kmodels.task.model_steps import ModelSteps
+
+    class Output(io.StringIO):
+        def isatty(self) -> bool:
+            return terminal
+
+    steps = ModelSteps()
+    steps.train_options = SimpleNamespace(verbose=option)
+    monkeypatch.setattr(sys, "stdout", Output())
+    assert steps.verbose == expected
