@@ -1,6 +1,7 @@
 """Tasks: the pipeline (`base`, with its data hooks in `data_steps`, its model hooks in
-`model_steps` and its callbacks in `callback_steps`), what they hand each other (`results`), its training phases (`training`), the
-use of a finished run (`inference`) and starting, running or resuming a run (`runner`).
+`model_steps` and its callbacks in `callback_steps`), what they hand each other (`results`), its
+training phases (`training`), the use of a finished run (`inference`) and starting, running or
+resuming a run (`runner`).
 
 Example:
     >>> from kmodels.task import Task, run

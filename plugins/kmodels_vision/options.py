@@ -86,9 +86,15 @@ class ImageOptions:
         if self.cache_mb < 0:
             raise ConfigError(f"[images] cache_mb={self.cache_mb}: expected a size in MiB >= 0 (0 turns caching off).")
         try:
-            Augment(self.flip, self.rotation, self.zoom, self.shift, self.cutout).validate()
+            self.augmentation.validate()
         except ValueError as exc:
             raise ConfigError(f"[images] {exc}") from None
+
+    @property
+    def augmentation(self) -> Augment:
+        """The training augmentation these options ask for (flip, rotation, zoom, shift, cutout), whether it runs
+        on the host (`ImageBatches`) or on the device (`RandomAffineAugment`, which takes the same fields)."""
+        return Augment(self.flip, self.rotation, self.zoom, self.shift, self.cutout)
 
 
 def auto_image_size(short_sides: Sequence[int], low: int = 32, high: int = 144) -> tuple[int, int]:

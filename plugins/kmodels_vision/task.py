@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -31,7 +32,7 @@ from kmodels_vision.cache import DecodedImages
 from kmodels_vision.images import scan_images
 from kmodels_vision.layers import portable_model
 from kmodels_vision.options import ImageOptions, auto_image_size, with_test_time_views
-from kmodels_vision.pipeline import Augment, ImageBatches
+from kmodels_vision.pipeline import ImageBatches
 from kmodels_vision.saved_runs import SavedImageRuns
 
 logger = logging.getLogger("kmodels")
@@ -158,7 +159,7 @@ class ImageClassification(SavedImageRuns, Task):
     def features(self, table: Table, frames: Mapping[str, pd.DataFrame], steps: Sequence[Any],
                  fitted: Any = None) -> tuple[dict[str, Features], Any]:
         opts = self.images
-        augment = Augment(opts.flip, opts.rotation, opts.zoom, opts.shift, opts.cutout) if opts.augment else None
+        augment = opts.augmentation if opts.augment else None
         host_augment = augment if opts.augment and self.augment_on(log=True) == "host" else None
         digests = {name: self._digests(frames[name]) for name in ("train", "val", "test")} if opts.disk_cache else {}
         store = self.decoded_images(frames, digests) if opts.disk_cache else None
@@ -235,8 +236,8 @@ class ImageClassification(SavedImageRuns, Task):
         from kmodels_vision.layers import RandomAffineAugment
 
         inputs = keras.Input(model.input_shape[1:], name="image")
-        augment = RandomAffineAugment(opts.flip, opts.rotation, opts.zoom, opts.shift, seed=self.train_options.seed,
-                                      cutout=opts.cutout, name="augmentation")
+        augment = RandomAffineAugment(**dataclasses.asdict(opts.augmentation), seed=self.train_options.seed,
+                                      name="augmentation")
         return keras.Model(inputs, model(augment(inputs)), name=f"{model.name}_augmented")
 
     def input_shape(self, prepared: Prepared) -> tuple[int, ...]:
