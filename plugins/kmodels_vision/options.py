@@ -31,8 +31,8 @@ class ImageOptions:
         shift: maximum translation, a fraction of the width and height.
         cutout: after the warp, one square of this fraction of the height by this fraction of
             the width, at a random place in each training image, takes the image's mean colour
-            (cutout, DeVries and Taylor 2017); 0 turns it off (the
-            default here; `dog_cat` and `image_classification` ship 0.5).
+            (cutout, DeVries and Taylor 2017); 0 turns it off (the default here;
+            `dog_cat` and `image_classification` ship 0.5).
         workers: decoding threads feeding training.
         cache_mb: keep the decoded training and validation images in memory,
             up to this many MiB (128x128 images: 48 KiB each, so the 25,000
