@@ -111,7 +111,7 @@ def auto_image_size(short_sides: Sequence[int], low: int = 32, high: int = 144) 
     return side, side
 
 
-def test_time_views(inputs: Any, tta: str) -> list[Any]:
+def tta_views(inputs: Any, tta: str) -> list[Any]:
     """The views of a symbolic image batch that `[images] tta` averages: itself (`"none"`), and its mirror
     (`"flip"`), and each of those shifted down-right and up-left (`"flip_translate"`)."""
     import keras
@@ -125,7 +125,7 @@ def test_time_views(inputs: Any, tta: str) -> list[Any]:
 
 
 def with_test_time_views(model: Any, tta: str) -> Any:
-    """`model` averaged over the views of `[images] tta` (`test_time_views`), as one plain Keras model that holds
+    """`model` averaged over the views of `[images] tta` (`tta_views`), as one plain Keras model that holds
     `model` as its one nested model; `model` itself for `"none"`. `ImageClassification.finish_model` saves this,
     and `kmodels bench tta` rebuilds it around a saved run's network to score other view sets.
 
@@ -141,7 +141,7 @@ def with_test_time_views(model: Any, tta: str) -> Any:
     if tta == "none":
         return model
     inputs = keras.Input(model.input_shape[1:], name="image")
-    outputs = keras.layers.Average(name=f"{tta}_tta")([model(view) for view in test_time_views(inputs, tta)])
+    outputs = keras.layers.Average(name=f"{tta}_tta")([model(view) for view in tta_views(inputs, tta)])
     return keras.Model(inputs, outputs, name=f"{model.name}_{tta}_tta")
 
 
