@@ -129,7 +129,7 @@ def _classifier(arch: str, factory: Callable[..., keras.Model], name: str, *, in
 @registry.models.register("mobilenet_v3_small", test_kwargs={"input_shape": (32, 32, 3)})
 def mobilenet_v3_small(input_shape: tuple[int, int, int] = (224, 224, 3), weights: str | None = None,
                        freeze_backbone: bool | None = None, dropout: float = 0.2,
-             num_classes: int = 2) -> keras.Model:
+                       num_classes: int = 2) -> keras.Model:
     """MobileNetV3Small backbone (0.9 M parameters) with a classification or regression head: Dropout → `output_head`.
 
     Args:
@@ -153,7 +153,7 @@ def mobilenet_v3_small(input_shape: tuple[int, int, int] = (224, 224, 3), weight
 @registry.models.register("efficientnet_b0", test_kwargs={"input_shape": (32, 32, 3)})
 def efficientnet_b0(input_shape: tuple[int, int, int] = (224, 224, 3), weights: str | None = None,
                     freeze_backbone: bool | None = None, dropout: float = 0.2,
-             num_classes: int = 2) -> keras.Model:
+                    num_classes: int = 2) -> keras.Model:
     """EfficientNetB0 backbone (4.0 M parameters) with a classification or regression head: Dropout → `output_head`.
 
     Args:
