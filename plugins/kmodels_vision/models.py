@@ -101,11 +101,7 @@ def mini_xception(input_shape: tuple[int, int, int] = (128, 128, 3), filters: tu
                      num_classes: int = 2) -> keras.Model:
     """A small Xception-style network (separable convs, residual connections), as in Keras's "image classification from scratch".
 
-    `dog_cat`'s default; `dog_cat_xception`, its first name, still builds it. The 1x1 shortcut
-    convolutions have no bias: each is added to a max-pooled BatchNorm output, whose shift
-    already gives every channel its constant (a bias there is the same function with one more
-    parameter, and TensorFlow's graph optimizer failed on it with a `remapper failed` error line
-    in every training run).
+    `dog_cat`'s default; `dog_cat_xception`, its first name, still builds it.
 
     Args:
         input_shape: (height, width, 3); inferred from the data in a task run.
@@ -148,10 +144,10 @@ def mini_xception(input_shape: tuple[int, int, int] = (128, 128, 3), filters: tu
         x = batch_norm()(x)
         if blur_pool:  # max over 3 x 3 at every pixel, then blur and subsample; the shortcut blurred likewise
             x = _blur(keras.layers.MaxPooling2D(3, strides=1, padding="same")(x))
-            residual = keras.layers.Conv2D(f, 1, padding="same", use_bias=False)(_blur(previous))
+            residual = keras.layers.Conv2D(f, 1, padding="same")(_blur(previous))
         else:
             x = keras.layers.MaxPooling2D(3, strides=2, padding="same")(x)
-            residual = keras.layers.Conv2D(f, 1, strides=2, padding="same", use_bias=False)(previous)
+            residual = keras.layers.Conv2D(f, 1, strides=2, padding="same")(previous)
         x = keras.layers.add([x, residual])
         previous = x
     x = keras.layers.SeparableConv2D(max(filters) * 4 // 3, 3, padding="same", use_bias=False)(x)
