@@ -62,3 +62,40 @@ def test_network_unwraps_a_test_time_augmentation_wrapper():
     np.testing.assert_allclose(np.asarray(wrapped(x)), expected, rtol=1e-5, atol=1e-6)
     assert with_test_time_views(net, "none") is net
     assert network(with_test_time_views(net, "flip_translate")) is net
+
+
+def test_tta_bench_scores_other_test_sizes_with_the_same_weights(dog_cat_run, tmp_path, capsys):
+    out = tmp_path / "sizes.json"
+    assert main(["bench", "tta", str(dog_cat_run.run_dir), "--views", "none", "--sizes", "48,64",
+                 "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["results"]
+    assert [r["test_size"] for r in rows] == [[48, 48], [64, 64]]
+    assert all(r["trained_size"] == [48, 48] for r in rows)
+    # at the run's own size it is the run's own score; at 64 px the same split, decoded larger, is scored again
+    assert rows[0]["value"] == pytest.approx(dog_cat_run.metrics["models"]["keras"]["roc_auc"], abs=1e-6)
+    assert 0.0 <= rows[1]["value"] <= 1.0 and rows[1]["test_images"] == rows[0]["test_images"]
+    assert " 64x64 " in capsys.readouterr().out
+    for bad in ("8", "big", ""):
+        with pytest.raises(SystemExit):
+            main(["bench", "tta", str(dog_cat_run.run_dir), "--sizes", bad])
+        assert "--sizes" in capsys.readouterr().err
+
+
+def test_at_size_keeps_the_weights_and_refuses_a_size_bound_network():
+    import keras
+
+    import kmodels
+    from benchmarks.photo_tta import at_size
+    from kmodels.errors import ConfigError
+
+    net = kmodels.build("simple_cnn", input_shape=(16, 16, 3), filters=(4,), dense_units=4)
+    assert at_size(net, (16, 16)) is net
+    bigger = at_size(net, (24, 32))
+    assert bigger.input_shape == (None, 24, 32, 3)
+    for a, b in zip(net.get_weights(), bigger.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    x = np.random.default_rng(1).uniform(0, 255, (2, 24, 32, 3)).astype("float32")
+    assert np.asarray(bigger(x)).shape == (2, 1)
+    flat = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(1)])
+    with pytest.raises(ConfigError, match="cannot be rebuilt"):
+        at_size(flat, (16, 16))
