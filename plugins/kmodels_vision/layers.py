@@ -131,6 +131,9 @@ class RandomAffineAugment(keras.layers.Layer):
         cutout: after the warp, one square of `cutout` x the height by `cutout` x the width, centred at
             a uniformly drawn pixel and cut off at the edges, takes the image's mean colour (cutout,
             DeVries and Taylor 2017); 0 (default) turns it off.
+        color_jitter: after the warp, before the cutout, each image's brightness, contrast and saturation
+            scaled by three factors drawn uniformly in [1 - color_jitter, 1 + color_jitter]
+            (`kmodels_vision.pipeline.jitter_colors` is the same on the host); 0 (default) turns it off.
 
     Example:
         >>> import numpy as np
@@ -143,13 +146,15 @@ class RandomAffineAugment(keras.layers.Layer):
     """
 
     def __init__(self, flip: float = 0.5, rotation: float = 10.0, zoom: float = 0.1, shift: float = 0.0,
-                 seed: int | None = None, cutout: float = 0.0, **kwargs) -> None:
+                 seed: int | None = None, cutout: float = 0.0, color_jitter: float = 0.0, **kwargs) -> None:
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         if not 0.0 <= cutout < 1.0:
             raise ValueError(f"Received cutout={cutout}. Expected a fraction of the side in [0, 1) (0: off).")
+        if not 0.0 <= color_jitter < 1.0:
+            raise ValueError(f"Received color_jitter={color_jitter}. Expected a factor range in [0, 1) (0: off).")
         self.flip, self.rotation, self.zoom, self.shift, self.seed = flip, rotation, zoom, shift, seed
-        self.cutout = float(cutout)
+        self.cutout, self.color_jitter = float(cutout), float(color_jitter)
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.built = True
 
@@ -175,7 +180,19 @@ class RandomAffineAugment(keras.layers.Layer):
         transform = ops.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
         out = ops.image.affine_transform(images, transform, interpolation="bilinear", fill_mode="reflect",
                                          data_format="channels_last")
+        if self.color_jitter:  # drawn only when asked for, so runs without it keep their random stream
+            out = self._jitter(out, n)
         return self._cut(out, n, h, w) if self.cutout else out
+
+    def _jitter(self, images, n):
+        """`color_jitter`: brightness, contrast (about the image's mean value), then saturation (about each
+        pixel's grey, the mean of its channels), clipped to [0, 255]; `jitter_colors` in NumPy."""
+        factors = 1.0 + (2.0 * keras.random.uniform((n, 3), seed=self.seed_generator) - 1.0) * self.color_jitter
+        out = images * factors[:, 0, None, None, None]
+        mean = ops.mean(out, axis=(1, 2, 3), keepdims=True)
+        out = (out - mean) * factors[:, 1, None, None, None] + mean
+        grey = ops.mean(out, axis=3, keepdims=True)
+        return ops.clip((out - grey) * factors[:, 2, None, None, None] + grey, 0.0, 255.0)
 
     def _cut(self, images, n, h: int, w: int):
         """`cutout`: per image, the pixels within half the square's side of a drawn centre take its mean colour."""
@@ -194,7 +211,7 @@ class RandomAffineAugment(keras.layers.Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "flip": self.flip, "rotation": self.rotation, "zoom": self.zoom,
-                "shift": self.shift, "seed": self.seed, "cutout": self.cutout}
+                "shift": self.shift, "seed": self.seed, "cutout": self.cutout, "color_jitter": self.color_jitter}
 
 
 def patch_whitening(x: Any, patch: int = 2) -> Any:

@@ -35,6 +35,8 @@ class Augment:
         cutout: after the warp, a square of this fraction of the height by this fraction of the width,
             centred at a uniformly drawn pixel and cut off at the edges, takes the image's mean colour
             (DeVries and Taylor 2017); 0: off.
+        color_jitter: after the warp (before cutout), the brightness, contrast and saturation of each image
+            scaled by three factors drawn uniformly in [1 - color_jitter, 1 + color_jitter] (`jitter_colors`); 0: off.
     """
 
     flip: float = 0.5
@@ -42,12 +44,13 @@ class Augment:
     zoom: float = 0.1
     shift: float = 0.0
     cutout: float = 0.0
+    color_jitter: float = 0.0
 
     def validate(self) -> Augment:
         if not (0 <= self.flip <= 1 and 0 <= self.rotation <= 180 and 0 <= self.zoom < 1 and 0 <= self.shift < 1
-                and 0 <= self.cutout < 1):
-            raise ValueError(f"Received {self}. Expected flip in [0, 1], rotation in [0, 180], zoom, shift and cutout "
-                             "in [0, 1).")
+                and 0 <= self.cutout < 1 and 0 <= self.color_jitter < 1):
+            raise ValueError(f"Received {self}. Expected flip in [0, 1], rotation in [0, 180], zoom, shift, cutout "
+                             "and color_jitter in [0, 1).")
         return self
 
 
@@ -97,9 +100,34 @@ def augment_image(image: np.ndarray, rng: np.random.Generator, augment: Augment)
 
 def augment_rgb(img, rng: np.random.Generator, augment: Augment):
     """`augment_image` on an RGB Pillow image, in one resampling pass (the flip folds into the warp), then
-    `augment.cutout`'s square."""
-    warped = _warp_rgb(img, rng, augment)
-    return _cut_rgb(warped, rng, augment.cutout) if augment.cutout else warped
+    `augment.color_jitter`'s colours and `augment.cutout`'s square."""
+    from PIL import Image
+
+    out = _warp_rgb(img, rng, augment)
+    if augment.color_jitter:  # drawn only when asked for, so runs without it keep their random stream
+        factors = 1.0 + (2.0 * rng.random(3) - 1.0) * augment.color_jitter
+        jittered = jitter_colors(np.asarray(out, dtype=np.float32)[None], factors[None])[0]
+        out = Image.fromarray(np.rint(jittered).astype(np.uint8))
+    return _cut_rgb(out, rng, augment.cutout) if augment.cutout else out
+
+
+def jitter_colors(images: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """Colour jitter of a batch of [0, 255] RGB images (n, height, width, 3) by per-image `factors` (n, 3): the
+    brightness (every value times the first), the contrast (the distance from the image's mean value times the
+    second), then the saturation (each pixel's distance from its grey, the mean of its channels, times the third),
+    clipped to [0, 255]. The NumPy reference of `RandomAffineAugment`'s colour jitter, which the host path uses.
+
+    Example:
+        >>> x = np.array([[[[100.0, 50.0, 0.0]]]])
+        >>> jitter_colors(x, np.array([[1.2, 1.0, 0.0]]))[0, 0, 0].tolist()  # brighter, then grey
+        [60.0, 60.0, 60.0]
+    """
+    factors = np.asarray(factors, dtype=np.float32)
+    out = np.asarray(images, dtype=np.float32) * factors[:, 0, None, None, None]
+    mean = out.mean(axis=(1, 2, 3), keepdims=True)
+    out = (out - mean) * factors[:, 1, None, None, None] + mean
+    grey = out.mean(axis=3, keepdims=True)
+    return np.clip((out - grey) * factors[:, 2, None, None, None] + grey, 0.0, 255.0)
 
 
 def _cut_rgb(img, rng: np.random.Generator, cutout: float):

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from kmodels_vision.cache import DecodedImages
 from kmodels_vision.layers import RandomAffineAugment
-from kmodels_vision.pipeline import Augment, ImageBatches, augment_image, open_rgb
+from kmodels_vision.pipeline import Augment, ImageBatches, augment_image, jitter_colors, open_rgb
 from PIL import Image
 
 import kmodels
@@ -228,7 +228,7 @@ def test_cutout_off_keeps_the_random_stream_and_bad_sizes_are_refused():
         assert rng.random() == reference.random()
     with pytest.raises(ValueError, match="cutout=1.0"):
         RandomAffineAugment(cutout=1.0)
-    with pytest.raises(ValueError, match="cutout in"):
+    with pytest.raises(ValueError, match="cutout and color_jitter in"):
         Augment(cutout=-0.1).validate()
     from kmodels_vision.options import ImageOptions
 
@@ -238,6 +238,66 @@ def test_cutout_off_keeps_the_random_stream_and_bad_sizes_are_refused():
         ImageOptions(cutout=1.5)
     layer = RandomAffineAugment(0.5, 10.0, 0.1, 0.1, seed=7, cutout=0.4)
     assert RandomAffineAugment.from_config(layer.get_config()).cutout == 0.4
+
+@settings(deadline=None, max_examples=25)
+@given(h=st.integers(3, 12), w=st.integers(3, 12), seed=st.integers(0, 100), jitter=st.floats(0.05, 0.9))
+def test_color_jitter_is_the_numpy_reference_on_device_and_host(h, w, seed, jitter):
+    import keras
+
+    x = np.random.default_rng(seed).uniform(0, 255, (3, h, w, 3)).round().astype("float32")
+    # on the device: the warp's five numbers per image, then three jitter factors, from the layer's seed generator
+    out = np.asarray(RandomAffineAugment(0.0, 0.0, 0.0, 0.0, seed=seed, color_jitter=jitter)(x, training=True))
+    replay = keras.random.SeedGenerator(seed)
+    keras.random.uniform((3, 5), seed=replay)
+    factors = 1.0 + (2.0 * np.asarray(keras.random.uniform((3, 3), seed=replay)) - 1.0) * jitter
+    assert np.all((factors >= 1 - jitter - 1e-6) & (factors <= 1 + jitter + 1e-6))
+    np.testing.assert_allclose(out, jitter_colors(x, factors), atol=1e-3)
+    assert out.min() >= 0.0 and out.max() <= 255.0
+    # on the host: the flip's one number, then the three factors, from the image's generator; whole levels out
+    for i in range(3):
+        rng, replay_host = np.random.default_rng([seed, i]), np.random.default_rng([seed, i])
+        got = augment_image(x[i], rng, Augment(0.0, 0.0, 0.0, 0.0, 0.0, jitter))
+        replay_host.random()
+        host_factors = 1.0 + (2.0 * replay_host.random(3) - 1.0) * jitter
+        np.testing.assert_allclose(got, np.rint(jitter_colors(x[i][None], host_factors[None])[0]), atol=1.0)
+        assert rng.random() == replay_host.random()  # exactly four numbers drawn
+    np.testing.assert_array_equal(np.asarray(RandomAffineAugment(color_jitter=jitter)(x)), x)  # not in inference
+
+
+@settings(deadline=None, max_examples=50)
+@given(seed=st.integers(0, 1000), grey=st.booleans())
+def test_jitter_colors_keeps_grey_images_grey_and_identity_factors_change_nothing(seed, grey):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 255, (2, 5, 4, 1 if grey else 3)).astype("float32")
+    x = np.repeat(x, 3, axis=3) if grey else x
+    np.testing.assert_allclose(jitter_colors(x, np.ones((2, 3))), x, atol=1e-3)
+    factors = rng.uniform(0.5, 1.5, (2, 3))
+    out = jitter_colors(x, factors)
+    assert out.shape == x.shape and out.min() >= 0.0 and out.max() <= 255.0
+    if grey:  # saturation has nothing to scale in a grey image
+        np.testing.assert_allclose(out[..., 0], out[..., 2], atol=1e-3)
+        np.testing.assert_allclose(out, jitter_colors(x, factors * [1.0, 1.0, 0.0]), atol=1e-3)
+
+
+def test_color_jitter_off_keeps_the_random_stream_and_bad_ranges_are_refused():
+    from kmodels_vision.options import ImageOptions
+
+    from kmodels.errors import ConfigError
+
+    x = np.random.default_rng(0).uniform(0, 255, (9, 9, 3)).astype("float32")
+    for jitter, draws in ((0.0, 5), (0.3, 8)):
+        rng, reference = np.random.default_rng(5), np.random.default_rng(5)
+        augment_image(x, rng, Augment(0.5, 10.0, 0.1, 0.1, 0.0, jitter))
+        reference.random(draws)
+        assert rng.random() == reference.random()
+    with pytest.raises(ValueError, match="color_jitter=1.0"):
+        RandomAffineAugment(color_jitter=1.0)
+    with pytest.raises(ConfigError, match=r"\[images\].*color_jitter"):
+        ImageOptions(color_jitter=-0.1)
+    layer = RandomAffineAugment(0.5, 10.0, 0.1, 0.1, seed=7, color_jitter=0.3)
+    assert RandomAffineAugment.from_config(layer.get_config()).color_jitter == 0.3
+    assert ImageOptions(color_jitter=0.3).augmentation.color_jitter == 0.3
+
 
 @pytest.mark.slow
 def test_run_uses_the_disk_cache_and_saves_the_model_without_the_augmentation(tmp_path, caplog, backend, monkeypatch):
