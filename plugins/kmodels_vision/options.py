@@ -34,7 +34,8 @@ class ImageOptions:
             (cutout, DeVries and Taylor 2017); 0 turns it off (the default here;
             `dog_cat` and `image_classification` ship 0.5).
         color_jitter: after the warp, each training image's brightness, contrast and saturation
-            scaled by three factors drawn uniformly in [1 - color_jitter, 1 + color_jitter]; 0 turns it off.
+            scaled by three factors drawn uniformly in [1 - color_jitter, 1 + color_jitter]; 0 turns it off
+            (the default here; `dog_cat` and `image_classification` ship 0.3).
         workers: decoding threads feeding training.
         cache_mb: keep the decoded training and validation images in memory,
             up to this many MiB (128x128 images: 48 KiB each, so the 25,000
