@@ -119,7 +119,7 @@ def jitter_colors(images: np.ndarray, factors: np.ndarray) -> np.ndarray:
 
     Example:
         >>> x = np.array([[[[100.0, 50.0, 0.0]]]])
-        >>> jitter_colors(x, np.array([[1.2, 1.0, 0.0]]))[0, 0, 0].tolist()  # brighter, then grey
+        >>> jitter_colors(x, np.array([[1.2, 1.0, 0.0]]))[0, 0, 0].round(3).tolist()  # brighter, then grey
         [60.0, 60.0, 60.0]
     """
     factors = np.asarray(factors, dtype=np.float32)
