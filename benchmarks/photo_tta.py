@@ -124,8 +124,11 @@ def main(argv: list[str] | None = None) -> int:
             sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
         except ValueError:
             sizes = []
-        if not sizes or any(not 16 <= s <= 2048 for s in sizes):
-            p.error(f"--sizes {args.sizes!r}: expected comma-separated image heights in pixels, each in [16, 2048]")
+        from kmodels_vision.options import MAX_IMAGE_SIDE
+
+        if not sizes or any(not 16 <= s <= MAX_IMAGE_SIDE for s in sizes):
+            p.error(f"--sizes {args.sizes!r}: expected comma-separated image heights in pixels, each in [16, "
+                    f"{MAX_IMAGE_SIDE}]")
     if args.json is not None and args.json.exists():
         p.error(f"{args.json} exists; pick another path (nothing is overwritten)")
     for run in args.runs:
