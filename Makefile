@@ -1,6 +1,7 @@
 # Two commands set everything up on a fresh machine:
 #   make run    both reference tasks on the embedded synthetic data, then a summary table
-#   make test   the test suite on KERAS_BACKEND=jax, then on KERAS_BACKEND=tensorflow
+#   make test   the test suite on KERAS_BACKEND=jax and on KERAS_BACKEND=tensorflow (side by side on 2+ cores;
+#               JOBS=1 for one after the other; tests/run_backends.sh), then ruff
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -22,10 +23,7 @@ run: install
 
 test: install
 	@status=0; \
-	for backend in jax tensorflow; do \
-	  echo "=== pytest on KERAS_BACKEND=$$backend"; \
-	  KERAS_BACKEND=$$backend $(PY) -m pytest -q -p no:cacheprovider tests || status=1; \
-	done; \
+	PY=$(PY) bash tests/run_backends.sh || status=1; \
 	$(VENV)/bin/ruff check . || status=1; \
 	exit $$status
 

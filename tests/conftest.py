@@ -14,7 +14,9 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 
-settings.register_profile("ci", max_examples=25, deadline=None, derandomize=True,
+# ci: the same examples every run, and no example database (CI starts from a fresh clone, and `make test` runs
+# the two backends side by side, which would share one folder of examples)
+settings.register_profile("ci", max_examples=25, deadline=None, derandomize=True, database=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", max_examples=50, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))

@@ -160,8 +160,14 @@ def test_mixup_needs_labels_and_a_non_negative_parameter():
         ImageBatches(["a.jpg"], [0], (4, 4), mixup=-1)
 
 
+# Image sides for the properties that run the device layer: a few fixed sizes, odd and even, because JAX
+# compiles every operation again for each new shape (a minute of the suite with any size from 3 to 20);
+# the seeds and strengths, which cost nothing to vary, stay free.
+SIDES = st.sampled_from([3, 8, 12])
+
+
 @settings(deadline=None)
-@given(h=st.integers(3, 12), w=st.integers(3, 12), seed=st.integers(0, 100),
+@given(h=SIDES, w=SIDES, seed=st.integers(0, 100),
        rotation=st.floats(0, 45), zoom=st.floats(0, 0.5), shift=st.floats(0, 0.3), flip=st.sampled_from([0.0, 0.5, 1.0]))
 def test_random_affine_stays_in_range_and_is_seeded(h, w, seed, rotation, zoom, shift, flip):
     x = np.random.default_rng(seed).uniform(0, 255, (3, h, w, 3)).astype("float32")
@@ -198,7 +204,7 @@ def _square_side(side: int, cutout: float) -> int:
 
 
 @settings(deadline=None, max_examples=25)
-@given(h=st.integers(4, 20), w=st.integers(4, 20), seed=st.integers(0, 100), cutout=st.floats(0.15, 0.9))
+@given(h=st.sampled_from([4, 9, 20]), w=st.sampled_from([5, 12, 20]), seed=st.integers(0, 100), cutout=st.floats(0.15, 0.9))
 def test_cutout_fills_one_square_with_the_mean_colour_on_device_and_host(h, w, seed, cutout):
     # noise in (1, 254): no pixel equals its image's mean colour, so the changed pixels are the square
     x = np.random.default_rng(seed).uniform(1, 254, (3, h, w, 3)).round().astype("float32")
@@ -240,7 +246,7 @@ def test_cutout_off_keeps_the_random_stream_and_bad_sizes_are_refused():
     assert RandomAffineAugment.from_config(layer.get_config()).cutout == 0.4
 
 @settings(deadline=None, max_examples=25)
-@given(h=st.integers(3, 12), w=st.integers(3, 12), seed=st.integers(0, 100), jitter=st.floats(0.05, 0.9))
+@given(h=SIDES, w=SIDES, seed=st.integers(0, 100), jitter=st.floats(0.05, 0.9))
 def test_color_jitter_is_the_numpy_reference_on_device_and_host(h, w, seed, jitter):
     import keras
 
