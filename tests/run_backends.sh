@@ -25,25 +25,33 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-suite() {  # suite BACKEND: the whole test suite on one backend, in its own folders
+suite() {  # suite BACKEND &: the whole test suite on one backend, in its own folders; the background
+  # subshell becomes pytest (exec), so the PID that $! names is the one the cleanup stops
   mkdir -p "$work/$1/tmp" "$work/$1/cache"
   # shellcheck disable=SC2086  # PYTEST_ARGS is a list of words
   TMPDIR="$work/$1/tmp" KMODELS_CACHE_DIR="$work/$1/cache" KERAS_BACKEND=$1 \
-    "$PY" -m pytest -q -p no:cacheprovider ${PYTEST_ARGS:-tests}
+    exec "$PY" -m pytest -q -p no:cacheprovider ${PYTEST_ARGS:-tests}
 }
 
 status=0
+# Every suite runs in the background and the script waits for it: bash runs a trap only between commands,
+# so a foreground pytest would keep Ctrl-C or a CI timeout's SIGTERM from reaching the cleanup above.
 if [ "$jobs" = 1 ]; then
   for backend in jax tensorflow; do
     echo "=== pytest on KERAS_BACKEND=$backend"
-    suite "$backend" || status=1
+    suite "$backend" &
+    pids=($!)
+    wait "${pids[0]}" || status=1
+    pids=()
   done
 else
   echo "=== pytest on KERAS_BACKEND=jax and KERAS_BACKEND=tensorflow side by side (JOBS=1: one after the other)"
   suite tensorflow > "$work/tensorflow.log" 2>&1 &
   pids+=($!)
   echo "=== pytest on KERAS_BACKEND=jax"
-  suite jax || status=1
+  suite jax &
+  pids+=($!)
+  wait "${pids[1]}" || status=1
   wait "${pids[0]}" || status=1
   pids=()
   echo "=== pytest on KERAS_BACKEND=tensorflow (run beside the JAX one)"
