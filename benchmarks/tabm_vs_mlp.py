@@ -15,7 +15,9 @@ prints, per table of `kmodels bench quality`, the mean primary metric of each sc
 - `big`, `long`, `big_long`, `big_200`, `big_200_es`: capacity and training length for `randhie`, where the
   net trails the trees: 256-256 units, 100 epochs with patience 10, both, 200 epochs without early
   stopping (the last epoch kept), 200 epochs with patience 20;
-- `tabm_ple48`: `tabm` with 48 piecewise-linear bins per feature.
+- `tabm_ple48`: `tabm` with 48 piecewise-linear bins per feature;
+- `mlp_ple16`, `mlp_ple48`: the shipped spec with `model.bins = 16` or 48 (the `mlp`'s piecewise-linear encoding of
+  each feature).
 
 `--bank CSV` adds a row for a sample of the Kaggle bank file through `bank_gender` (its own spec, split by
 customer): `mlp` is that spec's seed network, `tabm` replaces its `[model]` with `tabm`'s defaults; the
@@ -54,7 +56,8 @@ VARIANTS: dict[str, dict[str, Any]] = {"mlp": {}, "tabm": {"model.name": "tabm"}
                                                    "callbacks.early_stopping.restore_best_weights": False},
                                        "big_200_es": {"model.units": [256, 256], "train.epochs": 200,
                                                       "callbacks.early_stopping.patience": 20},
-                                       "tabm_ple48": {"model.name": "tabm", "model.embedding": "piecewise", "model.bins": 48}}
+                                       "tabm_ple48": {"model.name": "tabm", "model.embedding": "piecewise", "model.bins": 48},
+                                       "mlp_ple16": {"model.bins": 16}, "mlp_ple48": {"model.bins": 48}}
 
 
 def _variant(task: str, variant: str) -> dict[str, Any] | None:

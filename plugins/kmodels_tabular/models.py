@@ -1,15 +1,44 @@
-"""The Keras net of the bank_gender task."""
+"""The Keras net of the bank_gender task, and the tabular task's default (`mlp`)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
+import numpy as np
 
 from kmodels.api import HashDropout, host_built, output_head, registry
+
+#: The name of `mlp`'s frozen layer that encodes each feature against its bins (`piecewise_weights`).
+PIECEWISE_ENCODING = "piecewise_encoding"
+
+
+def piecewise_weights(edges: Any) -> list[Any]:
+    """The kernel and bias of a frozen `Dense` that maps (n, F) features to (n, F · bins) bin fractions.
+
+    Unit `f * bins + b` computes `(x_f - edges[f, b]) / width`, how far feature f has filled its bin b; the ReLU
+    capped at 1 that follows makes it 0 below the bin, 1 above it. `edges` is (F, bins + 1) and increasing
+    per row (`kmodels_tabular.tabm.fit_bins`: the training split's quantiles).
+
+    Example:
+        >>> import numpy as np
+        >>> kernel, bias = piecewise_weights(np.array([[0.0, 1.0, 3.0]]))
+        >>> np.clip(np.array([[2.0]]) @ kernel + bias, 0, 1).tolist()
+        [[1.0, 0.5]]
+    """
+    edges = np.asarray(edges, dtype="float64")
+    features, bins = edges.shape[0], edges.shape[1] - 1
+    width = np.maximum(np.diff(edges, axis=1), 1e-9)
+    kernel = np.zeros((features, features * bins))
+    for f in range(features):
+        kernel[f, f * bins:(f + 1) * bins] = 1.0 / width[f]
+    bias = (-edges[:, :-1] / width).reshape(-1)
+    return [kernel.astype("float32"), bias.astype("float32")]
 
 
 @registry.models.register("mlp", aliases=("bank_gender_mlp",))
 def mlp(input_shape: tuple[int, ...] = (14,), units: tuple[int, ...] = (64, 32),
-        dropout: float = 0.0, linear: bool = False, num_classes: int = 2) -> keras.Model:
+        dropout: float = 0.0, linear: bool = False, bins: int = 0, num_classes: int = 2) -> keras.Model:
     """A multilayer perceptron for table rows: Dense(relu) × len(units) → the problem's head.
 
     With the defaults it is the bank_gender reference notebook's net, Dense(relu) → Dense(relu) →
@@ -25,6 +54,11 @@ def mlp(input_shape: tuple[int, ...] = (14,), units: tuple[int, ...] = (64, 32),
         linear: wide and deep (Cheng et al. 2016): the output layer sees the features as well as the
             last hidden layer, so the net holds a linear (logistic) model of the features plus what
             the hidden layers add.
+        bins: piecewise-linear encoding of each feature (Gorishniy et al. 2022) against this many bins
+            (0: off): the hidden layers see, per feature and bin, how far the value has filled the bin
+            (0 below it, 1 above). The bin edges are the training split's quantiles, set by the tabular
+            task; the encoding is a frozen `Dense` and a `ReLU(max_value=1)`, so `model.keras` stays
+            plain Keras. Values outside the training range count as its ends.
         num_classes: 2 (one sigmoid unit), N >= 3 (softmax) or 1 (regression, linear).
 
     Example:
@@ -41,8 +75,17 @@ def mlp(input_shape: tuple[int, ...] = (14,), units: tuple[int, ...] = (64, 32),
         raise ValueError(f"Received units={units}. Expected one or more positive layer sizes, e.g. (64, 32).")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"Received dropout={dropout}. Expected a rate in [0, 1).")
+    if bins < 0 or bins == 1:
+        raise ValueError(f"Received bins={bins}. Expected 0 (no piecewise encoding) or at least 2 bins per feature.")
     inputs = keras.Input(shape=input_shape, name="features")
     x = inputs
+    if bins:
+        features = int(input_shape[-1])
+        even = np.tile(np.linspace(-2.0, 2.0, bins + 1), (features, 1))  # standardized features' range
+        encode = keras.layers.Dense(features * bins, trainable=False, name=PIECEWISE_ENCODING)
+        x = host_built(encode, x)
+        encode.set_weights(piecewise_weights(even))
+        x = keras.layers.ReLU(max_value=1.0, name="piecewise_clip")(x)
     for i, size in enumerate(units):
         x = host_built(keras.layers.Dense(size, activation="relu", name=f"dense_{i}"), x)
         if dropout:

@@ -129,14 +129,18 @@ class TabularTask(Task):
 
     # ---- TabM: the members train on the mean of their losses; the saved model averages them ---------
     def build_model(self, prepared: Prepared) -> Any:
-        """The spec's model; piecewise-linear embeddings in it (`tabm`, `embedding = "piecewise"`) get their bin
-        edges from the training split's features (`kmodels_tabular.tabm.fit_bins`)."""
+        """The spec's model; piecewise-linear embeddings in it (`tabm`, `embedding = "piecewise"`; `mlp`, `bins > 0`)
+        get their bin edges from the training split's features (`kmodels_tabular.tabm.fit_bins`)."""
+        from kmodels_tabular.models import PIECEWISE_ENCODING, piecewise_weights
         from kmodels_tabular.tabm import PIECEWISE, fit_bins
 
         model = super().build_model(prepared)
+        x = prepared.data["train"].x
         for layer in all_layers(model):
             if layer.name == PIECEWISE:
-                layer.edges.assign(fit_bins(prepared.data["train"].x, layer.bins))
+                layer.edges.assign(fit_bins(x, layer.bins))
+            elif layer.name == PIECEWISE_ENCODING:
+                layer.set_weights(piecewise_weights(fit_bins(x, layer.units // x.shape[1])))
         return model
 
     def training_model(self, model: Any) -> Any:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import kmodels
 
@@ -71,4 +73,70 @@ def test_tabm_with_piecewise_embeddings_fits_its_bins_on_the_training_split(tmp_
     assert not np.allclose(edges[0], np.linspace(-2, 2, 9))  # the training quantiles, not the placeholder
     assert -3 < np.median(edges[:, 4]) < 3  # quantiles of standardized features: medians near 0
     export = kmodels.export(tmp_path / "run", tmp_path / "export", "saved_model")
+    assert export["max_abs_diff"] <= 1e-5
+
+
+# ---- `mlp(bins=N)`: the piecewise-linear encoding in plain Keras layers -------------------------------------------
+@st.composite
+def _edges_and_rows(draw):
+    """Strictly increasing bin edges for 1-3 features, and rows that fall below, inside and above them."""
+    features, bins = draw(st.integers(1, 3)), draw(st.integers(2, 6))
+    steps = draw(st.lists(st.lists(st.floats(0.05, 3.0), min_size=bins, max_size=bins), min_size=features,
+                          max_size=features))
+    starts = draw(st.lists(st.floats(-5.0, 5.0), min_size=features, max_size=features))
+    edges = np.array([s + np.concatenate([[0.0], np.cumsum(d)]) for s, d in zip(starts, steps, strict=True)], "float32")
+    rows = draw(st.lists(st.lists(st.floats(-20.0, 20.0), min_size=features, max_size=features), min_size=1,
+                         max_size=8))
+    return edges, np.array(rows, "float32")
+
+
+@settings(deadline=None)
+@given(case=_edges_and_rows())
+def test_mlp_piecewise_encoding_matches_its_numpy_reference(case):
+    import keras
+    from kmodels_tabular.models import mlp, piecewise_weights
+
+    edges, x = case
+    features, bins = edges.shape[0], edges.shape[1] - 1
+    model = mlp(input_shape=(features,), units=(4,), bins=bins)
+    model.get_layer("piecewise_encoding").set_weights(piecewise_weights(edges))
+    encoder = keras.Model(model.inputs, model.get_layer("piecewise_clip").output)
+    got = keras.ops.convert_to_numpy(encoder([x])).reshape(len(x), features, bins)
+    left, right = edges[:, :-1], edges[:, 1:]
+    expected = np.clip((x[:, :, None] - left) / (right - left), 0.0, 1.0)
+    np.testing.assert_allclose(got, expected, atol=2e-4)
+    # how far each feature has filled its bins, summed, never falls as the value grows
+    filled = got.sum(axis=2)
+    order = np.argsort(x, axis=0, kind="stable")
+    assert (np.diff(np.take_along_axis(filled, order, axis=0), axis=0) >= -1e-4).all()
+
+
+def test_mlp_refuses_a_single_bin_by_name():
+    from kmodels_tabular.models import mlp
+
+    with pytest.raises(ValueError, match="bins=1"):
+        mlp(input_shape=(3,), bins=1)
+
+
+def test_mlp_with_bins_fits_them_on_the_training_split_and_saves_plain_keras(tmp_path):
+    import keras
+    from kmodels_tabular.models import piecewise_weights
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer(as_frame=True).frame
+    result = kmodels.run("tabular", data=data, out=tmp_path / "run", overrides={
+        "data.target": "target", "train.folds": 1, "model.bins": 8, "train.epochs": 8, "train.verbose": 0,
+        "baselines.sklearn_mlp": False, "baselines.gradient_boosting": False})
+    assert result.metrics["models"]["keras"]["roc_auc"] > 0.95
+    model = keras.saving.load_model(tmp_path / "run" / "model.keras", safe_mode=True)
+    assert {type(layer).__module__.split(".")[0] for layer in model.layers} == {"keras"}  # no kmodels layer inside
+    kernel, bias = model.get_layer("piecewise_encoding").get_weights()
+    assert kernel.shape == (30, 240) and np.count_nonzero(kernel) == 240  # one unit per feature and bin
+    # read the edges back from the weights: the training split's quantiles, not the [-2, 2] placeholder
+    scale = kernel.sum(axis=0).reshape(30, 8)
+    left = -bias.reshape(30, 8) / scale
+    assert (np.diff(left, axis=1) > 0).all() and not np.allclose(left[0], np.linspace(-2, 2, 9)[:-1])
+    np.testing.assert_allclose(piecewise_weights(np.c_[left, left[:, -1:] + 1 / scale[:, -1:]])[1], bias, rtol=1e-4,
+                               atol=1e-4)
+    export = kmodels.export(tmp_path / "run", tmp_path / "export", "saved_model")  # raw rows in, checked ≤ 1e-5
     assert export["max_abs_diff"] <= 1e-5
