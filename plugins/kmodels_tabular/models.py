@@ -9,29 +9,27 @@ import numpy as np
 
 from kmodels.api import HashDropout, host_built, output_head, registry
 
-#: The name of `mlp`'s frozen layer that encodes each feature against its bins (`piecewise_weights`).
+#: The name of `mlp`'s frozen depthwise layer that encodes each feature against its bins (`piecewise_weights`).
 PIECEWISE_ENCODING = "piecewise_encoding"
 
 
 def piecewise_weights(edges: Any) -> list[Any]:
-    """The kernel and bias of a frozen `Dense` that maps (n, F) features to (n, F · bins) bin fractions.
+    """The kernel and bias of `mlp`'s frozen `DepthwiseConv1D` that maps each feature to its bin fractions.
 
-    Unit `f * bins + b` computes `(x_f - edges[f, b]) / width`, how far feature f has filled its bin b; the ReLU
-    capped at 1 that follows makes it 0 below the bin, 1 above it. `edges` is (F, bins + 1) and increasing
-    per row (`kmodels_tabular.tabm.fit_bins`: the training split's quantiles).
+    Output `f * bins + b` is `(x_f - edges[f, b]) / width`, how far feature f has filled its bin b; the ReLU
+    capped at 1 that follows makes it 0 below the bin and 1 above it. One weight per feature and bin, so the
+    encoding grows linearly with the features. `edges` is (F, bins + 1), increasing per row
+    (`kmodels_tabular.tabm.fit_bins`: the training split's quantiles).
 
     Example:
         >>> import numpy as np
         >>> kernel, bias = piecewise_weights(np.array([[0.0, 1.0, 3.0]]))
-        >>> np.clip(np.array([[2.0]]) @ kernel + bias, 0, 1).tolist()
-        [[1.0, 0.5]]
+        >>> kernel.shape, np.clip(2.0 * kernel[0].reshape(-1) + bias, 0, 1).tolist()
+        ((1, 1, 2), [1.0, 0.5])
     """
     edges = np.asarray(edges, dtype="float64")
-    features, bins = edges.shape[0], edges.shape[1] - 1
     width = np.maximum(np.diff(edges, axis=1), 1e-9)
-    kernel = np.zeros((features, features * bins))
-    for f in range(features):
-        kernel[f, f * bins:(f + 1) * bins] = 1.0 / width[f]
+    kernel = (1.0 / width)[None]  # (kernel_size 1, F, bins): depthwise, one multiplier per bin
     bias = (-edges[:, :-1] / width).reshape(-1)
     return [kernel.astype("float32"), bias.astype("float32")]
 
@@ -57,7 +55,7 @@ def mlp(input_shape: tuple[int, ...] = (14,), units: tuple[int, ...] = (64, 32),
         bins: piecewise-linear encoding of each feature (Gorishniy et al. 2022) against this many bins
             (0: off): the hidden layers see, per feature and bin, how far the value has filled the bin
             (0 below it, 1 above). The bin edges are the training split's quantiles, set by the tabular
-            task; the encoding is a frozen `Dense` and a `ReLU(max_value=1)`, so `model.keras` stays
+            task; the encoding is a frozen `DepthwiseConv1D` and a `ReLU(max_value=1)`, so `model.keras` stays
             plain Keras. Values outside the training range count as its ends.
         num_classes: 2 (one sigmoid unit), N >= 3 (softmax) or 1 (regression, linear).
 
@@ -82,9 +80,11 @@ def mlp(input_shape: tuple[int, ...] = (14,), units: tuple[int, ...] = (64, 32),
     if bins:
         features = int(input_shape[-1])
         even = np.tile(np.linspace(-2.0, 2.0, bins + 1), (features, 1))  # standardized features' range
-        encode = keras.layers.Dense(features * bins, trainable=False, name=PIECEWISE_ENCODING)
+        x = keras.layers.Reshape((1, features), name="piecewise_features")(x)  # features as channels
+        encode = keras.layers.DepthwiseConv1D(1, depth_multiplier=bins, trainable=False, name=PIECEWISE_ENCODING)
         x = host_built(encode, x)
         encode.set_weights(piecewise_weights(even))
+        x = keras.layers.Reshape((features * bins,), name="piecewise_bins")(x)
         x = keras.layers.ReLU(max_value=1.0, name="piecewise_clip")(x)
     for i, size in enumerate(units):
         x = host_built(keras.layers.Dense(size, activation="relu", name=f"dense_{i}"), x)

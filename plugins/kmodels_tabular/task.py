@@ -140,7 +140,7 @@ class TabularTask(Task):
             if layer.name == PIECEWISE:
                 layer.edges.assign(fit_bins(x, layer.bins))
             elif layer.name == PIECEWISE_ENCODING:
-                layer.set_weights(piecewise_weights(fit_bins(x, layer.units // x.shape[1])))
+                layer.set_weights(piecewise_weights(fit_bins(x, layer.depth_multiplier)))
         return model
 
     def training_model(self, model: Any) -> Any:
