@@ -5,6 +5,7 @@ prints, per table of `kmodels bench quality`, the mean primary metric of each sc
 (from the first variant's runs), of each variant, and the mean seconds per run. Variants:
 
 - `mlp`: the `tabular` spec as it ships (standard scaling);
+- `previous`: the spec shipped before session 23 (no piecewise bins, 30 epochs, patience 4);
 - `tabm`: the same with `model.name = "tabm"`;
 - `mlp_robust`: the shipped spec with `robust_scale` + `smooth_clip` in place of `standard_scale`;
 - `tabm_robust`: both;
@@ -16,8 +17,8 @@ prints, per table of `kmodels bench quality`, the mean primary metric of each sc
   net trails the trees: 256-256 units, 100 epochs with patience 10, both, 200 epochs without early
   stopping (the last epoch kept), 200 epochs with patience 20;
 - `tabm_ple48`: `tabm` with 48 piecewise-linear bins per feature;
-- `mlp_ple16`, `mlp_ple48`: the shipped spec with `model.bins = 16` or 48 (the `mlp`'s piecewise-linear encoding of
-  each feature); `mlp_ple16_raw`: 16 bins with the features themselves beside them (`model.raw_features = true`);
+- `mlp_ple16`, `mlp_ple48`: the shipped spec with `model.piecewise_bins = 16` or 48 and `model.raw_features = false` (the
+  `mlp`'s piecewise-linear encoding of each feature in place of the feature); `mlp_ple16_raw`: 16 bins with the features themselves beside them (`model.raw_features = true`);
   `ple48_raw`: 48 such bins; `ple_raw_big`, `ple_raw_long`, `ple_raw_big_long`: `mlp_ple16_raw` with 256-256 units,
   100 epochs with patience 10, or both.
 
@@ -59,16 +60,19 @@ VARIANTS: dict[str, dict[str, Any]] = {"mlp": {}, "tabm": {"model.name": "tabm"}
                                        "big_200_es": {"model.units": [256, 256], "train.epochs": 200,
                                                       "callbacks.early_stopping.patience": 20},
                                        "tabm_ple48": {"model.name": "tabm", "model.embedding": "piecewise", "model.bins": 48},
-                                       "mlp_ple16": {"model.bins": 16}, "mlp_ple48": {"model.bins": 48},
-                                       "mlp_ple16_raw": {"model.bins": 16, "model.raw_features": True},
-                                       "ple_raw_big": {"model.bins": 16, "model.raw_features": True,
+                                       "mlp_ple16": {"model.piecewise_bins": 16, "model.raw_features": False},
+                                       "mlp_ple48": {"model.piecewise_bins": 48, "model.raw_features": False},
+                                       "mlp_ple16_raw": {"model.piecewise_bins": 16, "model.raw_features": True},
+                                       "previous": {"model.piecewise_bins": 0, "train.epochs": 30,
+                                                    "callbacks.early_stopping.patience": 4},
+                                       "ple_raw_big": {"model.piecewise_bins": 16, "model.raw_features": True,
                                                        "model.units": [256, 256]},
-                                       "ple_raw_long": {"model.bins": 16, "model.raw_features": True, "train.epochs": 100,
+                                       "ple_raw_long": {"model.piecewise_bins": 16, "model.raw_features": True, "train.epochs": 100,
                                                         "callbacks.early_stopping.patience": 10},
-                                       "ple_raw_big_long": {"model.bins": 16, "model.raw_features": True,
+                                       "ple_raw_big_long": {"model.piecewise_bins": 16, "model.raw_features": True,
                                                             "model.units": [256, 256], "train.epochs": 100,
                                                             "callbacks.early_stopping.patience": 10},
-                                       "ple48_raw": {"model.bins": 48, "model.raw_features": True}}
+                                       "ple48_raw": {"model.piecewise_bins": 48, "model.raw_features": True}}
 
 
 def _variant(task: str, variant: str) -> dict[str, Any] | None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import keras
 import numpy as np
 
 from kmodels.api import HashDropout, host_built, output_head, registry
+
+#: `piecewise_bins = "auto"` in a task run: this many bins per feature on a table of at least `AUTO_BINS_ROWS` rows, none below.
+AUTO_BINS = 16
+AUTO_BINS_ROWS = 4000
 
 #: The name of `mlp`'s frozen depthwise layer that encodes each feature against its bins (`piecewise_weights`).
 PIECEWISE_ENCODING = "piecewise_encoding"
@@ -36,7 +40,7 @@ def piecewise_weights(edges: Any) -> list[Any]:
 
 @registry.models.register("mlp", aliases=("bank_gender_mlp",))
 def mlp(input_shape: tuple[int, ...] = (14,), units: tuple[int, ...] = (64, 32),
-        dropout: float = 0.0, linear: bool = False, bins: int = 0, raw_features: bool = False,
+        dropout: float = 0.0, linear: bool = False, piecewise_bins: int | Literal["auto"] = 0, raw_features: bool = True,
         num_classes: int = 2) -> keras.Model:
     """A multilayer perceptron for table rows: Dense(relu) × len(units) → the problem's head.
 
@@ -53,12 +57,15 @@ def mlp(input_shape: tuple[int, ...] = (14,), units: tuple[int, ...] = (64, 32),
         linear: wide and deep (Cheng et al. 2016): the output layer sees the features as well as the
             last hidden layer, so the net holds a linear (logistic) model of the features plus what
             the hidden layers add.
-        bins: piecewise-linear encoding of each feature (Gorishniy et al. 2022) against this many bins
+        piecewise_bins: piecewise-linear encoding of each feature (Gorishniy et al. 2022) against this many bins
             (0: off): the hidden layers see, per feature and bin, how far the value has filled the bin
             (0 below it, 1 above). The bin edges are the training split's quantiles, set by the tabular
             task; the encoding is a frozen `DepthwiseConv1D` and a `ReLU(max_value=1)`, so `model.keras` stays
-            plain Keras. Values outside the training range count as its ends.
-        raw_features: with `bins`, the hidden layers see the features themselves beside their encoding.
+            plain Keras. Values outside the training range count as its ends. `"auto"` (the `tabular`
+            task's default) is resolved by the task from the table: `AUTO_BINS` bins on a table of at least
+            `AUTO_BINS_ROWS` rows, 0 on a smaller one, where quantiles of a few hundred rows are noisy bins.
+        raw_features: with `piecewise_bins`, the hidden layers see the features themselves beside their encoding
+            (measured better than the encoding alone: benchmarks/README.md).
         num_classes: 2 (one sigmoid unit), N >= 3 (softmax) or 1 (regression, linear).
 
     Example:
@@ -75,8 +82,13 @@ def mlp(input_shape: tuple[int, ...] = (14,), units: tuple[int, ...] = (64, 32),
         raise ValueError(f"Received units={units}. Expected one or more positive layer sizes, e.g. (64, 32).")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"Received dropout={dropout}. Expected a rate in [0, 1).")
-    if bins < 0 or bins == 1:
-        raise ValueError(f"Received bins={bins}. Expected 0 (no piecewise encoding) or at least 2 bins per feature.")
+    if piecewise_bins == "auto":
+        raise ValueError("Received piecewise_bins='auto', which a task run resolves from the table's rows. Outside a "
+                         f"task pass a number: 0 (no piecewise encoding) or, e.g., piecewise_bins={AUTO_BINS}.")
+    if not isinstance(piecewise_bins, int) or piecewise_bins < 0 or piecewise_bins == 1:
+        raise ValueError(f"Received piecewise_bins={piecewise_bins!r}. Expected 0 (no piecewise encoding) or at least 2 "
+                         "bins per feature.")
+    bins = piecewise_bins
     inputs = keras.Input(shape=input_shape, name="features")
     x = inputs
     if bins:

@@ -127,9 +127,22 @@ class TabularTask(Task):
                 out[name]["iterations"] = iterations
         return out
 
+    def resolve_auto(self, table: Table, problem: Problem) -> None:
+        """`Task.resolve_auto`, and `mlp`'s `[model] piecewise_bins = "auto"`: `AUTO_BINS` piecewise-linear bins per feature on
+        a table of at least `AUTO_BINS_ROWS` rows, none on a smaller one."""
+        from kmodels_tabular.models import AUTO_BINS, AUTO_BINS_ROWS
+
+        super().resolve_auto(table, problem)
+        if self.spec["model"].get("piecewise_bins") != "auto":
+            return
+        rows = len(table.frame)
+        bins = AUTO_BINS if rows >= AUTO_BINS_ROWS else 0
+        logger.info("[model] piecewise_bins = \"auto\": %d (%d rows %s %d)", bins, rows, ">=" if bins else "<", AUTO_BINS_ROWS)
+        self.spec = self.spec.replaced("model.piecewise_bins", bins)
+
     # ---- TabM: the members train on the mean of their losses; the saved model averages them ---------
     def build_model(self, prepared: Prepared) -> Any:
-        """The spec's model; piecewise-linear embeddings in it (`tabm`, `embedding = "piecewise"`; `mlp`, `bins > 0`)
+        """The spec's model; piecewise-linear embeddings in it (`tabm`, `embedding = "piecewise"`; `mlp`, `piecewise_bins > 0`)
         get their bin edges from the training split's features (`kmodels_tabular.tabm.fit_bins`)."""
         from kmodels_tabular.models import PIECEWISE_ENCODING, piecewise_weights
         from kmodels_tabular.tabm import PIECEWISE, fit_bins

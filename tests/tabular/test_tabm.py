@@ -98,7 +98,7 @@ def test_mlp_piecewise_encoding_matches_its_numpy_reference(case):
 
     edges, x = case
     features, bins = edges.shape[0], edges.shape[1] - 1
-    model = mlp(input_shape=(features,), units=(4,), bins=bins)
+    model = mlp(input_shape=(features,), units=(4,), piecewise_bins=bins, raw_features=False)
     model.get_layer("piecewise_encoding").set_weights(piecewise_weights(edges))
     encoder = keras.Model(model.inputs, model.get_layer("piecewise_clip").output)
     got = keras.ops.convert_to_numpy(encoder([x])).reshape(len(x), features, bins)
@@ -114,8 +114,8 @@ def test_mlp_piecewise_encoding_matches_its_numpy_reference(case):
 def test_mlp_refuses_a_single_bin_by_name():
     from kmodels_tabular.models import mlp
 
-    with pytest.raises(ValueError, match="bins=1"):
-        mlp(input_shape=(3,), bins=1)
+    with pytest.raises(ValueError, match="piecewise_bins=1"):
+        mlp(input_shape=(3,), piecewise_bins=1)
 
 
 def test_mlp_with_bins_fits_them_on_the_training_split_and_saves_plain_keras(tmp_path):
@@ -124,7 +124,7 @@ def test_mlp_with_bins_fits_them_on_the_training_split_and_saves_plain_keras(tmp
 
     data = load_breast_cancer(as_frame=True).frame
     result = kmodels.run("tabular", data=data, out=tmp_path / "run", overrides={
-        "data.target": "target", "train.folds": 1, "model.bins": 8, "train.epochs": 8, "train.verbose": 0,
+        "data.target": "target", "train.folds": 1, "model.piecewise_bins": 8, "train.epochs": 8, "train.verbose": 0,
         "baselines.sklearn_mlp": False, "baselines.gradient_boosting": False})
     assert result.metrics["models"]["keras"]["roc_auc"] > 0.95
     model = keras.saving.load_model(tmp_path / "run" / "model.keras", safe_mode=True)

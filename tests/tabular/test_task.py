@@ -240,3 +240,28 @@ def test_folds_auto_bags_small_tables_only_and_spec_toml_records_the_number(tmp_
     assert task.train_options.folds == 1 and task.spec["train"]["folds"] == 1
     with pytest.raises(kmodels.ConfigError, match=r"'folds': received 'many'.*int \| 'auto'"):
         kmodels.load_spec("tabular", {"train.folds": "many"})
+
+
+def test_bins_auto_encodes_large_tables_only_and_spec_toml_records_the_number(tmp_path, caplog):
+    """`[model] piecewise_bins = "auto"` (the tabular default): piecewise-linear bins on a table of at least AUTO_BINS_ROWS rows,
+    none on a smaller one; the run's spec.toml holds the number, and outside a task "auto" is refused with the fix."""
+    from kmodels_tabular.models import AUTO_BINS, AUTO_BINS_ROWS
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer(as_frame=True).frame.head(300)
+    quick = {"data.target": "target", "train.folds": 1, "train.epochs": 2, "train.verbose": 0,
+             "baselines.sklearn_mlp": False, "baselines.gradient_boosting": False, "baselines.linear": False,
+             "evaluate.importance_repeats": 0}
+    assert kmodels.load_spec("tabular")["model"]["piecewise_bins"] == "auto"
+    with caplog.at_level("INFO", logger="kmodels"):
+        kmodels.run("tabular", data=data, out=tmp_path / "small", overrides=quick)
+    assert f'piecewise_bins = "auto": 0 (300 rows < {AUTO_BINS_ROWS})' in caplog.text
+    assert kmodels.load_spec(tmp_path / "small" / "spec.toml")["model"]["piecewise_bins"] == 0
+    big = SimpleNamespace(frame=pd.concat([data] * (AUTO_BINS_ROWS // len(data) + 1), ignore_index=True))
+    task = kmodels.registry.tasks.get("tabular")(kmodels.load_spec("tabular", {"train.folds": 1}))
+    task.resolve_auto(big, None)  # the rule reads the table's size only
+    assert task.spec["model"]["piecewise_bins"] == AUTO_BINS
+    with pytest.raises(ValueError, match=r"piecewise_bins='auto'.*Outside a task pass a number"):
+        kmodels.build("mlp", piecewise_bins="auto")
+    with pytest.raises(kmodels.ConfigError, match=r"'piecewise_bins'"):
+        kmodels.load_spec("tabular", {"model.piecewise_bins": "many"})
