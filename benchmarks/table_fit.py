@@ -33,8 +33,10 @@ from pathlib import Path
 
 from benchmarks._harness import machine, median, peak_rss_mib, run_worker, write_json
 
-#: `model.name` overrides by label; "default" is the tabular spec as it ships.
-MODELS = {"default": {}, "mlp": {"model.name": "mlp"}, "tabm": {"model.name": "tabm"}}
+#: Overrides by label; "default" is the tabular spec as it ships.
+MODELS = {"default": {}, "mlp": {"model.name": "mlp"}, "tabm": {"model.name": "tabm"},
+          # the default until session 23: no piecewise-linear bins, 30 epochs, patience 4
+          "previous": {"model.piecewise_bins": 0, "train.epochs": 30, "callbacks.early_stopping.patience": 4}}
 BASELINES_OFF = {"baselines.linear": False, "baselines.sklearn_mlp": False, "baselines.majority": False,
                  "evaluate.importance_repeats": 0}
 
