@@ -151,7 +151,7 @@ def run_onnx(path: Path, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarr
 # ---- a dense network as ONNX, without TensorFlow ---------------------------------------------------------
 #: The Keras layers `onnx_network` writes as ONNX nodes (a chain of them: what the table models are made of).
 ONNX_LAYERS = ("InputLayer", "Dense", "Dropout", "HashDropout", "Rescaling", "BatchNormalization", "Activation", "Concatenate",
-               "Average")
+               "Average", "Reshape", "DepthwiseConv1D", "ReLU")
 
 _ONNX_ACTIVATIONS = {"relu": "Relu", "sigmoid": "Sigmoid", "softmax": "Softmax", "tanh": "Tanh", "linear": None}
 
@@ -209,6 +209,12 @@ def _onnx_nodes(g: _Onnx, model: Any, features: str) -> str:
             current = _onnx_activation(g, layer, current)
         elif kind == "Activation":
             current = _onnx_activation(g, layer, current)
+        elif kind == "Reshape":
+            current = g.op("Reshape", [current, g.const(np.array([-1, *layer.target_shape]), np.int64)])
+        elif kind == "DepthwiseConv1D":
+            current = _onnx_pointwise_depthwise(g, layer, current)
+        elif kind == "ReLU":
+            current = _onnx_relu(g, layer, current)
         elif kind == "Rescaling":
             current = g.op("Add", [g.op("Mul", [current, g.const(np.float32(layer.scale), np.float32)]),
                                    g.const(np.float32(layer.offset), np.float32)])
@@ -221,6 +227,35 @@ def _onnx_nodes(g: _Onnx, model: Any, features: str) -> str:
                                    g.const(beta - mean * scale, np.float32)])
         names[id(node.outputs[0])] = current
     return names[id(model.outputs[0])]
+
+
+def _onnx_pointwise_depthwise(g: _Onnx, layer: Any, current: str) -> str:
+    """A `DepthwiseConv1D` of kernel size 1 (`mlp`'s piecewise-linear bins): output channel `c * m + j` is input
+    channel c times `kernel[0, c, j]`, plus its bias; as ONNX, a MatMul by the block matrix of those products."""
+    if tuple(layer.kernel_size) != (1,) or tuple(layer.strides) != (1,) or tuple(layer.dilation_rate) != (1,):
+        raise NotExportable(f"Layer {layer.name!r} (DepthwiseConv1D, kernel size {tuple(layer.kernel_size)}) has no "
+                            "ONNX form here (only kernel size 1, stride 1); export ONNX on the TensorFlow backend.")
+    weights = layer.get_weights()
+    kernel = np.asarray(weights[0])[0]  # (channels, multiplier)
+    channels, multiplier = kernel.shape
+    block = np.zeros((channels, channels * multiplier), np.float32)
+    for c in range(channels):
+        block[c, c * multiplier:(c + 1) * multiplier] = kernel[c]
+    current = g.op("MatMul", [current, g.const(block, np.float32)])
+    if layer.use_bias:
+        current = g.op("Add", [current, g.const(weights[1], np.float32)])
+    return _onnx_activation(g, layer, current)
+
+
+def _onnx_relu(g: _Onnx, layer: Any, current: str) -> str:
+    """A `keras.layers.ReLU` without a negative slope or threshold: Relu, or Clip at `max_value`."""
+    if float(layer.negative_slope) != 0.0 or float(layer.threshold) != 0.0:
+        raise NotExportable(f"Layer {layer.name!r} (ReLU with negative_slope={layer.negative_slope}, threshold="
+                            f"{layer.threshold}) has no ONNX form here; export ONNX on the TensorFlow backend.")
+    if layer.max_value is None:
+        return g.op("Relu", [current])
+    return g.op("Clip", [current, g.const(np.float32(0.0), np.float32), g.const(np.float32(layer.max_value),
+                                                                               np.float32)])
 
 
 def _onnx_activation(g: _Onnx, layer: Any, current: str) -> str:

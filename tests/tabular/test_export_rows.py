@@ -50,6 +50,8 @@ def table_runs(tmp_path_factory):
         _table(240, 0, dates=kind == "binary").drop(columns=others).to_csv(path, index=False)
         realmlp = {"preprocess": [{"name": n} for n in ("drop_duplicates", "auto_features", "impute", "robust_scale",
                                                          "smooth_clip")]} if kind == "regression" else {}
+        if kind == "multiclass":  # the piecewise-linear bins a table of >= 4,000 rows gets by default
+            realmlp = {"model.piecewise_bins": 4}
         runs[kind] = kmodels.run("tabular", data=path, out=root / kind, overrides={
             "data.target": target, "train.epochs": 2, "train.verbose": 0, "baselines.sklearn_mlp": False,
             "baselines.gradient_boosting": False, "baselines.linear": False, **realmlp}).run_dir
@@ -159,8 +161,9 @@ def test_export_checks_on_given_rows_and_refuses_an_existing_destination(table_r
 
 
 def test_onnx_from_weights_writes_dense_chains_and_names_what_it_cannot(tmp_path):
-    """`onnx_network` (ONNX without tf2onnx): Dense, BatchNormalization, Rescaling, activations and a
-    wide-and-deep Concatenate and bagged members under an Average give the Keras model's output; a convolution is refused by name."""
+    """`onnx_network` (ONNX without tf2onnx): Dense, BatchNormalization, Rescaling, activations, a wide-and-deep
+    Concatenate, bagged members under an Average and `mlp`'s piecewise-linear bins (Reshape, a pointwise
+    DepthwiseConv1D, a capped ReLU) give the Keras model's output; a convolution is refused by name."""
     pytest.importorskip("onnxruntime")
     import keras
     import onnxruntime
@@ -185,6 +188,11 @@ def test_onnx_from_weights_writes_dense_chains_and_names_what_it_cannot(tmp_path
                                                             for i, m in enumerate(members)]))
     session = onnxruntime.InferenceSession(onnx_network(bagged).SerializeToString())
     np.testing.assert_allclose(session.run(None, {"features": x})[0], bagged.predict(x, verbose=0), atol=1e-5)
+    binned = kmodels.build("mlp", input_shape=(5,), units=(4,), piecewise_bins=3, num_classes=3)  # bins and features
+    binned.get_layer("piecewise_encoding").set_weights([np.full((1, 5, 3), 1.5, "float32"),
+                                                         np.linspace(-2, 2, 15).astype("float32")])
+    session = onnxruntime.InferenceSession(onnx_network(binned).SerializeToString())
+    np.testing.assert_allclose(session.run(None, {"features": x})[0], binned.predict(x, verbose=0), atol=1e-5)
     conv = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3)])
     with pytest.raises(ConfigError, match="Conv2D"):
         onnx_network(conv)
