@@ -77,6 +77,8 @@ def mlp(input_shape: tuple[int, ...] = (14,), units: tuple[int, ...] = (64, 32),
         'sparse_categorical_crossentropy'
         >>> kmodels.build("mlp", input_shape=(5,), units=(8,), linear=True).get_layer("wide_and_deep").output.shape
         (None, 13)
+        >>> kmodels.build("mlp", input_shape=(5,), units=(8,), piecewise_bins=4).get_layer("features_and_bins").output.shape
+        (None, 25)
     """
     if not units or any(u < 1 for u in units):
         raise ValueError(f"Received units={units}. Expected one or more positive layer sizes, e.g. (64, 32).")
