@@ -90,17 +90,16 @@ def mlp(input_shape: tuple[int, ...] = (14,), units: tuple[int, ...] = (64, 32),
     if not isinstance(piecewise_bins, int) or piecewise_bins < 0 or piecewise_bins == 1:
         raise ValueError(f"Received piecewise_bins={piecewise_bins!r}. Expected 0 (no piecewise encoding) or at least 2 "
                          "bins per feature.")
-    bins = piecewise_bins
     inputs = keras.Input(shape=input_shape, name="features")
     x = inputs
-    if bins:
+    if piecewise_bins:
         features = int(input_shape[-1])
-        even = np.tile(np.linspace(-2.0, 2.0, bins + 1), (features, 1))  # standardized features' range
+        even = np.tile(np.linspace(-2.0, 2.0, piecewise_bins + 1), (features, 1))  # standardized features' range
         x = keras.layers.Reshape((1, features), name="piecewise_features")(x)  # features as channels
-        encode = keras.layers.DepthwiseConv1D(1, depth_multiplier=bins, trainable=False, name=PIECEWISE_ENCODING)
+        encode = keras.layers.DepthwiseConv1D(1, depth_multiplier=piecewise_bins, trainable=False, name=PIECEWISE_ENCODING)
         x = host_built(encode, x)
         encode.set_weights(piecewise_weights(even))
-        x = keras.layers.Reshape((features * bins,), name="piecewise_bins")(x)
+        x = keras.layers.Reshape((features * piecewise_bins,), name="piecewise_bins")(x)
         x = keras.layers.ReLU(max_value=1.0, name="piecewise_clip")(x)
         if raw_features:
             x = keras.layers.Concatenate(name="features_and_bins")([inputs, x])
