@@ -36,7 +36,9 @@ from benchmarks._harness import machine, median, peak_rss_mib, run_worker, write
 #: Overrides by label; "default" is the tabular spec as it ships.
 MODELS = {"default": {}, "mlp": {"model.name": "mlp"}, "tabm": {"model.name": "tabm"},
           # the default until session 23: no piecewise-linear bins, 30 epochs, patience 4
-          "previous": {"model.piecewise_bins": 0, "train.epochs": 30, "callbacks.early_stopping.patience": 4}}
+          "previous": {"model.piecewise_bins": 0, "train.epochs": 30, "callbacks.early_stopping.patience": 4},
+          # session 23's default on this table: 16 bins per feature at the training split's quantiles
+          "quantile16": {"model.piecewise_bins": 16, "model.piecewise_edges": "quantile"}}
 BASELINES_OFF = {"baselines.linear": False, "baselines.sklearn_mlp": False, "baselines.majority": False,
                  "evaluate.importance_repeats": 0}
 

@@ -20,7 +20,10 @@ prints, per table of `kmodels bench quality`, the mean primary metric of each sc
 - `mlp_ple16`, `mlp_ple48`: the shipped spec with `model.piecewise_bins = 16` or 48 and `model.raw_features = false` (the
   `mlp`'s piecewise-linear encoding of each feature in place of the feature); `mlp_ple16_raw`: 16 bins with the features themselves beside them (`model.raw_features = true`);
   `ple48_raw`: 48 such bins; `ple_raw_big`, `ple_raw_long`, `ple_raw_big_long`: `mlp_ple16_raw` with 256-256 units,
-  100 epochs with patience 10, or both.
+  100 epochs with patience 10, or both;
+- `ple32_raw`, `ple32_tree`, `ple16_both`: 32 bins at the quantiles, 32 bins where per-feature trees see the target
+  change, 16 bins half of each kind (`model.piecewise_edges`); `quantile16`: 16 bins at the quantiles, session 23's
+  default on tables of at least 4,000 rows (the default now has 32, half of each kind).
 
 `--bank CSV` adds a row for a sample of the Kaggle bank file through `bank_gender` (its own spec, split by
 customer): `mlp` is that spec's seed network, `tabm` replaces its `[model]` with `tabm`'s defaults; the
@@ -72,7 +75,13 @@ VARIANTS: dict[str, dict[str, Any]] = {"mlp": {}, "tabm": {"model.name": "tabm"}
                                        "ple_raw_big_long": {"model.piecewise_bins": 16, "model.raw_features": True,
                                                             "model.units": [256, 256], "train.epochs": 100,
                                                             "callbacks.early_stopping.patience": 10},
-                                       "ple48_raw": {"model.piecewise_bins": 48, "model.raw_features": True}}
+                                       "ple48_raw": {"model.piecewise_bins": 48, "model.raw_features": True},
+                                       "ple32_raw": {"model.piecewise_bins": 32, "model.raw_features": True,
+                                                     "model.piecewise_edges": "quantile"},
+                                       "ple32_tree": {"model.piecewise_bins": 32, "model.piecewise_edges": "tree"},
+                                       "ple16_both": {"model.piecewise_bins": 16, "model.piecewise_edges": "quantile+tree"},
+                                       # session 23's default on tables of >= 4,000 rows (below them it had no bins)
+                                       "quantile16": {"model.piecewise_bins": 16, "model.piecewise_edges": "quantile"}}
 
 
 def _variant(task: str, variant: str) -> dict[str, Any] | None:

@@ -10,7 +10,7 @@ import numpy as np
 from kmodels.api import HashDropout, host_built, output_head, registry
 
 #: `piecewise_bins = "auto"` in a task run: this many bins per feature on a table of at least `AUTO_BINS_ROWS` rows, none below.
-AUTO_BINS = 16
+AUTO_BINS = 32
 AUTO_BINS_ROWS = 4000
 
 #: The name of `mlp`'s frozen depthwise layer that encodes each feature against its bins (`piecewise_weights`).
@@ -23,7 +23,7 @@ def piecewise_weights(edges: Any) -> list[Any]:
     Output `f * bins + b` is `(x_f - edges[f, b]) / width`, how far feature f has filled its bin b; the ReLU
     capped at 1 that follows makes it 0 below the bin and 1 above it. One weight per feature and bin, so the
     encoding grows linearly with the features. `edges` is (F, bins + 1), increasing per row
-    (`kmodels_tabular.tabm.fit_bins`: the training split's quantiles).
+    (`kmodels_tabular.tabm.fit_bins`: fitted on the training split).
 
     Example:
         >>> import numpy as np
@@ -41,6 +41,7 @@ def piecewise_weights(edges: Any) -> list[Any]:
 @registry.models.register("mlp", aliases=("bank_gender_mlp",))
 def mlp(input_shape: tuple[int, ...] = (14,), units: tuple[int, ...] = (64, 32),
         dropout: float = 0.0, linear: bool = False, piecewise_bins: int | Literal["auto"] = 0, raw_features: bool = True,
+        piecewise_edges: Literal["quantile", "tree", "quantile+tree"] = "quantile+tree",
         num_classes: int = 2) -> keras.Model:
     """A multilayer perceptron for table rows: Dense(relu) × len(units) → the problem's head.
 
@@ -59,13 +60,17 @@ def mlp(input_shape: tuple[int, ...] = (14,), units: tuple[int, ...] = (64, 32),
             the hidden layers add.
         piecewise_bins: piecewise-linear encoding of each feature (Gorishniy et al. 2022) against this many bins
             (0: off): the hidden layers see, per feature and bin, how far the value has filled the bin
-            (0 below it, 1 above). The bin edges are the training split's quantiles, set by the tabular
-            task; the encoding is a frozen `DepthwiseConv1D` and a `ReLU(max_value=1)`, so `model.keras` stays
-            plain Keras. Values outside the training range count as its ends. `"auto"` (the `tabular`
-            task's default) is resolved by the task from the table: `AUTO_BINS` bins on a table of at least
-            `AUTO_BINS_ROWS` rows, 0 on a smaller one, where quantiles of a few hundred rows are noisy bins.
+            (0 below it, 1 above). The tabular task fits the bin edges on the training split
+            (`piecewise_edges`); the encoding is a frozen `DepthwiseConv1D` and a `ReLU(max_value=1)`, so
+            `model.keras` stays plain Keras. Values outside the training range count as its ends. `"auto"` (the
+            `tabular` task's default) is resolved by the task from the table: `AUTO_BINS` bins on a table of at
+            least `AUTO_BINS_ROWS` rows, 0 on a smaller one, where bins of a few hundred rows are noise.
         raw_features: with `piecewise_bins`, the hidden layers see the features themselves beside their encoding
             (measured better than the encoding alone: benchmarks/README.md).
+        piecewise_edges: where a task run puts the bin edges (`kmodels_tabular.tabm.fit_bins`): `"quantile"`, the
+            training split's quantiles; `"tree"`, where a per-feature decision tree finds the target changing;
+            `"quantile+tree"` (default), half the bins each (measured best on six real tables: benchmarks/README.md).
+            Built outside a task, the edges split [-2, 2] evenly until set (`piecewise_weights`).
         num_classes: 2 (one sigmoid unit), N >= 3 (softmax) or 1 (regression, linear).
 
     Example:
@@ -87,6 +92,8 @@ def mlp(input_shape: tuple[int, ...] = (14,), units: tuple[int, ...] = (64, 32),
     if piecewise_bins == "auto":
         raise ValueError("Received piecewise_bins='auto', which a task run resolves from the table's rows. Outside a "
                          f"task pass a number: 0 (no piecewise encoding) or, e.g., piecewise_bins={AUTO_BINS}.")
+    if piecewise_edges not in ("quantile", "tree", "quantile+tree"):
+        raise ValueError(f"Received piecewise_edges={piecewise_edges!r}. Expected 'quantile', 'tree' or 'quantile+tree'.")
     if not isinstance(piecewise_bins, int) or piecewise_bins < 0 or piecewise_bins == 1:
         raise ValueError(f"Received piecewise_bins={piecewise_bins!r}. Expected 0 (no piecewise encoding) or at least 2 "
                          "bins per feature.")

@@ -114,9 +114,21 @@ class PiecewiseLinearEmbedding(keras.layers.Layer):
         return {**super().get_config(), "bins": self.bins, "dim": self.dim}
 
 
-def fit_bins(x: Any, bins: int) -> Any:
-    """Bin edges per feature of `x` (n, F): its quantiles, repeated ones dropped (a feature with fewer distinct
-    values gets fewer real bins; the spare ones are put past its maximum, where only unseen values reach).
+#: How `fit_bins` places a feature's bin edges (`[model] piecewise_edges` of `mlp`).
+EDGE_STRATEGIES = ("quantile", "tree", "quantile+tree")
+#: At most this many training rows (a fixed random draw) fit the trees of `fit_bins`' target-aware edges.
+TREE_ROWS = 200_000
+
+
+def fit_bins(x: Any, bins: int, y: Any = None, *, strategy: str = "quantile", classification: bool = True) -> Any:
+    """Bin edges per feature of `x` (n, F), (F, bins + 1) and increasing per row.
+
+    `strategy`: `"quantile"`, the feature's quantiles; `"tree"`, the thresholds of a decision tree with `bins`
+    leaves (at least 64 rows each) fitted on the feature alone to predict `y` (Gorishniy et al. 2022's
+    target-aware bins: edges where the target changes, which quantiles can miss); `"quantile+tree"`, both
+    kinds, half the bins each. Repeated edges are dropped; a feature with fewer distinct edges gets fewer real
+    bins, and the spare ones are put past its maximum, where only unseen values reach. `classification`: the
+    tree is a classifier of `y`'s labels (or label matrix), else a regressor.
 
     Example:
         >>> import numpy as np
@@ -124,18 +136,53 @@ def fit_bins(x: Any, bins: int) -> Any:
         [[0.0, 1.0, 3.0]]
         >>> fit_bins(np.array([[0.0], [1.0], [0.0], [1.0]]), 3).tolist()
         [[0.0, 1.0, 2.0, 3.0]]
+        >>> x = np.arange(200.0).reshape(-1, 1)  # the label changes at 130: a tree puts an edge there
+        >>> fit_bins(x, 2, (x[:, 0] >= 130).astype(int), strategy="tree").tolist()
+        [[0.0, 129.5, 199.0]]
     """
     import numpy as np
 
+    if strategy not in EDGE_STRATEGIES:
+        raise ValueError(f"Received strategy={strategy!r}. Expected one of {', '.join(map(repr, EDGE_STRATEGIES))}.")
+    if strategy != "quantile" and y is None:
+        raise ValueError(f"strategy={strategy!r} places edges where the target changes: pass the target as y.")
     x = np.asarray(x, dtype="float64")
+    quantiles = {"quantile": bins, "tree": 0, "quantile+tree": bins // 2}[strategy]
+    leaves = bins - quantiles
+    if leaves:
+        rows = np.random.default_rng(0).permutation(len(x))[:TREE_ROWS] if len(x) > TREE_ROWS else slice(None)
+        x_tree, y_tree = x[rows], np.asarray(y)[rows]
     out = np.empty((x.shape[1], bins + 1))
     for j in range(x.shape[1]):
-        column = x[:, j][np.isfinite(x[:, j])]
-        edges = np.unique(np.quantile(column, np.linspace(0, 1, bins + 1))) if len(column) else np.array([0.0])
+        finite = np.isfinite(x[:, j])
+        column = x[finite, j]
+        if not len(column):
+            edges = np.array([0.0])
+        else:
+            edges = [column.min(), column.max()]
+            if quantiles:
+                edges.extend(np.quantile(column, np.linspace(0, 1, quantiles + 1)))
+            if leaves:
+                edges.extend(_tree_cuts(x_tree[:, j], y_tree, leaves, classification))
+            edges = np.unique(np.asarray(edges, dtype="float64"))
         step = max(float(edges[-1] - edges[0]), 1.0)
         spare = bins + 1 - len(edges)
         out[j] = np.concatenate([edges, edges[-1] + step * np.arange(1, spare + 1)])
     return out.astype("float32")
+
+
+def _tree_cuts(column: Any, y: Any, leaves: int, classification: bool) -> Any:
+    """The split thresholds of a decision tree with at most `leaves` leaves that predicts `y` from `column` alone."""
+    import numpy as np
+    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+    finite = np.isfinite(column)
+    if leaves < 2 or finite.sum() < 2:
+        return np.empty(0)
+    kind = DecisionTreeClassifier if classification else DecisionTreeRegressor
+    tree = kind(max_leaf_nodes=leaves, min_samples_leaf=64, random_state=0)
+    tree.fit(column[finite].reshape(-1, 1), y[finite])
+    return tree.tree_.threshold[tree.tree_.feature >= 0]
 
 
 @keras.saving.register_keras_serializable(package="kmodels")

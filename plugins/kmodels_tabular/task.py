@@ -143,17 +143,20 @@ class TabularTask(Task):
     # ---- TabM: the members train on the mean of their losses; the saved model averages them ---------
     def build_model(self, prepared: Prepared) -> Any:
         """The spec's model; piecewise-linear embeddings in it (`tabm`, `embedding = "piecewise"`; `mlp`, `piecewise_bins > 0`)
-        get their bin edges from the training split's features (`kmodels_tabular.tabm.fit_bins`)."""
+        get their bin edges from the training split (`kmodels_tabular.tabm.fit_bins`; `mlp`'s `piecewise_edges`)."""
         from kmodels_tabular.models import PIECEWISE_ENCODING, piecewise_weights
         from kmodels_tabular.tabm import PIECEWISE, fit_bins
 
         model = super().build_model(prepared)
-        x = prepared.data["train"].x
+        train = prepared.data["train"]
         for layer in all_layers(model):
             if layer.name == PIECEWISE:
-                layer.edges.assign(fit_bins(x, layer.bins))
+                layer.edges.assign(fit_bins(train.x, layer.bins))
             elif layer.name == PIECEWISE_ENCODING:
-                layer.set_weights(piecewise_weights(fit_bins(x, layer.depth_multiplier)))
+                strategy = self.spec["model"].get("piecewise_edges", "quantile")
+                edges = fit_bins(train.x, layer.depth_multiplier, train.y, strategy=strategy,
+                                 classification=prepared.problem.is_classification)
+                layer.set_weights(piecewise_weights(edges))
         return model
 
     def training_model(self, model: Any) -> Any:

@@ -111,11 +111,53 @@ def test_mlp_piecewise_encoding_matches_its_numpy_reference(case):
     assert (np.diff(np.take_along_axis(filled, order, axis=0), axis=0) >= -1e-4).all()
 
 
-def test_mlp_refuses_a_single_bin_by_name():
+def test_mlp_refuses_a_single_bin_and_an_unknown_edge_strategy_by_name():
     from kmodels_tabular.models import mlp
 
     with pytest.raises(ValueError, match="piecewise_bins=1"):
         mlp(input_shape=(3,), piecewise_bins=1)
+    with pytest.raises(ValueError, match="piecewise_edges='kmeans'.*'quantile\\+tree'"):
+        mlp(input_shape=(3,), piecewise_bins=4, piecewise_edges="kmeans")
+
+
+# ---- `fit_bins`: where the edges go --------------------------------------------------------------------------------
+@settings(deadline=None)
+@given(seed=st.integers(0, 2**16), rows=st.integers(2, 400), bins=st.integers(2, 12),
+       strategy=st.sampled_from(["quantile", "tree", "quantile+tree"]), classification=st.booleans(),
+       discrete=st.booleans())
+def test_fit_bins_gives_increasing_edges_that_span_the_training_values(seed, rows, bins, strategy, classification,
+                                                                        discrete):
+    from kmodels_tabular.tabm import fit_bins
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, 3))
+    if discrete:  # few distinct values: fewer real bins, the spare edges past the maximum
+        x = np.round(x)
+    y = (x[:, 0] > 0).astype(int) if classification else x[:, 1] ** 2 + rng.normal(size=rows)
+    edges = fit_bins(x, bins, y, strategy=strategy, classification=classification)
+    assert edges.shape == (3, bins + 1) and edges.dtype == np.float32
+    assert (np.diff(edges, axis=1) > 0).all()
+    np.testing.assert_allclose(edges[:, 0], x.min(axis=0), rtol=1e-6, atol=1e-6)
+    assert (edges[:, -1] >= x.max(axis=0) - 1e-5).all()  # every training value is inside the bins
+    if strategy == "quantile":  # as before the strategies came: the quantiles alone, with or without y
+        np.testing.assert_array_equal(edges, fit_bins(x, bins))
+
+
+def test_fit_bins_tree_edges_find_where_the_target_changes_and_quantiles_miss_it():
+    from kmodels_tabular.tabm import fit_bins
+
+    x = np.random.default_rng(0).normal(size=(5000, 1))
+    y = (x[:, 0] > 1.7).astype(int)  # a threshold in the top 5%, between two of 8 quantile edges
+    quantile, tree, both = (fit_bins(x, 8, y, strategy=s)[0] for s in ("quantile", "tree", "quantile+tree"))
+    assert np.abs(quantile - 1.7).min() > 0.1
+    assert np.abs(tree - 1.7).min() < 0.02 and np.abs(both - 1.7).min() < 0.02
+    assert set(fit_bins(x, 4)[0].tolist()) <= set(both.tolist())  # half the bins are still the quantiles
+    regression = fit_bins(x, 8, np.where(x[:, 0] > -0.5, 3.0, 0.0), strategy="tree", classification=False)[0]
+    assert np.abs(regression + 0.5).min() < 0.02
+    with pytest.raises(ValueError, match="pass the target as y"):
+        fit_bins(x, 8, strategy="tree")
+    with pytest.raises(ValueError, match="strategy='kmeans'"):
+        fit_bins(x, 8, y, strategy="kmeans")
 
 
 def test_mlp_with_bins_fits_them_on_the_training_split_and_saves_plain_keras(tmp_path):
