@@ -8,6 +8,7 @@ import keras
 import numpy as np
 
 from kmodels.api import HashDropout, host_built, output_head, registry
+from kmodels_tabular.tabm import EDGE_STRATEGIES
 
 #: `piecewise_bins = "auto"` in a task run: this many bins per feature on a table of at least `AUTO_BINS_ROWS` rows, none below.
 AUTO_BINS = 32
@@ -92,8 +93,9 @@ def mlp(input_shape: tuple[int, ...] = (14,), units: tuple[int, ...] = (64, 32),
     if piecewise_bins == "auto":
         raise ValueError("Received piecewise_bins='auto', which a task run resolves from the table's rows. Outside a "
                          f"task pass a number: 0 (no piecewise encoding) or, e.g., piecewise_bins={AUTO_BINS}.")
-    if piecewise_edges not in ("quantile", "tree", "quantile+tree"):
-        raise ValueError(f"Received piecewise_edges={piecewise_edges!r}. Expected 'quantile', 'tree' or 'quantile+tree'.")
+    if piecewise_edges not in EDGE_STRATEGIES:
+        raise ValueError(f"Received piecewise_edges={piecewise_edges!r}. Expected one of "
+                         f"{', '.join(map(repr, EDGE_STRATEGIES))}.")
     if not isinstance(piecewise_bins, int) or piecewise_bins < 0 or piecewise_bins == 1:
         raise ValueError(f"Received piecewise_bins={piecewise_bins!r}. Expected 0 (no piecewise encoding) or at least 2 "
                          "bins per feature.")
