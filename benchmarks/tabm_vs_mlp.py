@@ -21,8 +21,8 @@ prints, per table of `kmodels bench quality`, the mean primary metric of each sc
   `mlp`'s piecewise-linear encoding of each feature in place of the feature); `mlp_ple16_raw`: 16 bins with the features themselves beside them (`model.raw_features = true`);
   `ple48_raw`: 48 such bins; `ple_raw_big`, `ple_raw_long`, `ple_raw_big_long`: `mlp_ple16_raw` with 256-256 units,
   100 epochs with patience 10, or both;
-- `ple32_raw`, `ple32_tree`, `ple16_both`: 32 bins at the quantiles, 32 bins where per-feature trees see the target
-  change, 16 bins half of each kind (`model.piecewise_edges`); `quantile16`: 16 bins at the quantiles, session 23's
+- `ple32_raw`, `ple32_tree`, `ple16_both`, `ple64_both`: 32 bins at the quantiles, 32 bins where per-feature trees
+  see the target change, 16 or 64 bins half of each kind (`model.piecewise_edges`); `quantile16`: 16 bins at the quantiles, session 23's
   default on tables of at least 4,000 rows (the default now has 32, half of each kind).
 
 `--bank CSV` adds a row for a sample of the Kaggle bank file through `bank_gender` (its own spec, split by
@@ -80,6 +80,7 @@ VARIANTS: dict[str, dict[str, Any]] = {"mlp": {}, "tabm": {"model.name": "tabm"}
                                                      "model.piecewise_edges": "quantile"},
                                        "ple32_tree": {"model.piecewise_bins": 32, "model.piecewise_edges": "tree"},
                                        "ple16_both": {"model.piecewise_bins": 16, "model.piecewise_edges": "quantile+tree"},
+                                       "ple64_both": {"model.piecewise_bins": 64, "model.piecewise_edges": "quantile+tree"},
                                        # session 23's default on tables of >= 4,000 rows (below them it had no bins)
                                        "quantile16": {"model.piecewise_bins": 16, "model.piecewise_edges": "quantile"}}
 
