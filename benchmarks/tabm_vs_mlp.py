@@ -23,7 +23,10 @@ prints, per table of `kmodels bench quality`, the mean primary metric of each sc
   100 epochs with patience 10, or both;
 - `ple32_raw`, `ple32_tree`, `ple16_both`, `ple64_both`: 32 bins at the quantiles, 32 bins where per-feature trees
   see the target change, 16 or 64 bins half of each kind (`model.piecewise_edges`); `quantile16`: 16 bins at the quantiles, session 23's
-  default on tables of at least 4,000 rows (the default now has 32, half of each kind).
+  default on tables of at least 4,000 rows (the default now has 32, half of each kind);
+- `unweighted`: `[train] class_weight = "none"` (every row weighs the same, as in the scikit-learn baselines).
+
+On classification tables each variant and baseline also records its balanced accuracy (`<name>_balanced_accuracy`).
 
 `--bank CSV` adds a row for a sample of the Kaggle bank file through `bank_gender` (its own spec, split by
 customer): `mlp` is that spec's seed network, `tabm` replaces its `[model]` with `tabm`'s defaults; the
@@ -82,7 +85,8 @@ VARIANTS: dict[str, dict[str, Any]] = {"mlp": {}, "tabm": {"model.name": "tabm"}
                                        "ple16_both": {"model.piecewise_bins": 16, "model.piecewise_edges": "quantile+tree"},
                                        "ple64_both": {"model.piecewise_bins": 64, "model.piecewise_edges": "quantile+tree"},
                                        # session 23's default on tables of >= 4,000 rows (below them it had no bins)
-                                       "quantile16": {"model.piecewise_bins": 16, "model.piecewise_edges": "quantile"}}
+                                       "quantile16": {"model.piecewise_bins": 16, "model.piecewise_edges": "quantile"},
+                                       "unweighted": {"train.class_weight": "none"}}
 
 
 def _variant(task: str, variant: str) -> dict[str, Any] | None:
@@ -136,12 +140,19 @@ def main(argv: list[str] | None = None) -> int:
                                            "baselines.sklearn_mlp": baselines,
                                            "baselines.gradient_boosting": baselines, "baselines.linear": baselines})
                 row.setdefault(f"{variant}_seconds", []).append(time.perf_counter() - start)
-                key = PRIMARY[r.metrics["problem"]["kind"]]
+                kind = r.metrics["problem"]["kind"]
+                key = PRIMARY[kind]
                 row.setdefault(variant, []).append(r.metrics["models"]["keras"][key])
+                # classification also records balanced accuracy (kmodels' own primary metric for classes)
+                extra = "balanced_accuracy" if kind in ("binary", "multiclass") else None
+                if extra:
+                    row.setdefault(f"{variant}_{extra}", []).append(r.metrics["models"]["keras"][extra])
                 if baselines:
                     for b, m in r.metrics["models"].items():
                         if b not in ("keras", "majority", "mean") and m.get(key) is not None:
                             row.setdefault(b, []).append(m[key])
+                            if extra and m.get(extra) is not None:
+                                row.setdefault(f"{b}_{extra}", []).append(m[extra])
         out[name] = {k: round(float(np.mean(v)), 4) for k, v in row.items()}
         out[name]["per_seed"] = {k: [round(float(x), 4) for x in v] for k, v in row.items()}
         print(name, {k: v for k, v in out[name].items() if k != "per_seed"}, flush=True)

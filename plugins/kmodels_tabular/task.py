@@ -50,6 +50,10 @@ class BaselineOptions:
             from 1,000 rows on; on fewer, a 10% hold-out of a few dozen rows stops it by chance).
         sklearn_max_rows: the scikit-learn models train on at most this many training rows
             (a stratified sample), which bounds their cost on the 1M-row file.
+        weighted: the scikit-learn models see the rows weighted as the Keras net does (`[train]
+            class_weight = "balanced"`: each class in total as much as any other), so the comparison
+            table is like for like on every metric; `false` trains them unweighted, as scikit-learn's
+            defaults do. Nothing changes when `class_weight` is `"none"` or for regression.
     """
 
     majority: bool = True
@@ -59,6 +63,7 @@ class BaselineOptions:
     sklearn_hidden: tuple[int, ...] = (64, 32)
     sklearn_max_iter: int = 200
     sklearn_max_rows: int = 50000
+    weighted: bool = True
 
 
 #: The scikit-learn MLP stops early on a 10% hold-out of its training rows from this many rows on.
@@ -108,11 +113,15 @@ class TabularTask(Task):
             x, _, y, _ = train_test_split(x, y, train_size=opts.sklearn_max_rows, random_state=self.train_options.seed,
                                           stratify=y if problem.is_classification and problem.stratified else None)
         test = prepared.data["test"]
+        weights = self.sample_weights(y, problem) if opts.weighted else None
+        if weights is not None:
+            logger.info("baselines: rows weighted by [train] class_weight = \"balanced\", as the Keras net's "
+                        "([baselines] weighted = false trains them unweighted)")
         for name, model in _sklearn_models(problem, opts, self.train_options.seed, len(y)).items():
             start = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
-                model.fit(x, y)
+                model.fit(x, y) if weights is None else model.fit(x, y, sample_weight=weights)
             seconds = time.perf_counter() - start
             iterations = getattr(model, "n_iter_", None)
             if iterations is None and hasattr(model, "estimators_"):  # one-vs-rest: the longest of its models

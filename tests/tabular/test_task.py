@@ -265,3 +265,29 @@ def test_bins_auto_encodes_large_tables_only_and_spec_toml_records_the_number(tm
         kmodels.build("mlp", piecewise_bins="auto")
     with pytest.raises(kmodels.ConfigError, match=r"'piecewise_bins'"):
         kmodels.load_spec("tabular", {"model.piecewise_bins": "many"})
+
+
+def test_baselines_are_weighted_as_the_net_unless_told_otherwise(tmp_path, caplog):
+    """With `[train] class_weight = "balanced"` (the tabular default) the scikit-learn baselines see the same row
+    weights as the Keras net, so the comparison is like for like; `[baselines] weighted = false` trains them
+    unweighted. On a table with 10% positives the weighted logistic regression finds the rare class far more often."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1200, 3))
+    data = pd.DataFrame(x, columns=["a", "b", "c"]).assign(y=(x[:, 0] + 0.8 * rng.normal(size=1200) > 1.6).astype(int))
+    assert 0.05 < data["y"].mean() < 0.15
+    quick = {"data.target": "y", "train.folds": 1, "train.epochs": 1, "train.verbose": 0,
+             "baselines.sklearn_mlp": False, "baselines.gradient_boosting": False, "evaluate.importance_repeats": 0}
+    assert kmodels.load_spec("tabular")["train"]["class_weight"] == "balanced"
+    with caplog.at_level("INFO", logger="kmodels"):
+        weighted = kmodels.run("tabular", data=data, out=tmp_path / "weighted", overrides=quick)
+    assert "baselines: rows weighted by [train] class_weight" in caplog.text
+    unweighted = kmodels.run("tabular", data=data, out=tmp_path / "unweighted",
+                             overrides={**quick, "baselines.weighted": False})
+    w, u = (r.metrics["models"]["logistic_regression"] for r in (weighted, unweighted))
+    assert w["recall"] > u["recall"] + 0.2 and w["balanced_accuracy"] > u["balanced_accuracy"] + 0.05
+    assert abs(w["roc_auc"] - u["roc_auc"]) < 0.02  # the ranking hardly moves; the decisions do
+    caplog.clear()
+    with caplog.at_level("INFO", logger="kmodels"):
+        plain = kmodels.run("tabular", data=data, out=tmp_path / "plain", overrides={**quick, "train.class_weight": "none"})
+    assert "baselines: rows weighted" not in caplog.text
+    assert plain.metrics["models"]["logistic_regression"]["recall"] == pytest.approx(u["recall"])
