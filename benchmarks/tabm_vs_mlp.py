@@ -24,7 +24,9 @@ prints, per table of `kmodels bench quality`, the mean primary metric of each sc
 - `ple32_raw`, `ple32_tree`, `ple16_both`, `ple64_both`: 32 bins at the quantiles, 32 bins where per-feature trees
   see the target change, 16 or 64 bins half of each kind (`model.piecewise_edges`); `quantile16`: 16 bins at the quantiles, session 23's
   default on tables of at least 4,000 rows (the default now has 32, half of each kind);
-- `unweighted`: `[train] class_weight = "none"` (every row weighs the same, as in the scikit-learn baselines).
+- `unweighted`: `[train] class_weight = "none"` (every row weighs the same, as in scikit-learn's defaults);
+- `ple_embed16`: the shipped spec with `model.piecewise_embedding = 16` (each feature's bins through a learned
+  16-unit linear map and a ReLU of its own: rtdl's MLP-PLE).
 
 On classification tables each variant and baseline also records its balanced accuracy (`<name>_balanced_accuracy`).
 
@@ -86,7 +88,8 @@ VARIANTS: dict[str, dict[str, Any]] = {"mlp": {}, "tabm": {"model.name": "tabm"}
                                        "ple64_both": {"model.piecewise_bins": 64, "model.piecewise_edges": "quantile+tree"},
                                        # session 23's default on tables of >= 4,000 rows (below them it had no bins)
                                        "quantile16": {"model.piecewise_bins": 16, "model.piecewise_edges": "quantile"},
-                                       "unweighted": {"train.class_weight": "none"}}
+                                       "unweighted": {"train.class_weight": "none"},
+                                       "ple_embed16": {"model.piecewise_embedding": 16}}
 
 
 def _variant(task: str, variant: str) -> dict[str, Any] | None:

@@ -151,7 +151,7 @@ def run_onnx(path: Path, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarr
 # ---- a dense network as ONNX, without TensorFlow ---------------------------------------------------------
 #: The Keras layers `onnx_network` writes as ONNX nodes (a chain of them: what the table models are made of).
 ONNX_LAYERS = ("InputLayer", "Dense", "Dropout", "HashDropout", "Rescaling", "BatchNormalization", "Activation", "Concatenate",
-               "Average", "Reshape", "DepthwiseConv1D", "ReLU")
+               "Average", "Reshape", "DepthwiseConv1D", "ReLU", "EinsumDense")
 
 _ONNX_ACTIVATIONS = {"relu": "Relu", "sigmoid": "Sigmoid", "softmax": "Softmax", "tanh": "Tanh", "linear": None}
 
@@ -215,6 +215,8 @@ def _onnx_nodes(g: _Onnx, model: Any, features: str) -> str:
             current = _onnx_pointwise_depthwise(g, layer, current)
         elif kind == "ReLU":
             current = _onnx_relu(g, layer, current)
+        elif kind == "EinsumDense":
+            current = _onnx_einsum_dense(g, layer, current)
         elif kind == "Rescaling":
             current = g.op("Add", [g.op("Mul", [current, g.const(np.float32(layer.scale), np.float32)]),
                                    g.const(np.float32(layer.offset), np.float32)])
@@ -243,6 +245,17 @@ def _onnx_pointwise_depthwise(g: _Onnx, layer: Any, current: str) -> str:
         block[c, c * multiplier:(c + 1) * multiplier] = kernel[c]
     current = g.op("MatMul", [current, g.const(block, np.float32)])
     if layer.use_bias:
+        current = g.op("Add", [current, g.const(weights[1], np.float32)])
+    return _onnx_activation(g, layer, current)
+
+
+def _onnx_einsum_dense(g: _Onnx, layer: Any, current: str) -> str:
+    """An `EinsumDense` (`mlp`'s per-feature embedding of its bins): ONNX's own Einsum with the layer's equation
+    and kernel, plus its bias (Keras shapes it to the output's trailing axes, 1 where an axis has none, so it
+    broadcasts as it does in Keras), then the activation."""
+    weights = layer.get_weights()
+    current = g.op("Einsum", [current, g.const(weights[0], np.float32)], equation=layer.equation)
+    if len(weights) > 1:
         current = g.op("Add", [current, g.const(weights[1], np.float32)])
     return _onnx_activation(g, layer, current)
 

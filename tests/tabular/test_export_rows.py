@@ -163,7 +163,7 @@ def test_export_checks_on_given_rows_and_refuses_an_existing_destination(table_r
 def test_onnx_from_weights_writes_dense_chains_and_names_what_it_cannot(tmp_path):
     """`onnx_network` (ONNX without tf2onnx): Dense, BatchNormalization, Rescaling, activations, a wide-and-deep
     Concatenate, bagged members under an Average and `mlp`'s piecewise-linear bins (Reshape, a pointwise
-    DepthwiseConv1D, a capped ReLU) give the Keras model's output; a convolution is refused by name."""
+    DepthwiseConv1D, a capped ReLU) and their per-feature embedding (an EinsumDense) give the Keras model's output; a convolution is refused by name."""
     pytest.importorskip("onnxruntime")
     import keras
     import onnxruntime
@@ -193,6 +193,12 @@ def test_onnx_from_weights_writes_dense_chains_and_names_what_it_cannot(tmp_path
                                                          np.linspace(-2, 2, 15).astype("float32")])
     session = onnxruntime.InferenceSession(onnx_network(binned).SerializeToString())
     np.testing.assert_allclose(session.run(None, {"features": x})[0], binned.predict(x, verbose=0), atol=1e-5)
+    embedded = kmodels.build("mlp", input_shape=(5,), units=(4,), piecewise_bins=3, piecewise_embedding=2)
+    embedded.get_layer("piecewise_encoding").set_weights(binned.get_layer("piecewise_encoding").get_weights())
+    kernel, bias = embedded.get_layer("piecewise_embedding").get_weights()  # a bias that is not zero
+    embedded.get_layer("piecewise_embedding").set_weights([kernel, np.linspace(-0.5, 0.5, bias.size).reshape(bias.shape)])
+    session = onnxruntime.InferenceSession(onnx_network(embedded).SerializeToString())  # an Einsum per feature
+    np.testing.assert_allclose(session.run(None, {"features": x})[0], embedded.predict(x, verbose=0), atol=1e-5)
     conv = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3)])
     with pytest.raises(ConfigError, match="Conv2D"):
         onnx_network(conv)

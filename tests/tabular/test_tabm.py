@@ -118,6 +118,24 @@ def test_mlp_refuses_a_single_bin_and_an_unknown_edge_strategy_by_name():
         mlp(input_shape=(3,), piecewise_bins=1)
     with pytest.raises(ValueError, match="piecewise_edges=.kmeans.*quantile\\+tree"):
         mlp(input_shape=(3,), piecewise_bins=4, piecewise_edges="kmeans")
+    with pytest.raises(ValueError, match="piecewise_embedding=-1.*e.g. 16"):
+        mlp(input_shape=(3,), piecewise_bins=4, piecewise_embedding=-1)
+
+
+def test_the_bins_embedding_has_one_linear_map_per_feature():
+    """`piecewise_embedding`: feature f's output units depend on feature f's bins only (rtdl's MLP-PLE)."""
+    import keras
+    from kmodels_tabular.models import mlp
+
+    model = mlp(input_shape=(3,), units=(4,), piecewise_bins=4, piecewise_embedding=5)
+    assert model.get_layer("piecewise_embedding").get_weights()[0].shape == (3, 4, 5)
+    probe = keras.Model(model.input, model.get_layer("feature_embeddings").output)
+    x = np.random.default_rng(0).uniform(-2, 2, size=(16, 3)).astype("float32")
+    moved = x.copy()
+    moved[:, 1] = np.random.default_rng(1).uniform(-2, 2, size=16)  # only feature 1 changes
+    a, b = (probe.predict(v, verbose=0).reshape(16, 3, 5) for v in (x, moved))
+    np.testing.assert_array_equal(a[:, [0, 2]], b[:, [0, 2]])
+    assert not np.allclose(a[:, 1], b[:, 1])
 
 
 # ---- `fit_bins`: where the edges go --------------------------------------------------------------------------------
