@@ -38,7 +38,9 @@ MODELS = {"default": {}, "mlp": {"model.name": "mlp"}, "tabm": {"model.name": "t
           # the default until session 23: no piecewise-linear bins, 30 epochs, patience 4
           "previous": {"model.piecewise_bins": 0, "train.epochs": 30, "callbacks.early_stopping.patience": 4},
           # session 23's default on this table: 16 bins per feature at the training split's quantiles
-          "quantile16": {"model.piecewise_bins": 16, "model.piecewise_edges": "quantile"}}
+          "quantile16": {"model.piecewise_bins": 16, "model.piecewise_edges": "quantile"},
+          # each feature's bins through a learned 16-unit map of its own (rtdl's MLP-PLE)
+          "embed16": {"model.piecewise_embedding": 16}}
 BASELINES_OFF = {"baselines.linear": False, "baselines.sklearn_mlp": False, "baselines.majority": False,
                  "evaluate.importance_repeats": 0}
 
