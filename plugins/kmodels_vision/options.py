@@ -61,6 +61,9 @@ class ImageOptions:
         mixup: blend pairs of training images and their labels (mixup; see
             `kmodels_vision.pipeline.ImageBatches`): the Beta parameter, 0 = off. Binary
             problems only (the multiclass labels are class indices, which cannot be blended).
+        cutmix: paste a box of another training image of the batch into each, the labels
+            blended by the areas (CutMix; `kmodels_vision.pipeline.cut_mix`): the Beta
+            parameter, 0 = off, 1.0 the paper's. Binary problems only; not with `mixup`.
     """
 
     image_size: tuple[int, int] | Literal["auto"] = (128, 128)
@@ -77,11 +80,18 @@ class ImageOptions:
     augment_on: Literal["auto", "device", "host"] = "auto"
     disk_cache: bool = True
     mixup: float = 0.0
+    cutmix: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.mixup <= 10:
             raise ConfigError(f"[images] mixup={self.mixup}: expected a Beta parameter in [0, 10] (0 turns mixup "
                               "off; 0.2-0.4 is usual).")
+        if not 0 <= self.cutmix <= 10:
+            raise ConfigError(f"[images] cutmix={self.cutmix}: expected a Beta parameter in [0, 10] (0 turns CutMix "
+                              "off; 1.0 is the paper's).")
+        if self.mixup and self.cutmix:
+            raise ConfigError(f"[images] mixup={self.mixup} and cutmix={self.cutmix}: both mix pairs of images; set "
+                              "one of them to 0.")
         if self.image_size != "auto" and not all(8 <= side <= MAX_IMAGE_SIDE for side in self.image_size):
             raise ConfigError(f"[images] image_size={list(self.image_size)}: expected two sides in [8, "
                               f"{MAX_IMAGE_SIDE}] pixels, e.g. [128, 128] (a batch of larger images does not fit "

@@ -130,6 +130,38 @@ def jitter_colors(images: np.ndarray, factors: np.ndarray) -> np.ndarray:
     return np.clip((out - grey) * factors[:, 2, None, None, None] + grey, 0.0, 255.0)
 
 
+def cut_mix(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """CutMix (Yun et al. 2019): into each image of a batch, a box of another image of the batch, at the same place.
+
+    For image k, `lam ~ Beta(alpha, alpha)`; a box of sides `sqrt(1 - lam)` times the image's, centred at a
+    uniformly drawn pixel and cut off at the edges, is copied from image `other[k]` (a random permutation of
+    the batch); its label becomes `a * y[k] + (1 - a) * y[other[k]]`, where `1 - a` is the box's share of the
+    pixels after the cut. Returns new arrays.
+
+    Example:
+        >>> x = np.zeros((2, 4, 4, 3), np.uint8); x[1] = 255
+        >>> xm, ym = cut_mix(x, np.array([0.0, 1.0], np.float32), np.random.default_rng(0), 1.0)
+        >>> bool(np.allclose(ym, [(xm[k] == 255).mean() for k in range(2)]))
+        True
+    """
+    n, height, width = x.shape[:3]
+    lam = rng.beta(alpha, alpha, n)
+    other = rng.permutation(n)
+    centres = rng.random((n, 2)) * (height, width)
+    out, weights = x.copy(), np.ones(n, np.float32)
+    for k in range(n):
+        side = np.sqrt(1.0 - lam[k])
+        h, w = round(height * side), round(width * side)
+        top, left = int(centres[k, 0]) - h // 2, int(centres[k, 1]) - w // 2
+        y0, y1 = max(top, 0), min(top + h, height)
+        x0, x1 = max(left, 0), min(left + w, width)
+        if y1 > y0 and x1 > x0:
+            out[k, y0:y1, x0:x1] = x[other[k], y0:y1, x0:x1]
+            weights[k] = 1.0 - (y1 - y0) * (x1 - x0) / (height * width)
+    y = np.asarray(y, np.float32)
+    return out, weights * y + (1 - weights) * y[other]
+
+
 def _cut_rgb(img, rng: np.random.Generator, cutout: float):
     """Cutout on a Pillow image: the pixels within half the square's side of a drawn centre pixel (as
     `RandomAffineAugment`'s) take the image's mean colour."""
@@ -198,6 +230,10 @@ class ImageBatches(Batches):
             max(lam, 1 - lam) so each image stays the larger part of its own blend, on the
             pixels (rounded back to uint8) and on the labels alike; seeded by (seed,
             epoch, batch). 0 (default) turns it off; 0.2-0.4 is the usual range.
+        cutmix: for binary labels, paste a box of another image of the batch into each training
+            image (CutMix, Yun et al. 2019; `cut_mix`), the labels blended by the areas; the Beta
+            parameter of the kept area, 0 (default) turns it off, 1.0 is the paper's. Seeded by
+            (seed, epoch, batch); not together with `mixup`.
 
     Example:
         >>> ds = ImageBatches([], None, image_size=(32, 32), batch_size=4)
@@ -208,10 +244,13 @@ class ImageBatches(Batches):
     def __init__(self, paths: Sequence[str], labels: Sequence[int] | None, image_size: tuple[int, int],
                  batch_size: int = 32, shuffle: bool = False, augment: Augment | None = None, seed: int = 0,
                  workers: int = 2, multiple: int = 1, cache: bool = False, store: np.ndarray | None = None,
-                 rows: np.ndarray | None = None, mixup: float = 0.0) -> None:
-        if mixup < 0 or (mixup and labels is None):
-            raise ValueError(f"mixup={mixup} needs labels and a Beta parameter >= 0 (0: off)")
-        self.mixup = float(mixup)
+                 rows: np.ndarray | None = None, mixup: float = 0.0, cutmix: float = 0.0) -> None:
+        for name, value in (("mixup", mixup), ("cutmix", cutmix)):
+            if value < 0 or (value and labels is None):
+                raise ValueError(f"{name}={value} needs labels and a Beta parameter >= 0 (0: off)")
+        if mixup and cutmix:
+            raise ValueError(f"mixup={mixup} and cutmix={cutmix}: set one of them to 0")
+        self.mixup, self.cutmix = float(mixup), float(cutmix)
         self.paths = list(paths)
         self.image_size = tuple(image_size)
         self.augment = augment.validate() if augment else None
@@ -256,9 +295,11 @@ class ImageBatches(Batches):
 
     def __getitem__(self, index: int):
         batch = super().__getitem__(index)
-        if not self.mixup or len(batch[0]) < 2:
+        if not (self.mixup or self.cutmix) or len(batch[0]) < 2:
             return batch
         x, y, *rest = batch
+        if self.cutmix:
+            return (*cut_mix(x, y, np.random.default_rng([self.seed, self.epoch, index, 11]), self.cutmix), *rest)
         rng = np.random.default_rng([self.seed, self.epoch, index, 7])
         lam = rng.beta(self.mixup, self.mixup, len(x)).astype(np.float32)
         lam = np.maximum(lam, 1 - lam)

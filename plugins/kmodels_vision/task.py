@@ -70,11 +70,14 @@ class ImageClassification(SavedImageRuns, Task):
         return self.spec.options("images")
 
     def check_size(self, table: Table, problem: Problem) -> None:
-        """`Task.check_size`, and refuse `[images] mixup` unless the problem is binary (before the run exists)."""
+        """`Task.check_size`, and refuse `[images] mixup` or `cutmix` unless the problem is binary (before the run
+        exists)."""
         super().check_size(table, problem)
-        if self.images.mixup and problem.kind != "binary":
-            raise ConfigError(f"[images] mixup={self.images.mixup} blends labels, which needs a binary problem; this "
-                              f"one is {problem.kind} ({problem.num_classes} classes). Set images.mixup = 0.")
+        for name in ("mixup", "cutmix"):
+            value = getattr(self.images, name)
+            if value and problem.kind != "binary":
+                raise ConfigError(f"[images] {name}={value} blends labels, which needs a binary problem; this one is "
+                                  f"{problem.kind} ({problem.num_classes} classes). Set images.{name} = 0.")
 
     def resolve_auto(self, table: Table, problem: Problem) -> None:
         """`Task.resolve_auto`, and `[images] image_size = "auto"` from the data (the scan is cached, so `analyse`
@@ -181,7 +184,7 @@ class ImageClassification(SavedImageRuns, Task):
                              shuffle=train, augment=host_augment if train else None, seed=self.train_options.seed,
                              workers=opts.workers, multiple=self.context.devices, cache=cache,
                              store=None if store is None else store.array, rows=rows,
-                             mixup=opts.mixup if train else 0.0)
+                             mixup=opts.mixup if train else 0.0, cutmix=opts.cutmix if train else 0.0)
             out[name] = Features(x, y, frame)
         return out, None
 

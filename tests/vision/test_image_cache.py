@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from kmodels_vision.cache import DecodedImages
 from kmodels_vision.layers import RandomAffineAugment
-from kmodels_vision.pipeline import Augment, ImageBatches, augment_image, jitter_colors, open_rgb
+from kmodels_vision.pipeline import Augment, ImageBatches, augment_image, cut_mix, jitter_colors, open_rgb
 from PIL import Image
 
 import kmodels
@@ -153,11 +153,48 @@ def test_mixup_blends_images_and_labels_with_the_same_weights(tmp_path_factory, 
         np.testing.assert_array_equal(mixed[i][0], xm)  # seeded by (seed, epoch, batch): the same batch again
 
 
-def test_mixup_needs_labels_and_a_non_negative_parameter():
+def test_mixup_and_cutmix_need_labels_and_a_non_negative_parameter():
     with pytest.raises(ValueError, match="mixup=0.2 needs labels"):
         ImageBatches(["a.jpg"], None, (4, 4), mixup=0.2)
     with pytest.raises(ValueError, match="mixup=-1"):
         ImageBatches(["a.jpg"], [0], (4, 4), mixup=-1)
+    with pytest.raises(ValueError, match="cutmix=1.0 needs labels"):
+        ImageBatches(["a.jpg"], None, (4, 4), cutmix=1.0)
+    with pytest.raises(ValueError, match="mixup=0.2 and cutmix=1.0: set one"):
+        ImageBatches(["a.jpg"], [0], (4, 4), mixup=0.2, cutmix=1.0)
+
+
+@settings(deadline=None, max_examples=40)
+@given(n=st.integers(2, 7), height=st.integers(1, 9), width=st.integers(1, 9),
+       alpha=st.sampled_from([0.2, 1.0, 4.0]), seed=st.integers(0, 10_000))
+def test_cut_mix_pastes_one_box_of_another_image_and_weighs_labels_by_area(n, height, width, alpha, seed):
+    rng = np.random.default_rng(seed)
+    # distinct images: every pixel of image k is k (all channels), so each pixel says where it came from
+    x = np.broadcast_to(np.arange(n, dtype=np.uint8)[:, None, None, None] * 30, (n, height, width, 3)).copy()
+    y = rng.integers(0, 2, n).astype(np.float32)
+    xm, ym = cut_mix(x, y, np.random.default_rng(seed), alpha)
+    assert xm.shape == x.shape and xm.dtype == np.uint8 and ym.dtype == np.float32
+    assert x[:, 0, 0, 0].tolist() == [30 * k for k in range(n)]  # the input is not modified
+    sources = xm[..., 0] // 30
+    for k in range(n):
+        moved = np.argwhere(sources[k] != k)
+        if len(moved):  # one box, filled from one other image
+            (y0, x0), (y1, x1) = moved.min(0), moved.max(0) + 1
+            assert len(moved) == (y1 - y0) * (x1 - x0)
+            (j,) = np.unique(sources[k][y0:y1, x0:x1])
+            share = len(moved) / (height * width)
+            assert ym[k] == pytest.approx((1 - share) * y[k] + share * y[j], abs=1e-6)
+        else:  # no box within the image, or its own pixels pasted back
+            assert ym[k] == pytest.approx(y[k], abs=1e-6)
+        assert np.all(xm[k, ..., 0] == xm[k, ..., 2])  # whole pixels, all channels
+    # the training batches: each plain batch through `cut_mix`, seeded by (seed, epoch, batch)
+    store, labels = rng.integers(0, 256, (n, 6, 5, 3), dtype=np.uint8), rng.integers(0, 2, n).astype(np.float32)
+    kw = dict(batch_size=n, shuffle=True, seed=seed, store=store, rows=np.arange(n))
+    paths = [f"{i}.jpg" for i in range(n)]  # never opened: batches come from the store
+    plain, mixed = ImageBatches(paths, labels, (6, 5), **kw), ImageBatches(paths, labels, (6, 5), cutmix=alpha, **kw)
+    expected = cut_mix(*plain[0], np.random.default_rng([seed, 0, 0, 11]), alpha)
+    for got, want in zip(mixed[0], expected, strict=True):
+        np.testing.assert_array_equal(got, want)
 
 
 # Image sides for the properties that run the device layer (the cutout one has its own, from 4 up): a few

@@ -105,7 +105,7 @@ def keras_input(run_dir):
     return keras.saving.load_model(run_dir / "model.keras").input_shape
 
 
-def test_mixup_on_ten_classes_and_bagging_stop_before_the_run_exists(digit_folders, tmp_path):
+def test_mixup_cutmix_on_ten_classes_and_bagging_stop_before_the_run_exists(digit_folders, tmp_path):
     out = tmp_path / "runs"
     with pytest.raises(kmodels.ConfigError, match=r"folds=2: bagging is for table tasks.*image_classification"):
         kmodels.run("image_classification", data=digit_folders, overrides={"train.folds": 2}, out=out)
@@ -115,3 +115,9 @@ def test_mixup_on_ten_classes_and_bagging_stop_before_the_run_exists(digit_folde
     assert not out.exists()
     with pytest.raises(kmodels.ConfigError, match=r"\[images\] mixup=-1"):
         kmodels.run("image_classification", data=digit_folders, overrides={"images.mixup": -1}, out=out)
+    with pytest.raises(kmodels.ConfigError, match=r"cutmix=1.0 blends labels.*multiclass \(10 classes\)"):
+        kmodels.run("image_classification", data=digit_folders, overrides={"images.cutmix": 1.0}, out=out)
+    with pytest.raises(kmodels.ConfigError, match=r"mixup=0.2 and cutmix=1.0: both mix pairs"):
+        kmodels.run("image_classification", data=digit_folders, overrides={"images.mixup": 0.2, "images.cutmix": 1.0},
+                    out=out)
+    assert not out.exists()
