@@ -7,6 +7,8 @@
 #   JOBS=1: one backend after the other, each printing as it goes.
 #   PYTEST_ARGS: more pytest arguments for both runs, e.g. PYTEST_ARGS="-x tests/tabular".
 #
+# Each run ends with its 15 slowest tests (pytest --durations), so a CI log says where the minutes went.
+#
 # Each backend gets a temporary folder and a kmodels cache of its own (TMPDIR, KMODELS_CACHE_DIR), so the
 # two runs share no files; both are removed at the end. Exit status: 0 when both runs pass, 1 otherwise.
 set -uo pipefail
@@ -30,7 +32,7 @@ suite() {  # suite BACKEND &: the whole test suite on one backend, in its own fo
   mkdir -p "$work/$1/tmp" "$work/$1/cache"
   # shellcheck disable=SC2086  # PYTEST_ARGS is a list of words
   TMPDIR="$work/$1/tmp" KMODELS_CACHE_DIR="$work/$1/cache" KERAS_BACKEND=$1 \
-    exec "$PY" -m pytest -q -p no:cacheprovider ${PYTEST_ARGS:-tests}
+    exec "$PY" -m pytest -q -p no:cacheprovider --durations=15 ${PYTEST_ARGS:-tests}
 }
 
 status=0
