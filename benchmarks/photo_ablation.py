@@ -9,6 +9,8 @@ one seed are scored on the same photos). After every run it appends one JSON lin
 directory, date, note) and, at the end, prints per variant the accuracy on each seed, the mean ± standard
 error over seeds and, where `default` ran on the same seeds, the mean paired difference against it.
 
+A run whose line is already in `--json-lines` (same task, data, variant and overrides) is not run again: its
+line is reused, so a loop cut short resumes where it stopped (`--rerun` runs it again, to measure repeats).
 Each run keeps its run directory under `--out-root` (new; nothing is overwritten), so `kmodels bench tta` and
 `kmodels bench photo-curve` can re-score and plot them. A run takes 18-25 minutes on the 2,002 real photos on
 2 CPU cores with the shipped `dog_cat` recipe; without `--data` the task's embedded synthetic photos are used
@@ -89,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json-lines", type=Path, default=None, help="append one JSON line per run to this file")
     p.add_argument("--out-root", type=Path, default=None,
                    help="where the run directories go (must not exist; default: a new temporary folder)")
+    p.add_argument("--rerun", action="store_true", help="run again what --json-lines already has")
     p.add_argument("--note", default="", help="free text stored with every line (machine, load, session)")
     args = p.parse_args(argv)
     try:
@@ -108,22 +111,34 @@ def main(argv: list[str] | None = None) -> int:
     if len({name for name, _ in variants}) != len(variants):
         p.error("variant names must differ (and 'default' is the shipped spec's)")
     root = args.out_root or Path(tempfile.mkdtemp(prefix="photo_ablation_"))
-    root.mkdir(parents=True, exist_ok=args.out_root is None)
 
     import kmodels
 
+    data = str(args.data) if args.data else "embedded"
+    done = {}
+    if args.json_lines and args.json_lines.exists() and not args.rerun:
+        for text in args.json_lines.read_text().splitlines():
+            old = json.loads(text) if text.strip() else {}
+            if "variant" in old:
+                done[(old["task"], old.get("data"), old["variant"], json.dumps(old["ov"], sort_keys=True))] = old
     lines = []
     for seed in seeds:
         for name, over in variants:
             overrides = {**common, **over, "train.seed": seed}
+            key = (args.task, data, name, json.dumps(overrides, sort_keys=True))
+            if key in done:
+                print(f"{name}, seed {seed}: already in {args.json_lines}, not run again", file=sys.stderr)
+                lines.append(done[key])
+                continue
             out = root / f"{name}_s{seed}"
+            root.mkdir(parents=True, exist_ok=True)  # checked to be new above; made when the first run starts
             start = time.perf_counter()
             result = kmodels.run(args.task, data=args.data, overrides=overrides, out=out)
             keras_metrics = result.metrics["models"]["keras"]
             line = {"task": args.task, "variant": name, "seed": seed, "ov": overrides,
                     "acc": keras_metrics.get("accuracy"), "auc": keras_metrics.get("roc_auc"),
                     "s": round(time.perf_counter() - start, 1), "dir": str(out),
-                    "data": str(args.data) if args.data else "embedded", "date": time.strftime("%Y-%m-%d"),
+                    "data": data, "date": time.strftime("%Y-%m-%d"),
                     "note": args.note}
             lines.append(line)
             if args.json_lines:

@@ -139,11 +139,13 @@ def test_photo_ablation_runs_each_variant_per_seed_and_appends_a_line_each(tmp_p
     lines.write_text('{"earlier": "line"}\n')  # appended to, never rewritten
     tiny = ["data.count=40", "images.image_size=[32,32]", "train.epochs=1", "train.verbose=0", "model.name=dog_cat_cnn",
             "model.filters=[8]", "model.dense_units=8", "images.tta=none", "model.whitening=false"]
-    argv = ["bench", "photo-ablation", "--seeds", "3,4", "--variant", "cutmix=images.cutmix=1.0 images.cutout=0",
-            "--json-lines", str(lines), "--out-root", str(root), "--note", "smoke"]
-    for item in tiny:
-        argv += ["--set", item]
-    assert main(argv) == 0
+    sets = [arg for item in tiny for arg in ("--set", item)]
+
+    def argv(out_root):
+        return ["bench", "photo-ablation", "--seeds", "3,4", "--variant", "cutmix=images.cutmix=1.0 images.cutout=0",
+                "--json-lines", str(lines), "--out-root", str(out_root), "--note", "smoke", *sets]
+
+    assert main(argv(root)) == 0
     earlier, *rows = [json.loads(line) for line in lines.read_text().splitlines()]
     assert earlier == {"earlier": "line"}
     assert [(r["variant"], r["seed"]) for r in rows] == [("default", 3), ("cutmix", 3), ("default", 4), ("cutmix", 4)]
@@ -156,6 +158,10 @@ def test_photo_ablation_runs_each_variant_per_seed_and_appends_a_line_each(tmp_p
     table = capsys.readouterr().out.splitlines()
     assert table[0].startswith("| variant | seed 3 | seed 4 | mean ± SE | − default (paired) |")
     assert table[-1].startswith("| cutmix | ") and len(table) == 4
+    # run again with the same lines: nothing runs, the table is the same
+    assert main(argv(tmp_path / "again")) == 0
+    assert capsys.readouterr().out.splitlines() == table and len(lines.read_text().splitlines()) == 5
+    assert not (tmp_path / "again").exists()
     # an existing --out-root is refused before anything runs: nothing is overwritten
     with pytest.raises(SystemExit) as exc:
         main(["bench", "photo-ablation", "--out-root", str(root)])
