@@ -6,8 +6,9 @@ one run at a time, in this process: for each seed, the shipped spec (`default`, 
 each variant, with `train.seed` set to the seed (which also draws the held-back test split, so the runs of
 one seed are scored on the same photos). After every run it appends one JSON line (the schema of
 `benchmarks/results/photo_recipe_ablation.jsonl`: task, overrides, test accuracy, ROC AUC, seconds, run
-directory, date, note; and the backend and the checkout's commit, which says what `default` was) and, at the end, prints per variant the accuracy on each seed, the mean ± standard
-error over seeds and, where `default` ran on the same seeds, the mean paired difference against it.
+directory, date, note; and the backend and the checkout's commit, which says what `default` was) and, at
+the end, prints per variant the accuracy on each seed, the mean ± standard error over seeds and, where
+`default` ran on the same seeds, the mean paired difference against it.
 
 A run whose line is already in `--json-lines` (same task, data, variant and overrides) is not run again: its
 line is reused, so a loop cut short resumes where it stopped (`--rerun` runs it again, to measure repeats).
