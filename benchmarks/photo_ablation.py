@@ -44,23 +44,28 @@ def _variant(text: str) -> tuple[str, dict[str, Any]]:
     return name, dict(parse_override(item) for item in sets.split())
 
 
-def _mean_se(values: list[float]) -> tuple[float, float]:
+def _mean_se(values: list[float], signed: bool = False) -> str:
+    """`mean ± standard error` over `values` (the mean alone for one value), three decimals."""
     mean = sum(values) / len(values)
+    text = f"{mean:+.3f}" if signed else f"{mean:.3f}"
     if len(values) < 2:
-        return mean, float("nan")
+        return text
     var = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
-    return mean, math.sqrt(var / len(values))
+    return f"{text} ± {math.sqrt(var / len(values)):.3f}"
 
 
 def summary(lines: list[dict[str, Any]], seeds: list[int]) -> str:
     """A markdown table of the runs in `lines` (one per variant and seed): accuracy (ROC AUC, binary problems) per
     seed, mean ± SE, and the mean paired difference against the `default` variant on the seeds both ran.
+    Variants that ran on some of the seeds only are averaged over those.
 
     Example:
         >>> rows = [{"variant": v, "seed": s, "acc": a, "auc": 0.9, "s": 60.0}
-        ...         for v, s, a in [("default", 1, 0.8), ("default", 2, 0.9), ("x", 1, 0.85), ("x", 2, 0.9)]]
-        >>> print(summary(rows, [1, 2]).splitlines()[-1])
+        ...         for v, s, a in [("default", 1, 0.8), ("default", 2, 0.9), ("x", 1, 0.85), ("x", 2, 0.9), ("y", 2, 0.8)]]
+        >>> for line in summary(rows, [1, 2]).splitlines()[-2:]:
+        ...     print(line)
         | x | 0.850 (0.900) | 0.900 (0.900) | 0.875 ± 0.025 | +0.025 ± 0.025 | 1.0 |
+        | y |  | 0.800 (0.900) | 0.800 | -0.100 | 1.0 |
     """
     by = {(r["variant"], r["seed"]): r for r in lines}
     variants = list(dict.fromkeys(r["variant"] for r in lines))
@@ -71,12 +76,11 @@ def summary(lines: list[dict[str, Any]], seeds: list[int]) -> str:
         cells = ["" if not r else f"{r['acc']:.3f}" if r.get("auc") is None else f"{r['acc']:.3f} ({r['auc']:.3f})"
                  for r in runs]
         accs = [r["acc"] for r in runs if r]
-        mean, se = _mean_se(accs)
         paired = [by[(v, s)]["acc"] - by[("default", s)]["acc"] for s in seeds
                   if (v, s) in by and ("default", s) in by]
-        diff = "" if v == "default" or not paired else "{:+.3f} ± {:.3f}".format(*_mean_se(paired))
+        diff = "" if v == "default" or not paired else _mean_se(paired, signed=True)
         minutes = sum(r["s"] for r in runs if r) / len(accs) / 60
-        out.append("| " + " | ".join([v, *cells, f"{mean:.3f} ± {se:.3f}", diff, f"{minutes:.1f}"]) + " |")
+        out.append("| " + " | ".join([v, *cells, _mean_se(accs), diff, f"{minutes:.1f}"]) + " |")
     return "\n".join(out)
 
 
