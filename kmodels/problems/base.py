@@ -199,6 +199,12 @@ class Problem:
             metrics["primary_se"] = evaluation.bootstrap_se(self.kind, y_true, out)
         return metrics
 
+    def primary_score(self, y_true: np.ndarray, output: np.ndarray, threshold: Any = 0.5) -> float | None:
+        """The primary metric alone, as `score` gives it (no standard error): what permutation importance
+        computes for each shuffled copy, so a kind may override it with something cheaper."""
+        value = self._metrics(y_true, self.probabilities(output), threshold).get(self.primary)
+        return None if value is None else float(value)
+
     def _metrics(self, y_true: np.ndarray, out: np.ndarray, threshold: float) -> dict[str, Any]:
         from kmodels import evaluation
 

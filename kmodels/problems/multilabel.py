@@ -128,6 +128,15 @@ class MultilabelProblem(Problem):
             frame[f"probability_{name}"] = proba[:, i]
         return frame
 
+    def primary_score(self, y_true: np.ndarray, output: np.ndarray, threshold: Any = 0.5) -> float | None:
+        """Micro F1 without the per-label table and ROC AUCs `score` computes: 2·TP / (true + predicted labels)."""
+        y_true = np.asarray(y_true).astype(bool)
+        if not len(y_true):
+            return None
+        chosen = self.decode(output, threshold).astype(bool).reshape(y_true.shape)
+        total = int(y_true.sum() + chosen.sum())
+        return 2.0 * int((y_true & chosen).sum()) / total if total else 0.0
+
     def _metrics(self, y_true: np.ndarray, out: np.ndarray, threshold: Any) -> dict[str, Any]:
         from kmodels import evaluation
 

@@ -188,8 +188,8 @@ class Task(SavedRuns, DataSteps, ModelSteps):
             return self.predict_output(model, _as_matrix(pipe.transform(rows) if pipe is not None else rows))
 
         def score(labels: np.ndarray, output: np.ndarray) -> float:
-            value = problem.score(labels, output, threshold).get(problem.primary)
-            return float("nan") if value is None else float(value)
+            value = problem.primary_score(labels, output, threshold)
+            return float("nan") if value is None else value
 
         result = permutation_importances(predict_output, frame, y, score, repeats=repeats,
                                          seed=self.train_options.seed)

@@ -111,6 +111,38 @@ def test_permutation_importance_is_in_the_run_and_explain_reproduces_it(toy_run,
     assert "no target column 'label'" in capsys.readouterr().err
 
 
+def test_permutation_importance_predicts_the_shuffled_copies_in_batches():
+    """Stacked copies, one call per `batch_rows`: the same figures as one call per copy, each column shuffled
+    with its dtype (categories too) while the others stay as they were."""
+    import pandas as pd
+
+    from kmodels.evaluation import permutation_importances
+
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"signal": rng.normal(size=60), "colour": pd.Categorical(rng.choice(["red", "blue"], 60)),
+                          "noise": rng.normal(size=60)}, index=np.arange(60) + 500)
+    y = (frame["signal"] + (frame["colour"] == "red") > 0.5).to_numpy()
+    calls = []
+
+    def predict_output(rows):
+        calls.append(len(rows))
+        assert rows["colour"].dtype == "category" and len(rows) % 60 == 0
+        return (rows["signal"] + (rows["colour"] == "red")).to_numpy()
+
+    def accuracy(labels, output):
+        return float(np.mean((output > 0.5) == labels))
+
+    batched = permutation_importances(predict_output, frame, y, accuracy, repeats=4, seed=3)
+    assert calls == [60, 60 * 12]  # the unshuffled rows, then 3 columns x 4 shuffles in one call
+    calls.clear()
+    single = permutation_importances(predict_output, frame, y, accuracy, repeats=4, seed=3, batch_rows=60)
+    assert calls == [60] * 13 and single == batched
+    assert list(batched["features"]) == ["signal", "colour", "noise"] and batched["baseline"] == 1.0
+    assert batched["features"]["noise"] == {"mean": 0.0, "std": 0.0} and batched["features"]["colour"]["mean"] > 0
+    with pytest.raises(ValueError, match="must keep every row"):
+        permutation_importances(lambda rows: np.zeros(3), frame, y, accuracy)
+
+
 def test_importance_can_be_turned_off():
     spec = kmodels.load_spec("toy_task", {"evaluate.importance_repeats": 0})
     assert spec.options("evaluate").importance_repeats == 0

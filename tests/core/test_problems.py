@@ -74,6 +74,26 @@ def test_encode_decode_and_score_each_kind():
     assert reg.score(np.array([1.0, 2.0]), np.array([np.nan, 1.0]))["non_finite_predictions"] == 1
 
 
+@given(seed=st.integers(0, 2**16), n=st.integers(1, 40), threshold=st.floats(0.05, 0.95))
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "multilabel", "regression"])
+def test_primary_score_is_the_primary_metric_of_score(kind, seed, n, threshold):
+    """What permutation importance computes per shuffled copy is what `score` reports, for every kind."""
+    rng = np.random.default_rng(seed)
+    problem = {"binary": Problem("binary", ("a", "b")), "multiclass": Problem("multiclass", ("a", "b", "c")),
+               "multilabel": Problem("multilabel", ("a", "b", "c")), "regression": Problem("regression")}[kind]
+    if kind == "binary":
+        y, out = rng.integers(0, 2, n), rng.random((n, 1))
+    elif kind == "multiclass":
+        y, out = rng.integers(0, 3, n), rng.dirichlet(np.ones(3), n)
+    elif kind == "multilabel":
+        y, out = rng.integers(0, 2, (n, 3)), rng.random((n, 3))
+    else:
+        y, out = rng.normal(size=n), rng.normal(size=(n, 1))
+    want = problem.score(y, out, threshold).get(problem.primary)
+    got = problem.primary_score(y, out, threshold)
+    assert (got is None and want is None) or got == pytest.approx(want, nan_ok=True)
+
+
 def test_problem_json_round_trip_and_num_classes():
     for p in (Problem("binary", ("M", "F")), Problem("multiclass", (1, 2, 3)), Problem("regression")):
         assert Problem.from_json(p.to_json()) == Problem(p.kind, p.classes, p.reason)
