@@ -187,3 +187,22 @@ def test_blur_pool_models_are_plain_keras_and_downsample_alike(name, tmp_path):
     assert all(type(la).__module__.startswith("keras.") for la in loaded.layers)
     x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
     np.testing.assert_allclose(loaded.predict(x, verbose=0), blurred.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_squeeze_excite_gates_each_block_with_plain_keras_layers(tmp_path):
+    """`mini_xception(squeeze_excite=r)`: per block a bottleneck of max(4, r x filters) units and a sigmoid gate
+    per channel, multiplied into the branch; saved and loaded as plain Keras; ratios outside [0, 1] refused."""
+    import kmodels
+
+    kwargs = {"input_shape": (32, 32, 3), "filters": (8, 32), "stem_filters": 8}
+    plain, gated = kmodels.build("mini_xception", **kwargs), kmodels.build("mini_xception", squeeze_excite=0.25, **kwargs)
+    assert gated.output_shape == plain.output_shape
+    assert [la.units for la in gated.layers if isinstance(la, keras.layers.Dense)][:4] == [4, 8, 8, 32]
+    assert sum(isinstance(la, keras.layers.Multiply) for la in gated.layers) == 2
+    assert not any(isinstance(la, keras.layers.Multiply) for la in plain.layers)
+    gated.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), gated.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="squeeze_excite=1.5"):
+        kmodels.build("mini_xception", squeeze_excite=1.5, **kwargs)
