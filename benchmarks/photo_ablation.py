@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import kmodels
 
-    data = str(args.data) if args.data else "embedded"
+    data = str(args.data.resolve()) if args.data else "embedded"  # one key however the folder was typed
     try:  # what `default` meant: the checkout's commit (None outside a git checkout)
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                                 check=False).stdout.strip() or None
@@ -132,10 +132,17 @@ def main(argv: list[str] | None = None) -> int:
         commit = None
     done = {}
     if args.json_lines and args.json_lines.exists() and not args.rerun:
-        for text in args.json_lines.read_text().splitlines():
-            old = json.loads(text) if text.strip() else {}
-            if "variant" in old:
-                done[(old["task"], old.get("data"), old["variant"], json.dumps(old["ov"], sort_keys=True))] = old
+        for number, text in enumerate(args.json_lines.read_text().splitlines(), 1):
+            try:
+                old = json.loads(text) if text.strip() else {}
+            except json.JSONDecodeError as err:
+                p.error(f"--json-lines {args.json_lines}, line {number}: not JSON ({err.msg} at column {err.colno}); "
+                        "mend or delete that line, or give another file")
+            if isinstance(old, dict) and "variant" in old:
+                folder = old.get("data")
+                if folder and folder != "embedded":
+                    folder = str(Path(folder).resolve())  # lines written before paths were recorded resolved
+                done[(old["task"], folder, old["variant"], json.dumps(old["ov"], sort_keys=True))] = old
     lines = []
     for seed in seeds:
         for name, over in variants:

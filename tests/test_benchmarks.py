@@ -167,3 +167,22 @@ def test_photo_ablation_runs_each_variant_per_seed_and_appends_a_line_each(tmp_p
     with pytest.raises(SystemExit) as exc:
         main(["bench", "photo-ablation", "--out-root", str(root)])
     assert exc.value.code == 2 and "exists" in capsys.readouterr().err
+
+
+def test_photo_ablation_knows_a_folder_however_it_is_typed_and_names_a_damaged_line(tmp_path, monkeypatch, capsys):
+    """A line written with a relative `--data` is the same run as the absolute path: reused, nothing runs. A line
+    that is not JSON stops it with the file and the line number."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "photos").mkdir()
+    lines = tmp_path / "ablation.jsonl"
+    lines.write_text(json.dumps({"task": "dog_cat", "data": "photos", "variant": "default", "seed": 5,
+                                 "ov": {"train.seed": 5}, "acc": 0.9, "auc": 0.95, "s": 60.0}) + "\n")
+    assert main(["bench", "photo-ablation", "--data", str(tmp_path / "photos"), "--seeds", "5",
+                 "--json-lines", str(lines), "--out-root", str(tmp_path / "runs")]) == 0
+    captured = capsys.readouterr()
+    assert "default, seed 5: already in" in captured.err and "| default | 0.900 (0.950) |" in captured.out
+    assert not (tmp_path / "runs").exists()
+    lines.write_text(lines.read_text() + '{"task": "dog_cat", "acc": 0.9\n')
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "photo-ablation", "--data", "photos", "--seeds", "5", "--json-lines", str(lines)])
+    assert exc.value.code == 2 and f"--json-lines {lines}, line 2: not JSON" in capsys.readouterr().err
