@@ -134,6 +134,9 @@ class RandomAffineAugment(keras.layers.Layer):
         color_jitter: after the warp, before the cutout, each image's brightness, contrast and saturation
             scaled by three factors drawn uniformly in [1 - color_jitter, 1 + color_jitter]
             (`kmodels_vision.pipeline.jitter_colors` is the same on the host); 0 (default) turns it off.
+        grayscale: after the colour jitter, before the cutout, the probability that an image is turned
+            grey (each pixel's channels set to their mean, as the jitter's saturation does); 0 (default)
+            turns it off.
 
     Example:
         >>> import numpy as np
@@ -146,13 +149,17 @@ class RandomAffineAugment(keras.layers.Layer):
     """
 
     def __init__(self, flip: float = 0.5, rotation: float = 10.0, zoom: float = 0.1, shift: float = 0.0,
-                 seed: int | None = None, cutout: float = 0.0, color_jitter: float = 0.0, **kwargs) -> None:
+                 seed: int | None = None, cutout: float = 0.0, color_jitter: float = 0.0, grayscale: float = 0.0,
+                 **kwargs) -> None:
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         if not 0.0 <= cutout < 1.0:
             raise ValueError(f"Received cutout={cutout}. Expected a fraction of the side in [0, 1) (0: off).")
         if not 0.0 <= color_jitter < 1.0:
             raise ValueError(f"Received color_jitter={color_jitter}. Expected a factor range in [0, 1) (0: off).")
+        if not 0.0 <= grayscale <= 1.0:
+            raise ValueError(f"Received grayscale={grayscale}. Expected a probability in [0, 1] (0: off).")
+        self.grayscale = float(grayscale)
         self.flip, self.rotation, self.zoom, self.shift, self.seed = flip, rotation, zoom, shift, seed
         self.cutout, self.color_jitter = float(cutout), float(color_jitter)
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -182,6 +189,10 @@ class RandomAffineAugment(keras.layers.Layer):
                                          data_format="channels_last")
         if self.color_jitter:  # drawn only when asked for, so runs without it keep their random stream
             out = self._jitter(out, n)
+        if self.grayscale:  # likewise
+            grey = ops.cast(keras.random.uniform((n,), seed=self.seed_generator) < self.grayscale, out.dtype)
+            mask = grey[:, None, None, None]
+            out = out * (1.0 - mask) + ops.mean(out, axis=3, keepdims=True) * mask
         return self._cut(out, n, h, w) if self.cutout else out
 
     def _jitter(self, images, n):
@@ -211,7 +222,8 @@ class RandomAffineAugment(keras.layers.Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "flip": self.flip, "rotation": self.rotation, "zoom": self.zoom,
-                "shift": self.shift, "seed": self.seed, "cutout": self.cutout, "color_jitter": self.color_jitter}
+                "shift": self.shift, "seed": self.seed, "cutout": self.cutout, "color_jitter": self.color_jitter,
+                "grayscale": self.grayscale}
 
 
 def patch_whitening(x: Any, patch: int = 2) -> Any:

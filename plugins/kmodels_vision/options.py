@@ -36,6 +36,8 @@ class ImageOptions:
         color_jitter: after the warp, each training image's brightness, contrast and saturation
             scaled by three factors drawn uniformly in [1 - color_jitter, 1 + color_jitter]; 0 turns it off
             (the default here; `dog_cat` and `image_classification` ship 0.3).
+        grayscale: after the colour jitter, the probability that a training image is turned grey
+            (each pixel's channels set to their mean); 0 (the default) turns it off.
         workers: decoding threads feeding training.
         cache_mb: keep the decoded training and validation images in memory,
             up to this many MiB (128x128 images: 48 KiB each, so the 25,000
@@ -74,6 +76,7 @@ class ImageOptions:
     shift: float = 0.0
     cutout: float = 0.0
     color_jitter: float = 0.0
+    grayscale: float = 0.0
     workers: int = 2
     cache_mb: int = 2048
     tta: Literal["none", "flip", "flip_translate"] = "none"
@@ -107,10 +110,12 @@ class ImageOptions:
 
     @property
     def augmentation(self) -> Augment:
-        """The training augmentation these options ask for (flip, rotation, zoom, shift, cutout, colour jitter),
+        """The training augmentation these options ask for (flip, rotation, zoom, shift, cutout, colour jitter,
+        grey),
         whether it runs on the host (`ImageBatches`) or on the device (`RandomAffineAugment`, which takes the same
         fields)."""
-        return Augment(self.flip, self.rotation, self.zoom, self.shift, self.cutout, self.color_jitter)
+        return Augment(self.flip, self.rotation, self.zoom, self.shift, self.cutout, self.color_jitter,
+                       self.grayscale)
 
 
 def auto_image_size(short_sides: Sequence[int], low: int = 32, high: int = 144) -> tuple[int, int]:

@@ -37,6 +37,8 @@ class Augment:
             (DeVries and Taylor 2017); 0: off.
         color_jitter: after the warp (before cutout), the brightness, contrast and saturation of each image
             scaled by three factors drawn uniformly in [1 - color_jitter, 1 + color_jitter] (`jitter_colors`); 0: off.
+        grayscale: after the colour jitter (before cutout), the probability that an image is turned grey, each
+            pixel's channels set to their mean; 0: off.
     """
 
     flip: float = 0.5
@@ -45,12 +47,13 @@ class Augment:
     shift: float = 0.0
     cutout: float = 0.0
     color_jitter: float = 0.0
+    grayscale: float = 0.0
 
     def validate(self) -> Augment:
         if not (0 <= self.flip <= 1 and 0 <= self.rotation <= 180 and 0 <= self.zoom < 1 and 0 <= self.shift < 1
-                and 0 <= self.cutout < 1 and 0 <= self.color_jitter < 1):
-            raise ValueError(f"Received {self}. Expected flip in [0, 1], rotation in [0, 180], zoom, shift, cutout "
-                             "and color_jitter in [0, 1).")
+                and 0 <= self.cutout < 1 and 0 <= self.color_jitter < 1 and 0 <= self.grayscale <= 1):
+            raise ValueError(f"Received {self}. Expected flip and grayscale in [0, 1], rotation in [0, 180], zoom, "
+                             "shift, cutout and color_jitter in [0, 1).")
         return self
 
 
@@ -100,7 +103,7 @@ def augment_image(image: np.ndarray, rng: np.random.Generator, augment: Augment)
 
 def augment_rgb(img, rng: np.random.Generator, augment: Augment):
     """`augment_image` on an RGB Pillow image, in one resampling pass (the flip folds into the warp), then
-    `augment.color_jitter`'s colours and `augment.cutout`'s square."""
+    `augment.color_jitter`'s colours, `augment.grayscale`'s grey and `augment.cutout`'s square."""
     from PIL import Image
 
     out = _warp_rgb(img, rng, augment)
@@ -108,6 +111,9 @@ def augment_rgb(img, rng: np.random.Generator, augment: Augment):
         factors = 1.0 + (2.0 * rng.random(3) - 1.0) * augment.color_jitter
         jittered = jitter_colors(np.asarray(out, dtype=np.float32)[None], factors[None])[0]
         out = Image.fromarray(np.rint(jittered).astype(np.uint8))
+    if augment.grayscale and rng.random() < augment.grayscale:  # likewise
+        rgb = np.asarray(out, dtype=np.float32)
+        out = Image.fromarray(np.rint(np.repeat(rgb.mean(axis=2, keepdims=True), 3, axis=2)).astype(np.uint8))
     return _cut_rgb(out, rng, augment.cutout) if augment.cutout else out
 
 

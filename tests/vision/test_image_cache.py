@@ -365,3 +365,49 @@ def test_run_uses_the_disk_cache_and_saves_the_model_without_the_augmentation(tm
     names = [layer.name for layer in model.layers]
     assert "augmentation" not in names and model.name == "simple_cnn"
     assert json.loads((result.run_dir / "metadata.json").read_text())["status"] == "completed"
+
+
+@settings(deadline=None, max_examples=20)
+@given(h=SIDES, w=SIDES, seed=st.integers(0, 100), p=st.floats(0.05, 1.0))
+def test_grayscale_turns_the_drawn_images_grey_on_device_and_host(h, w, seed, p):
+    """`grayscale = p`: one draw per image after the warp (and the jitter); an image drawn below p gets each
+    pixel's channel mean in every channel, the others are left as they were; nothing in inference."""
+    import keras
+
+    x = np.random.default_rng(seed).uniform(0, 255, (4, h, w, 3)).round().astype("float32")
+    out = np.asarray(RandomAffineAugment(0.0, 0.0, 0.0, 0.0, seed=seed, grayscale=p)(x, training=True))
+    replay = keras.random.SeedGenerator(seed)
+    keras.random.uniform((4, 5), seed=replay)
+    chosen = np.asarray(keras.random.uniform((4,), seed=replay)) < p
+    for i in range(4):
+        want = np.repeat(x[i].mean(axis=2, keepdims=True), 3, axis=2) if chosen[i] else x[i]
+        np.testing.assert_allclose(out[i], want, atol=1e-3)
+    np.testing.assert_array_equal(np.asarray(RandomAffineAugment(grayscale=p)(x)), x)
+    for i in range(4):  # the host: the flip's one number, then this one, from the image's generator
+        rng, replay_host = np.random.default_rng([seed, i]), np.random.default_rng([seed, i])
+        got = augment_image(x[i], rng, Augment(0.0, 0.0, 0.0, 0.0, grayscale=p))
+        replay_host.random()
+        grey = replay_host.random() < p
+        want = np.repeat(np.rint(x[i].mean(axis=2, keepdims=True)), 3, axis=2) if grey else x[i]
+        np.testing.assert_allclose(got, want, atol=1.0)
+        assert rng.random() == replay_host.random()  # exactly two numbers drawn
+
+
+def test_grayscale_off_keeps_the_random_stream_and_bad_probabilities_are_refused():
+    from kmodels_vision.options import ImageOptions
+
+    from kmodels.errors import ConfigError
+
+    x = np.random.default_rng(0).uniform(0, 255, (9, 9, 3)).astype("float32")
+    for grayscale, draws in ((0.0, 5), (0.2, 6)):
+        rng, reference = np.random.default_rng(5), np.random.default_rng(5)
+        augment_image(x, rng, Augment(0.5, 10.0, 0.1, 0.1, grayscale=grayscale))
+        reference.random(draws)
+        assert rng.random() == reference.random()
+    with pytest.raises(ValueError, match="grayscale=1.5"):
+        RandomAffineAugment(grayscale=1.5)
+    with pytest.raises(ConfigError, match=r"\[images\].*grayscale"):
+        ImageOptions(grayscale=-0.1)
+    layer = RandomAffineAugment(0.5, 10.0, 0.1, 0.1, seed=7, grayscale=0.2)
+    assert RandomAffineAugment.from_config(layer.get_config()).grayscale == 0.2
+    assert ImageOptions(grayscale=0.2).augmentation.grayscale == 0.2
