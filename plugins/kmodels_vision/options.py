@@ -111,9 +111,8 @@ class ImageOptions:
     @property
     def augmentation(self) -> Augment:
         """The training augmentation these options ask for (flip, rotation, zoom, shift, cutout, colour jitter,
-        grey),
-        whether it runs on the host (`ImageBatches`) or on the device (`RandomAffineAugment`, which takes the same
-        fields)."""
+        grey), whether it runs on the host (`ImageBatches`) or on the device (`RandomAffineAugment`, which takes
+        the same fields)."""
         return Augment(self.flip, self.rotation, self.zoom, self.shift, self.cutout, self.color_jitter,
                        self.grayscale)
 
