@@ -48,6 +48,20 @@ class BinaryProblem(Problem):
     def describe_output(self) -> str:
         return f"probability of {self.positive_class!r}; predict it when >= threshold"
 
+    def primary_score(self, y_true: np.ndarray, output: np.ndarray, threshold: Any = 0.5) -> float | None:
+        """ROC AUC alone, as the Mann-Whitney statistic of the ranks (ties count half, as in scikit-learn's
+        trapezoids), without the whole table `score` computes; None with one class or non-finite outputs."""
+        from scipy.stats import rankdata
+
+        y_true = np.asarray(y_true).astype(int).ravel()
+        proba = np.asarray(self.probabilities(output), dtype=float).ravel()
+        positives = int(y_true.sum())
+        negatives = len(y_true) - positives
+        if not positives or not negatives or not np.isfinite(proba).all():
+            return None
+        ranks = rankdata(proba)
+        return float((ranks[y_true == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
     def _metrics(self, y_true: np.ndarray, out: np.ndarray, threshold: float) -> dict[str, Any]:
         from kmodels import evaluation
 
