@@ -323,24 +323,28 @@ def test_jitter_colors_keeps_grey_images_grey_and_identity_factors_change_nothin
         np.testing.assert_allclose(out, jitter_colors(x, factors * [1.0, 1.0, 0.0]), atol=1e-3)
 
 
-def test_color_jitter_off_keeps_the_random_stream_and_bad_ranges_are_refused():
+@pytest.mark.parametrize("option,on,draws,too_high,too_low", [
+    ("color_jitter", 0.3, 8, 1.0, -0.1),  # the warp's five numbers, then three factors
+    ("grayscale", 0.2, 6, 1.5, -0.1),  # the warp's five, then one
+])
+def test_colour_options_off_keep_the_random_stream_and_bad_values_are_refused(option, on, draws, too_high, too_low):
     from kmodels_vision.options import ImageOptions
 
     from kmodels.errors import ConfigError
 
     x = np.random.default_rng(0).uniform(0, 255, (9, 9, 3)).astype("float32")
-    for jitter, draws in ((0.0, 5), (0.3, 8)):
+    for value, n in ((0.0, 5), (on, draws)):
         rng, reference = np.random.default_rng(5), np.random.default_rng(5)
-        augment_image(x, rng, Augment(0.5, 10.0, 0.1, 0.1, 0.0, jitter))
-        reference.random(draws)
+        augment_image(x, rng, Augment(0.5, 10.0, 0.1, 0.1, **{option: value}))
+        reference.random(n)
         assert rng.random() == reference.random()
-    with pytest.raises(ValueError, match="color_jitter=1.0"):
-        RandomAffineAugment(color_jitter=1.0)
-    with pytest.raises(ConfigError, match=r"\[images\].*color_jitter"):
-        ImageOptions(color_jitter=-0.1)
-    layer = RandomAffineAugment(0.5, 10.0, 0.1, 0.1, seed=7, color_jitter=0.3)
-    assert RandomAffineAugment.from_config(layer.get_config()).color_jitter == 0.3
-    assert ImageOptions(color_jitter=0.3).augmentation.color_jitter == 0.3
+    with pytest.raises(ValueError, match=f"{option}={too_high}"):
+        RandomAffineAugment(**{option: too_high})
+    with pytest.raises(ConfigError, match=rf"\[images\].*{option}"):
+        ImageOptions(**{option: too_low})
+    layer = RandomAffineAugment(0.5, 10.0, 0.1, 0.1, seed=7, **{option: on})
+    assert getattr(RandomAffineAugment.from_config(layer.get_config()), option) == on
+    assert getattr(ImageOptions(**{option: on}).augmentation, option) == on
 
 
 @pytest.mark.slow
@@ -391,23 +395,3 @@ def test_grayscale_turns_the_drawn_images_grey_on_device_and_host(h, w, seed, p)
         want = np.repeat(np.rint(x[i].mean(axis=2, keepdims=True)), 3, axis=2) if grey else x[i]
         np.testing.assert_allclose(got, want, atol=1.0)
         assert rng.random() == replay_host.random()  # exactly two numbers drawn
-
-
-def test_grayscale_off_keeps_the_random_stream_and_bad_probabilities_are_refused():
-    from kmodels_vision.options import ImageOptions
-
-    from kmodels.errors import ConfigError
-
-    x = np.random.default_rng(0).uniform(0, 255, (9, 9, 3)).astype("float32")
-    for grayscale, draws in ((0.0, 5), (0.2, 6)):
-        rng, reference = np.random.default_rng(5), np.random.default_rng(5)
-        augment_image(x, rng, Augment(0.5, 10.0, 0.1, 0.1, grayscale=grayscale))
-        reference.random(draws)
-        assert rng.random() == reference.random()
-    with pytest.raises(ValueError, match="grayscale=1.5"):
-        RandomAffineAugment(grayscale=1.5)
-    with pytest.raises(ConfigError, match=r"\[images\].*grayscale"):
-        ImageOptions(grayscale=-0.1)
-    layer = RandomAffineAugment(0.5, 10.0, 0.1, 0.1, seed=7, grayscale=0.2)
-    assert RandomAffineAugment.from_config(layer.get_config()).grayscale == 0.2
-    assert ImageOptions(grayscale=0.2).augmentation.grayscale == 0.2
