@@ -11,6 +11,7 @@ Plots use matplotlib's Agg backend (no display needed) and seaborn. Example:
 
 from __future__ import annotations
 
+from kmodels.evaluation.importance import BATCH_CELLS, permutation_importances
 from kmodels.evaluation.metrics import (
     THRESHOLD_GRID,
     THRESHOLD_METRICS,
@@ -21,7 +22,6 @@ from kmodels.evaluation.metrics import (
     fit_temperature,
     multiclass_metrics,
     multilabel_metrics,
-    permutation_importances,
     regression_metrics,
     threshold_curve,
     verdict,
@@ -43,6 +43,7 @@ from kmodels.evaluation.tables import (
 )
 
 __all__ = [
+    "BATCH_CELLS",
     "THRESHOLD_GRID",
     "THRESHOLD_METRICS",
     "binary_metrics",

@@ -111,9 +111,9 @@ def test_permutation_importance_is_in_the_run_and_explain_reproduces_it(toy_run,
     assert "no target column 'label'" in capsys.readouterr().err
 
 
-def test_permutation_importance_predicts_the_shuffled_copies_in_batches():
-    """Stacked copies, one call per `batch_rows`: the same figures as one call per copy, each column shuffled
-    with its dtype (categories too) while the others stay as they were."""
+def test_permutation_importance_predicts_the_shuffled_copies_in_batches(monkeypatch):
+    """Stacked copies, one call per `batch_rows` (and `BATCH_CELLS`): the same figures as one call per copy, each
+    column shuffled with its dtype (categories too) while the others stay as they were."""
     import pandas as pd
 
     from kmodels.evaluation import permutation_importances
@@ -141,6 +141,10 @@ def test_permutation_importance_predicts_the_shuffled_copies_in_batches():
     assert batched["features"]["noise"] == {"mean": 0.0, "std": 0.0} and batched["features"]["colour"]["mean"] > 0
     with pytest.raises(ValueError, match="must keep every row"):
         permutation_importances(lambda rows: np.zeros(3), frame, y, accuracy)
+    calls.clear()  # a wide table: `BATCH_CELLS` bounds a call's cells too (3 columns x 120 rows = 2 copies)
+    monkeypatch.setattr("kmodels.evaluation.importance.BATCH_CELLS", 3 * 120)
+    capped = permutation_importances(predict_output, frame, y, accuracy, repeats=4, seed=3)
+    assert calls == [60] + [120] * 6 and capped == batched
 
 
 def test_importance_can_be_turned_off():
