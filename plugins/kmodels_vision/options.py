@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 import numpy as np
@@ -113,8 +113,7 @@ class ImageOptions:
         """The training augmentation these options ask for (flip, rotation, zoom, shift, cutout, colour jitter,
         grey), whether it runs on the host (`ImageBatches`) or on the device (`RandomAffineAugment`, which takes
         the same fields)."""
-        return Augment(self.flip, self.rotation, self.zoom, self.shift, self.cutout, self.color_jitter,
-                       self.grayscale)
+        return Augment(**{f.name: getattr(self, f.name) for f in fields(Augment)})  # by name: same-named fields
 
 
 def auto_image_size(short_sides: Sequence[int], low: int = 32, high: int = 144) -> tuple[int, int]:
