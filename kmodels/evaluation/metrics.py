@@ -270,18 +270,31 @@ THRESHOLD_GRID = np.round(np.linspace(0.01, 0.99, 99), 2)
 
 
 def threshold_curve(y_true: np.ndarray, proba: np.ndarray, metric: str) -> np.ndarray:
-    """`metric` (one of `THRESHOLD_METRICS`) of the decisions `proba >= t` for every `t` in `THRESHOLD_GRID`."""
-    from sklearn import metrics as skm
+    """`metric` (one of `THRESHOLD_METRICS`) of the decisions `proba >= t` for every `t` in `THRESHOLD_GRID`.
 
+    The same figures as scikit-learn's `accuracy_score`, `balanced_accuracy_score` (the mean recall of the
+    classes `y_true` holds) and `f1_score(zero_division=0)` at each threshold, from one sort of each class's
+    probabilities rather than 99 calls: on a multi-label run that is per label.
+
+    Example:
+        >>> threshold_curve(np.array([0, 0, 1, 1]), np.array([0.1, 0.6, 0.4, 0.9]), "accuracy")[[9, 49, 69]].tolist()
+        [0.5, 0.5, 0.75]
+    """
     if metric not in THRESHOLD_METRICS:
         raise ValueError(f"Received metric={metric!r}. Expected one of {', '.join(THRESHOLD_METRICS)}.")
     y_true = np.asarray(y_true).astype(int).ravel()
     proba = np.asarray(proba, dtype=float).ravel()
-    score = {"accuracy": skm.accuracy_score, "balanced_accuracy": skm.balanced_accuracy_score,
-             "f1": lambda y, p: skm.f1_score(y, p, zero_division=0)}[metric]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # balanced accuracy on a split with one class warns
-        return np.array([score(y_true, (proba >= t).astype(int)) for t in THRESHOLD_GRID])
+    positives, negatives = np.sort(proba[y_true == 1]), np.sort(proba[y_true != 1])
+    p, n = len(positives), len(negatives)
+    tp = p - np.searchsorted(positives, THRESHOLD_GRID, side="left")  # positives with proba >= t
+    fp = n - np.searchsorted(negatives, THRESHOLD_GRID, side="left")
+    if metric == "accuracy":
+        return (tp + n - fp) / max(p + n, 1)
+    if metric == "f1":
+        denominator = 2 * tp + fp + (p - tp)
+        return np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), 0.0)
+    recalls = [r for r, present in ((tp / max(p, 1), p), ((n - fp) / max(n, 1), n)) if present]
+    return np.mean(recalls, axis=0) if recalls else np.zeros(len(THRESHOLD_GRID))
 
 
 def choose_threshold(y_true: np.ndarray, proba: np.ndarray, metric: str = "balanced_accuracy") -> float:

@@ -7,6 +7,8 @@ import json
 import keras
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import kmodels
 from kmodels.errors import ConfigError
@@ -56,6 +58,27 @@ def test_choose_threshold_maximises_the_metric_and_prefers_the_middle():
     assert choose_threshold(np.zeros(10), rng.random(10)) == 0.5  # one class: nothing to choose from
     with pytest.raises(ValueError, match="Expected one of accuracy, balanced_accuracy, f1"):
         threshold_curve(y, p, "roc_auc")
+
+
+@settings(deadline=None)
+@given(labels=st.lists(st.integers(0, 1), min_size=1, max_size=60), data=st.data(),
+       metric=st.sampled_from(["accuracy", "balanced_accuracy", "f1"]))
+def test_threshold_curve_equals_scikit_learn_at_every_threshold(labels, data, metric):
+    """The sorted-counts curve is scikit-learn's metric of `proba >= t` at each of the 99 thresholds: one class
+    or both, ties, probabilities on the grid itself (the `>=` side) and at 0 and 1."""
+    import warnings
+
+    from sklearn import metrics as skm
+
+    y = np.array(labels)
+    grid_or_any = st.one_of(st.sampled_from([0.0, 1.0, 0.5, 0.01, 0.99, 0.37]), st.floats(0, 1))
+    p = np.array(data.draw(st.lists(grid_or_any, min_size=len(y), max_size=len(y))))
+    score = {"accuracy": skm.accuracy_score, "balanced_accuracy": skm.balanced_accuracy_score,
+             "f1": lambda a, b: skm.f1_score(a, b, zero_division=0)}[metric]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # balanced accuracy with one class in y warns
+        expected = [score(y, (p >= t).astype(int)) for t in THRESHOLD_GRID]
+    np.testing.assert_allclose(threshold_curve(y, p, metric), expected, atol=1e-12)
 
 
 @pytest.mark.parametrize("factor,expect", [(3.0, "softer"), (0.3, "sharper")])
