@@ -63,10 +63,26 @@ def plot_confusion_matrix(cm: Sequence[Sequence[int]], class_names: Sequence[str
     return save_figure(fig, path)
 
 
-def plot_per_label(per_label: Mapping[str, Mapping[str, Any]], path: str | Path | None, title: str = "Per label") -> Any:
-    """Precision, recall and F1 of each label of a multi-label model (bars), with its support in the tick label."""
+def plot_per_label(per_label: Mapping[str, Mapping[str, Any]], path: str | Path | None, title: str = "Per label",
+                   max_labels: int = 40) -> Any:
+    """Precision, recall and F1 of each label of a multi-label model (bars), with its support in the tick label.
+
+    Past `max_labels` labels only the `max_labels` with the most support are drawn (the title says how many of
+    how many; `metrics.json` holds every label's figures), so the figure stays readable: 1,000 labels drew a
+    99,220-pixel-wide PNG.
+
+    Example:
+        >>> fig = plot_per_label({f"l{i}": {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": i}
+        ...                       for i in range(100)}, None)
+        >>> fig.axes[0].get_title(), bool(fig.get_size_inches()[0] <= 40)
+        ('Per label: the 40 of 100 labels with the most support', True)
+        >>> pyplot().close(fig)
+    """
     plt = pyplot()
     names = list(per_label)
+    if len(names) > max_labels:
+        names = sorted(names, key=lambda n: -per_label[n]["support"])[:max_labels]  # stable: ties keep their order
+        title = f"{title}: the {max_labels} of {len(per_label)} labels with the most support"
     x = np.arange(len(names))
     fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(names) + 2), 4))
     for i, metric in enumerate(("precision", "recall", "f1")):
