@@ -87,7 +87,8 @@ def plot_per_label(per_label: Mapping[str, Mapping[str, Any]], path: str | Path 
     fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(names) + 2), 4))
     for i, metric in enumerate(("precision", "recall", "f1")):
         ax.bar(x + (i - 1) * 0.27, [per_label[n][metric] for n in names], width=0.27, label=metric)
-    ax.set_xticks(x, [f"{n}\n(n={per_label[n]['support']})" for n in names])
+    short = [n if len(n) <= 14 else n[:13] + "…" for n in names]
+    ax.set_xticks(x, [f"{s}\n(n={per_label[n]['support']})" for s, n in zip(short, names, strict=True)])
     ax.set_ylim(0, 1.2)  # room for the legend above the bars
     ax.set_title(title)
     ax.legend(loc="upper center", ncols=3, frameon=False)
