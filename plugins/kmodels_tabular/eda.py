@@ -120,29 +120,65 @@ def markdown(report: Mapping[str, Any]) -> str:
     return "\n".join(parts)
 
 
+#: Bars of the EDA's missing-values and target plots, and curves of its feature-by-class plot, at most: past them a
+#: plot shows the columns with the most missing values, or the most frequent classes (the title says how many of how
+#: many; `eda.json` holds them all), so a table of 1,000 columns or classes still draws a readable figure.
+MAX_BARS, MAX_CURVES = 30, 8
+
+
+def _most(counts: Mapping[str, float], k: int) -> dict[str, float]:
+    """The `k` largest entries of `counts`, largest first (ties in their order), or all of them in their order."""
+    if len(counts) <= k:
+        return dict(counts)
+    return dict(sorted(counts.items(), key=lambda item: -item[1])[:k])
+
+
+def _of(shown: int, total: int, which: str) -> str:
+    """A title's note when a plot shows `shown` of `total` items, e.g. " (8 most frequent of 200)"."""
+    return f" ({shown} {which} of {total})" if shown < total else ""
+
+
+def _short(name: str, width: int = 16) -> str:
+    return name if len(name) <= width else name[:width - 1] + "…"
+
+
 def plots(table: Table, report: Mapping[str, Any], feature: str | None = None) -> dict[str, Any]:
-    """Missing values per column, target balance, and one feature's distribution by class: file name -> figure."""
+    """Missing values per column, target balance, and one feature's distribution by class: file name -> figure.
+
+    Example:
+        >>> import pandas as pd
+        >>> from kmodels.api import Table
+        >>> rows = pd.DataFrame({"x": range(100), "y": [f"class {i % 50}" for i in range(100)]})
+        >>> table = Table(rows, "y", problem="multiclass")
+        >>> figures = plots(table, eda(table))
+        >>> [figures[name].axes[0].get_title() for name in ("eda_target.png", "eda_feature_by_class.png")]
+        ['Target balance: y (30 most frequent of 50)', 'x by y (8 most frequent of 50)']
+        >>> for fig in figures.values():
+        ...     pyplot().close(fig)
+    """
     import seaborn as sns
 
     plt = pyplot()
     figures: dict[str, Any] = {}
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-    miss = {c: m["percent"] for c, m in report["missing"].items()}
-    ax.barh(list(miss), list(miss.values()), color="tab:red")
+    miss = _most(({c: m["percent"] for c, m in report["missing"].items()}), MAX_BARS)
+    fig, ax = plt.subplots(figsize=(7, max(3.2, 1.2 + 0.22 * len(miss))))
+    ax.barh(list(miss)[::-1], list(miss.values())[::-1], color="tab:red")
     ax.set_xlabel("% missing")
-    ax.set_title("Missing values per column")
+    ax.set_title("Missing values per column" + _of(len(miss), len(report["missing"]), "with the most"))
     fig.tight_layout()
     figures["eda_missing.png"] = fig
 
     regression = "summary" in report["target"]
-    fig, ax = plt.subplots(figsize=(4.5 if len(report["target"].get("labels", report["target"]["counts"])) <= 6 else 8, 3.2))
+    every = report["target"].get("labels", report["target"]["counts"])
+    fig, ax = plt.subplots(figsize=(4.5 if len(every) <= 6 else 8, 3.2))
     if regression:
         ax.hist(pd.to_numeric(table.frame[table.target], errors="coerce").dropna(), bins=40, color="tab:blue")
         ax.set_title(f"Target distribution: {report['target']['column']}")
     else:
-        counts = report["target"].get("labels", report["target"]["counts"])
-        ax.bar(list(map(str, counts)), list(counts.values()), color="tab:blue")
-        ax.set_title(f"Target {'labels' if 'labels' in report['target'] else 'balance'}: {report['target']['column']}")
+        counts = _most(every, MAX_BARS)
+        ax.bar([_short(str(c)) for c in counts], list(counts.values()), color="tab:blue")
+        ax.set_title(f"Target {'labels' if 'labels' in report['target'] else 'balance'}: {report['target']['column']}"
+                     + _of(len(counts), len(every), "most frequent"))
         if len(counts) > 6:
             ax.tick_params(axis="x", labelrotation=90)
     ax.set_ylabel("rows")
@@ -173,10 +209,13 @@ def plots(table: Table, report: Mapping[str, Any], feature: str | None = None) -
                 sets = problem.split(sample[table.target])
                 rows = [(v, label) for v, labels in zip(values, sets, strict=True) for label in labels]
                 values, hue = (pd.Series([v for v, _ in rows]), pd.Series([lb for _, lb in rows])) if rows else (values, hue)
-            sns.histplot(x=values.to_numpy(), hue=hue.to_numpy(), stat="density", common_norm=False, element="step",
-                         bins=40, ax=ax)
+            shown = list(_most(hue.value_counts().to_dict(), MAX_CURVES))  # the most frequent, at most
+            keep = hue.isin(shown).to_numpy()
+            sns.histplot(x=values.to_numpy()[keep], hue=hue.to_numpy()[keep], hue_order=shown, stat="density",
+                         common_norm=False, element="step", bins=40, ax=ax)
+            suffix = _of(len(shown), hue.nunique(), "most frequent")
         ax.set_xlabel(label)
-        ax.set_title(f"{label} {'vs' if regression else 'by'} {table.target}")
+        ax.set_title(f"{label} {'vs' if regression else 'by'} {table.target}" + ("" if regression else suffix))
     fig.tight_layout()
     figures["eda_feature_by_class.png"] = fig
     return figures
