@@ -42,14 +42,32 @@ def _range(s: pd.Series) -> list[int] | None:
 
 
 def plot_sizes(frame: pd.DataFrame, scan: pd.DataFrame, path: Path | None = None) -> Any:
+    """Width against height of every readable image (`scan`'s `ok` rows), a colour per class up to 8 classes.
+
+    Example:
+        >>> frame = pd.DataFrame({"path": ["a", "b", "c"], "label": ["cat", "dog", "dog"]})
+        >>> scan = pd.DataFrame({"path": ["a", "b", "c"], "ok": [True, True, False], "width": [40, 50, 60],
+        ...                      "height": [30, 30, 30]})
+        >>> fig = plot_sizes(frame, scan)
+        >>> fig.axes[0].get_title(), [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+        ('Image sizes (pixels)', ['cat', 'dog'])
+        >>> pyplot().close(fig)
+        >>> nine = pd.DataFrame({"path": list("abcdefghi"), "label": list("abcdefghi")})
+        >>> fig = plot_sizes(nine, nine.assign(ok=True, width=40, height=30))
+        >>> fig.axes[0].get_title(), fig.axes[0].get_legend()
+        ('Image sizes (pixels), 9 classes', None)
+        >>> pyplot().close(fig)
+    """
     import seaborn as sns
 
     plt = pyplot()
     ok = frame.merge(scan, on="path")
     ok = ok[ok["ok"].astype(bool)]
     fig, ax = plt.subplots(figsize=(5, 4))
-    sns.scatterplot(data=ok, x="width", y="height", hue="label", s=12, alpha=0.6, ax=ax)
-    ax.set_title("Image sizes (pixels)")
+    classes = ok["label"].nunique()
+    by_class = classes <= 8  # a colour per class up to 8; past that one colour (a legend of 100 would hide the plot)
+    sns.scatterplot(data=ok, x="width", y="height", hue="label" if by_class else None, s=12, alpha=0.6, ax=ax)
+    ax.set_title("Image sizes (pixels)" if by_class else f"Image sizes (pixels), {classes} classes")
     fig.tight_layout()
     return save_figure(fig, path)
 
