@@ -53,7 +53,7 @@ def plot_sizes(frame: pd.DataFrame, scan: pd.DataFrame, path: Path | None = None
         ('Image sizes (pixels)', ['cat', 'dog'])
         >>> pyplot().close(fig)
         >>> nine = pd.DataFrame({"path": list("abcdefghi"), "label": list("abcdefghi")})
-        >>> fig = plot_sizes(nine, nine.assign(ok=True, width=40, height=30))
+        >>> fig = plot_sizes(nine, nine[["path"]].assign(ok=True, width=40, height=30))
         >>> fig.axes[0].get_title(), fig.axes[0].get_legend()
         ('Image sizes (pixels), 9 classes', None)
         >>> pyplot().close(fig)
