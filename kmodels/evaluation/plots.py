@@ -29,9 +29,16 @@ def plot_confusion_matrix(cm: Sequence[Sequence[int]], class_names: Sequence[str
                           title: str = "Confusion matrix") -> Any:
     """Seaborn heatmap of a confusion matrix, coloured by row share (recall), annotated with counts.
 
-    Readable to about 20 classes: the figure grows with the class count, long
+    Readable to about 20 classes: the figure grows with the class count (to 14 inches), long
     names are shortened, and past 10 classes cells show the percentage only
-    (past 20 the colour alone).
+    (past 20 the colour alone; past 40 only a subset of the class names is written).
+
+    Example:
+        >>> fig = plot_confusion_matrix(np.eye(100, dtype=int), [f"c{i}" for i in range(100)], None)
+        >>> ticks = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+        >>> 10 <= len(ticks) < 100, ticks[:2]
+        (True, ['c0', 'c2'])
+        >>> pyplot().close(fig)
     """
     import seaborn as sns
 
@@ -51,8 +58,12 @@ def plot_confusion_matrix(cm: Sequence[Sequence[int]], class_names: Sequence[str
     names = [str(c) if len(str(c)) <= 14 else str(c)[:13] + "…" for c in class_names]
     side = 4.0 if n <= 2 else min(4.0 + 0.45 * n, 14.0)
     fig, ax = plt.subplots(figsize=(side + 0.5, side))
-    sns.heatmap(pct, annot=annot, fmt="", cmap="Blues", vmin=0, vmax=1, cbar=True, square=n > 2,
-                annot_kws={"fontsize": 9 if n <= 10 else 7}, xticklabels=names, yticklabels=names, ax=ax)
+    import pandas as pd
+
+    ticks: Any = True if n <= 40 else "auto"  # past 40 classes a readable subset of the names (seaborn thins them)
+    sns.heatmap(pd.DataFrame(pct, index=names, columns=names), annot=annot, fmt="", cmap="Blues", vmin=0, vmax=1,
+                cbar=True, square=n > 2, annot_kws={"fontsize": 9 if n <= 10 else 7}, xticklabels=ticks,
+                yticklabels=ticks, ax=ax)
     if n > 2:
         ax.tick_params(axis="x", labelrotation=90)
         ax.tick_params(axis="y", labelrotation=0)
