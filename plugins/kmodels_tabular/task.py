@@ -14,7 +14,18 @@ from typing import Any
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from kmodels.api import Artifacts, DataError, Prepared, Problem, Table, Task, all_layers, read_csv, registry
+from kmodels.api import (
+    Artifacts,
+    ConfigError,
+    DataError,
+    Prepared,
+    Problem,
+    Table,
+    Task,
+    all_layers,
+    read_csv,
+    registry,
+)
 from kmodels_tabular import eda as eda_lib
 from kmodels_tabular.bank_data import has_bank_schema
 
@@ -44,6 +55,9 @@ class BaselineOptions:
         majority: predict the training split's majority class (regression: its mean).
         linear: scikit-learn `LogisticRegression` (regression: `Ridge`).
         gradient_boosting: `HistGradientBoostingClassifier` (regression: `...Regressor`).
+        gradient_boosting_max_outputs: the gradient-boosting baseline is left out (logged) when the problem has
+            more classes or labels than this: it grows a tree per class per iteration (multiclass) or a whole
+            model per label (multi-label), so 200 labels took minutes, far longer than the net.
         sklearn_mlp: `MLPClassifier` (regression: `MLPRegressor`), as in the reference notebook.
         sklearn_hidden: the MLP's hidden layer sizes.
         sklearn_max_iter: the MLP's iteration cap (with early stopping on 10% of its training rows
@@ -60,11 +74,17 @@ class BaselineOptions:
     majority: bool = True
     linear: bool = True
     gradient_boosting: bool = True
+    gradient_boosting_max_outputs: int = 50
     sklearn_mlp: bool = True
     sklearn_hidden: tuple[int, ...] = (64, 32)
     sklearn_max_iter: int = 200
     sklearn_max_rows: int = 50000
     weighted: bool = True
+
+    def __post_init__(self) -> None:
+        if self.gradient_boosting_max_outputs < 1:
+            raise ConfigError(f"[baselines] gradient_boosting_max_outputs={self.gradient_boosting_max_outputs}: "
+                              "expected at least 1 (gradient_boosting = false leaves the baseline out).")
 
 
 #: The scikit-learn MLP stops early on a 10% hold-out of its training rows from this many rows on.
@@ -81,12 +101,24 @@ def _sklearn_models(problem: Problem, opts: BaselineOptions, seed: int, rows: in
     candidates = {
         ("logistic_regression" if classify else "ridge", opts.linear):
             lambda: linear_model.LogisticRegression(max_iter=1000) if classify else linear_model.Ridge(),
-        ("hist_gradient_boosting", opts.gradient_boosting): lambda: boosting(random_state=seed),
+        ("hist_gradient_boosting", opts.gradient_boosting and _boosting_fits(problem, opts)):
+            lambda: boosting(random_state=seed),
         ("sklearn_mlp", opts.sklearn_mlp): lambda: mlp(hidden_layer_sizes=opts.sklearn_hidden,
                                                       max_iter=opts.sklearn_max_iter, early_stopping=rows >= MLP_EARLY_STOPPING_ROWS,
                                                       random_state=seed),
     }
     return {name: problem.baseline(make()) for (name, enabled), make in candidates.items() if enabled}
+
+
+def _boosting_fits(problem: Problem, opts: BaselineOptions) -> bool:
+    """Whether the gradient-boosting baseline is within `gradient_boosting_max_outputs`; logs why not."""
+    if problem.output_width <= opts.gradient_boosting_max_outputs:
+        return True
+    what = "labels" if problem.per_label_threshold else "classes"
+    logger.info("hist_gradient_boosting: left out: %d %s > [baselines] gradient_boosting_max_outputs = %d (one tree "
+                "per class and iteration, or a model per label; --set baselines.gradient_boosting_max_outputs=%d "
+                "trains it)", problem.output_width, what, opts.gradient_boosting_max_outputs, problem.output_width)
+    return False
 
 
 class TabularTask(Task):

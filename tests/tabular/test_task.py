@@ -291,3 +291,23 @@ def test_baselines_are_weighted_as_the_net_unless_told_otherwise(tmp_path, caplo
         plain = kmodels.run("tabular", data=data, out=tmp_path / "plain", overrides={**quick, "train.class_weight": "none"})
     assert "baselines: rows weighted" not in caplog.text
     assert plain.metrics["models"]["logistic_regression"]["recall"] == pytest.approx(u["recall"])
+
+
+@pytest.mark.parametrize("kind,classes", [("multiclass", 60), ("multilabel", 60), ("multiclass", 50), ("binary", 2)])
+def test_gradient_boosting_baseline_is_left_out_past_its_output_cap(kind, classes, caplog):
+    """One tree per class and iteration (a model per label): past `gradient_boosting_max_outputs` (50) the baseline
+    is left out with a log line that gives the override; up to it, and for binary problems, it trains."""
+    import logging
+
+    from kmodels_tabular.task import BaselineOptions, _sklearn_models
+
+    from kmodels.api import ConfigError, Problem
+
+    problem = Problem(kind, tuple(f"c{i}" for i in range(classes)), "test")
+    with caplog.at_level(logging.INFO, logger="kmodels"):
+        names = set(_sklearn_models(problem, BaselineOptions(), seed=0, rows=100))
+    left_out = problem.output_width > 50
+    assert ("hist_gradient_boosting" not in names) == left_out and {"logistic_regression", "sklearn_mlp"} <= names
+    assert (f"--set baselines.gradient_boosting_max_outputs={classes}" in caplog.text) == left_out
+    with pytest.raises(ConfigError, match="gradient_boosting_max_outputs=0"):
+        kmodels.load_spec("tabular", {"baselines.gradient_boosting_max_outputs": 0})
