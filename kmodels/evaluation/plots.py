@@ -25,6 +25,11 @@ def pyplot():
     return plt
 
 
+def _short(name: str, width: int = 14) -> str:
+    """`name`, cut to `width` characters with an ellipsis: a tick label that stays readable."""
+    return name if len(name) <= width else name[:width - 1] + "…"
+
+
 def plot_confusion_matrix(cm: Sequence[Sequence[int]], class_names: Sequence[str], path: str | Path | None,
                           title: str = "Confusion matrix") -> Any:
     """Seaborn heatmap of a confusion matrix, coloured by row share (recall), annotated with counts.
@@ -40,6 +45,7 @@ def plot_confusion_matrix(cm: Sequence[Sequence[int]], class_names: Sequence[str
         (True, ['c0', 'c2'])
         >>> pyplot().close(fig)
     """
+    import pandas as pd
     import seaborn as sns
 
     plt = pyplot()
@@ -55,11 +61,9 @@ def plot_confusion_matrix(cm: Sequence[Sequence[int]], class_names: Sequence[str
                           for rc, rp in zip(cm, pct, strict=True)])
     else:
         annot = False
-    names = [str(c) if len(str(c)) <= 14 else str(c)[:13] + "…" for c in class_names]
+    names = [_short(str(c)) for c in class_names]
     side = 4.0 if n <= 2 else min(4.0 + 0.45 * n, 14.0)
     fig, ax = plt.subplots(figsize=(side + 0.5, side))
-    import pandas as pd
-
     ticks: Any = True if n <= 40 else "auto"  # past 40 classes a readable subset of the names (seaborn thins them)
     sns.heatmap(pd.DataFrame(pct, index=names, columns=names), annot=annot, fmt="", cmap="Blues", vmin=0, vmax=1,
                 cbar=True, square=n > 2, annot_kws={"fontsize": 9 if n <= 10 else 7}, xticklabels=ticks,
@@ -98,8 +102,7 @@ def plot_per_label(per_label: Mapping[str, Mapping[str, Any]], path: str | Path 
     fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(names) + 2), 4))
     for i, metric in enumerate(("precision", "recall", "f1")):
         ax.bar(x + (i - 1) * 0.27, [per_label[n][metric] for n in names], width=0.27, label=metric)
-    short = [n if len(n) <= 14 else n[:13] + "…" for n in names]
-    ax.set_xticks(x, [f"{s}\n(n={per_label[n]['support']})" for s, n in zip(short, names, strict=True)])
+    ax.set_xticks(x, [f"{_short(n)}\n(n={per_label[n]['support']})" for n in names])
     ax.set_ylim(0, 1.2)  # room for the legend above the bars
     ax.set_title(title)
     ax.legend(loc="upper center", ncols=3, frameon=False)

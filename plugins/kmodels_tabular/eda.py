@@ -139,6 +139,7 @@ def _of(shown: int, total: int, which: str) -> str:
 
 
 def _short(name: str, width: int = 16) -> str:
+    """`name`, cut to `width` characters with an ellipsis (a tick label)."""
     return name if len(name) <= width else name[:width - 1] + "…"
 
 
@@ -160,7 +161,7 @@ def plots(table: Table, report: Mapping[str, Any], feature: str | None = None) -
 
     plt = pyplot()
     figures: dict[str, Any] = {}
-    miss = _most(({c: m["percent"] for c, m in report["missing"].items()}), MAX_BARS)
+    miss = _most({c: m["percent"] for c, m in report["missing"].items()}, MAX_BARS)
     fig, ax = plt.subplots(figsize=(7, max(3.2, 1.2 + 0.22 * len(miss))))
     ax.barh(list(miss)[::-1], list(miss.values())[::-1], color="tab:red")
     ax.set_xlabel("% missing")
