@@ -119,7 +119,8 @@ class NonFiniteLossStop(keras.callbacks.Callback):
 
 
 class AveragedWeightsValidation(keras.callbacks.Callback):
-    """Validates, checkpoints and early-stops on the optimizer's moving average of the weights.
+    """Validates, checkpoints and early-stops on the optimizer's moving average of the weights, with BatchNorm
+    statistics averaged alike.
 
     Not registered: a task run adds it last when `[compile] ema > 0`. Keras's optimizers keep
     the average themselves (`use_ema=True`), and `fit` copies it into the model when training
@@ -129,6 +130,15 @@ class AveragedWeightsValidation(keras.callbacks.Callback):
     the epoch (it comes last), so the monitored `val_*` figures, `restore_best_weights` and
     `model_checkpoint` all see the averaged weights. Without a validation split nothing is swapped,
     and the model ends with the final average.
+
+    Keras averages the trainable weights only, but BatchNormalization's moving mean and variance were gathered
+    under the raw weights: with a long average (0.999 over 5,000 steps of a photo run) the averaged convolutions
+    met statistics from weights twenty epochs apart, and the photo recipe validated at chance (0.50) while it
+    trained to 0.90. So, as timm's `ModelEmaV2` does with its buffers, this callback keeps the same moving
+    average of every BatchNormalization layer's statistics, folded in at each validation and at the end of
+    training (`m**k` for the `k` steps since the last fold: the statistics are taken as constant in between),
+    swaps it in with the weights, and leaves it in the model when training ends. A resumed run starts that
+    average again from the statistics it resumes with.
 
     Example:
         >>> import keras, numpy as np
@@ -144,6 +154,9 @@ class AveragedWeightsValidation(keras.callbacks.Callback):
     def __init__(self) -> None:
         super().__init__()
         self._raw: list | None = None
+        self._raw_statistics: list | None = None
+        self._statistics: list | None = None  # the moving average of the BatchNorm statistics
+        self._folded_at = 0  # the optimizer step the statistics were last folded in at
         self._fitting = False
 
     def _averages(self) -> list:
@@ -154,8 +167,32 @@ class AveragedWeightsValidation(keras.callbacks.Callback):
                              "([compile] ema > 0).")
         return averages
 
+    def _batchnorm_statistics(self) -> list:
+        """Every BatchNormalization layer's moving mean and variance, nested models included."""
+        from kmodels.building import all_layers
+
+        return [v for layer in all_layers(self.model) if isinstance(layer, keras.layers.BatchNormalization)
+                for v in (layer.moving_mean, layer.moving_variance)]
+
+    def _fold_statistics(self) -> None:
+        """Brings the statistics' average up to the optimizer's current step."""
+        import numpy as np
+
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        weight = float(self.model.optimizer.ema_momentum) ** max(0, step - self._folded_at)
+        current = [keras.ops.convert_to_numpy(v) for v in self._batchnorm_statistics()]
+        if self._statistics is None:
+            self._statistics = current
+        else:
+            self._statistics = [np.asarray(weight * a + (1.0 - weight) * c, dtype=c.dtype)
+                                for a, c in zip(self._statistics, current, strict=True)]
+        self._folded_at = step
+
     def on_train_begin(self, logs: dict | None = None) -> None:
         self._fitting = True
+        self._statistics = None  # each `fit` (a fine-tuning phase, a resumed run) starts from its statistics
+        self._folded_at = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        self._fold_statistics()
 
     def on_train_end(self, logs: dict | None = None) -> None:
         self._fitting = False
@@ -163,6 +200,9 @@ class AveragedWeightsValidation(keras.callbacks.Callback):
         # buffers on JAX, where the next `fit` (a fine-tuning phase) would donate each buffer twice: own copies.
         for variable in self.model.trainable_variables:
             variable.assign(keras.ops.convert_to_numpy(variable))
+        self._fold_statistics()
+        for variable, average in zip(self._batchnorm_statistics(), self._statistics or [], strict=True):
+            variable.assign(average)
 
     def on_test_begin(self, logs: dict | None = None) -> None:
         if not self._fitting or self._raw is not None:
@@ -175,10 +215,17 @@ class AveragedWeightsValidation(keras.callbacks.Callback):
         for variable, average in zip(variables, averages, strict=True):
             if average is not None:  # a copy: on JAX a shared buffer would be donated twice by the next step
                 variable.assign(keras.ops.convert_to_numpy(average))
+        self._fold_statistics()
+        statistics = self._batchnorm_statistics()
+        self._raw_statistics = [keras.ops.convert_to_numpy(v) for v in statistics]
+        for variable, average in zip(statistics, self._statistics or [], strict=True):
+            variable.assign(average)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if self._raw is None:
             return
         for variable, raw in zip(self.model.trainable_variables, self._raw, strict=True):
             variable.assign(raw)
-        self._raw = None
+        for variable, raw in zip(self._batchnorm_statistics(), self._raw_statistics or [], strict=True):
+            variable.assign(raw)
+        self._raw = self._raw_statistics = None

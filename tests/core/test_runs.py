@@ -314,6 +314,49 @@ def test_ema_validates_on_the_averaged_weights_and_leaves_training_on_the_raw_on
         kmodels.load_spec("toy_task", {"compile.ema": 1})
 
 
+def test_ema_averages_batchnorm_statistics_too():
+    """Keras averages the trainable weights only; the callback keeps the same average of BatchNorm's moving
+    statistics: validation sees averaged weights with averaged statistics, training the raw ones (its losses are
+    those of a fit without the callback), and the model ends with both averages."""
+    import keras
+
+    from kmodels.callbacks import AveragedWeightsValidation
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(3.0, 2.0, size=(64, 3)).astype("float32")
+    y = (x @ np.array([[1.0], [-2.0], [0.5]], "float32")).astype("float32")
+
+    class Spy(keras.callbacks.Callback):  # sees the model after the swap (validation) and before it (train end)
+        def __init__(self):
+            super().__init__()
+            self.validated, self.raw_at_end = [], None
+
+        def on_test_batch_end(self, batch, logs=None):
+            self.validated.append(keras.ops.convert_to_numpy(self.model.layers[1].moving_mean))
+
+        def on_train_end(self, logs=None):
+            self.raw_at_end = keras.ops.convert_to_numpy(self.model.layers[1].moving_mean)
+
+    def fit(callbacks):
+        keras.utils.set_random_seed(1)
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4), keras.layers.BatchNormalization(momentum=0.5),
+                                  keras.layers.Dense(1)])
+        model.compile(keras.optimizers.SGD(0.02, use_ema=True, ema_momentum=0.9), "mse")
+        history = model.fit(x, y, validation_data=(x[:16], y[:16]), epochs=3, batch_size=16, shuffle=False,
+                            verbose=0, callbacks=callbacks)
+        return model, history.history
+
+    spy, averaging = Spy(), AveragedWeightsValidation()
+    model, with_swap = fit([spy, averaging])
+    _, without = fit([])
+    np.testing.assert_allclose(with_swap["loss"], without["loss"], rtol=1e-5)  # training kept its own statistics
+    final = keras.ops.convert_to_numpy(model.layers[1].moving_mean)
+    np.testing.assert_allclose(final, averaging._statistics[0], rtol=1e-6)  # the model ends with the average
+    assert not np.allclose(final, spy.raw_at_end, rtol=1e-3)  # which is not what training left
+    assert len(spy.validated) == 3 and not np.allclose(spy.validated[0], spy.raw_at_end, rtol=1e-3)
+    assert model.evaluate(x[:16], y[:16], verbose=0) == pytest.approx(with_swap["val_loss"][-1], rel=1e-4)
+
+
 def test_a_run_with_ema_trains_and_saves(tmp_path):
     result = kmodels.run("toy_task", overrides={"train.epochs": 2, "compile.ema": 0.9}, out=tmp_path / "run")
     assert (result.run_dir / "model.keras").is_file() and result.metrics["models"]["keras"]["accuracy"] is not None
