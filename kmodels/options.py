@@ -72,8 +72,8 @@ class CompileOptions:
         ema: keep an exponential moving average of the weights with this momentum
             (Keras's `use_ema=True, ema_momentum=ema`; 0 turns it off, 0.99 averages over
             about the last 100 steps). Validation, `early_stopping`, `model_checkpoint` and
-            the saved model all use the averaged weights
-            (`kmodels.callbacks.AveragedWeightsValidation`).
+            the saved model all use the averaged weights, with BatchNorm's moving statistics
+            averaged alike (`kmodels.callbacks.AveragedWeightsValidation`).
     """
 
     optimizer: str = "adam"
