@@ -167,6 +167,20 @@ def check_metrics(options: CompileOptions, problem: Problem) -> list[str]:
     return metrics
 
 
+def _warn_short_average(ema: float, steps_per_epoch: int | None, epochs: int | None) -> None:
+    """Logs a warning when a run trains too few steps for `[compile] ema`: Keras's average starts from the first
+    step's weights with no warm-up, so their share at the end is `ema ** steps`."""
+    if not steps_per_epoch or not epochs:
+        return
+    steps = steps_per_epoch * epochs
+    share = ema ** steps
+    if share > 0.05:
+        logger.warning(
+            "[compile] ema=%g averages over about %d steps, and this run trains %d: %.0f%% of the saved weights "
+            "will still be the first steps'. Lower ema (e.g. %g) or train more steps.", ema, round(1 / (1 - ema)),
+            steps, 100 * share, round(1 - 3 / steps, 4))
+
+
 def compile_model(model: Any, options: CompileOptions, problem: Problem | None = None, *,
                   steps_per_epoch: int | None = None, epochs: int | None = None) -> Any:
     """Compile `model` with optimizer/loss/metrics resolved by Keras's own `get` functions.
@@ -205,6 +219,7 @@ def compile_model(model: Any, options: CompileOptions, problem: Problem | None =
         config["nesterov"] = True
     if options.ema:
         config.update(use_ema=True, ema_momentum=options.ema)
+        _warn_short_average(options.ema, steps_per_epoch, epochs)
     optimizer = optimizer_class(**config)
     metrics = check_metrics(options, problem)
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics)

@@ -357,6 +357,21 @@ def test_ema_averages_batchnorm_statistics_too():
     assert model.evaluate(x[:16], y[:16], verbose=0) == pytest.approx(with_swap["val_loss"][-1], rel=1e-4)
 
 
+def test_ema_warns_when_the_run_is_too_short_for_its_average(caplog):
+    """Keras's average has no warm-up: 0.999 over 200 steps keeps 82% of the first weights, which is said."""
+    import logging
+
+    from kmodels.building import compile_model
+    from kmodels.options import CompileOptions
+
+    with caplog.at_level(logging.WARNING, logger="kmodels"):
+        compile_model(kmodels.build("toy_mlp"), CompileOptions(ema=0.999), steps_per_epoch=20, epochs=10)
+        assert "ema=0.999 averages over about 1000 steps, and this run trains 200: 82%" in caplog.text
+        caplog.clear()
+        compile_model(kmodels.build("toy_mlp"), CompileOptions(ema=0.99), steps_per_epoch=20, epochs=50)
+        assert "ema" not in caplog.text  # 0.99 ** 1000: nothing left of the first steps
+
+
 def test_a_run_with_ema_trains_and_saves(tmp_path):
     result = kmodels.run("toy_task", overrides={"train.epochs": 2, "compile.ema": 0.9}, out=tmp_path / "run")
     assert (result.run_dir / "model.keras").is_file() and result.metrics["models"]["keras"]["accuracy"] is not None
