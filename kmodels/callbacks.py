@@ -157,6 +157,7 @@ class AveragedWeightsValidation(keras.callbacks.Callback):
         self._raw_statistics: list | None = None
         self._statistics: list | None = None  # the moving average of the BatchNorm statistics
         self._folded_at = 0  # the optimizer step the statistics were last folded in at
+        self._bn_variables: list = []  # every BatchNormalization layer's moving mean and variance, found per `fit`
         self._fitting = False
 
     def _averages(self) -> list:
@@ -174,23 +175,25 @@ class AveragedWeightsValidation(keras.callbacks.Callback):
         return [v for layer in all_layers(self.model) if isinstance(layer, keras.layers.BatchNormalization)
                 for v in (layer.moving_mean, layer.moving_variance)]
 
-    def _fold_statistics(self) -> None:
-        """Brings the statistics' average up to the optimizer's current step."""
+    def _fold_statistics(self) -> list:
+        """Brings the statistics' average up to the optimizer's current step; returns the current (raw) values."""
         import numpy as np
 
         step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
         weight = float(self.model.optimizer.ema_momentum) ** max(0, step - self._folded_at)
-        current = [keras.ops.convert_to_numpy(v) for v in self._batchnorm_statistics()]
+        current = [keras.ops.convert_to_numpy(v) for v in self._bn_variables]
         if self._statistics is None:
             self._statistics = current
         else:
             self._statistics = [np.asarray(weight * a + (1.0 - weight) * c, dtype=c.dtype)
                                 for a, c in zip(self._statistics, current, strict=True)]
         self._folded_at = step
+        return current
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         self._fitting = True
         self._statistics = None  # each `fit` (a fine-tuning phase, a resumed run) starts from its statistics
+        self._bn_variables = self._batchnorm_statistics()
         self._folded_at = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
         self._fold_statistics()
 
@@ -201,7 +204,7 @@ class AveragedWeightsValidation(keras.callbacks.Callback):
         for variable in self.model.trainable_variables:
             variable.assign(keras.ops.convert_to_numpy(variable))
         self._fold_statistics()
-        for variable, average in zip(self._batchnorm_statistics(), self._statistics or [], strict=True):
+        for variable, average in zip(self._bn_variables, self._statistics or [], strict=True):
             variable.assign(average)
 
     def on_test_begin(self, logs: dict | None = None) -> None:
@@ -215,10 +218,8 @@ class AveragedWeightsValidation(keras.callbacks.Callback):
         for variable, average in zip(variables, averages, strict=True):
             if average is not None:  # a copy: on JAX a shared buffer would be donated twice by the next step
                 variable.assign(keras.ops.convert_to_numpy(average))
-        self._fold_statistics()
-        statistics = self._batchnorm_statistics()
-        self._raw_statistics = [keras.ops.convert_to_numpy(v) for v in statistics]
-        for variable, average in zip(statistics, self._statistics or [], strict=True):
+        self._raw_statistics = self._fold_statistics()
+        for variable, average in zip(self._bn_variables, self._statistics or [], strict=True):
             variable.assign(average)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
@@ -226,6 +227,6 @@ class AveragedWeightsValidation(keras.callbacks.Callback):
             return
         for variable, raw in zip(self.model.trainable_variables, self._raw, strict=True):
             variable.assign(raw)
-        for variable, raw in zip(self._batchnorm_statistics(), self._raw_statistics or [], strict=True):
+        for variable, raw in zip(self._bn_variables, self._raw_statistics or [], strict=True):
             variable.assign(raw)
         self._raw = self._raw_statistics = None
