@@ -214,14 +214,21 @@ class EvaluateOptions:
         importance_repeats: table tasks: shuffles per column for the permutation importance
             of each raw column on the test split (`metrics.json` `importance`, and
             `permutation_importance.png`); 0 turns it off.
+        importance_rows: how many test rows (drawn at random) the permutation importance scores on:
+            `"auto"` (5,000, fewer on tables wider than about 50 columns, down to 200, since its cost grows
+            with the square of the columns; see `kmodels.evaluation.importance_rows`), or a number.
     """
 
     threshold: float | Literal["auto"] = 0.5
     threshold_metric: Literal["accuracy", "balanced_accuracy", "f1"] = "balanced_accuracy"
     calibrate: bool = False
     importance_repeats: int = 5
+    importance_rows: int | Literal["auto"] = "auto"
 
     def __post_init__(self) -> None:
+        if self.importance_rows != "auto" and (isinstance(self.importance_rows, bool) or self.importance_rows < 1):
+            raise ConfigError(f"[evaluate] importance_rows={self.importance_rows!r}: expected \"auto\" or an integer "
+                              ">= 1 (the test rows scored; 0 rows is importance_repeats = 0).")
         if self.importance_repeats < 0:
             raise ConfigError(f"[evaluate] importance_repeats={self.importance_repeats}: expected an integer >= 0 "
                               "(0 turns permutation importance off).")

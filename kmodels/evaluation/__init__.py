@@ -11,7 +11,7 @@ Plots use matplotlib's Agg backend (no display needed) and seaborn. Example:
 
 from __future__ import annotations
 
-from kmodels.evaluation.importance import BATCH_CELLS, permutation_importances
+from kmodels.evaluation.importance import BATCH_CELLS, importance_rows, permutation_importances
 from kmodels.evaluation.metrics import (
     THRESHOLD_GRID,
     THRESHOLD_METRICS,
@@ -55,6 +55,7 @@ __all__ = [
     "markdown_text",
     "multiclass_metrics",
     "multilabel_metrics",
+    "importance_rows",
     "permutation_importances",
     "plot_binary_diagnostics",
     "plot_confusion_matrix",

@@ -30,6 +30,7 @@ import pandas as pd
 from kmodels import _config, registry
 from kmodels.errors import ConfigError
 from kmodels.evaluation import (
+    importance_rows,
     markdown_text,
     permutation_importances,
     plot_binary_diagnostics,
@@ -191,8 +192,14 @@ class Task(SavedRuns, DataSteps, ModelSteps):
             value = problem.primary_score(labels, output, threshold)
             return float("nan") if value is None else value
 
+        setting = self.spec.options("evaluate").importance_rows
+        rows = importance_rows(frame.shape[1], repeats) if setting == "auto" else setting
+        if rows < len(frame):
+            logger.info("permutation importance: %d of %d rows, %d columns x %d repeats (%s; [evaluate] "
+                        "importance_rows sets it)", rows, len(frame), frame.shape[1], repeats,
+                        "its cost grows with the square of the columns" if setting == "auto" else "the spec's")
         result = permutation_importances(predict_output, frame, y, score, repeats=repeats,
-                                         seed=self.train_options.seed)
+                                         seed=self.train_options.seed, max_rows=rows)
         return {"metric": problem.primary, **result}
 
     def plot_results(self, prepared: Prepared, metrics: Mapping[str, Any], model: Any) -> Artifacts:

@@ -73,8 +73,7 @@ class AutoFeatures(Step):
                 else:
                     kinds[c] = "one_hot" if distinct <= self.max_one_hot else "frequency"
         self.kinds_ = kinds
-        logger.info("auto_features: %s", ", ".join(
-            f"{c}={k}" + (f" ({self.date_orders_[c].replace('_', '-')})" if k == "date" else "") for c, k in kinds.items()))
+        logger.info("auto_features: %s", _summary(kinds, self.date_orders_))
         one_hot = [c for c, k in kinds.items() if k == "one_hot"]
         freq = [c for c, k in kinds.items() if k == "frequency"]
         self.one_hot_ = OneHot(one_hot, max_categories=self.max_one_hot).fit(x[one_hot]) if one_hot else None
@@ -114,3 +113,24 @@ class AutoFeatures(Step):
                 cols = list(getattr(enc, "categories_", None) or enc.frequencies_)
                 out.update(enc.to_graph({c: columns[c] for c in cols}))
         return out
+
+
+def _summary(kinds: dict[str, str], date_orders: dict[str, str], shown: int = 8) -> str:
+    """The inferred kinds for the log, grouped by kind, at most `shown` column names each (a 300-column
+    table made a 5,000-character line); the fitted step keeps every column's in `kinds_`.
+
+    Example:
+        >>> _summary({"a": "numeric", "b": "numeric", "d": "date", "c": "one_hot"}, {"d": "month_first"})
+        '2 numeric (a, b); 1 date (d (month-first)); 1 one_hot (c)'
+        >>> _summary({f"x{i}": "numeric" for i in range(10)}, {}, shown=3)
+        '10 numeric (x0, x1, x2 and 7 more)'
+    """
+    groups: dict[str, list[str]] = {}
+    for column, kind in kinds.items():
+        groups.setdefault(kind, []).append(
+            f"{column} ({date_orders[column].replace('_', '-')})" if kind == "date" else str(column))
+    parts = []
+    for kind, names in groups.items():
+        more = f" and {len(names) - shown} more" if len(names) > shown else ""
+        parts.append(f"{len(names)} {kind} ({', '.join(names[:shown])}{more})")
+    return "; ".join(parts)

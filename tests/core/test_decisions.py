@@ -175,3 +175,32 @@ def test_importance_can_be_turned_off():
     assert spec.options("evaluate").importance_repeats == 0
     with pytest.raises(ConfigError, match="importance_repeats=-1"):
         kmodels.load_spec("toy_task", {"evaluate.importance_repeats": -1})
+
+
+def test_importance_scores_fewer_rows_on_wide_tables():
+    """Its cost grows with rows x repeats x columns**2, so "auto" keeps it within a budget, never below 200 rows."""
+    from kmodels.evaluation import importance_rows
+    from kmodels.evaluation.importance import CELL_BUDGET, MIN_ROWS
+
+    assert importance_rows(15, 5) == importance_rows(40, 5) == 5000 and importance_rows(15, 5, max_rows=900) == 900
+    widths = [60, 80, 120, 200, 400, 2000]
+    rows = [importance_rows(columns, 5) for columns in widths]
+    assert rows == sorted(rows, reverse=True) and rows[0] < 5000 and rows[-1] == MIN_ROWS
+    for columns, n in zip(widths, rows, strict=True):
+        assert n == MIN_ROWS or n * 5 * columns**2 <= CELL_BUDGET
+    assert importance_rows(300, 1) > importance_rows(300, 5)
+
+
+def test_importance_rows_from_the_spec(toy_run, tmp_path, caplog):
+    """`[evaluate] importance_rows` caps the test rows the importance scores on, and the log says so."""
+    import logging
+
+    with pytest.raises(ConfigError, match="importance_rows=0"):
+        kmodels.load_spec("toy_task", {"evaluate.importance_rows": 0})
+    tested = toy_run.metrics["splits"]["test"]
+    assert toy_run.metrics["importance"]["rows"] == tested > 9  # "auto": every test row of 4 columns
+    with caplog.at_level(logging.INFO, logger="kmodels"):
+        run = kmodels.run("toy_task", overrides={"train.epochs": 1, "evaluate.importance_rows": 9,
+                                                 "evaluate.importance_repeats": 2}, out=tmp_path / "run")
+    assert run.metrics["importance"]["rows"] == 9 and run.metrics["importance"]["repeats"] == 2
+    assert f"permutation importance: 9 of {tested} rows, 4 columns x 2 repeats (the spec's" in caplog.text
