@@ -318,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.quiet)
     launcher = args.command == "run" and args.processes != 1  # starts processes that import the backend
     if args.command in ("run", "evaluate", "predict", "export", "explain", "serve", "info") and not launcher:
-        import_backend_quietly(tensorflow=args.command == "run")
+        import_backend_quietly()
     from kmodels.errors import ConfigError, DataError, KModelsError
 
     try:

@@ -38,18 +38,17 @@ def setup_logging(quiet: bool) -> None:
 DEBUG = False
 
 
-def import_backend_quietly(tensorflow: bool = False) -> None:
-    """Import Keras (and TensorFlow when asked) with the native stderr pointed at /dev/null, unless `--debug`.
+def import_backend_quietly() -> None:
+    """Import Keras (and so its backend) with the native stderr pointed at /dev/null, unless `--debug`.
 
     TensorFlow's C++ start-up lines (absl's "All log messages before absl::InitializeLog()",
     "oneDNN custom operations are on", CPU feature notes) are written before
     `TF_CPP_MIN_LOG_LEVEL` applies, straight to file descriptor 2. Python's own errors are
-    unaffected: an import that raises is reported after stderr is restored. `tensorflow` is for
-    commands that seed: Keras's `set_random_seed` imports TensorFlow on every backend.
+    unaffected: an import that raises is reported after stderr is restored. On JAX a run no longer
+    imports TensorFlow at all (`kmodels.backend.tensorflow_unimported`); a command that needs it there
+    (`export --format saved_model`) imports it itself.
     """
-    import importlib.util
-
-    wanted = ["keras"] + (["tensorflow"] if tensorflow and importlib.util.find_spec("tensorflow") else [])
+    wanted = ["keras"]
     if DEBUG or all(m in sys.modules for m in wanted):
         return
     sys.stderr.flush()

@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V")
     args = p.parse_args(argv)
     setup_logging(quiet=False)
-    import_backend_quietly(tensorflow=True)  # no absl/oneDNN start-up lines on stderr (the CLI does the same)
+    import_backend_quietly()  # no absl/oneDNN start-up lines on stderr (the CLI does the same)
     import kmodels
 
     rows, status = [], 0

@@ -19,7 +19,9 @@ from typing import Any
 import keras
 import numpy as np
 
+from kmodels.backend import tensorflow_unimported
 from kmodels.building import all_layers
+from kmodels.initializers import _HOST_DTYPES, _INITIALIZER_ATTRS, _placed
 
 #: MurmurHash3's 32-bit finalizer constants, and the golden-ratio step that spreads the counter.
 _M1, _M2, _GOLDEN = np.uint32(0x85EBCA6B), np.uint32(0xC2B2AE35), np.uint32(0x9E3779B9)
@@ -101,6 +103,29 @@ class HashDropout(keras.layers.Dropout):
         return ops.reshape(out, shape)
 
 
+class _HostZeros(keras.initializers.Initializer):
+    """Zeros made with NumPy: the placeholder weights of `portable_model`'s clone, which its `set_weights`
+    replaces at once. Keras's own initializers drew them on the device, and on JAX each weight shape compiled
+    a program (`jit(_uniform)`, about 0.2 s each cold on 2 CPU cores: four for the default table network)."""
+
+    def __call__(self, shape: Any, dtype: Any = None) -> Any:
+        dtype = keras.backend.standardize_dtype(dtype or keras.config.floatx())
+        if dtype not in _HOST_DTYPES:
+            return keras.ops.zeros(shape, dtype=dtype)
+        return _placed(np.zeros(tuple(int(d) for d in shape), dtype=dtype))
+
+
+def _zero_initialized(node: Any) -> Any:
+    """A serialized model whose built-in layers' initializers are `_HostZeros`."""
+    if isinstance(node, dict):
+        return {k: ({"module": None, "class_name": "_HostZeros", "config": {}, "registered_name": "_HostZeros"}
+                    if k in _INITIALIZER_ATTRS and isinstance(v, (dict, str)) else _zero_initialized(v))
+                for k, v in node.items()}
+    if isinstance(node, list):
+        return [_zero_initialized(v) for v in node]
+    return node
+
+
 def portable_model(model: Any) -> Any:
     """`model` with every layer whose class names a `saved_as` Keras class rebuilt as that class.
 
@@ -137,10 +162,15 @@ def portable_model(model: Any) -> Any:
             return [rewrite(v) for v in node]
         return node
 
-    config = rewrite(keras.saving.serialize_keras_object(model))
-    clone = keras.saving.deserialize_keras_object(config, safe_mode=True)
-    clone.set_weights(model.get_weights())
-    compile_config = model.get_compile_config() if model.compiled else None
-    if compile_config:
-        clone.compile_from_config(compile_config)
+    with tensorflow_unimported():
+        config = _zero_initialized(rewrite(keras.saving.serialize_keras_object(model)))
+        clone = keras.saving.deserialize_keras_object(config, safe_mode=True, custom_objects={"_HostZeros": _HostZeros})
+        for source, layer in zip(all_layers(model), all_layers(clone), strict=True):
+            for name in _INITIALIZER_ATTRS:  # the layers' own initializers back, for their config
+                if getattr(source, name, None) is not None:
+                    setattr(layer, name, getattr(source, name))
+        clone.set_weights(model.get_weights())
+        compile_config = model.get_compile_config() if model.compiled else None
+        if compile_config:
+            clone.compile_from_config(compile_config)
     return clone

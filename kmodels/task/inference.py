@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from kmodels import registry
-from kmodels.backend import compilation_cache, set_seed
+from kmodels.backend import compilation_cache, set_seed, tensorflow_unimported
 from kmodels.errors import ConfigError, RunError
 from kmodels.problems import Problem
 from kmodels.runs import MAX_MODEL_BYTES, MAX_STATE_BYTES, RunDir, atomic_target, check_zip, regular_file
@@ -32,7 +32,7 @@ def save_model(model: Any, path: Path) -> Path:
     (`HashDropout`, the vision plugin's fused BatchNorm) the default `finish_model` has already
     swapped for Keras's own (`kmodels.layers.portable_model`); this function saves what it is given.
     """
-    with atomic_target(path, suffix=".keras") as tmp:
+    with atomic_target(path, suffix=".keras") as tmp, tensorflow_unimported():
         model.save(tmp)
     return path
 
@@ -198,7 +198,8 @@ def load_model(path: Path) -> Any:
     compilation_cache()  # JAX: predicting with the same shapes again loads the compiled step
     import kmodels.layers  # noqa: F401 - registers kmodels' own layers with Keras's loader
     try:
-        return keras.saving.load_model(path, safe_mode=True)
+        with tensorflow_unimported():
+            return keras.saving.load_model(path, safe_mode=True)
     except Exception as exc:  # noqa: BLE001 - a damaged or foreign file: say so, whatever Keras raised
         if "safe_mode" not in str(exc):
             first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""

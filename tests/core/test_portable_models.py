@@ -44,6 +44,41 @@ def test_what_a_run_saves_is_made_of_keras_layers_only(name):
     assert all(m.startswith("keras.") or m == declared for m in foreign), (name, foreign)
 
 
+@pytest.mark.parametrize("name", registry.models.list())
+def test_the_portable_clone_draws_no_random_weights_and_keeps_the_initializers(name, monkeypatch):
+    """Its placeholder weights are NumPy zeros (a Keras draw compiled a program per shape on JAX), and each
+    layer's config, initializers included, is what it would be without the swap."""
+    kwargs = dict(registry.models.meta(name).get("test_kwargs", {}))
+    schema = _config.schema(registry.models.get(name))
+    if "fused_batchnorm" in schema:
+        kwargs["fused_batchnorm"] = True  # swapped for Keras's BatchNormalization
+    if "dropout" in schema:
+        kwargs.setdefault("dropout", 0.1)  # the table models' HashDropout, swapped for Keras's Dropout
+    if name == "mini_xception":
+        kwargs.update(filters=[16, 32], stem_filters=16)
+    model = kmodels.build(name, **kwargs)
+    if model.count_params() > 2_000_000:
+        pytest.skip("a large keras.applications architecture: nothing of it is swapped")
+    assert portable_model(model) is not model or name not in ("mlp", "tabm", "mini_xception", "simple_cnn")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("portable_model drew random weights")
+
+    from keras.src.backend import random as backend_random  # what Keras's initializers draw with
+
+    for draw in ("uniform", "normal", "truncated_normal"):
+        monkeypatch.setattr(backend_random, draw, refuse)
+    clone = portable_model(model)
+    monkeypatch.undo()
+    for source, layer in zip(_layers(model), _layers(clone), strict=True):
+        mine, theirs = source.get_config(), layer.get_config()
+        for key in mine:
+            if key.endswith("_initializer"):
+                assert theirs[key] == mine[key], (name, layer.name, key)
+    np.testing.assert_array_equal(np.concatenate([np.ravel(w) for w in clone.get_weights()] or [np.zeros(0)]),
+                                  np.concatenate([np.ravel(w) for w in model.get_weights()] or [np.zeros(0)]))
+
+
 @pytest.mark.slow
 @pytest.mark.subprocess
 def test_saved_models_load_without_kmodels_on_the_other_backend(tmp_path, backend):
@@ -77,3 +112,21 @@ def test_saved_models_load_without_kmodels_on_the_other_backend(tmp_path, backen
     got = np.load(tmp_path / "out.npz")
     for name in names:
         np.testing.assert_allclose(got[name], expected[name], rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+@pytest.mark.subprocess
+def test_a_jax_run_never_imports_tensorflow(tmp_path, backend):
+    """Keras imports TensorFlow to seed it and for type checks while (de)serializing, about 3 s of a table run on
+    2 CPU cores; on JAX a run, its saved model and a prediction from it do without (`tensorflow_unimported`)."""
+    if backend != "jax":
+        pytest.skip("on TensorFlow it is the backend")
+    rows = np.random.default_rng(0).normal(size=(120, 3))
+    csv = tmp_path / "t.csv"
+    csv.write_text("a,b,c,y\n" + "\n".join(f"{a},{b},{c},{int(a + b > 0)}" for a, b, c in rows) + "\n")
+    code = (f"import sys, kmodels; run = kmodels.run('tabular', data={str(csv)!r}, overrides={{'data.target': 'y', "
+            f"'train.epochs': 2, 'baselines.gradient_boosting': False}}, out={str(tmp_path / 'run')!r}); "
+            f"kmodels.predict(run.run_dir, {str(csv)!r}); print('tensorflow imported:', 'tensorflow' in sys.modules)")
+    env = {**os.environ, "KERAS_BACKEND": "jax", "MPLBACKEND": "Agg"}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600,
+                          cwd=tmp_path)
+    assert proc.returncode == 0 and "tensorflow imported: False" in proc.stdout, (proc.stdout[-500:], proc.stderr[-3000:])
