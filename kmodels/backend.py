@@ -271,8 +271,7 @@ def tensorflow_unimported() -> Iterator[None]:
     try:
         yield
     finally:
-        if "tensorflow" not in sys.modules:
-            lazy._available = None
+        lazy._available = None  # Keras asks again next time (and finds it, if something imported it inside)
 
 
 def set_seed(seed: int) -> None:

@@ -130,3 +130,24 @@ def test_a_jax_run_never_imports_tensorflow(tmp_path, backend):
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600,
                           cwd=tmp_path)
     assert proc.returncode == 0 and "tensorflow imported: False" in proc.stdout, (proc.stdout[-500:], proc.stderr[-3000:])
+
+
+def test_tensorflow_unimported_hides_it_inside_the_scope_only(monkeypatch, backend):
+    """Keras's `tf.available` says False inside (and imports nothing), and is asked again afterwards; seeding
+    inside it seeds NumPy and Keras as before."""
+    from keras.src.utils import module_utils
+
+    from kmodels.backend import set_seed, tensorflow_unimported
+
+    if backend == "tensorflow":
+        pytest.skip("on TensorFlow it is the backend, and always imported")
+    lazy = module_utils.LazyModule("tensorflow")  # as Keras holds it before anything imported TensorFlow
+    monkeypatch.setattr(module_utils, "tensorflow", lazy)
+    monkeypatch.delitem(sys.modules, "tensorflow", raising=False)
+    with tensorflow_unimported():
+        assert lazy.available is False and lazy.module is None
+    assert lazy._available is None and lazy.module is None
+    set_seed(7)
+    first = np.random.rand(3)
+    set_seed(7)
+    assert lazy.module is None and np.array_equal(first, np.random.rand(3))
