@@ -245,8 +245,8 @@ def tensorflow_unimported() -> Iterator[None]:
 
     Keras checks `tf.available` (which imports TensorFlow when it is installed) before asking whether an
     object is a `tf.TensorShape` or `tf.DType` while serializing a model, and to seed TensorFlow in
-    `keras.utils.set_random_seed`. On JAX that import is about 3 s of a table run's 5-8 s on 2 CPU cores,
-    for checks that cannot succeed: no TensorFlow object exists before TensorFlow is imported. Inside the
+    `keras.utils.set_random_seed`. On JAX that import was 2.3 s of a 9 s table run on 2 CPU cores
+    (benchmarks/README.md), for checks that cannot succeed: no TensorFlow object exists before TensorFlow is imported. Inside the
     scope Keras is told TensorFlow is not available; outside it, Keras asks again.
 
     Example:
@@ -278,7 +278,7 @@ def set_seed(seed: int) -> None:
     """Seed Python, NumPy, Keras and the backend (`keras.utils.set_random_seed`).
 
     On JAX and torch, TensorFlow is seeded only if it is already imported (Keras imports it to seed it,
-    about 3 s; see `tensorflow_unimported`): nothing in a run uses it there.
+    about 2.3 s; see `tensorflow_unimported`): nothing in a run uses it there.
     """
     import keras
 

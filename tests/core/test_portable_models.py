@@ -116,7 +116,7 @@ def test_saved_models_load_without_kmodels_on_the_other_backend(tmp_path, backen
 
 @pytest.mark.subprocess
 def test_a_jax_run_never_imports_tensorflow(tmp_path, backend):
-    """Keras imports TensorFlow to seed it and for type checks while (de)serializing, about 3 s of a table run on
+    """Keras imports TensorFlow to seed it and for type checks while (de)serializing, about 2.3 s of a table run on
     2 CPU cores; on JAX a run, its saved model and a prediction from it do without (`tensorflow_unimported`)."""
     if backend != "jax":
         pytest.skip("on TensorFlow it is the backend")
