@@ -249,8 +249,9 @@ def build(name: str, *, compile: dict[str, Any] | bool = True, precision: str = 
     fn = registry.models.get(name)
     call = _config.validate_kwargs(fn, kwargs, where=f"model {name!r}")
     from kmodels.backend import precision as precision_scope
+    from kmodels.initializers import host_initialized
 
-    with precision_scope(precision):
+    with precision_scope(precision), host_initialized():
         model = fn(**call)
     if compile is False:
         return model

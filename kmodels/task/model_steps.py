@@ -18,6 +18,7 @@ from kmodels.backend import name as keras_backend
 from kmodels.backend import precision
 from kmodels.building import compile_model
 from kmodels.errors import ConfigError
+from kmodels.initializers import host_initialized
 from kmodels.problems import Problem
 from kmodels.spec import INFERRED_MODEL_KEYS, TaskSpec
 from kmodels.task.callback_steps import CallbackSteps
@@ -93,7 +94,7 @@ class ModelSteps(CallbackSteps):
         elif problem.kind != "binary":
             raise ConfigError(f"[model] {name!r} has no num_classes argument, so it can only solve binary problems; "
                               f"this one is {problem.kind}. Add `num_classes: int = 2` to its builder.")
-        with precision(self.train_options.precision), problem.building():
+        with precision(self.train_options.precision), problem.building(), host_initialized():
             model = registry.models.create(block, where=f"[model] {name!r}", **extra)
         if self.train_options.precision != "float32" and model.outputs[0].dtype != "float32":
             logger.warning("Model %r outputs %s under %s; give its last layer dtype='float32' for a stable loss.",

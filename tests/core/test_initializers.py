@@ -103,3 +103,37 @@ def test_building_a_table_model_compiles_no_random_program_on_jax(caplog):
     # shapes no other test builds, so JAX's in-memory cache cannot hide a compilation
     assert compiled_randoms(lambda: keras.Sequential([keras.Input((41,)), keras.layers.Dense(43)]))  # the control
     assert compiled_randoms(lambda: kmodels.build("mlp", input_shape=(47,), units=(53, 59))) == []
+
+
+@pytest.mark.skipif(backend.name() != "jax", reason="compiled random programs are a JAX cost")
+def test_every_registered_builder_draws_on_the_host_on_jax(caplog):
+    """`host_initialized` (in `kmodels.build` and a run's `build_model`): a convolutional network compiles no
+    random program either, keeps its initializers in its config, and a seeded build repeats."""
+    import jax
+
+    from kmodels.initializers import host_initialized
+
+    def compiled_randoms(build) -> list[str]:
+        caplog.clear()
+        with jax.log_compiles(True), caplog.at_level(logging.DEBUG, logger="jax"):
+            build()
+        return [r.getMessage() for r in caplog.records if "_uniform" in r.getMessage() or "normal" in r.getMessage()]
+
+    def conv(filters):
+        return keras.Sequential([keras.Input((9, 9, 3)), keras.layers.Conv2D(filters, 3),
+                                 keras.layers.SeparableConv2D(filters + 2, 3)])
+
+    assert compiled_randoms(lambda: conv(37))  # the control: Keras draws on the device
+    with host_initialized():
+        assert compiled_randoms(lambda: conv(41)) == []
+    assert compiled_randoms(lambda: kmodels.build("simple_cnn", input_shape=(24, 24, 3), filters=(7, 11))) == []
+    model = kmodels.build("simple_cnn", input_shape=(24, 24, 3), filters=(7, 11))
+    conv_config = next(layer.get_config() for layer in model.layers if "kernel_initializer" in layer.get_config())
+    assert conv_config["kernel_initializer"]["module"] == "keras.initializers"  # its own, not a NumPy twin
+    weights = []
+    for _ in range(2):
+        backend.set_seed(5)
+        weights.append([keras.ops.convert_to_numpy(w)
+                        for w in kmodels.build("simple_cnn", input_shape=(24, 24, 3), filters=(7, 11)).weights])
+    for a, b in zip(*weights, strict=True):
+        np.testing.assert_array_equal(a, b)
