@@ -94,6 +94,8 @@ class HostInitializer:
         if type(init) in kinds:
             kind, names = kinds[type(init)]
             config = init.get_config()
+            if kind == "constant" and not isinstance(config["value"], (int, float)):
+                return init  # an array of values (keras.applications' normalisation constants): Keras's own
             return cls(kind, seed, **{name: config[name] for name in names})
         if type(init) in (keras.initializers.Zeros, keras.initializers.Ones):
             return cls("constant", value=float(type(init) is keras.initializers.Ones))
@@ -201,7 +203,7 @@ def host_initialized() -> Iterator[None]:
         >>> with host_initialized():
         ...     layer = keras.layers.Conv2D(4, 3)
         ...     layer.build((None, 8, 8, 3))
-        >>> layer.kernel.shape, layer.get_config()["kernel_initializer"]["class_name"]
+        >>> tuple(layer.kernel.shape), layer.get_config()["kernel_initializer"]["class_name"]
         ((3, 3, 3, 4), 'GlorotUniform')
     """
     import keras
