@@ -21,9 +21,10 @@ BATCH_CELLS = 2**24  # stacked cells per prediction call: 128 MiB of float64, wh
 #: predicted across the table's width, so the work grows with the square of the columns.
 CELL_BUDGET = 2**26
 MIN_ROWS = 200  # fewer rows than this and the importances are mostly noise
+MAX_ROWS = 5000  # the test rows scored at most, on any table
 
 
-def importance_rows(columns: int, repeats: int, *, max_rows: int = 5000) -> int:
+def importance_rows(columns: int, repeats: int, *, max_rows: int = MAX_ROWS) -> int:
     """How many rows a permutation importance of `columns` columns scores on, for a bounded cost.
 
     `max_rows` on tables of up to about 50 columns (5 repeats); fewer on wider ones, so that rows x repeats x
@@ -40,7 +41,7 @@ def importance_rows(columns: int, repeats: int, *, max_rows: int = 5000) -> int:
 
 
 def permutation_importances(predict_output: Any, frame: Any, y: np.ndarray, score: Any, *, repeats: int = 5,
-                            seed: int = 0, max_rows: int = 5000, batch_rows: int = 100_000) -> dict[str, Any]:
+                            seed: int = 0, max_rows: int = MAX_ROWS, batch_rows: int = 100_000) -> dict[str, Any]:
     """Permutation importance of each raw column of `frame` (Breiman 2001; scikit-learn's
     `permutation_importance`, computed in batches).
 
