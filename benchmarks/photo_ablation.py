@@ -10,8 +10,9 @@ directory, date, note; and the backend and the checkout's commit, which says wha
 the end, prints per variant the accuracy on each seed, the mean ± standard error over seeds and, where
 `default` ran on the same seeds, the mean paired difference against it.
 
-A run whose line is already in `--json-lines` (same task, data, variant and overrides) is not run again: its
-line is reused, so a loop cut short resumes where it stopped (`--rerun` runs it again, to measure repeats).
+A run whose line is already in `--json-lines` is not run again when the line's task, data, backend and resolved
+spec (`spec`: a digest of `kmodels show`'s TOML for the task with the line's overrides) are this run's: its line is
+reused, so a loop cut short resumes where it stopped (`--rerun` runs it again, to measure repeats).
 Each run keeps its run directory under `--out-root` (new; nothing is overwritten), so `kmodels bench tta` and
 `kmodels bench photo-curve` can re-score and plot them. A run takes 18-25 minutes on the 2,002 real photos on
 2 CPU cores with the shipped `dog_cat` recipe; without `--data` the task's embedded synthetic photos are used
@@ -42,6 +43,17 @@ def _variant(text: str) -> tuple[str, dict[str, Any]]:
         raise argparse.ArgumentTypeError(f"--variant {text!r}: expected NAME=\"KEY=VALUE [KEY=VALUE ...]\", "
                                          "e.g. cutmix=\"images.cutmix=1.0 images.cutout=0\"")
     return name, dict(parse_override(item) for item in sets.split())
+
+
+def spec_digest(task: str, overrides: dict[str, Any], data: str | None) -> str:
+    """A digest of the fully resolved spec a run would use: equal digests train the same recipe. A line is keyed on
+    this, not on its overrides alone, because `default` means whatever the task ships when it runs."""
+    import hashlib
+
+    import kmodels
+
+    toml = kmodels.load_spec(task, overrides, data=data).to_toml()
+    return hashlib.sha256(toml.encode()).hexdigest()[:16]
 
 
 def _mean_se(values: list[float], signed: bool = False) -> str:
@@ -138,16 +150,17 @@ def main(argv: list[str] | None = None) -> int:
             except json.JSONDecodeError as err:
                 p.error(f"--json-lines {args.json_lines}, line {number}: not JSON ({err.msg} at column {err.colno}); "
                         "mend or delete that line, or give another file")
-            if isinstance(old, dict) and "variant" in old:
+            if isinstance(old, dict) and "variant" in old and "spec" in old:  # lines without a digest: not reused
                 folder = old.get("data")
                 if folder and folder != "embedded":
                     folder = str(Path(folder).resolve())  # lines written before paths were recorded resolved
-                done[(old["task"], folder, old["variant"], json.dumps(old["ov"], sort_keys=True))] = old
+                done[(old["task"], folder, old.get("backend"), old["variant"], old["spec"])] = old
     lines = []
     for seed in seeds:
         for name, over in variants:
             overrides = {**common, **over, "train.seed": seed}
-            key = (args.task, data, name, json.dumps(overrides, sort_keys=True))
+            digest = spec_digest(args.task, overrides, data if args.data else None)
+            key = (args.task, data, keras.backend.backend(), name, digest)
             if key in done:
                 print(f"{name}, seed {seed}: already in {args.json_lines}, not run again", file=sys.stderr)
                 lines.append(done[key])
@@ -160,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             line = {"task": args.task, "variant": name, "seed": seed, "ov": overrides,
                     "acc": keras_metrics.get("accuracy"), "auc": keras_metrics.get("roc_auc"),
                     "s": round(time.perf_counter() - start, 1), "dir": str(out),
-                    "data": data, "date": time.strftime("%Y-%m-%d"), "backend": keras.backend.backend(), "commit": commit,
+                    "data": data, "date": time.strftime("%Y-%m-%d"), "backend": keras.backend.backend(), "commit": commit, "spec": digest,
                     "note": args.note}
             lines.append(line)
             if args.json_lines:

@@ -169,14 +169,19 @@ def test_photo_ablation_runs_each_variant_per_seed_and_appends_a_line_each(tmp_p
     assert exc.value.code == 2 and "exists" in capsys.readouterr().err
 
 
-def test_photo_ablation_knows_a_folder_however_it_is_typed_and_names_a_damaged_line(tmp_path, monkeypatch, capsys):
+def test_photo_ablation_knows_a_folder_however_it_is_typed_and_names_a_damaged_line(tmp_path, monkeypatch, capsys,
+                                                                                    backend):
     """A line written with a relative `--data` is the same run as the absolute path: reused, nothing runs. A line
     that is not JSON stops it with the file and the line number."""
+    from benchmarks.photo_ablation import spec_digest
+
     monkeypatch.chdir(tmp_path)
     (tmp_path / "photos").mkdir()
     lines = tmp_path / "ablation.jsonl"
+    digest = spec_digest("dog_cat", {"train.seed": 5}, str(tmp_path / "photos"))
     lines.write_text(json.dumps({"task": "dog_cat", "data": "photos", "variant": "default", "seed": 5,
-                                 "ov": {"train.seed": 5}, "acc": 0.9, "auc": 0.95, "s": 60.0}) + "\n")
+                                 "ov": {"train.seed": 5}, "acc": 0.9, "auc": 0.95, "s": 60.0, "backend": backend,
+                                 "spec": digest}) + "\n")
     assert main(["bench", "photo-ablation", "--data", str(tmp_path / "photos"), "--seeds", "5",
                  "--json-lines", str(lines), "--out-root", str(tmp_path / "runs")]) == 0
     captured = capsys.readouterr()
@@ -186,3 +191,16 @@ def test_photo_ablation_knows_a_folder_however_it_is_typed_and_names_a_damaged_l
     with pytest.raises(SystemExit) as exc:
         main(["bench", "photo-ablation", "--data", "photos", "--seeds", "5", "--json-lines", str(lines)])
     assert exc.value.code == 2 and f"--json-lines {lines}, line 2: not JSON" in capsys.readouterr().err
+
+
+def test_photo_ablation_keys_a_line_on_the_resolved_spec_not_on_its_overrides(tmp_path):
+    """`default` is whatever the task ships when it runs: a line is reused only for the same resolved spec, so a line
+    of an older default (or another variant's settings) is never passed off as today's."""
+    from benchmarks.photo_ablation import spec_digest
+
+    folder = str(tmp_path)
+    shipped = spec_digest("dog_cat", {"train.seed": 5}, folder)
+    assert shipped == spec_digest("dog_cat", {"train.seed": 5}, folder)  # stable: a loop cut short resumes
+    assert shipped == spec_digest("dog_cat", {"train.seed": 5, "model.blur_pool": True}, folder)  # what ships
+    assert shipped != spec_digest("dog_cat", {"train.seed": 5, "model.blur_pool": False}, folder)  # the old default
+    assert shipped != spec_digest("dog_cat", {"train.seed": 6}, folder)
