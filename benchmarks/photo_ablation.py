@@ -10,9 +10,9 @@ directory, date, note; and the backend and the checkout's commit, which says wha
 the end, prints per variant the accuracy on each seed, the mean ± standard error over seeds and, where
 `default` ran on the same seeds, the mean paired difference against it.
 
-A run whose line is already in `--json-lines` is not run again when the line's task, data, backend and resolved
-spec (`spec`: a digest of `kmodels show`'s TOML for the task with the line's overrides) are this run's: its line is
-reused, so a loop cut short resumes where it stopped (`--rerun` runs it again, to measure repeats).
+A run whose line is already in `--json-lines` is not run again when the line's backend, variant and resolved spec
+(`spec`: a digest of `kmodels show`'s TOML for the task with the line's overrides, which names the task and the
+resolved data folder too) are this run's: its line is reused, so a loop cut short resumes where it stopped (`--rerun` runs it again, to measure repeats).
 Each run keeps its run directory under `--out-root` (new; nothing is overwritten), so `kmodels bench tta` and
 `kmodels bench photo-curve` can re-score and plot them. A run takes 18-25 minutes on the 2,002 real photos on
 2 CPU cores with the shipped `dog_cat` recipe; without `--data` the task's embedded synthetic photos are used
@@ -151,16 +151,13 @@ def main(argv: list[str] | None = None) -> int:
                 p.error(f"--json-lines {args.json_lines}, line {number}: not JSON ({err.msg} at column {err.colno}); "
                         "mend or delete that line, or give another file")
             if isinstance(old, dict) and "variant" in old and "spec" in old:  # lines without a digest: not reused
-                folder = old.get("data")
-                if folder and folder != "embedded":
-                    folder = str(Path(folder).resolve())  # lines written before paths were recorded resolved
-                done[(old["task"], folder, old.get("backend"), old["variant"], old["spec"])] = old
+                done[(old.get("backend"), old["variant"], old["spec"])] = old
     lines = []
     for seed in seeds:
         for name, over in variants:
             overrides = {**common, **over, "train.seed": seed}
             digest = spec_digest(args.task, overrides, data if args.data else None)
-            key = (args.task, data, keras.backend.backend(), name, digest)
+            key = (keras.backend.backend(), name, digest)  # the digest covers the task and the resolved data folder
             if key in done:
                 print(f"{name}, seed {seed}: already in {args.json_lines}, not run again", file=sys.stderr)
                 lines.append(done[key])

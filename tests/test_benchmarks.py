@@ -204,3 +204,6 @@ def test_photo_ablation_keys_a_line_on_the_resolved_spec_not_on_its_overrides(tm
     assert shipped == spec_digest("dog_cat", {"train.seed": 5, "model.blur_pool": True}, folder)  # what ships
     assert shipped != spec_digest("dog_cat", {"train.seed": 5, "model.blur_pool": False}, folder)  # the old default
     assert shipped != spec_digest("dog_cat", {"train.seed": 6}, folder)
+    (tmp_path / "other").mkdir()
+    assert shipped != spec_digest("dog_cat", {"train.seed": 5}, str(tmp_path / "other"))  # the folder is in it too
+    assert shipped != spec_digest("image_classification", {"train.seed": 5}, folder)  # and the task
