@@ -307,13 +307,15 @@ def test_scan_keeps_a_bounded_window_of_files_in_flight(monkeypatch):
             with lock:
                 in_flight[0] += 1
                 most[0] = max(most[0], in_flight[0])
-            future = super().submit(fn, *args, **kwargs)
-            future.add_done_callback(lambda _: _finished())
-            return future
 
-    def _finished():
-        with lock:
-            in_flight[0] -= 1
+            def counted(*a, **k):
+                try:
+                    return fn(*a, **k)
+                finally:  # before the future is done: a done-callback runs after `wait` wakes, and counted one too many
+                    with lock:
+                        in_flight[0] -= 1
+
+            return super().submit(counted, *args, **kwargs)
 
     monkeypatch.setattr(images, "ThreadPoolExecutor", Counting)
     monkeypatch.setattr(images, "_inspect", lambda path: {"ok": True, "path": path})
