@@ -82,7 +82,15 @@ class Task(SavedRuns, DataSteps, ModelSteps):
     # ---- spec -------------------------------------------------------------------------------
     @classmethod
     def default_spec(cls) -> dict[str, Any]:
-        """The task's shipped spec, parsed (unresolved)."""
+        """The task's shipped spec, parsed (unresolved), on top of its `base` task's (`kmodels.spec.with_base`)."""
+        from kmodels.spec import with_base
+
+        raw = cls.shipped_spec()
+        return with_base(raw, str(raw.get("task", cls.__name__)))
+
+    @classmethod
+    def shipped_spec(cls) -> dict[str, Any]:
+        """The task's spec file or text as written, parsed: a `base` key is not expanded."""
         if cls.spec_text is not None:
             return tomllib.loads(cls.spec_text)
         if cls.spec_file is not None:

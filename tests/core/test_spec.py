@@ -102,3 +102,66 @@ def test_parse_override_reads_toml_values_or_plain_strings():
     assert parse_override("a.b=true") == ("a.b", True)
     assert parse_override("data.target=CustGender") == ("data.target", "CustGender")
     assert parse_override('x.y="quoted"') == ("x.y", "quoted")
+
+
+def test_a_spec_with_a_base_task_holds_only_what_differs(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text('base = "toy_task"\n[data]\nrows = 120\n[train]\nepochs = 9\n'
+                    '[[callbacks]]\nname = "terminate_on_nan"\n')
+    spec, base = load_spec(path), load_spec("toy_task")
+    assert spec.task == "toy_task" and "base" not in spec.to_dict()
+    assert spec["data"] == {**base["data"], "rows": 120}  # tables merge key by key
+    assert spec["train"] == {**base["train"], "epochs": 9}
+    assert spec["preprocess"] == base["preprocess"] and spec["split"] == base["split"]
+    assert [c["name"] for c in spec["callbacks"]] == ["terminate_on_nan"]  # arrays replace the base's whole
+    again = tmp_path / "again.toml"  # what a run writes is the whole spec, without `base`
+    again.write_text(spec.to_toml())
+    assert "base" not in tomllib.loads(again.read_text()) and load_spec(again).to_dict() == spec.to_dict()
+
+
+def test_a_base_model_of_another_name_is_replaced_not_merged(tmp_path):
+    # merged, image_classification's `stem_filters = 32` would be an unknown key for simple_cnn
+    path = tmp_path / "cnn.toml"
+    path.write_text('base = "image_classification"\n[model]\nname = "simple_cnn"\n')
+    spec = load_spec(path)
+    model = spec["model"]  # simple_cnn's own defaults, not mini_xception's settings
+    assert (model["name"], model["filters"], model["whitening"], model["blur_pool"]) == ("simple_cnn", [32, 64, 128], False, False)
+    assert spec["train"] == load_spec("image_classification")["train"]
+
+
+@pytest.mark.parametrize(("base", "message"), [
+    ("3", r"`base` must name a registered task.*received 3"),
+    ('"toy_tsk"', r"toy_tsk.*toy_task"),  # did you mean
+])
+def test_a_bad_base_is_a_config_error(tmp_path, base, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(f"base = {base}\n")
+    with pytest.raises(ConfigError, match=message):
+        load_spec(path)
+
+
+def test_a_base_is_a_task_name_never_a_file(tmp_path, monkeypatch):
+    (tmp_path / "other.toml").write_text('task = "toy_task"\n')
+    (tmp_path / "mine.toml").write_text('base = "other.toml"\n')
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(NotRegisteredError):
+        load_spec(tmp_path / "mine.toml")
+
+
+def test_base_specs_that_loop_are_a_config_error():
+    from kmodels.task import Task
+
+    class Ping(Task):
+        spec_text = 'base = "loop_pong"\ntask = "loop_ping"\n'
+
+    class Pong(Task):
+        spec_text = 'base = "loop_ping"\ntask = "loop_pong"\n'
+
+    registry.tasks.register("loop_ping", Ping)
+    registry.tasks.register("loop_pong", Pong)
+    try:
+        with pytest.raises(ConfigError, match=r"loop_ping: `base` specs form a loop.*loop_pong -> loop_ping -> loop_pong"):
+            load_spec("loop_ping")
+    finally:
+        registry.tasks.unregister("loop_ping")
+        registry.tasks.unregister("loop_pong")

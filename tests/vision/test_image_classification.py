@@ -80,6 +80,7 @@ def test_dog_cat_is_a_preset_of_image_classification():
 
     dog_cat, generic = registry.tasks.get("dog_cat"), registry.tasks.get("image_classification")
     assert issubclass(dog_cat, generic)
+    assert dog_cat.shipped_spec()["base"] == "image_classification"  # one recipe, written once
     a, b = kmodels.load_spec("dog_cat").to_dict(), kmodels.load_spec("image_classification").to_dict()
     # the same sections, data and recipe (tuned on real photos: a small Xception, cosine schedule,
     # test-time flips); the generic task reads its image size from the data, dog_cat fixes 144 px
