@@ -10,7 +10,7 @@
     kmodels predict RUN_DIR_OR_MODEL INPUT... [--output CSV]
     kmodels explain RUN_DIR [INPUT...] [--plot PNG]   column importance (tables), occlusion maps (images)
     kmodels serve RUN_DIR_OR_EXPORT [--port P]        HTTP: POST /predict, GET /health, GET /metadata
-    kmodels bench {train-step,input-pipeline,tabular,table-fit,quality,startup,serve,photo-curve,photo-ablation,tta} [ARGS]
+    kmodels bench {train-step,input-pipeline,tabular,table-fit,quality,startup,serve,photo-curve,photo-ablation,tta,depthwise} [ARGS]
 
 Exit codes: 0 success, 1 the run failed, 2 usage/config/data error, 130 interrupted.
 Errors go to stderr without a traceback unless `--debug` is given.
@@ -40,7 +40,8 @@ from kmodels.console import (
 
 BENCHMARKS = {"train-step": "train_step", "input-pipeline": "input_pipeline", "tabular": "tabular",
               "quality": "quality", "startup": "startup", "serve": "serve", "photo-curve": "photo_curve",
-              "table-fit": "table_fit", "tta": "photo_tta", "photo-ablation": "photo_ablation"}
+              "table-fit": "table_fit", "tta": "photo_tta", "photo-ablation": "photo_ablation",
+              "depthwise": "depthwise"}
 
 logger = logging.getLogger("kmodels")
 

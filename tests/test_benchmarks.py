@@ -207,3 +207,15 @@ def test_photo_ablation_keys_a_line_on_the_resolved_spec_not_on_its_overrides(tm
     (tmp_path / "other").mkdir()
     assert shipped != spec_digest("dog_cat", {"train.seed": 5}, str(tmp_path / "other"))  # the folder is in it too
     assert shipped != spec_digest("image_classification", {"train.seed": 5}, folder)  # and the task
+
+
+def test_depthwise_benchmark_times_both_forms_of_the_same_network(tmp_path, capsys):
+    out = tmp_path / "d.json"
+    assert main(["bench", "depthwise", "--sizes", "32", "--batch-size", "2", "--steps", "1", "--rounds", "1",
+                 "--json", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["image_size"] == 32 and row["keras_ms"] > 0 and row["sliced_ms"] > 0
+    assert row["max_relative_feature_gap"] < 1e-4  # the same function, to rounding
+    assert "dog_cat  32 px" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # never overwrites
+        main(["bench", "depthwise", "--sizes", "32", "--json", str(out)])

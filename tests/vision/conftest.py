@@ -27,4 +27,7 @@ SMALL = {"data.count": 250, "data.min_size": 48, "data.max_size": 72, "images.im
 def dog_cat_run(tmp_path_factory, _cache_in_tmp):
     import kmodels
 
-    return kmodels.run("dog_cat", overrides=SMALL, out=tmp_path_factory.mktemp("dogcat") / "run")
+    # at a constant rate the validation loss spikes now and then, and the run stopped on one (0.70 accuracy,
+    # ROC AUC 0.97) once the blur's rounding changed: the best epoch's weights make "it learns" about learning
+    overrides = {**SMALL, "callbacks.early_stopping.restore_best_weights": True}
+    return kmodels.run("dog_cat", overrides=overrides, out=tmp_path_factory.mktemp("dogcat") / "run")

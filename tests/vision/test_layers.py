@@ -16,7 +16,7 @@ import keras
 import kmodels_vision.layers
 import numpy as np
 import pytest
-from kmodels_vision.layers import FusedBatchNormalization
+from kmodels_vision.layers import FusedBatchNormalization, portable_model
 
 
 def _net(bn_cls, axis: int, **bn_kwargs) -> keras.Model:
@@ -182,11 +182,61 @@ def test_blur_pool_models_are_plain_keras_and_downsample_alike(name, tmp_path):
     assert len(blurred.trainable_weights) == len(plain.trainable_weights)
     assert sum(isinstance(la, keras.layers.DepthwiseConv2D) for la in blurred.layers) == \
         (2 if name == "simple_cnn" else 4)  # one per pool; mini_xception's shortcuts too
-    blurred.save(tmp_path / "m.keras")
+    portable_model(blurred).save(tmp_path / "m.keras")  # as a run saves it
     loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
     assert all(type(la).__module__.startswith("keras.") for la in loaded.layers)
     x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
     np.testing.assert_allclose(loaded.predict(x, verbose=0), blurred.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("separable", [False, True])
+@pytest.mark.parametrize(("size", "kernel", "strides", "padding", "bias"), [
+    (9, 3, 2, "same", False),   # the blur: odd size, stride 2
+    (8, 3, 2, "same", True),    # even size
+    (7, 3, 1, "same", True),    # mini_xception's separable convolutions
+    (10, 5, 3, "valid", False),
+    (6, 2, 2, "same", False),   # an even kernel pads one more below and right, as XLA's and TensorFlow's "SAME"
+])
+def test_sliced_convolutions_are_keras_convolutions(size, kernel, strides, padding, bias, separable):
+    """Outputs and input gradients of `SlicedDepthwiseConv2D` / `SlicedSeparableConv2D` equal Keras's layers
+    with the same weights, and a run saves them as Keras's classes."""
+    from kmodels_vision.layers import SlicedDepthwiseConv2D, SlicedSeparableConv2D
+
+    rng = np.random.default_rng(size)
+    x = rng.normal(size=(3, size, size + 1, 5)).astype("float32")
+    args = {"kernel_size": kernel, "strides": strides, "padding": padding, "use_bias": bias, "activation": "relu"}
+    sliced = SlicedSeparableConv2D(4, **args) if separable else SlicedDepthwiseConv2D(**args)
+    keras_class = keras.layers.SeparableConv2D if separable else keras.layers.DepthwiseConv2D
+    plain = keras_class.from_config(sliced.get_config())
+    sliced.build(x.shape), plain.build(x.shape)
+    weights = [rng.normal(size=w.shape).astype("float32") for w in sliced.get_weights()]
+    sliced.set_weights(weights), plain.set_weights(weights)
+    assert sliced._sliced(x) == (keras.backend.backend() == "jax")  # the sum of slices is what is compared on JAX
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(sliced(x)), keras.ops.convert_to_numpy(plain(x)),
+                               rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(_input_gradient(sliced, x), _input_gradient(plain, x), rtol=1e-4, atol=1e-4)
+    assert type(portable_model(keras.Sequential([keras.Input(x.shape[1:]), sliced])).layers[0]) is keras_class
+
+
+def _input_gradient(layer, x):
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return np.asarray(jax.grad(lambda v: (layer(v) ** 2).sum())(x))
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        v = tf.constant(x)
+        with tf.GradientTape() as tape:
+            tape.watch(v)
+            loss = tf.reduce_sum(layer(v) ** 2)
+        return tape.gradient(loss, v).numpy()
+    import torch
+
+    v = torch.tensor(x, requires_grad=True)
+    (layer(v) ** 2).sum().backward()
+    return v.grad.numpy()
 
 
 def test_squeeze_excite_gates_each_block_with_plain_keras_layers(tmp_path):
