@@ -24,7 +24,7 @@ from kmodels.data.table import Table, to_category
 from kmodels.errors import ConfigError, DataError, RunError
 from kmodels.evaluation import format_table, markdown_text, plot_confusion_matrix, pyplot, save_figure, spreadsheet_safe
 from kmodels.initializers import HostInitializer, host_built
-from kmodels.layers import HashDropout, portable_model
+from kmodels.layers import BroadcastDepthwiseConv1D, HashDropout, portable_model
 from kmodels.problems import Problem, infer_problem, output_head
 from kmodels.runs import RunDir, atomic_write
 from kmodels.saving import Artifacts
@@ -36,6 +36,7 @@ __all__ = [
     "Artifacts",
     "BACKBONE",
     "ArrayBatches",
+    "BroadcastDepthwiseConv1D",
     "Batches",
     "ConfigError",
     "DataError",

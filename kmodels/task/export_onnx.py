@@ -186,7 +186,8 @@ def _onnx_nodes(g: _Onnx, model: Any, features: str) -> str:
     names = {id(model.inputs[0]): features}  # each Keras tensor of this graph -> its ONNX name
     by_depth = model._nodes_by_depth  # Keras's topological order of the functional graph
     for node in [n for depth in sorted(by_depth, reverse=True) for n in by_depth[depth]]:
-        layer, kind = node.operation, type(node.operation).__name__
+        layer = node.operation  # a speed-only layer (`saved_as`) is written as the Keras layer it computes
+        kind = getattr(type(layer), "saved_as", type(layer)).__name__
         if kind == "InputLayer":
             continue
         inputs = [names[id(t)] for t in node.input_tensors]

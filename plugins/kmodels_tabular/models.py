@@ -7,7 +7,7 @@ from typing import Any, Literal
 import keras
 import numpy as np
 
-from kmodels.api import HashDropout, host_built, output_head, registry
+from kmodels.api import BroadcastDepthwiseConv1D, HashDropout, host_built, output_head, registry
 from kmodels_tabular.tabm import EDGE_STRATEGIES
 
 #: `piecewise_bins = "auto"` in a task run: this many bins per feature on a table of at least `AUTO_BINS_ROWS` rows, none below.
@@ -116,7 +116,7 @@ def mlp(input_shape: tuple[int, ...] = (14,), units: tuple[int, ...] = (64, 32),
         features = int(input_shape[-1])
         even = np.tile(np.linspace(-2.0, 2.0, piecewise_bins + 1), (features, 1))  # standardized features' range
         x = keras.layers.Reshape((1, features), name="piecewise_features")(x)  # features as channels
-        encode = keras.layers.DepthwiseConv1D(1, depth_multiplier=piecewise_bins, trainable=False, name=PIECEWISE_ENCODING)
+        encode = BroadcastDepthwiseConv1D(1, depth_multiplier=piecewise_bins, trainable=False, name=PIECEWISE_ENCODING)
         x = host_built(encode, x)
         encode.set_weights(piecewise_weights(even))
         x = keras.layers.Reshape((features * piecewise_bins,), name="piecewise_bins")(x)

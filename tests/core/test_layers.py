@@ -111,3 +111,23 @@ def test_a_model_with_hash_dropout_trains_saves_and_loads(tmp_path):
     loaded = load_model(path)  # safe_mode: a registered class, no code
     assert type(loaded.get_layer("drop")) is HashDropout
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
+
+
+@pytest.mark.parametrize(("kernel", "bias", "length"), [(1, False, 1), (1, True, 3), (3, True, 5)])
+def test_broadcast_depthwise_conv_is_keras_depthwise_conv(kernel, bias, length):
+    """`BroadcastDepthwiseConv1D` computes Keras's `DepthwiseConv1D` (the outer product on JAX at kernel size 1,
+    Keras's call otherwise) with the same weights, and a run saves it as Keras's class."""
+    from kmodels.layers import BroadcastDepthwiseConv1D, portable_model
+
+    rng = np.random.default_rng(kernel + length)
+    x = rng.normal(size=(6, length, 4)).astype("float32")
+    layer = BroadcastDepthwiseConv1D(kernel, depth_multiplier=3, use_bias=bias, activation="relu")
+    plain = keras.layers.DepthwiseConv1D.from_config(layer.get_config())
+    layer.build(x.shape), plain.build(x.shape)
+    weights = [rng.normal(size=w.shape).astype("float32") for w in layer.get_weights()]
+    layer.set_weights(weights), plain.set_weights(weights)
+    assert layer._broadcast(x) == (kernel == 1 and keras.backend.backend() == "jax")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)), keras.ops.convert_to_numpy(plain(x)),
+                               rtol=1e-5, atol=1e-6)
+    saved = portable_model(keras.Sequential([keras.Input(x.shape[1:]), layer]))
+    assert type(saved.layers[0]) is keras.layers.DepthwiseConv1D
