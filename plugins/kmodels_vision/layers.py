@@ -267,6 +267,13 @@ def _jax_on_cpu() -> bool:
     return jax.default_backend() == "cpu"
 
 
+def _bias_and_activation(layer: Any, out: Any) -> Any:
+    """The end of a Keras convolution's call: its bias, then its activation."""
+    if layer.use_bias:
+        out = out + ops.cast(layer.bias, out.dtype)
+    return layer.activation(out) if layer.activation is not None else out
+
+
 def _depthwise_sum(inputs: Any, kernel: Any, strides: tuple[int, int], padding: str) -> Any:
     """A depthwise convolution (kernel `(kh, kw, channels, 1)`) as the sum of its shifted, strided slices.
 
@@ -321,10 +328,7 @@ class SlicedDepthwiseConv2D(keras.layers.DepthwiseConv2D):
     def call(self, inputs):
         if not self._sliced(inputs):
             return super().call(inputs)
-        out = _depthwise_sum(inputs, self.kernel, self.strides, self.padding)
-        if self.use_bias:
-            out = out + ops.cast(self.bias, out.dtype)
-        return self.activation(out) if self.activation is not None else out
+        return _bias_and_activation(self, _depthwise_sum(inputs, self.kernel, self.strides, self.padding))
 
     def _sliced(self, inputs) -> bool:
         """Whether the sliced form applies (else Keras's own call)."""
@@ -358,10 +362,7 @@ class SlicedSeparableConv2D(keras.layers.SeparableConv2D):
         if not self._sliced(inputs):
             return super().call(inputs)
         out = _depthwise_sum(inputs, self.depthwise_kernel, self.strides, self.padding)
-        out = ops.matmul(out, ops.cast(self.pointwise_kernel[0, 0], out.dtype))
-        if self.use_bias:
-            out = out + ops.cast(self.bias, out.dtype)
-        return self.activation(out) if self.activation is not None else out
+        return _bias_and_activation(self, ops.matmul(out, ops.cast(self.pointwise_kernel[0, 0], out.dtype)))
 
     def _sliced(self, inputs) -> bool:
         """Whether the sliced form applies (else Keras's own call)."""
