@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from kmodels import _config, registry
+from kmodels._spec_base import with_base
 from kmodels.errors import ConfigError
 from kmodels.evaluation import (
     importance_rows,
@@ -82,9 +83,7 @@ class Task(SavedRuns, DataSteps, ModelSteps):
     # ---- spec -------------------------------------------------------------------------------
     @classmethod
     def default_spec(cls) -> dict[str, Any]:
-        """The task's shipped spec, parsed (unresolved), on top of its `base` task's (`kmodels.spec.with_base`)."""
-        from kmodels.spec import with_base
-
+        """The task's shipped spec, parsed (unresolved), on top of its `base` task's (`kmodels._spec_base.with_base`)."""
         raw = cls.shipped_spec()
         return with_base(raw, str(raw.get("task", cls.__name__)))
 
