@@ -11,6 +11,7 @@ before Keras is imported. Example:
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import platform
@@ -272,6 +273,35 @@ def tensorflow_unimported() -> Iterator[None]:
         yield
     finally:
         lazy._available = None  # Keras asks again next time (and finds it, if something imported it inside)
+
+
+@contextlib.contextmanager
+def frozen_heap() -> Iterator[None]:
+    """While it lasts, Python's cyclic garbage collector skips the objects that existed when it began
+    (`gc.freeze`); they are handed back to it (`gc.unfreeze`) when it ends, however it ends.
+
+    A run starts with Keras, the backend and pandas imported: some 350,000 objects, which every full
+    collection walks again. Tracing and compiling a training step makes many short-lived objects, so
+    collections come often, and on a 10,000-row table they were a fifth of the fit (`kmodels bench
+    table-fit`, benchmarks/README.md). Objects made inside the scope are collected as usual, so a long
+    run does not hold on to its garbage. Where something else froze objects first (a forking server
+    does), or the collector is off, the scope changes nothing.
+
+    Example:
+        >>> import gc
+        >>> with frozen_heap():
+        ...     inside = gc.get_freeze_count() > 0
+        >>> inside, gc.get_freeze_count()
+        (True, 0)
+    """
+    if not gc.isenabled() or gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def set_seed(seed: int) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from kmodels import cluster, registry
-from kmodels.backend import compilation_cache, distribution, set_seed
+from kmodels.backend import compilation_cache, distribution, frozen_heap, set_seed
 from kmodels.building import all_layers, check_metrics, resolved_loss
 from kmodels.data.table import Table
 from kmodels.errors import ConfigError, RunError
@@ -170,7 +170,7 @@ def run_task(task: Task, run_dir: RunDir | None = None, out: str | Path | None =
                 tracker = open_tracker(task.spec.options("tracking"), task.spec.task, rd, task.spec) \
                     if cluster.is_writer() else None
                 task.set_context(RunContext(run_dir=rd, devices=devices, tracker=tracker, seed=seed))
-                with tracker.closing() if tracker else nullcontext():
+                with tracker.closing() if tracker else nullcontext(), frozen_heap():
                     result = _run_in(task, rd, table, problem, devices)
         if tracker is not None:  # after the run directory says completed: its files are final
             tracker.finish("FINISHED")
