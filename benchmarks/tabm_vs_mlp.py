@@ -26,7 +26,9 @@ prints, per table of `kmodels bench quality`, the mean primary metric of each sc
   default on tables of at least 4,000 rows (the default now has 32, half of each kind);
 - `unweighted`: `[train] class_weight = "none"` (every row weighs the same, as in scikit-learn's defaults);
 - `ple_embed16`: the shipped spec with `model.piecewise_embedding = 16` (each feature's bins through a learned
-  16-unit linear map and a ReLU of its own: rtdl's MLP-PLE).
+  16-unit linear map and a ReLU of its own: rtdl's MLP-PLE);
+- `ema99`, `ema995`: the shipped spec with `[compile] ema = 0.99` or 0.995 (an exponential moving average of the
+  weights, which validation, early stopping and the saved model use).
 
 On classification tables each variant and baseline also records its balanced accuracy (`<name>_balanced_accuracy`).
 
@@ -89,7 +91,8 @@ VARIANTS: dict[str, dict[str, Any]] = {"mlp": {}, "tabm": {"model.name": "tabm"}
                                        # session 23's default on tables of >= 4,000 rows (below them it had no bins)
                                        "quantile16": {"model.piecewise_bins": 16, "model.piecewise_edges": "quantile"},
                                        "unweighted": {"train.class_weight": "none"},
-                                       "ple_embed16": {"model.piecewise_embedding": 16}}
+                                       "ple_embed16": {"model.piecewise_embedding": 16},
+                                       "ema99": {"compile.ema": 0.99}, "ema995": {"compile.ema": 0.995}}
 
 
 def _variant(task: str, variant: str) -> dict[str, Any] | None:
