@@ -28,7 +28,8 @@ prints, per table of `kmodels bench quality`, the mean primary metric of each sc
 - `ple_embed16`: the shipped spec with `model.piecewise_embedding = 16` (each feature's bins through a learned
   16-unit linear map and a ReLU of its own: rtdl's MLP-PLE);
 - `ema99`, `ema995`: the shipped spec with `[compile] ema = 0.99` or 0.995 (an exponential moving average of the
-  weights, which validation, early stopping and the saved model use).
+  weights, which validation, early stopping and the saved model use);
+- `plateau`: the shipped spec with `reduce_lr_on_plateau` (factor 0.3, patience 3) beside its early stopping.
 
 On classification tables each variant and baseline also records its balanced accuracy (`<name>_balanced_accuracy`).
 
@@ -92,7 +93,12 @@ VARIANTS: dict[str, dict[str, Any]] = {"mlp": {}, "tabm": {"model.name": "tabm"}
                                        "quantile16": {"model.piecewise_bins": 16, "model.piecewise_edges": "quantile"},
                                        "unweighted": {"train.class_weight": "none"},
                                        "ple_embed16": {"model.piecewise_embedding": 16},
-                                       "ema99": {"compile.ema": 0.99}, "ema995": {"compile.ema": 0.995}}
+                                       "ema99": {"compile.ema": 0.99}, "ema995": {"compile.ema": 0.995},
+                                       "plateau": {"callbacks": [
+                                           {"name": "early_stopping", "monitor": "val_loss", "patience": 10,
+                                            "restore_best_weights": True},
+                                           {"name": "reduce_lr_on_plateau", "monitor": "val_loss", "factor": 0.3,
+                                            "patience": 3}]}}
 
 
 def _variant(task: str, variant: str) -> dict[str, Any] | None:
