@@ -21,7 +21,7 @@ import numpy as np
 
 from kmodels.backend import tensorflow_unimported
 from kmodels.building import all_layers
-from kmodels.initializers import _HOST_DTYPES, _INITIALIZER_ATTRS, _placed
+from kmodels.initializers import _HOST_DTYPES, _INITIALIZER_ATTRS, _placed, host_initialized
 
 #: MurmurHash3's 32-bit finalizer constants, and the golden-ratio step that spreads the counter.
 _M1, _M2, _GOLDEN = np.uint32(0x85EBCA6B), np.uint32(0xC2B2AE35), np.uint32(0x9E3779B9)
@@ -206,7 +206,7 @@ def portable_model(model: Any) -> Any:
             return [rewrite(v) for v in node]
         return node
 
-    with tensorflow_unimported():
+    with tensorflow_unimported(), host_initialized():  # host_initialized: weights _zero_initialized misses
         config = _zero_initialized(rewrite(keras.saving.serialize_keras_object(model)))
         clone = keras.saving.deserialize_keras_object(config, safe_mode=True, custom_objects={"_HostZeros": _HostZeros})
         for source, layer in zip(all_layers(model), all_layers(clone), strict=True):

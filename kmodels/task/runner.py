@@ -25,6 +25,7 @@ from kmodels.building import all_layers, check_metrics, resolved_loss
 from kmodels.data.table import Table
 from kmodels.errors import ConfigError, RunError
 from kmodels.evaluation import fingerprint, format_table, plot_history, plot_importance, verdict
+from kmodels.initializers import host_initialized
 from kmodels.problems import Problem
 from kmodels.runs import MAX_MODEL_BYTES, RunDir
 from kmodels.saving import (
@@ -214,15 +215,18 @@ def _run_in(task: Task, rd: RunDir, table: Table, problem: Problem, devices: int
                     len(history.get("loss", [])))
     else:
         start = time.perf_counter()
-        if task.train_options.folds > 1:  # bagging: N models on N folds, averaged (each already finished)
-            (model, history), phase_start = train_folds(task, prepared), None
-        else:
-            model = task.build_model(prepared)
-            history, phase_start = task.train(model, prepared)
-            history = task.full_history(history)
-        fit_seconds = time.perf_counter() - start
-        if task.train_options.folds == 1:
-            model = task.finish_model(model)
+        # host_initialized (JAX): what Keras makes beyond the network's weights (optimizer slots, metric totals,
+        # the saved model's clone) starts as NumPy values, not one compiled program per shape
+        with host_initialized():
+            if task.train_options.folds > 1:  # bagging: N models on N folds, averaged (each already finished)
+                (model, history), phase_start = train_folds(task, prepared), None
+            else:
+                model = task.build_model(prepared)
+                history, phase_start = task.train(model, prepared)
+                history = task.full_history(history)
+            fit_seconds = time.perf_counter() - start
+            if task.train_options.folds == 1:
+                model = task.finish_model(model)
         temperature = calibrate(task, model, prepared) if task.spec.options("evaluate").calibrate else None
         save_model(model, rd.file(MODEL))
         # From here on a resume reuses this model and never trains again; until here it restores

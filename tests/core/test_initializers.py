@@ -137,3 +137,30 @@ def test_every_registered_builder_draws_on_the_host_on_jax(caplog):
                         for w in kmodels.build("simple_cnn", input_shape=(24, 24, 3), filters=(7, 11)).weights])
     for a, b in zip(*weights, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.skipif(backend.name() != "jax", reason="compiled zeros programs are a JAX cost")
+def test_a_table_run_compiles_no_zeros_program_on_jax(caplog, tmp_path):
+    """What a run makes beyond the network's weights is NumPy zeros too: the loss and metric trackers of the
+    compile, the optimizer's slots that `fit` makes, and `portable_model`'s clone of a network with a
+    piecewise-linear encoding (a `DepthwiseConv1D`). Each was one compiled `broadcast_in_dim` per shape."""
+    import jax
+    import pandas as pd
+
+    def compiled_zeros(work) -> list[str]:
+        caplog.clear()
+        with jax.log_compiles(True), caplog.at_level(logging.DEBUG, logger="jax"):
+            work()
+        return [r.getMessage() for r in caplog.records
+                if "broadcast_in_dim" in r.getMessage() and "compilation" in r.getMessage()]
+
+    assert compiled_zeros(lambda: keras.Variable(initializer="zeros", shape=(83, 89)))  # the control
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(400, 29)), columns=[f"c{i}" for i in range(29)])  # shapes no other test has
+    frame["y"] = np.where(frame["c0"] + rng.normal(size=400) > 0, "yes", "no")
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    overrides = {"data.target": "y", "model.units": [31, 37], "model.piecewise_bins": 3, "train.epochs": 2,
+                 "train.folds": 1, "train.verbose": 0, "baselines.linear": False, "baselines.gradient_boosting": False,
+                 "baselines.sklearn_mlp": False, "evaluate.importance_repeats": 0}
+    assert compiled_zeros(lambda: kmodels.run("tabular", data=tmp_path / "t.csv", out=tmp_path / "run",
+                                              overrides=overrides)) == []
