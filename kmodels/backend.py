@@ -282,8 +282,8 @@ def frozen_heap() -> Iterator[None]:
 
     A run starts with Keras, the backend and pandas imported: some 350,000 objects, which every full
     collection walks again. Tracing and compiling a training step makes many short-lived objects, so
-    collections come often, and on a 10,000-row table they were a fifth of the fit (`kmodels bench
-    table-fit`, benchmarks/README.md). Objects made inside the scope are collected as usual, so a long
+    collections come often, and on a 10,000-row table they were about a seventh of a warm fit (0.2 of
+    1.3 s on JAX; `kmodels bench table-fit`, benchmarks/README.md). Objects made inside the scope are collected as usual, so a long
     run does not hold on to its garbage. Where something else froze objects first (a forking server
     does), or the collector is off, the scope changes nothing.
 
