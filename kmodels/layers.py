@@ -206,7 +206,7 @@ def portable_model(model: Any) -> Any:
             return [rewrite(v) for v in node]
         return node
 
-    with tensorflow_unimported(), host_initialized():  # host_initialized: weights _zero_initialized misses
+    with tensorflow_unimported(), host_initialized():  # host_initialized: the clone's compile (trackers, optimizer slots)
         config = _zero_initialized(rewrite(keras.saving.serialize_keras_object(model)))
         clone = keras.saving.deserialize_keras_object(config, safe_mode=True, custom_objects={"_HostZeros": _HostZeros})
         for source, layer in zip(all_layers(model), all_layers(clone), strict=True):

@@ -142,8 +142,8 @@ def test_every_registered_builder_draws_on_the_host_on_jax(caplog):
 @pytest.mark.skipif(backend.name() != "jax", reason="compiled zeros programs are a JAX cost")
 def test_a_table_run_compiles_no_zeros_program_on_jax(caplog, tmp_path):
     """What a run makes beyond the network's weights is NumPy zeros too: the loss and metric trackers of the
-    compile, the optimizer's slots that `fit` makes, and `portable_model`'s clone of a network with a
-    piecewise-linear encoding (a `DepthwiseConv1D`). Each was one compiled `broadcast_in_dim` per shape."""
+    compile, the optimizer's slots that `fit` makes, and the same again when `portable_model`'s clone is
+    compiled from the saved compile settings. Each was one compiled `broadcast_in_dim` per shape."""
     import jax
     import pandas as pd
 
