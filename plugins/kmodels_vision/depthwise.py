@@ -93,13 +93,9 @@ class SlicedDepthwiseConv2D(keras.layers.DepthwiseConv2D):
     saved_as = keras.layers.DepthwiseConv2D
 
     def call(self, inputs):
-        if not self._sliced(inputs):
+        if not _sliced_applies(self, inputs):
             return super().call(inputs)
         return _bias_and_activation(self, _depthwise_sum(inputs, self.kernel, self.strides, self.padding))
-
-    def _sliced(self, inputs) -> bool:
-        """Whether the sliced form applies (else Keras's own call)."""
-        return _sliced_applies(self, inputs)
 
 
 @keras.saving.register_keras_serializable(package="kmodels")
@@ -126,11 +122,7 @@ class SlicedSeparableConv2D(keras.layers.SeparableConv2D):
     saved_as = keras.layers.SeparableConv2D
 
     def call(self, inputs):
-        if not self._sliced(inputs):
+        if not _sliced_applies(self, inputs):
             return super().call(inputs)
         out = _depthwise_sum(inputs, self.depthwise_kernel, self.strides, self.padding)
         return _bias_and_activation(self, ops.matmul(out, ops.cast(self.pointwise_kernel[0, 0], out.dtype)))
-
-    def _sliced(self, inputs) -> bool:
-        """Whether the sliced form applies (else Keras's own call)."""
-        return _sliced_applies(self, inputs)
