@@ -33,7 +33,8 @@ prints, per table of `kmodels bench quality`, the mean primary metric of each sc
 
 On classification tables each variant and baseline also records its balanced accuracy (`<name>_balanced_accuracy`).
 
-`--bank CSV` adds a row for a sample of the Kaggle bank file through `bank_gender` (its own spec, split by
+`--holdout` runs the nine tables of `benchmarks.quality.HOLDOUT_TABLES` (no default was chosen on them) in place of
+the others. `--bank CSV` adds a row for a sample of the Kaggle bank file through `bank_gender` (its own spec, split by
 customer): `mlp` is that spec's seed network, `tabm` replaces its `[model]` with `tabm`'s defaults; the
 variants that change the preprocessing or the network's options do not apply there and are skipped. The JSON is rewritten
 after every table, so a run cut short keeps the tables it finished.
@@ -121,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=3, help="splits per table (seeds 42, 1, 2, ...)")
     p.add_argument("--json", default=None, help="write the results here (after every table)")
     p.add_argument("--bank", type=Path, default=None, help="a bank_transactions.csv sample (bank_gender task)")
+    p.add_argument("--holdout", action="store_true",
+                   help="the nine held-out tables of `benchmarks.quality.HOLDOUT_TABLES` instead of the others")
     args = p.parse_args(argv)
     variants = args.variants.split(",")
     unknown = [v for v in variants if v not in VARIANTS]
@@ -128,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown variant(s) {unknown}; known: {', '.join(VARIANTS)}")
     setup_logging(quiet=True)
     work = Path(tempfile.mkdtemp())
-    tables = {name: ("tabular", path, target) for name, (path, target) in _write_tables(work).items()}
+    tables = {name: ("tabular", path, target) for name, (path, target) in _write_tables(work, holdout=args.holdout).items()}
     if args.bank is not None:
         tables["bank sample"] = ("bank_gender", args.bank, None)
     only = set(args.only.split(",")) if args.only else None
