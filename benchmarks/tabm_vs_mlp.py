@@ -29,6 +29,8 @@ prints, per table of `kmodels bench quality`, the mean primary metric of each sc
   16-unit linear map and a ReLU of its own: rtdl's MLP-PLE);
 - `ema99`, `ema995`: the shipped spec with `[compile] ema = 0.99` or 0.995 (an exponential moving average of the
   weights, which validation, early stopping and the saved model use);
+- `keep_duplicates`: the shipped spec without `drop_duplicates` (rows repeated in the table stay; run it as the first
+  variant, so the baselines see the same rows);
 - `plateau`: the shipped spec with `reduce_lr_on_plateau` (factor 0.3, patience 3) beside its early stopping.
 
 On classification tables each variant and baseline also records its balanced accuracy (`<name>_balanced_accuracy`).
@@ -58,6 +60,8 @@ from kmodels.console import setup_logging
 
 ROBUST = {"preprocess": [{"name": n} for n in ("drop_duplicates", "auto_features", "impute", "robust_scale",
                                                 "smooth_clip")]}
+# the shipped preprocessing without its first step, `drop_duplicates`: repeated rows stay, as the data has them
+KEEP_DUPLICATES = {"preprocess": [{"name": n} for n in ("auto_features", "impute", "standard_scale")]}
 VARIANTS: dict[str, dict[str, Any]] = {"mlp": {}, "tabm": {"model.name": "tabm"}, "mlp_robust": ROBUST,
                                        "tabm_robust": {"model.name": "tabm", **ROBUST},
                                        "tabm_ple": {"model.name": "tabm", "model.embedding": "piecewise"},
@@ -93,6 +97,7 @@ VARIANTS: dict[str, dict[str, Any]] = {"mlp": {}, "tabm": {"model.name": "tabm"}
                                        # session 23's default on tables of >= 4,000 rows (below them it had no bins)
                                        "quantile16": {"model.piecewise_bins": 16, "model.piecewise_edges": "quantile"},
                                        "unweighted": {"train.class_weight": "none"},
+                                       "keep_duplicates": KEEP_DUPLICATES,
                                        "ple_embed16": {"model.piecewise_embedding": 16},
                                        "ema99": {"compile.ema": 0.99}, "ema995": {"compile.ema": 0.995},
                                        "plateau": {"callbacks": [

@@ -130,6 +130,12 @@ class TabularTask(Task):
         """The EDA: `eda.json`, `eda.md` and its plots, for the runner to write."""
         opts = self.spec.options("eda")
         report = eda_lib.eda(table, opts.placeholders)
+        repeated = report["duplicate_rows"]
+        if repeated and not any(b["name"] == "drop_duplicates" for b in self.spec["preprocess"]):
+            report["notes"].append(
+                f"{repeated:,} rows ({100 * repeated / max(report['rows'], 1):.1f}%) repeat an earlier row exactly and "
+                "are kept, as repeated observations. If they are copies of one record, add [[preprocess]] name = "
+                "\"drop_duplicates\" before the other steps: copies would reach both the training and the test split.")
         for line in eda_lib.summary_lines(report):
             logger.info(line)
         return Artifacts({"eda.json": report, "eda.md": eda_lib.markdown(report),

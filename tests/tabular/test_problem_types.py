@@ -246,3 +246,27 @@ def test_evaluate_scores_new_labelled_data(penguins_run, real_tables, tmp_path, 
     frame.drop(columns=["species"]).head(5).to_csv(tmp_path / "unlabelled.csv", index=False)
     assert main(["evaluate", str(penguins_run.run_dir), "--data", str(tmp_path / "unlabelled.csv")]) == 2
     assert "no target column 'species'" in capsys.readouterr().err
+
+
+def test_repeated_rows_are_kept_and_the_eda_says_how_to_drop_copies(tmp_path):
+    """A table of a few discrete columns repeats rows: different people with the same answers. The `tabular`
+    default keeps every one (how often a row repeats is the signal) and says how to drop copies of one record."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"age_band": rng.integers(0, 4, 400), "smoker": rng.choice(["no", "yes"], 400)})
+    frame["ill"] = np.where(rng.random(400) < 0.2 + 0.15 * frame["age_band"], "yes", "no")
+    repeated = int(frame.duplicated().sum())
+    assert repeated > 350  # 16 distinct rows
+    csv = tmp_path / "survey.csv"
+    frame.to_csv(csv, index=False)
+
+    def prepared_and_notes(overrides):
+        task = kmodels.registry.tasks.get("tabular")(kmodels.load_spec("tabular", overrides, data=csv))
+        notes = task.analyse(task.load_data())["eda.json"]["notes"]
+        return task.prepare(), [n for n in notes if "repeat an earlier row" in n]
+
+    kept, notes = prepared_and_notes({"data.target": "ill"})
+    assert kept.cleaning["rows_out"] == sum(len(d.y) for d in kept.data.values()) == 400
+    assert len(notes) == 1 and f"{repeated:,} rows" in notes[0] and 'name = "drop_duplicates"' in notes[0]
+    steps = [{"name": "drop_duplicates"}, *kmodels.load_spec("tabular").to_dict()["preprocess"]]
+    dropped, notes = prepared_and_notes({"data.target": "ill", "preprocess": steps})
+    assert dropped.cleaning["rows_out"] == 400 - repeated and notes == []
