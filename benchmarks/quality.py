@@ -1,6 +1,6 @@
 """Quality on real data: kmodels' Keras model against the best scikit-learn baseline of the same run.
 
-`kmodels bench quality [--photos DIR] [--bank CSV] [--only NAME,...] [--model NAME] [--holdout] [--json PATH]` runs the
+`kmodels bench quality [--photos DIR] [--bank CSV] [--only NAME,...] [--model NAME] [--tables SET] [--json PATH]` runs the
 real data sets that packages ship (always) and the ones you point it at, each through the
 ordinary `kmodels.run` with the task's default spec and the task's own split, and prints one
 table: data | problem | seeds | best sklearn baseline | kmodels Keras | target | met.
@@ -19,7 +19,8 @@ the best baseline; five can say it better. The photo and digit rows (minutes eac
   (944 rows, binary): larger real tables that a package ships;
 - pydataset's `HI` (22,272 rows, binary), `diamonds` (53,940 rows, the 5-class cut), `BudgetFood` (23,972
   rows, regression) and `Computers` (6,259 rows, log price): more of them, read from its bundled archive;
-- `--holdout`: nine other pydataset tables instead (`HOLDOUT_TABLES`), which no default was chosen on;
+- `--tables holdout`: nine other pydataset tables instead (`HOLDOUT_TABLES`), which no default was chosen on;
+  `--tables small`: six of 2,000-4,000 rows (`SMALL_TABLES`);
 - `--photos DIR`: a cat/dog photo folder through `dog_cat` (e.g. the Kaggle flat layout);
 - `--bank CSV`: a sample of the Kaggle bank file through `bank_gender`.
 
@@ -42,11 +43,12 @@ from benchmarks._harness import machine, write_json
 PRIMARY = {"binary": "roc_auc", "multiclass": "accuracy", "multilabel": "f1_micro", "regression": "r2"}
 
 
-def _write_tables(root: Path, holdout: bool = False) -> dict[str, tuple[Path, str]]:
-    """The tables by name -> (CSV, target): the thirteen the defaults were chosen on (`--bank` adds the fourteenth), or with `holdout` the nine
-    of `HOLDOUT_TABLES`, which no default was chosen on."""
-    if holdout:
-        return _write_pydataset_tables(root, HOLDOUT_TABLES)
+def _write_tables(root: Path, tables: str = "tuned") -> dict[str, tuple[Path, str]]:
+    """The tables by name -> (CSV, target) of one of `TABLE_SETS`: `"tuned"`, the thirteen the defaults were chosen
+    on (`--bank` adds the fourteenth); `"holdout"`, the nine of `HOLDOUT_TABLES`, which no default was chosen on;
+    `"small"`, the six of `SMALL_TABLES`."""
+    if tables != "tuned":
+        return _write_pydataset_tables(root, HOLDOUT_TABLES if tables == "holdout" else SMALL_TABLES)
     import numpy as np
     from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
 
@@ -121,7 +123,7 @@ PYDATASET_TABLES = {
 
 
 #: Real tables kept out of every choice of the defaults (issue #28: "results are also checked on real tables you
-#: do not have"): from session 35 on, `--holdout` runs these instead, and no default is tuned on them.
+#: do not have"): from session 35 on, `--tables holdout` runs these, and no default is chosen on them.
 HOLDOUT_TABLES = {
     "Benefits (5k)": ("Ecdat/Benefits", "ui", ()),
     "flchain death (8k)": ("survival/flchain", "death", ("futime", "chapter")),  # follow-up time, cause: leaks
@@ -133,6 +135,20 @@ HOLDOUT_TABLES = {
     "OFP visits (4k)": ("Ecdat/OFP", "ofp", ("ofnp", "opp", "opnp", "emr")),  # the other visit counts: outcomes
     "Star math (6k)": ("Ecdat/Star", "tmathssk", ("treadssk",)),  # the reading score: an outcome
 }
+
+#: Tables of 2,000-4,000 rows, where the tuned tables had none, to choose the size from which `mlp` sees piecewise
+#: bins (`--tables small`, session 35); neither tuned on before nor held out.
+SMALL_TABLES = {
+    "Treatment (3k)": ("Ecdat/Treatment", "treat", ("re78",)),  # 1978 earnings: after the treatment
+    "Chile vote (3k)": ("car/Chile", "vote", ()),
+    "Catsup choice (3k)": ("Ecdat/Catsup", "choice", ("id",)),
+    "Workinghours (3k)": ("Ecdat/Workinghours", "hours", ()),
+    "UnempDur spell (3k)": ("Ecdat/UnempDur", "spell", ("censor1", "censor2", "censor3", "censor4")),  # how it ended
+    "Train choice (3k)": ("Ecdat/Train", "choice", ("id", "choiceid")),
+}
+
+#: `--tables`: which set of tables a quality benchmark runs
+TABLE_SETS = ("tuned", "holdout", "small")
 
 
 def _write_pydataset_tables(root: Path, tables: dict[str, tuple[str, str, tuple[str, ...]]] | None = None
@@ -155,7 +171,10 @@ def _write_pydataset_tables(root: Path, tables: dict[str, tuple[str, str, tuple[
     study (`flchain`), Boston mortgage denials (`Hdma`), gender from 25 personality items (`bfi`), the brand of
     crackers bought (`Cracker`, 4 classes), a vocabulary score 0-10 (`Vocab`, inferred as 11 classes), wages in
     Ontario (`SLID`, its rows without a wage dropped by the task), office visits of elderly Americans (`OFP`) and
-    kindergarten maths scores in Tennessee's class-size experiment (`Star`).
+    kindergarten maths scores in Tennessee's class-size experiment (`Star`). `SMALL_TABLES` are six of 2,000-4,000
+    rows: who joined a job-training programme (`Treatment`), Chile's 1988 plebiscite vote (`Chile`, 4 classes), the
+    ketchup bought (`Catsup`, 4 classes), a wife's working hours (`Workinghours`), the length of an unemployment spell
+    (`UnempDur`) and the train ticket chosen in a stated-preference survey (`Train`).
     """
     import importlib.util
     import tarfile
@@ -259,8 +278,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="seeds (= splits) per table, averaged (default 5); photos and digits run seed 42 only")
     p.add_argument("--out", type=Path, default=None, help="parent of the run directories (default: a temp folder)")
     p.add_argument("--model", default=None, help="the table rows' Keras model instead of the spec's (e.g. tabm)")
-    p.add_argument("--holdout", action="store_true",
-                   help="the nine held-out tables (HOLDOUT_TABLES, never used to choose a default) instead of the others")
+    p.add_argument("--tables", choices=TABLE_SETS, default="tuned",
+                   help="tuned: the tables the defaults were chosen on; holdout: nine never used to choose one "
+                        "(HOLDOUT_TABLES); small: six of 2,000-4,000 rows (SMALL_TABLES)")
     p.add_argument("--json", default=None, help="write the results here")
     args = p.parse_args(argv)
     if args.seeds < 1:
@@ -273,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="kmodels-quality-"))
     runs = args.out or work / "runs"
-    tables = _write_tables(work, holdout=args.holdout)
+    tables = _write_tables(work, args.tables)
     absolute = {"penguins species": 0.97, "wine": 0.95}
     table_seeds = [42, *range(1, args.seeds)]  # 42 (the specs' seed) first, so one seed is the default run
     jobs: list[tuple[str, str, Path, dict[str, Any], str, float | None, list[int]]] = []
@@ -283,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         overrides = {"data.target": target, **({"model.name": args.model} if args.model else {})}
         jobs.append((name, "tabular", path, overrides, goal, absolute.get(name), table_seeds))
     only = set(args.only.split(",")) if args.only else None
-    if not args.holdout and (only is None or "digits (images)" in only):
+    if args.tables == "tuned" and (only is None or "digits (images)" in only):
         jobs.append(("digits (images)", "image_classification", _write_digits(work), {}, "≥ 0.97", 0.97, [42]))
     if args.photos is not None:
         jobs.append(("cat/dog photos", "dog_cat", args.photos, {}, "accuracy ≥ 0.90", 0.90, [42]))

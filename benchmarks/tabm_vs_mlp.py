@@ -29,14 +29,16 @@ prints, per table of `kmodels bench quality`, the mean primary metric of each sc
   16-unit linear map and a ReLU of its own: rtdl's MLP-PLE);
 - `ema99`, `ema995`: the shipped spec with `[compile] ema = 0.99` or 0.995 (an exponential moving average of the
   weights, which validation, early stopping and the saved model use);
-- `keep_duplicates`: the shipped spec without `drop_duplicates` (rows repeated in the table stay; run it as the first
-  variant, so the baselines see the same rows);
+- `keep_duplicates`: the spec shipped until session 35 without its `drop_duplicates` (rows repeated in the table
+  stay; run it as the first variant, so the baselines see the same rows); since session 35 the shipped spec itself;
+- `bins_always`: the shipped spec with its 32 piecewise-linear bins per feature on tables of any size (`"auto"` turns
+  them on from `AUTO_BINS_ROWS` rows);
 - `plateau`: the shipped spec with `reduce_lr_on_plateau` (factor 0.3, patience 3) beside its early stopping.
 
 On classification tables each variant and baseline also records its balanced accuracy (`<name>_balanced_accuracy`).
 
-`--holdout` runs the nine tables of `benchmarks.quality.HOLDOUT_TABLES` (no default was chosen on them) in place of
-the others. `--bank CSV` adds a row for a sample of the Kaggle bank file through `bank_gender` (its own spec, split by
+`--tables holdout` runs the nine tables of `benchmarks.quality.HOLDOUT_TABLES` (no default was chosen on them) in
+place of the others, `--tables small` the six of `SMALL_TABLES` (2,000-4,000 rows). `--bank CSV` adds a row for a sample of the Kaggle bank file through `bank_gender` (its own spec, split by
 customer): `mlp` is that spec's seed network, `tabm` replaces its `[model]` with `tabm`'s defaults; the
 variants that change the preprocessing or the network's options do not apply there and are skipped. The JSON is rewritten
 after every table, so a run cut short keeps the tables it finished.
@@ -55,7 +57,7 @@ from typing import Any
 import numpy as np
 
 import kmodels
-from benchmarks.quality import PRIMARY, _write_tables
+from benchmarks.quality import PRIMARY, TABLE_SETS, _write_tables
 from kmodels.console import setup_logging
 
 ROBUST = {"preprocess": [{"name": n} for n in ("drop_duplicates", "auto_features", "impute", "robust_scale",
@@ -98,6 +100,7 @@ VARIANTS: dict[str, dict[str, Any]] = {"mlp": {}, "tabm": {"model.name": "tabm"}
                                        "quantile16": {"model.piecewise_bins": 16, "model.piecewise_edges": "quantile"},
                                        "unweighted": {"train.class_weight": "none"},
                                        "keep_duplicates": KEEP_DUPLICATES,
+                                       "bins_always": {"model.piecewise_bins": 32},
                                        "ple_embed16": {"model.piecewise_embedding": 16},
                                        "ema99": {"compile.ema": 0.99}, "ema995": {"compile.ema": 0.995},
                                        "plateau": {"callbacks": [
@@ -127,8 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=3, help="splits per table (seeds 42, 1, 2, ...)")
     p.add_argument("--json", default=None, help="write the results here (after every table)")
     p.add_argument("--bank", type=Path, default=None, help="a bank_transactions.csv sample (bank_gender task)")
-    p.add_argument("--holdout", action="store_true",
-                   help="the nine held-out tables of `benchmarks.quality.HOLDOUT_TABLES` instead of the others")
+    p.add_argument("--tables", choices=TABLE_SETS, default="tuned",
+                   help="tuned (default), holdout or small: the sets of `benchmarks.quality._write_tables`")
     args = p.parse_args(argv)
     variants = args.variants.split(",")
     unknown = [v for v in variants if v not in VARIANTS]
@@ -136,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown variant(s) {unknown}; known: {', '.join(VARIANTS)}")
     setup_logging(quiet=True)
     work = Path(tempfile.mkdtemp())
-    tables = {name: ("tabular", path, target) for name, (path, target) in _write_tables(work, holdout=args.holdout).items()}
+    tables = {name: ("tabular", path, target) for name, (path, target) in _write_tables(work, args.tables).items()}
     if args.bank is not None:
         tables["bank sample"] = ("bank_gender", args.bank, None)
     only = set(args.only.split(",")) if args.only else None

