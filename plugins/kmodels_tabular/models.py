@@ -12,7 +12,7 @@ from kmodels_tabular.tabm import EDGE_STRATEGIES
 
 #: `piecewise_bins = "auto"` in a task run: this many bins per feature on a table of at least `AUTO_BINS_ROWS` rows, none below.
 AUTO_BINS = 32
-AUTO_BINS_ROWS = 4000
+AUTO_BINS_ROWS = 2000
 
 #: The name of `mlp`'s frozen depthwise layer that encodes each feature against its bins (`piecewise_weights`).
 PIECEWISE_ENCODING = "piecewise_encoding"

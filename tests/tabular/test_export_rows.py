@@ -50,7 +50,7 @@ def table_runs(tmp_path_factory):
         _table(240, 0, dates=kind == "binary").drop(columns=others).to_csv(path, index=False)
         realmlp = {"preprocess": [{"name": n} for n in ("drop_duplicates", "auto_features", "impute", "robust_scale",
                                                          "smooth_clip")]} if kind == "regression" else {}
-        if kind == "multiclass":  # the piecewise-linear bins a table of >= 4,000 rows gets by default
+        if kind == "multiclass":  # the piecewise-linear bins a table of >= 2,000 rows gets by default
             realmlp = {"model.piecewise_bins": 4}
         runs[kind] = kmodels.run("tabular", data=path, out=root / kind, overrides={
             "data.target": target, "train.epochs": 2, "train.verbose": 0, "baselines.sklearn_mlp": False,
