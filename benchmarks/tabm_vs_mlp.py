@@ -29,8 +29,9 @@ prints, per table of `kmodels bench quality`, the mean primary metric of each sc
   16-unit linear map and a ReLU of its own: rtdl's MLP-PLE);
 - `ema99`, `ema995`: the shipped spec with `[compile] ema = 0.99` or 0.995 (an exponential moving average of the
   weights, which validation, early stopping and the saved model use);
-- `keep_duplicates`: the spec shipped until session 35 without its `drop_duplicates` (rows repeated in the table
-  stay; run it as the first variant, so the baselines see the same rows); since session 35 the shipped spec itself;
+- `drop_duplicates`: the shipped spec with `drop_duplicates` first, as `tabular` had it until session 35 (rows that
+  repeat an earlier row dropped before the split; run it as the first variant for baselines on the same rows). Session
+  35 measured the other way round, as variant `keep_duplicates` against the spec of the time: the same two specs;
 - `bins_always`: the shipped spec with its 32 piecewise-linear bins per feature on tables of any size (`"auto"` turns
   them on from `AUTO_BINS_ROWS` rows);
 - `plateau`: the shipped spec with `reduce_lr_on_plateau` (factor 0.3, patience 3) beside its early stopping.
@@ -60,10 +61,11 @@ import kmodels
 from benchmarks.quality import PRIMARY, TABLE_SETS, _write_tables
 from kmodels.console import setup_logging
 
-ROBUST = {"preprocess": [{"name": n} for n in ("drop_duplicates", "auto_features", "impute", "robust_scale",
-                                                "smooth_clip")]}
-# the shipped preprocessing without its first step, `drop_duplicates`: repeated rows stay, as the data has them
-KEEP_DUPLICATES = {"preprocess": [{"name": n} for n in ("auto_features", "impute", "standard_scale")]}
+# the shipped preprocessing with RealMLP's scaling (until session 35 `drop_duplicates` came first, as in the shipped one)
+ROBUST = {"preprocess": [{"name": n} for n in ("auto_features", "impute", "robust_scale", "smooth_clip")]}
+# `tabular`'s preprocessing until session 35: rows that repeat an earlier row dropped first
+WITH_DROP_DUPLICATES = {"preprocess": [{"name": n} for n in ("drop_duplicates", "auto_features", "impute",
+                                                             "standard_scale")]}
 VARIANTS: dict[str, dict[str, Any]] = {"mlp": {}, "tabm": {"model.name": "tabm"}, "mlp_robust": ROBUST,
                                        "tabm_robust": {"model.name": "tabm", **ROBUST},
                                        "tabm_ple": {"model.name": "tabm", "model.embedding": "piecewise"},
@@ -99,7 +101,7 @@ VARIANTS: dict[str, dict[str, Any]] = {"mlp": {}, "tabm": {"model.name": "tabm"}
                                        # session 23's default on tables of >= 4,000 rows (below them it had no bins)
                                        "quantile16": {"model.piecewise_bins": 16, "model.piecewise_edges": "quantile"},
                                        "unweighted": {"train.class_weight": "none"},
-                                       "keep_duplicates": KEEP_DUPLICATES,
+                                       "drop_duplicates": WITH_DROP_DUPLICATES,
                                        "bins_always": {"model.piecewise_bins": 32},
                                        "ple_embed16": {"model.piecewise_embedding": 16},
                                        "ema99": {"compile.ema": 0.99}, "ema995": {"compile.ema": 0.995},
