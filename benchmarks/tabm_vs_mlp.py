@@ -34,7 +34,9 @@ prints, per table of `kmodels bench quality`, the mean primary metric of each sc
   35 measured the other way round, as variant `keep_duplicates` against the spec of the time: the same two specs;
 - `bins_always`: the shipped spec with its 32 piecewise-linear bins per feature on tables of any size (`"auto"` turns
   them on from `AUTO_BINS_ROWS` rows);
-- `plateau`: the shipped spec with `reduce_lr_on_plateau` (factor 0.3, patience 3) beside its early stopping.
+- `plateau`: the shipped spec with `reduce_lr_on_plateau` (factor 0.3, patience 3) beside its early stopping;
+- `wd01`, `wd02`, `wd05`: the shipped spec with `[compile] weight_decay` 0.01, 0.02 or 0.05 (Adam's decoupled weight
+  decay: each step shrinks every weight by `learning_rate * weight_decay` of itself).
 
 On classification tables each variant and baseline also records its balanced accuracy (`<name>_balanced_accuracy`).
 
@@ -105,6 +107,8 @@ VARIANTS: dict[str, dict[str, Any]] = {"mlp": {}, "tabm": {"model.name": "tabm"}
                                        "bins_always": {"model.piecewise_bins": 32},
                                        "ple_embed16": {"model.piecewise_embedding": 16},
                                        "ema99": {"compile.ema": 0.99}, "ema995": {"compile.ema": 0.995},
+                                       "wd01": {"compile.weight_decay": 0.01}, "wd02": {"compile.weight_decay": 0.02},
+                                       "wd05": {"compile.weight_decay": 0.05},
                                        "plateau": {"callbacks": [
                                            {"name": "early_stopping", "monitor": "val_loss", "patience": 10,
                                             "restore_best_weights": True},
