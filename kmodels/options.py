@@ -103,9 +103,11 @@ class CompileOptions:
             raise ConfigError(f"[compile] warmup_epochs={self.warmup_epochs}: expected an integer >= 0.")
 
 
-#: `[train] folds = "auto"` bags this many models on tables of at most `AUTO_BAG_ROWS` rows.
+#: `[train] folds = "auto"` bags this many models on tables of at most `AUTO_BAG_ROWS` rows: there a `tabular` run on 2
+#: CPU cores takes ~10 s with one model and under a minute with five, and bagging was level or better on all 12 such
+#: tuned real tables (benchmarks/README.md); above it (diamonds' 54,000 rows: minutes a model) one model.
 AUTO_FOLDS = 5
-AUTO_BAG_ROWS = 8000
+AUTO_BAG_ROWS = 30_000
 
 
 @dataclass(frozen=True)
@@ -135,8 +137,8 @@ class TrainOptions:
             one (stratified for classes, seeded), and saves one Keras model that averages
             their outputs (`model.keras`: N sub-models under an `Average`). N times the
             training time; `backup_and_restore` is off (a resumed bagged run retrains).
-            `"auto"`: `AUTO_FOLDS` on a table of at most `AUTO_BAG_ROWS` rows, where one
-            model's variance costs most and N of them cost seconds, else 1 (also 1 for image
+            `"auto"`: `AUTO_FOLDS` on a table of at most `AUTO_BAG_ROWS` (30,000) rows, where N of them
+            cost under a minute on 2 CPU cores, else 1 (also 1 for image
             tasks and with `[evaluate] calibrate` or `threshold = "auto"`); resolved before the
             run directory exists, so its `spec.toml` holds the number used.
         steps_per_execution: training steps per call from Python into the compiled step (Keras's
