@@ -8,6 +8,8 @@ phase two from the saved `head.weights.h5`.
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import logging
 import warnings
 from dataclasses import replace
@@ -76,6 +78,17 @@ def train_folds(task: Task, prepared: Prepared) -> tuple[Any, dict[str, list[flo
     class where the problem allows, seeded by `[train] seed`), each from its own seed (`seed +
     i`) so the members differ. Returns the averaging `keras.Model` (each member through
     `finish_model`, renamed `fold_<i>`) and the first member's history.
+
+    The folds train on one model, the first fold's, so its compiled training and validation steps are
+    made once (on TensorFlow a trace of about a second per fold; on JAX tracing and loading the cached
+    steps): each later fold builds its own model (its seed's weights, its rows' bin edges), copies
+    those values and the optimizer's first state into the first model, trains it, and copies the
+    result back into its own model, which becomes its member. The members are those separate models
+    trained the same way would be (tested). A fold whose model is another program (`_same_program`: a
+    regression's target scale comes from the fold's own rows) trains its own model, and so do the
+    folds after it. Where `finish_model` hands back the trained model itself, or another sharing its
+    weights (a model with no layer to swap), the first fold's model is its member, and a second model,
+    built for the second fold, trains the later ones.
     """
     import keras
     import numpy as np
@@ -97,22 +110,93 @@ def train_folds(task: Task, prepared: Prepared) -> tuple[Any, dict[str, list[flo
     stratify = (problem.is_classification and problem.stratified and y.ndim == 1
                 and np.bincount(y.astype(np.int64)).min() >= t.folds)
     splitter = (StratifiedKFold if stratify else KFold)(n_splits=t.folds, shuffle=True, random_state=t.seed)
-    members, first = [], None
-    for i, (fit_rows, stop_rows) in enumerate(splitter.split(x, y if stratify else None)):
-        logger.info("Bagging: model %d of %d (%d rows to fit, %d to stop on)", i + 1, t.folds, len(fit_rows),
-                    len(stop_rows))
-        fold = replace(prepared, data={**prepared.data,
-                                       "train": Features(x[fit_rows], y[fit_rows], frame.iloc[fit_rows]),
-                                       "val": Features(x[stop_rows], y[stop_rows], frame.iloc[stop_rows])})
-        set_seed(t.seed + i)
-        model = task.build_model(fold)
-        history, _ = task.train(model, fold)
-        member = task.finish_model(model)
-        members.append(keras.Model(member.input, member.output, name=f"fold_{i}"))
-        first = first if first is not None else task.full_history(history)
+    members, first, trainer, start, separate = [], None, None, [], False
+    with contextlib.ExitStack() as stack:
+
+        def prime(model: Any) -> None:  # its optimizer's first state kept, its compiled steps kept across fits
+            nonlocal start
+            model.optimizer.build(model.trainable_variables)
+            start = [v.numpy() for v in model.optimizer.variables]
+            stack.enter_context(task.executions(model, task.steps_per_epoch(fold)))
+
+        for i, (fit_rows, stop_rows) in enumerate(splitter.split(x, y if stratify else None)):
+            logger.info("Bagging: model %d of %d (%d rows to fit, %d to stop on)", i + 1, t.folds, len(fit_rows),
+                        len(stop_rows))
+            fold = replace(prepared, data={**prepared.data,
+                                           "train": Features(x[fit_rows], y[fit_rows], frame.iloc[fit_rows]),
+                                           "val": Features(x[stop_rows], y[stop_rows], frame.iloc[stop_rows])})
+            if i == 1 and trainer is None:  # the first member is its trained model itself: another trains the rest
+                set_seed(t.seed + i)
+                trainer = task.build_model(fold)
+                prime(trainer)
+            set_seed(t.seed + i)
+            model = task.build_model(fold)  # this fold's first weights and bin edges (built last: see tabm)
+            if i == 0:
+                prime(model)
+                history, _ = task.train(model, fold)
+                member = task.finish_model(model)
+                trainer = None if _shares_variables(member, model) else model
+            elif not separate and _same_program(trainer, model):
+                _copy_variables(model.variables, trainer.variables)
+                _copy_variables(start, trainer.optimizer.variables)
+                history, _ = task.train(trainer, fold)
+                _copy_variables(trainer.variables, model.variables)
+                member = task.finish_model(model)
+            else:  # another program (a regression's target scale of its own rows): each fold trains its own
+                separate = True
+                history, _ = task.train(model, fold)
+                member = task.finish_model(model)
+            members.append(keras.Model(member.input, member.output, name=f"fold_{i}"))
+            first = first if first is not None else task.full_history(history)
     inputs = keras.Input(members[0].input_shape[1:], name="features")
     averaged = keras.layers.Average(name="bagged")([m(inputs) for m in members])
     return keras.Model(inputs, averaged, name=f"bagged_{t.folds}"), first or {}
+
+
+def _same_program(a: Any, b: Any) -> bool:
+    """Whether models `a` and `b` compute the same function of their variables, so `a`'s compiled steps serve `b`'s
+    values: the same layer classes in the same order, each with the same plain settings (numbers, strings, tuples,
+    arrays, functions, dtype policy; names aside) and variables of the same shapes. A regression's target scale
+    (`Rescaling` of each fold's own mean and deviation) differs. Read from the layers' attributes, not `get_config`:
+    Keras's serialization imports TensorFlow (seconds) on every backend when it is installed."""
+    import numpy as np
+
+    from kmodels.building import all_layers
+
+    def value(v: Any) -> Any:
+        if isinstance(v, bool | int | float | str | type(None)):
+            return v
+        if isinstance(v, tuple | list) and all(isinstance(e, bool | int | float | str | type(None)) for e in v):
+            return tuple(v)
+        if isinstance(v, np.ndarray):
+            return v.dtype.str, v.shape, v.tobytes()
+        if inspect.isfunction(v) or inspect.isbuiltin(v):  # Keras wraps some methods per instance: by name
+            return v.__module__, v.__qualname__
+        return _OPAQUE
+
+    def settings(layer: Any) -> tuple[Any, ...]:
+        plain = {k: value(v) for k, v in vars(layer).items() if "name" not in k and "path" not in k}
+        return (type(layer), getattr(layer.dtype_policy, "name", None),
+                {k: v for k, v in plain.items() if v is not _OPAQUE})
+
+    layers = [all_layers(m) for m in (a, b)]
+    shapes = [[tuple(v.shape) for v in m.variables] for m in (a, b)]
+    return (len(layers[0]) == len(layers[1]) and shapes[0] == shapes[1]
+            and all(settings(x) == settings(y) for x, y in zip(*layers, strict=True)))
+
+
+_OPAQUE = object()
+
+
+def _copy_variables(source: list[Any], target: list[Any]) -> None:
+    """Assign each variable of `target` the value of the same place in `source` (variables or arrays)."""
+    for src, dst in zip(source, target, strict=True):
+        dst.assign(getattr(src, "value", src))
+
+
+def _shares_variables(a: Any, b: Any) -> bool:
+    """Whether models `a` and `b` hold one variable in common (`finish_model` may hand back the model itself)."""
+    return bool({id(v) for v in a.variables} & {id(v) for v in b.variables})
 
 
 def check_finite(history: dict[str, list[float]], task: Task, fine_tune: bool = False) -> dict[str, list[float]]:

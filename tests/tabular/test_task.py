@@ -214,6 +214,57 @@ def test_folds_bag_models_trained_on_folds_into_one_averaging_model(target, tmp_
         kmodels.load_spec("tabular", {"train.folds": 1000})
 
 
+@pytest.mark.parametrize("model", ["mlp", "plain", "tabm"])
+def test_folds_train_on_one_model_and_give_the_members_separate_models_give(model, tmp_path, monkeypatch):
+    """Bagging trains every fold on the first fold's model (its compiled steps made once), each from the weights, bin
+    edges and optimizer state a model of its own would start from: the saved members predict what separately
+    trained ones do. A model of plain Keras layers only (no dropout, no bins: nothing `finish_model` swaps) is its own
+    finished member, so a second model trains the later folds; TabM's member is its averaging model, copied."""
+    import keras
+    from sklearn.datasets import load_breast_cancer
+
+    from kmodels.task import training
+
+    data = load_breast_cancer(as_frame=True).frame.head(320)
+    quick = {"data.target": "target", "train.folds": 3, "train.epochs": 4, "train.verbose": 0,
+             "compile.schedule": "cosine", **{
+                 "mlp": {"model.piecewise_bins": 4, "model.dropout": 0.1},
+                 "plain": {"model.piecewise_bins": 0, "model.dropout": 0.0},
+                 "tabm": {"model.name": "tabm", "model.members": 4, "model.units": [16]}}[model],
+             "baselines.sklearn_mlp": False, "baselines.gradient_boosting": False, "baselines.linear": False,
+             "evaluate.importance_repeats": 0}
+    trained = []
+    real_train = kmodels.registry.tasks.get("tabular").train
+    monkeypatch.setattr(kmodels.registry.tasks.get("tabular"), "train",
+                        lambda task, model, prepared: trained.append(model) or real_train(task, model, prepared))
+    kmodels.run("tabular", data=data, out=tmp_path / "reused", overrides=quick)
+    assert len({id(m) for m in trained}) == (2 if model == "plain" else 1)
+    monkeypatch.setattr(training, "_same_program", lambda a, b: False)
+    kmodels.run("tabular", data=data, out=tmp_path / "separate", overrides=quick)
+    assert len({id(m) for m in trained[3:]}) == 3
+    x = np.random.default_rng(0).normal(size=(9, 30)).astype("float32")
+    reused, separate = (keras.saving.load_model(tmp_path / name / "model.keras") for name in ("reused", "separate"))
+    for a, b in zip(reused.layers[1:-1], separate.layers[1:-1], strict=True):
+        np.testing.assert_allclose(a.predict(x, verbose=0), b.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_same_program_tells_apart_what_changes_the_compiled_steps():
+    """`_same_program`: two builds of one spec compute the same function of their variables; other layer sizes, or
+    a regression's target scale fitted to other rows, do not."""
+    from kmodels.task.model_steps import _rescaled
+    from kmodels.task.training import _same_program
+
+    def build(**kw):
+        return kmodels.build("mlp", input_shape=(6,), units=(8,), piecewise_bins=3, dropout=0.1, **kw)
+
+    assert _same_program(build(), build())
+    assert not _same_program(build(), kmodels.build("mlp", input_shape=(6,), units=(9,), piecewise_bins=3, dropout=0.1))
+    y = np.arange(10.0)
+    net = build(num_classes=1)
+    assert _same_program(_rescaled(net, y), _rescaled(build(num_classes=1), y))
+    assert not _same_program(_rescaled(net, y), _rescaled(build(num_classes=1), y + 1))
+
+
 def test_folds_auto_bags_small_tables_only_and_spec_toml_records_the_number(tmp_path, caplog):
     """`[train] folds = "auto"`: five bagged models on a small table, one where the validation split is fitted on
     (threshold "auto") or the table is large; the run's spec.toml holds the number it used."""
