@@ -155,21 +155,27 @@ def train_folds(task: Task, prepared: Prepared) -> tuple[Any, dict[str, list[flo
 
 def _same_program(a: Any, b: Any) -> bool:
     """Whether models `a` and `b` compute the same function of their variables, so `a`'s compiled steps serve `b`'s
-    values: the same layer classes in the same order, each with the same plain settings (numbers, strings, tuples,
-    arrays, functions, dtype policy; names aside) and variables of the same shapes. A regression's target scale
+    values: the same layer classes in the same order, each with the same plain settings (numbers, strings, sequences,
+    constant arrays and tensors, functions, dtype policy; names aside) and variables of the same shapes. A regression's target scale
     (`Rescaling` of each fold's own mean and deviation) differs. Read from the layers' attributes, not `get_config`:
     Keras's serialization imports TensorFlow (seconds) on every backend when it is installed."""
+    import keras
     import numpy as np
 
     from kmodels.building import all_layers
 
-    def value(v: Any) -> Any:
+    def value(v: Any, depth: int = 0) -> Any:
+        if isinstance(v, keras.Variable) or depth > 3:  # a variable's value is copied; its shape is compared below
+            return _OPAQUE
         if isinstance(v, bool | int | float | str | type(None)):
             return v
-        if isinstance(v, tuple | list) and all(isinstance(e, bool | int | float | str | type(None)) for e in v):
-            return tuple(v)
-        if isinstance(v, np.ndarray):
-            return v.dtype.str, v.shape, v.tobytes()
+        if isinstance(v, tuple | list):
+            return tuple(value(e, depth + 1) for e in v)
+        if isinstance(v, dict):
+            return tuple((k, value(e, depth + 1)) for k, e in v.items())
+        if isinstance(v, np.ndarray) or keras.ops.is_tensor(v):  # a constant, e.g. `Normalization(mean=...)`
+            array = np.asarray(keras.ops.convert_to_numpy(v))
+            return array.dtype.str, array.shape, array.tobytes()
         if inspect.isfunction(v) or inspect.isbuiltin(v):  # Keras wraps some methods per instance: by name
             return v.__module__, v.__qualname__
         return _OPAQUE

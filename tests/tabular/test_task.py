@@ -249,8 +249,10 @@ def test_folds_train_on_one_model_and_give_the_members_separate_models_give(mode
 
 
 def test_same_program_tells_apart_what_changes_the_compiled_steps():
-    """`_same_program`: two builds of one spec compute the same function of their variables; other layer sizes, or
-    a regression's target scale fitted to other rows, do not."""
+    """`_same_program`: two builds of one spec compute the same function of their variables; other layer sizes, a
+    regression's target scale fitted to other rows, or another constant in a layer, do not."""
+    import keras
+
     from kmodels.task.model_steps import _rescaled
     from kmodels.task.training import _same_program
 
@@ -263,6 +265,13 @@ def test_same_program_tells_apart_what_changes_the_compiled_steps():
     net = build(num_classes=1)
     assert _same_program(_rescaled(net, y), _rescaled(build(num_classes=1), y))
     assert not _same_program(_rescaled(net, y), _rescaled(build(num_classes=1), y + 1))
+
+    def normalized(mean):  # a constant tensor in a layer, not a variable
+        inputs = keras.Input((2,))
+        return keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Normalization(mean=mean, variance=[1, 1])(inputs)))
+
+    assert _same_program(normalized([0.0, 1.0]), normalized([0.0, 1.0]))
+    assert not _same_program(normalized([0.0, 1.0]), normalized([0.0, 2.0]))
 
 
 def test_folds_auto_bags_small_tables_only_and_spec_toml_records_the_number(tmp_path, caplog):
