@@ -225,8 +225,8 @@ def test_folds_train_on_one_model_and_give_the_members_separate_models_give(mode
 
     from kmodels.task import training
 
-    data = load_breast_cancer(as_frame=True).frame.head(320)
-    quick = {"data.target": "target", "train.folds": 3, "train.epochs": 4, "train.verbose": 0,
+    data = load_breast_cancer(as_frame=True).frame.head(200)
+    quick = {"data.target": "target", "train.folds": 3, "train.epochs": 3, "train.verbose": 0,
              "compile.schedule": "cosine", **{
                  "mlp": {"model.piecewise_bins": 4, "model.dropout": 0.1},
                  "plain": {"model.piecewise_bins": 0, "model.dropout": 0.0},
