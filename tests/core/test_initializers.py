@@ -10,7 +10,7 @@ import pytest
 
 import kmodels
 from kmodels import backend
-from kmodels.initializers import HostInitializer, host_built
+from kmodels.initializers import HostInitializer, host_built, host_initialized
 
 SHAPE = (300, 200)
 KERAS_INITIALIZERS = [
@@ -111,8 +111,6 @@ def test_every_registered_builder_draws_on_the_host_on_jax(caplog):
     random program either, keeps its initializers in its config, and a seeded build repeats."""
     import jax
 
-    from kmodels.initializers import host_initialized
-
     def compiled_randoms(build) -> list[str]:
         caplog.clear()
         with jax.log_compiles(True), caplog.at_level(logging.DEBUG, logger="jax"):
@@ -164,3 +162,31 @@ def test_a_table_run_compiles_no_zeros_program_on_jax(caplog, tmp_path):
                  "baselines.sklearn_mlp": False, "evaluate.importance_repeats": 0}
     assert compiled_zeros(lambda: kmodels.run("tabular", data=tmp_path / "t.csv", out=tmp_path / "run",
                                               overrides=overrides)) == []
+
+
+@pytest.mark.skipif(backend.name() != "jax", reason="compiled random programs are a JAX cost")
+def test_loading_a_saved_model_compiles_no_random_program_on_jax(caplog, tmp_path):
+    """Keras builds every layer of a `.keras` file before it reads the weights; kmodels' `load_model` draws
+    those soon-replaced values with NumPy (`efficientnet_b0`: 210 compiled programs, 30 s, without it)."""
+    import jax
+
+    from kmodels.task.inference import load_model
+
+    def compiled_randoms(load) -> tuple[list[str], object]:
+        caplog.clear()
+        with jax.log_compiles(True), caplog.at_level(logging.DEBUG, logger="jax"):
+            model = load()
+        return [r.getMessage() for r in caplog.records
+                if "_uniform" in r.getMessage() or "normal" in r.getMessage()], model
+
+    with host_initialized():  # shapes no other test builds, drawn without compiling
+        model = keras.Sequential([keras.Input((11, 11, 3)), keras.layers.Conv2D(61, 3),
+                                  keras.layers.SeparableConv2D(67, 3), keras.layers.Flatten(), keras.layers.Dense(1)])
+    model.save(tmp_path / "m.keras")
+    compiled, ours = compiled_randoms(lambda: load_model(tmp_path / "m.keras"))
+    assert compiled == []
+    compiled, theirs = compiled_randoms(lambda: keras.saving.load_model(tmp_path / "m.keras"))
+    assert compiled  # the control: plain Keras compiled the same shapes, so nothing above was cached
+    x = np.random.default_rng(0).uniform(size=(2, 11, 11, 3)).astype("float32")
+    for loaded in (ours, theirs):
+        np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
