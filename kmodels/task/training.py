@@ -85,7 +85,8 @@ def train_folds(task: Task, prepared: Prepared) -> tuple[Any, dict[str, list[flo
     those values and the optimizer's first state into the first model, trains it, and copies the
     result back into its own model, which becomes its member. The members are those separate models
     trained the same way would be (tested). A fold whose model is another program (`_same_program`: a
-    regression's target scale comes from the fold's own rows) trains its own model, and so do the
+    regression's target scale comes from the fold's own rows; a layer from another package is never taken for
+    the same) trains its own model, and so do the
     folds after it. Where `finish_model` hands back the trained model itself, or another sharing its
     weights (a model with no layer to swap), the first fold's model is its member, and a second model,
     built for the second fold, trains the later ones.
@@ -156,9 +157,13 @@ def train_folds(task: Task, prepared: Prepared) -> tuple[Any, dict[str, list[flo
 def _same_program(a: Any, b: Any) -> bool:
     """Whether models `a` and `b` compute the same function of their variables, so `a`'s compiled steps serve `b`'s
     values: the same layer classes in the same order, each with the same plain settings (numbers, strings, sequences,
-    constant arrays and tensors, functions, dtype policy; names aside) and variables of the same shapes. A regression's target scale
-    (`Rescaling` of each fold's own mean and deviation) differs. Read from the layers' attributes, not `get_config`:
-    Keras's serialization imports TensorFlow (seconds) on every backend when it is installed."""
+    constant arrays and tensors, functions, dtype policy; names aside) and variables of the same shapes. A regression's
+    target scale (`Rescaling` of each fold's own mean and deviation) differs. Read from the layers' attributes, not
+    `get_config`: Keras's serialization imports TensorFlow (seconds) on every backend when it is installed.
+
+    Only layers of Keras and kmodels (`_KNOWN_LAYER_PACKAGES`) are read this way: another package's layer may keep a
+    constant of its fold's rows where the attributes compared here do not reach (an object of its own), so a model with
+    one is never the same program, and each fold trains its own model (slower, never wrong)."""
     import keras
     import numpy as np
 
@@ -186,12 +191,16 @@ def _same_program(a: Any, b: Any) -> bool:
                 {k: v for k, v in plain.items() if v is not _OPAQUE})
 
     layers = [all_layers(m) for m in (a, b)]
+    if not all(type(layer).__module__.split(".")[0] in _KNOWN_LAYER_PACKAGES for m in layers for layer in m):
+        return False
     shapes = [[tuple(v.shape) for v in m.variables] for m in (a, b)]
     return (len(layers[0]) == len(layers[1]) and shapes[0] == shapes[1]
             and all(settings(x) == settings(y) for x, y in zip(*layers, strict=True)))
 
 
 _OPAQUE = object()
+#: the packages whose layers `_same_program` compares by their attributes: Keras's and kmodels' own (with its plugins)
+_KNOWN_LAYER_PACKAGES = frozenset({"keras", "kmodels", "kmodels_tabular", "kmodels_vision", "kmodels_applications"})
 
 
 def _copy_variables(source: list[Any], target: list[Any]) -> None:

@@ -273,6 +273,22 @@ def test_same_program_tells_apart_what_changes_the_compiled_steps():
     assert _same_program(normalized([0.0, 1.0]), normalized([0.0, 1.0]))
     assert not _same_program(normalized([0.0, 1.0]), normalized([0.0, 2.0]))
 
+    class Shifted(keras.layers.Layer):  # another package's layer, its constant inside an object of its own
+        def __init__(self, shift, **kwargs):
+            super().__init__(**kwargs)
+            self.state = SimpleNamespace(shift=shift)
+
+        def call(self, x):
+            return x + self.state.shift
+
+    def shifted(shift):
+        inputs = keras.Input((2,))
+        return keras.Model(inputs, keras.layers.Dense(1)(Shifted(shift)(inputs)))
+
+    assert Shifted.__module__.split(".")[0] not in ("keras", "kmodels")
+    assert not _same_program(shifted(0.0), shifted(0.0))  # even the same constant: never read, so never trusted
+    assert not _same_program(shifted(0.0), shifted(5.0))
+
 
 def test_folds_auto_bags_small_tables_only_and_spec_toml_records_the_number(tmp_path, caplog):
     """`[train] folds = "auto"`: five bagged models on a small table, one where the validation split is fitted on
