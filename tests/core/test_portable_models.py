@@ -16,6 +16,11 @@ from kmodels.task import save_model
 
 LOAD = """
 import sys, numpy as np, keras
+if keras.backend.backend() == "jax":  # Keras draws every weight before the file's values replace it, one compiled
+    # random program per weight shape on JAX (most of this test's minute): NumPy zeros instead, nothing of kmodels
+    from keras.src.backend.common.variables import Variable
+    draw = Variable._initialize_with_initializer
+    Variable._initialize_with_initializer = lambda self, init: draw(self, lambda shape, dtype=None: np.zeros(shape, dtype))
 out = {{}}
 for name in {names!r}:
     model = keras.saving.load_model({root!r} + "/" + name + ".keras", safe_mode=True)
