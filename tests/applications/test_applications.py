@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 import kmodels
+from kmodels.task.inference import load_model
 from tests.vision.conftest import SMALL
 
 SIZE = (32, 32, 3)  # the smallest input keras.applications accepts: fast enough for CI
@@ -102,7 +103,7 @@ def test_two_phase_fine_tuning_interrupted_in_phase_two_resumes_there(mobilenet_
 
     import keras
 
-    model = keras.saving.load_model(out / "model.keras", safe_mode=True)
+    model = load_model(out / "model.keras")
     backbone = model.get_layer("backbone")
     now = {w.path: np.array(w) for w in backbone.weights}
     bn_stats = [k for k in now if k.endswith(("moving_mean", "moving_variance"))]

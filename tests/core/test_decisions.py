@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import keras
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -13,6 +12,7 @@ from hypothesis import strategies as st
 import kmodels
 from kmodels.errors import ConfigError
 from kmodels.evaluation import THRESHOLD_GRID, choose_threshold, fit_temperature, threshold_curve
+from kmodels.task.inference import load_model
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def test_calibration_folds_a_temperature_into_a_plain_keras_model(auto_run):
     temperature = auto_run.metrics["temperature"]
     assert isinstance(temperature, float) and 0.05 <= temperature <= 20
     assert json.loads((auto_run.run_dir / "trained.json").read_text())["temperature"] == temperature
-    model = keras.saving.load_model(auto_run.run_dir / "model.keras", safe_mode=True)
+    model = load_model(auto_run.run_dir / "model.keras")
     assert model.layers[-1].activation.__name__ == "sigmoid"  # still one plain Dense head
 
 

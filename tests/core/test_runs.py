@@ -11,6 +11,7 @@ import kmodels
 from kmodels.errors import ConfigError, RunError
 from kmodels.problems import Problem
 from kmodels.runs import RunDir
+from kmodels.task.inference import load_model
 
 
 def test_run_writes_every_artifact_and_completes(toy_run, backend):
@@ -402,7 +403,7 @@ def test_label_smoothing_trains_toward_softer_targets_and_saves_as_plain_keras(t
 
     result = kmodels.run("toy_task", overrides={"train.epochs": 2, "compile.label_smoothing": 0.2},
                          out=tmp_path / "run")
-    loss = keras.saving.load_model(result.run_dir / "model.keras").loss
+    loss = load_model(result.run_dir / "model.keras").loss
     assert isinstance(loss, keras.losses.BinaryCrossentropy) and loss.label_smoothing == pytest.approx(0.2)
     y = np.array([[0.0], [1.0]])
     # Smoothing 0.2 moves the targets to 0.1/0.9: a perfect 0/1 prediction is no longer the minimum.
@@ -430,11 +431,10 @@ def test_export_writes_a_format_that_predicts_like_the_run(toy_run, tmp_path, ca
     printed = capsys.readouterr().out
     assert f"exported {fmt} to {out}" in printed
     x = np.random.default_rng(1).normal(size=(5, 4)).astype("float32")
-    import keras
 
-    expected = keras.saving.load_model(toy_run.run_dir / "model.keras").predict(x, verbose=0)
+    expected = load_model(toy_run.run_dir / "model.keras").predict(x, verbose=0)
     if fmt == "keras":
-        got = keras.saving.load_model(out, safe_mode=True).predict(x, verbose=0)
+        got = load_model(out).predict(x, verbose=0)
     else:
         import tensorflow as tf
 

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kmodels
+from kmodels.task.inference import load_model
 
 SMALL = {"train.folds": 1, "model.name": "tabm", "model.members": 8, "model.units": [32], "train.epochs": 8, "train.verbose": 0,
          "baselines.sklearn_mlp": False, "baselines.gradient_boosting": False}
@@ -16,13 +17,12 @@ SMALL = {"train.folds": 1, "model.name": "tabm", "model.members": 8, "model.unit
 
 @pytest.mark.parametrize("kind", ["binary", "regression"])
 def test_tabm_trains_its_members_and_saves_their_average(kind, tmp_path):
-    import keras
     from sklearn.datasets import load_breast_cancer, load_diabetes
 
     data = (load_breast_cancer if kind == "binary" else load_diabetes)(as_frame=True).frame
     result = kmodels.run("tabular", data=data, out=tmp_path / "run", overrides={"data.target": "target", **SMALL})
     assert result.metrics["problem"]["kind"] == kind
-    model = keras.saving.load_model(tmp_path / "run" / "model.keras", safe_mode=True)
+    model = load_model(tmp_path / "run" / "model.keras")
     assert model.output_shape == (None, 1) and model.get_layer("tabm_members").output.shape[1] == 8
     models = result.metrics["models"]
     if kind == "binary":  # class weights reached the members' loss as sample weights; it learned
@@ -67,7 +67,7 @@ def test_tabm_with_piecewise_embeddings_fits_its_bins_on_the_training_split(tmp_
     result = kmodels.run("tabular", data=data, out=tmp_path / "run", overrides={
         "data.target": "target", **SMALL, "model.embedding": "piecewise", "model.bins": 8})
     assert result.metrics["models"]["keras"]["roc_auc"] > 0.95
-    model = keras.saving.load_model(tmp_path / "run" / "model.keras", safe_mode=True)
+    model = load_model(tmp_path / "run" / "model.keras")
     edges = keras.ops.convert_to_numpy(model.get_layer("piecewise").edges)
     assert edges.shape == (30, 9) and (np.diff(edges, axis=1) > 0).all()
     assert not np.allclose(edges[0], np.linspace(-2, 2, 9))  # the training quantiles, not the placeholder
@@ -179,7 +179,6 @@ def test_fit_bins_tree_edges_find_where_the_target_changes_and_quantiles_miss_it
 
 
 def test_mlp_with_bins_fits_them_on_the_training_split_and_saves_plain_keras(tmp_path):
-    import keras
     from sklearn.datasets import load_breast_cancer
 
     data = load_breast_cancer(as_frame=True).frame
@@ -187,7 +186,7 @@ def test_mlp_with_bins_fits_them_on_the_training_split_and_saves_plain_keras(tmp
         "data.target": "target", "train.folds": 1, "model.piecewise_bins": 8, "train.epochs": 8, "train.verbose": 0,
         "baselines.sklearn_mlp": False, "baselines.gradient_boosting": False})
     assert result.metrics["models"]["keras"]["roc_auc"] > 0.95
-    model = keras.saving.load_model(tmp_path / "run" / "model.keras", safe_mode=True)
+    model = load_model(tmp_path / "run" / "model.keras")
     assert {type(layer).__module__.split(".")[0] for layer in model.layers} == {"keras"}  # no kmodels layer inside
     kernel, bias = model.get_layer("piecewise_encoding").get_weights()
     assert kernel.shape == (1, 30, 8) and bias.shape == (240,)  # one weight per feature and bin

@@ -12,6 +12,7 @@ from kmodels_tabular.bank_data import write_bank_csv
 
 import kmodels
 from kmodels.cli import main
+from kmodels.task.inference import load_model
 
 SMALL = {"data.rows": 6000, "train.epochs": 12, "train.verbose": 0, "baselines.sklearn_max_rows": 3000}
 
@@ -193,7 +194,7 @@ def test_folds_bag_models_trained_on_folds_into_one_averaging_model(target, tmp_
         "data.target": target, "train.folds": 3, "train.epochs": 8, "train.verbose": 0,
         "baselines.sklearn_mlp": False, "baselines.gradient_boosting": False})
     assert not (tmp_path / "run" / "backup").exists()
-    model = keras.saving.load_model(tmp_path / "run" / "model.keras", safe_mode=True)
+    model = load_model(tmp_path / "run" / "model.keras")
     members = [layer for layer in model.layers if isinstance(layer, keras.Model)]
     assert [m.name for m in members] == ["fold_0", "fold_1", "fold_2"]
     x = np.random.default_rng(0).normal(size=(5, model.input_shape[1])).astype("float32")
@@ -220,7 +221,6 @@ def test_folds_train_on_one_model_and_give_the_members_separate_models_give(mode
     edges and optimizer state a model of its own would start from: the saved members predict what separately
     trained ones do. A model of plain Keras layers only (no dropout, no bins: nothing `finish_model` swaps) is its own
     finished member, so a second model trains the later folds; TabM's member is its averaging model, copied."""
-    import keras
     from sklearn.datasets import load_breast_cancer
 
     from kmodels.task import training
@@ -243,7 +243,7 @@ def test_folds_train_on_one_model_and_give_the_members_separate_models_give(mode
     kmodels.run("tabular", data=data, out=tmp_path / "separate", overrides=quick)
     assert len({id(m) for m in trained[3:]}) == 3
     x = np.random.default_rng(0).normal(size=(9, 30)).astype("float32")
-    reused, separate = (keras.saving.load_model(tmp_path / name / "model.keras") for name in ("reused", "separate"))
+    reused, separate = (load_model(tmp_path / name / "model.keras") for name in ("reused", "separate"))
     for a, b in zip(reused.layers[1:-1], separate.layers[1:-1], strict=True):
         np.testing.assert_allclose(a.predict(x, verbose=0), b.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
 
@@ -306,7 +306,7 @@ def test_folds_auto_bags_small_tables_only_and_spec_toml_records_the_number(tmp_
         kmodels.run("tabular", data=data, out=tmp_path / "small", overrides=quick)
     assert f'folds = "auto": {AUTO_FOLDS} (300 rows <= {AUTO_BAG_ROWS}' in caplog.text
     assert kmodels.load_spec(tmp_path / "small" / "spec.toml")["train"]["folds"] == AUTO_FOLDS
-    model = keras.saving.load_model(tmp_path / "small" / "model.keras")
+    model = load_model(tmp_path / "small" / "model.keras")
     assert sum(isinstance(layer, keras.Model) for layer in model.layers) == AUTO_FOLDS
     kmodels.run("tabular", data=data, out=tmp_path / "threshold", overrides={**quick, "evaluate.threshold": "auto"})
     assert kmodels.load_spec(tmp_path / "threshold" / "spec.toml")["train"]["folds"] == 1

@@ -16,6 +16,7 @@ import pytest
 import kmodels
 from kmodels import registry
 from kmodels.cli import main
+from kmodels.task.inference import load_model
 from tests.vision.conftest import SMALL
 
 
@@ -186,12 +187,11 @@ def test_negative_cache_budget_is_a_config_error():
 
 def test_flip_tta_is_baked_into_the_saved_model(tmp_path):
     """`images.tta = "flip"`: model.keras averages each image with its mirror, so it is mirror-invariant."""
-    import keras
 
     overrides = {**SMALL, "data.count": 40, "data.min_size": 24, "data.max_size": 28, "images.image_size": [24, 24],
                  "train.epochs": 2, "images.tta": "flip"}
     result = kmodels.run("dog_cat", overrides=overrides, out=tmp_path / "run")
-    model = keras.saving.load_model(result.run_dir / "model.keras", safe_mode=True)
+    model = load_model(result.run_dir / "model.keras")
     x = np.random.default_rng(0).uniform(0, 255, (4, 24, 24, 3)).astype("float32")
     np.testing.assert_allclose(model.predict(x, verbose=0), model.predict(x[:, :, ::-1], verbose=0), atol=1e-5)
     assert "flip_tta" in [layer.name for layer in model.layers]
@@ -206,7 +206,7 @@ def test_flip_translate_tta_averages_six_views_in_the_saved_model(tmp_path):
     overrides = {**SMALL, "data.count": 40, "data.min_size": 24, "data.max_size": 28, "images.image_size": [24, 24],
                  "train.epochs": 1, "images.tta": "flip_translate"}
     result = kmodels.run("dog_cat", overrides=overrides, out=tmp_path / "run")
-    model = keras.saving.load_model(result.run_dir / "model.keras", safe_mode=True)
+    model = load_model(result.run_dir / "model.keras")
     assert "flip_translate_tta" in [layer.name for layer in model.layers]
     network = next(layer for layer in model.layers if isinstance(layer, keras.Model))
     x = np.random.default_rng(0).uniform(0, 255, (3, 24, 24, 3)).astype("float32")

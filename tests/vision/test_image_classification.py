@@ -8,6 +8,7 @@ import pytest
 
 import kmodels
 from kmodels.cli import main
+from kmodels.task.inference import load_model
 
 
 @pytest.fixture(scope="session")
@@ -101,9 +102,8 @@ def test_auto_image_size_is_read_from_the_data_and_recorded(digit_folders, tmp_p
 
 
 def keras_input(run_dir):
-    import keras
 
-    return keras.saving.load_model(run_dir / "model.keras").input_shape
+    return load_model(run_dir / "model.keras").input_shape
 
 
 def test_mixup_cutmix_on_ten_classes_and_bagging_stop_before_the_run_exists(digit_folders, tmp_path):
