@@ -170,6 +170,7 @@ def test_loading_a_saved_model_compiles_no_random_program_on_jax(caplog, tmp_pat
     those soon-replaced values with NumPy (`efficientnet_b0`: 210 compiled programs, 30 s, without it)."""
     import jax
 
+    from kmodels.task.export_formats import run_keras
     from kmodels.task.inference import load_model
 
     def compiled_randoms(load) -> tuple[list[str], object]:
@@ -185,8 +186,11 @@ def test_loading_a_saved_model_compiles_no_random_program_on_jax(caplog, tmp_pat
     model.save(tmp_path / "m.keras")
     compiled, ours = compiled_randoms(lambda: load_model(tmp_path / "m.keras"))
     assert compiled == []
+    x = np.random.default_rng(0).uniform(size=(2, 11, 11, 3)).astype("float32")
+    compiled, exported = compiled_randoms(lambda: run_keras(tmp_path / "m.keras", x))  # `kmodels export`'s check
+    assert compiled == []
+    np.testing.assert_array_equal(exported, model.predict(x, verbose=0))
     compiled, theirs = compiled_randoms(lambda: keras.saving.load_model(tmp_path / "m.keras"))
     assert compiled  # the control: plain Keras compiled the same shapes, so nothing above was cached
-    x = np.random.default_rng(0).uniform(size=(2, 11, 11, 3)).astype("float32")
     for loaded in (ours, theirs):
         np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
