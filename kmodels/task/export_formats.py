@@ -52,15 +52,11 @@ def sample_inputs(model: Any, rows: int = 8) -> np.ndarray:
 
 
 def run_keras(path: Path, x: np.ndarray) -> np.ndarray:
-    """Predict `x` with the `.keras` file at `path`, loaded back by Keras (its placeholder weights drawn with NumPy,
-    as `kmodels.task.inference.load_model` does: on JAX a compiled random program per weight shape otherwise)."""
-    import keras
+    """Predict `x` with the `.keras` file at `path`, loaded back the way every kmodels command loads one
+    (`kmodels.task.inference.load_model`: `safe_mode=True`, placeholder weights drawn with NumPy)."""
+    from kmodels.task.inference import load_model
 
-    from kmodels.initializers import host_initialized
-
-    with host_initialized():
-        model = keras.saving.load_model(path, safe_mode=True)
-    return model.predict(x, verbose=0)
+    return load_model(path).predict(x, verbose=0)
 
 
 def run_saved_model(path: Path, x: np.ndarray) -> np.ndarray:
