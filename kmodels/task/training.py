@@ -85,9 +85,8 @@ def train_folds(task: Task, prepared: Prepared) -> tuple[Any, dict[str, list[flo
     those values and the optimizer's first state into the first model, trains it, and copies the
     result back into its own model, which becomes its member. The members are those separate models
     trained the same way would be (tested). A fold whose model is another program (`_same_program`: a
-    regression's target scale comes from the fold's own rows; a layer from another package is never taken for
-    the same) trains its own model, and so do the
-    folds after it. Where `finish_model` hands back the trained model itself, or another sharing its
+    regression's target scale comes from the fold's own rows; a layer from another package is never taken
+    for the same) trains its own model, and so do the folds after it. Where `finish_model` hands back the trained model itself, or another sharing its
     weights (a model with no layer to swap), the first fold's model is its member, and a second model,
     built for the second fold, trains the later ones.
     """
