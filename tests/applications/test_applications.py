@@ -117,13 +117,17 @@ def test_two_phase_fine_tuning_interrupted_in_phase_two_resumes_there(mobilenet_
 
 def test_offline_imagenet_download_is_a_clear_error_before_the_data_scan(tmp_path, monkeypatch, capsys):
     """Keras's real download code against a closed local port stands in for a machine without network."""
+    import keras
+    from keras.src.backend.common.variables import Variable
     from keras.src.utils import file_utils
 
     from kmodels.cli import main
 
     real_get_file = file_utils.get_file
+    on_host = []
 
     def unreachable(fname=None, origin=None, **kwargs):
+        on_host.append(Variable._initialize_with_initializer.__name__ == "on_host")  # kmodels' host_initialized
         return real_get_file(fname, origin="http://127.0.0.1:9/" + origin.rsplit("/", 1)[-1], **kwargs)
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
@@ -134,5 +138,7 @@ def test_offline_imagenet_download_is_a_clear_error_before_the_data_scan(tmp_pat
                  "--set", "data.count=20", "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err
     assert code == 2 and not scanned and not (tmp_path / "run").exists()
+    # the throwaway build's initial values are drawn with NumPy on JAX (compiled per weight shape: 18 s before)
+    assert on_host and all(scoped == (keras.backend.backend() == "jax") for scoped in on_host)
     assert "could not download the ImageNet weights of MobileNetV3Small" in err
     assert "weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5 into" in err and "/models/" in err
