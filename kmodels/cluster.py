@@ -216,12 +216,15 @@ def local_copy(model: Any) -> Any:
     A model trained across processes holds arrays that span every process, and Keras cannot
     turn its predictions into NumPy; each process predicts its shard with this copy instead.
     The copy is built outside the run's `DataParallel` scope; predict with it outside too
-    (`without_distribution`).
+    (`without_distribution`). Its initial values, replaced at once, are drawn with NumPy
+    (`host_initialized`): on JAX, Keras's would compile a random program per weight shape.
     """
     import keras
 
+    from kmodels.initializers import host_initialized
+
     weights = model.get_weights()  # replicated: every process holds the whole value
-    with without_distribution():
+    with without_distribution(), host_initialized():
         copy = keras.models.clone_model(model)
         copy.set_weights(weights)
     return copy

@@ -194,3 +194,21 @@ def test_loading_a_saved_model_compiles_no_random_program_on_jax(caplog, tmp_pat
     assert compiled  # the control: plain Keras compiled the same shapes, so nothing above was cached
     for loaded in (ours, theirs):
         np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+@pytest.mark.skipif(backend.name() != "jax", reason="compiled random programs are a JAX cost")
+def test_a_process_local_copy_compiles_no_random_program_on_jax(caplog):
+    """`cluster.local_copy` (each process's predicting copy of a multi-process run) draws the values its
+    `set_weights` replaces with NumPy, like every other throwaway build."""
+    import jax
+
+    from kmodels.cluster import local_copy
+
+    with host_initialized():  # shapes no other test builds, drawn without compiling
+        model = keras.Sequential([keras.Input((13,)), keras.layers.Dense(59), keras.layers.Dense(3)])
+    caplog.clear()
+    with jax.log_compiles(True), caplog.at_level(logging.DEBUG, logger="jax"):
+        copy = local_copy(model)
+    assert not [r.getMessage() for r in caplog.records if "_uniform" in r.getMessage() or "normal" in r.getMessage()]
+    x = np.random.default_rng(0).normal(size=(4, 13)).astype("float32")
+    np.testing.assert_array_equal(copy.predict(x, verbose=0), model.predict(x, verbose=0))
