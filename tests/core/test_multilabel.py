@@ -148,13 +148,13 @@ def test_an_image_csv_of_label_sets(tmp_path):
                      or "plain"})
     pd.DataFrame(rows).to_csv(tmp_path / "labels.csv", index=False)
     result = kmodels.run("image_classification", data=tmp_path / "labels.csv", out=tmp_path / "run", overrides={
-        "images.image_size": [32, 32], "train.epochs": 15, "train.batch_size": 16, "train.verbose": 0,
+        "images.image_size": [32, 32], "train.epochs": 8, "train.batch_size": 16, "train.verbose": 0,
         "model.name": "simple_cnn", "images.augment": False, "compile.schedule": "constant",
         "compile.learning_rate": 0.002, "images.tta": "none"})
     assert result.metrics["problem"]["kind"] == "multilabel"
     assert result.metrics["problem"]["classes"] == ["blue", "plain", "red"]
     models = result.metrics["models"]
-    assert models["keras"]["f1_micro"] > max(0.8, models["majority"]["f1_micro"]), models  # 1.0 on both backends
+    assert models["keras"]["f1_micro"] > max(0.8, models["majority"]["f1_micro"]), models  # 1.0 on both backends at 8 epochs
     predicted = kmodels.predict(result.run_dir, [tmp_path / "0.png", tmp_path / "1.png"])
     assert list(predicted.columns) == ["path", "label", "probability_blue", "probability_plain", "probability_red",
                                        "error"]
