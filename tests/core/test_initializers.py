@@ -90,15 +90,20 @@ def test_a_seeded_build_of_the_table_models_repeats():
             np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.skipif(backend.name() != "jax", reason="compiled random programs are a JAX cost")
-def test_building_a_table_model_compiles_no_random_program_on_jax(caplog):
+def _compiled_randoms(caplog, make) -> tuple[list[str], object]:
+    """What `make()` returns, and the random programs JAX compiled while it ran (`jit(_uniform)`, normals)."""
     import jax
 
+    caplog.clear()
+    with jax.log_compiles(True), caplog.at_level(logging.DEBUG, logger="jax"):
+        made = make()
+    return [r.getMessage() for r in caplog.records if "_uniform" in r.getMessage() or "normal" in r.getMessage()], made
+
+
+@pytest.mark.skipif(backend.name() != "jax", reason="compiled random programs are a JAX cost")
+def test_building_a_table_model_compiles_no_random_program_on_jax(caplog):
     def compiled_randoms(build) -> list[str]:
-        caplog.clear()
-        with jax.log_compiles(True), caplog.at_level(logging.DEBUG, logger="jax"):
-            build()
-        return [r.getMessage() for r in caplog.records if "_uniform" in r.getMessage()]
+        return _compiled_randoms(caplog, build)[0]
 
     # shapes no other test builds, so JAX's in-memory cache cannot hide a compilation
     assert compiled_randoms(lambda: keras.Sequential([keras.Input((41,)), keras.layers.Dense(43)]))  # the control
@@ -109,13 +114,8 @@ def test_building_a_table_model_compiles_no_random_program_on_jax(caplog):
 def test_every_registered_builder_draws_on_the_host_on_jax(caplog):
     """`host_initialized` (in `kmodels.build` and a run's `build_model`): a convolutional network compiles no
     random program either, keeps its initializers in its config, and a seeded build repeats."""
-    import jax
-
     def compiled_randoms(build) -> list[str]:
-        caplog.clear()
-        with jax.log_compiles(True), caplog.at_level(logging.DEBUG, logger="jax"):
-            build()
-        return [r.getMessage() for r in caplog.records if "_uniform" in r.getMessage() or "normal" in r.getMessage()]
+        return _compiled_randoms(caplog, build)[0]
 
     def conv(filters):
         return keras.Sequential([keras.Input((9, 9, 3)), keras.layers.Conv2D(filters, 3),
@@ -168,17 +168,11 @@ def test_a_table_run_compiles_no_zeros_program_on_jax(caplog, tmp_path):
 def test_loading_a_saved_model_compiles_no_random_program_on_jax(caplog, tmp_path):
     """Keras builds every layer of a `.keras` file before it reads the weights; kmodels' `load_model` draws
     those soon-replaced values with NumPy (`efficientnet_b0`: 210 compiled programs, 30 s, without it)."""
-    import jax
-
     from kmodels.task.export_formats import run_keras
     from kmodels.task.inference import load_model
 
     def compiled_randoms(load) -> tuple[list[str], object]:
-        caplog.clear()
-        with jax.log_compiles(True), caplog.at_level(logging.DEBUG, logger="jax"):
-            model = load()
-        return [r.getMessage() for r in caplog.records
-                if "_uniform" in r.getMessage() or "normal" in r.getMessage()], model
+        return _compiled_randoms(caplog, load)
 
     with host_initialized():  # shapes no other test builds, drawn without compiling
         model = keras.Sequential([keras.Input((11, 11, 3)), keras.layers.Conv2D(61, 3),
@@ -200,15 +194,11 @@ def test_loading_a_saved_model_compiles_no_random_program_on_jax(caplog, tmp_pat
 def test_a_process_local_copy_compiles_no_random_program_on_jax(caplog):
     """`cluster.local_copy` (each process's predicting copy of a multi-process run) draws the values its
     `set_weights` replaces with NumPy, like every other throwaway build."""
-    import jax
-
     from kmodels.cluster import local_copy
 
     with host_initialized():  # shapes no other test builds, drawn without compiling
         model = keras.Sequential([keras.Input((13,)), keras.layers.Dense(59), keras.layers.Dense(3)])
-    caplog.clear()
-    with jax.log_compiles(True), caplog.at_level(logging.DEBUG, logger="jax"):
-        copy = local_copy(model)
-    assert not [r.getMessage() for r in caplog.records if "_uniform" in r.getMessage() or "normal" in r.getMessage()]
+    compiled, copy = _compiled_randoms(caplog, lambda: local_copy(model))
+    assert compiled == []
     x = np.random.default_rng(0).normal(size=(4, 13)).astype("float32")
     np.testing.assert_array_equal(copy.predict(x, verbose=0), model.predict(x, verbose=0))
